@@ -1,0 +1,68 @@
+"""Deterministic stratified splits. The eval split of a target set is stored once and reused by every run,
+so before/after numbers of different runs on the same data are comparable."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import defaultdict
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from tlcore.data.dataset import Dataset
+from tlcore.errors import DataError
+from tlcore.paths import cache_dir
+
+
+def stratified_split(labels: Sequence[str], fraction: float, *, seed: int = 0, min_per_class: int = 1) -> tuple[list[int], list[int]]:
+    """Split indices into (keep, held_out) with ``fraction`` of every class held out (at least ``min_per_class``
+    held out and at least one kept). Same labels + fraction + seed -> same split."""
+    rng = np.random.default_rng(seed)
+    by_class: dict[str, list[int]] = defaultdict(list)
+    for i, y in enumerate(labels):
+        by_class[y].append(i)
+    keep, held = [], []
+    for y in sorted(by_class):
+        idx = np.array(by_class[y])
+        rng.shuffle(idx)
+        if len(idx) < 2:
+            raise DataError(f"class {y!r} has {len(idx)} example; at least 2 per class are needed to hold some out for evaluation")
+        n_held = min(len(idx) - 1, max(min_per_class, int(round(fraction * len(idx)))))
+        held += idx[:n_held].tolist()
+        keep += idx[n_held:].tolist()
+    return sorted(keep), sorted(held)
+
+
+def eval_split(ds: Dataset, fraction: float) -> tuple[Dataset, Dataset, Path]:
+    """Hold out ``fraction`` of a labeled target set for evaluation, stored on disk by content hash and reused."""
+    if ds.labels is None:
+        raise DataError("the target set has no labels, so no eval split can be held out; give --eval or labeled data")
+    key = f"{ds.content_hash()}-{fraction:.3f}.json"
+    path = cache_dir("splits") / key
+    if path.exists():
+        stored = json.loads(path.read_text())
+        train_idx, eval_idx = stored["train"], stored["eval"]
+    else:
+        train_idx, eval_idx = stratified_split(ds.labels, fraction, seed=0)
+        tmp = path.with_suffix(".tmp%d" % os.getpid())
+        tmp.write_text(json.dumps({"fraction": fraction, "n": len(ds), "train": train_idx, "eval": eval_idx}))
+        os.replace(tmp, path)
+    return ds.subset(train_idx), ds.subset(eval_idx), path
+
+
+def cap_per_class(ds: Dataset, max_per_class: int | None, *, seed: int) -> Dataset:
+    """Keep at most ``max_per_class`` examples of each class (a seeded choice)."""
+    if max_per_class is None or ds.labels is None:
+        return ds
+    rng = np.random.default_rng(seed)
+    by_class: dict[str, list[int]] = defaultdict(list)
+    for i, y in enumerate(ds.labels):
+        by_class[y].append(i)
+    chosen = []
+    for y in sorted(by_class):
+        idx = np.array(by_class[y])
+        rng.shuffle(idx)
+        chosen += idx[:max_per_class].tolist()
+    return ds.subset(sorted(chosen))

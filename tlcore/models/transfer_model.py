@@ -1,0 +1,100 @@
+"""The fitted model every strategy produces: a backbone plus a linear head over its pooled features.
+
+Saved in ``save_pretrained`` form: ``config.json`` (classes, backbone spec, strategy), ``model.safetensors``
+(all weights, LoRA merged) and the backbone's processor / tokenizer / feature extractor files.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from tlcore import __version__
+from tlcore.errors import ConfigError
+from tlcore.models.base import Backbone
+
+
+class TransferModel(nn.Module):
+    def __init__(self, backbone: Backbone, classes: Sequence[str], *, backbone_name: str = "", strategy: str = ""):
+        super().__init__()
+        self.backbone = backbone
+        self.classes = list(classes)
+        self.head = nn.Linear(backbone.feature_dim, len(self.classes))
+        self.backbone_name = backbone_name or getattr(backbone, "backbone_name", "")
+        self.strategy = strategy
+
+    @property
+    def modality(self) -> str:
+        return self.backbone.modality
+
+    def forward(self, **batch: torch.Tensor) -> torch.Tensor:
+        return self.head(self.backbone(**batch))
+
+    @torch.no_grad()
+    def predict_proba(self, items: Sequence[Any], *, batch_size: int = 32) -> np.ndarray:
+        """Class probabilities (n, classes) for raw items (paths / texts / (wave, sr) pairs)."""
+        was_training = self.training
+        self.eval()
+        out = []
+        for start in range(0, len(items), batch_size):
+            batch = self.backbone.preprocess(items[start:start + batch_size])
+            out.append(torch.softmax(self(**batch), dim=-1).numpy())
+        self.train(was_training)
+        return np.concatenate(out) if out else np.zeros((0, len(self.classes)), dtype=np.float32)
+
+    def predict(self, items: Sequence[Any], *, batch_size: int = 32) -> list[str]:
+        return [self.classes[i] for i in self.predict_proba(items, batch_size=batch_size).argmax(1)]
+
+    def save_pretrained(self, folder: str | Path) -> Path:
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        spec = self.backbone.save_backbone(folder)
+        config = {
+            "tlcore_version": __version__, "architecture": "TransferModel", "modality": self.modality,
+            "backbone": self.backbone_name, "backbone_spec": spec, "classes": self.classes,
+            "strategy": self.strategy, "feature_dim": self.backbone.feature_dim,
+        }
+        # config.json may already hold the backbone's HF config; keep it under its own name.
+        if (folder / "config.json").exists():
+            (folder / "config.json").replace(folder / "backbone_config.json")
+            config["backbone_spec"]["config_file"] = "backbone_config.json"
+        (folder / "config.json").write_text(json.dumps(config, indent=2))
+        state = {k: v.detach().contiguous() for k, v in self.state_dict().items()}
+        save_file(state, str(folder / "model.safetensors"), metadata={"format": "pt", "tlcore": __version__})
+        return folder
+
+    @classmethod
+    def from_pretrained(cls, folder: str | Path) -> "TransferModel":
+        from tlcore.models.registry import rebuild_backbone
+
+        folder = Path(folder)
+        if not (folder / "config.json").exists() or not (folder / "model.safetensors").exists():
+            raise ConfigError(f"{folder} is not a saved TransferLab model (needs config.json and model.safetensors)")
+        config = json.loads((folder / "config.json").read_text())
+        spec = config["backbone_spec"]
+        if spec.get("config_file"):
+            with tempfile.TemporaryDirectory(prefix="tlcore-model-") as tmp:
+                backbone = rebuild_backbone(_hf_view(folder, spec["config_file"], Path(tmp)), spec)
+        else:
+            backbone = rebuild_backbone(folder, spec)
+        model = cls(backbone, config["classes"], backbone_name=config["backbone"], strategy=config.get("strategy", ""))
+        model.load_state_dict(load_file(str(folder / "model.safetensors")))
+        model.eval()
+        return model
+
+
+def _hf_view(folder: Path, config_file: str, view: Path) -> Path:
+    """Fill ``view`` so the backbone's HF config is called config.json again (HF loaders insist)."""
+    for f in folder.iterdir():
+        if f.is_file() and f.name not in ("config.json", "model.safetensors"):
+            shutil.copy(f, view / f.name)
+    shutil.copy(folder / config_file, view / "config.json")
+    return view

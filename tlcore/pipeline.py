@@ -1,0 +1,284 @@
+"""One fine-tuning run end to end: data -> features -> before -> transfer -> baselines -> report + run folder.
+
+"before" is the source-trained model (a linear probe on source features) when a source set is given, else the
+training-free nearest-class-mean classifier on the pretrained features; "after" is the model the strategy
+produced. Both, and the baselines (random-init twin trained with the same budget; k-NN on pretrained features),
+are scored on the same eval split.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import platform
+import time
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import torch
+
+from tlcore import __version__
+from tlcore.config import FinetuneConfig
+from tlcore.data.dataset import Dataset
+from tlcore.data.loaders import check_trainable, load_dataset
+from tlcore.data.split import cap_per_class, eval_split, stratified_split
+from tlcore.errors import ConfigError, DataError
+from tlcore.evaluation.metrics import classification_metrics, flipped_examples, paired_difference, transfer_warnings
+from tlcore.models.features import extract_features
+from tlcore.models.registry import build_backbone, resolve_backbone_name
+from tlcore.models.transfer_model import TransferModel
+from tlcore.progress import CancelFn, Progress, ProgressFn, never_cancel, no_progress
+from tlcore.strategies import get_strategy
+from tlcore.strategies.linear_probe import fit_linear_head
+from tlcore.training.loop import TrainConfig, train_classifier
+
+log = logging.getLogger(__name__)
+SCRATCH_LR = 1e-3
+
+
+def _load(path: Optional[str], cfg: FinetuneConfig, what: str, labeled: bool) -> Optional[Dataset]:
+    if not path:
+        return None
+    try:
+        ds = load_dataset(path, cfg.modality, on_error=cfg.on_bad_file)
+    except DataError as exc:
+        raise DataError(f"{what} data: {exc}") from None
+    if labeled:
+        try:
+            check_trainable(ds) if what != "eval" else (ds.labels is not None or _raise(f"{path}: eval data needs labels"))
+        except DataError as exc:
+            raise DataError(f"{what} data: {exc}") from None
+    return ds
+
+
+def _raise(msg: str) -> bool:
+    raise DataError(msg)
+
+
+def validate_config(cfg: FinetuneConfig) -> None:
+    if cfg.modality not in ("image", "text", "audio"):
+        raise ConfigError(f"unknown modality {cfg.modality!r}; use image, text or audio")
+    if not cfg.out:
+        raise ConfigError("no run folder given: pass --out RUN_DIR")
+    if cfg.task != "classify":
+        raise ConfigError(f"task {cfg.task!r} is not available; this version supports --task classify")
+    strategy = get_strategy(cfg.strategy)
+    if strategy.needs_unlabeled and not cfg.unlabeled:
+        raise ConfigError(f"strategy {cfg.strategy!r} adapts to unlabeled target data: pass --unlabeled DIR")
+    if not cfg.target:
+        raise ConfigError("pass --target with labeled target data (a few examples per class); "
+                          "source-only domain adaptation and clustering are not part of `finetune` in this version")
+    resolve_backbone_name(cfg.backbone, cfg.modality)
+
+
+def _indices(labels: list[str], classes: list[str]) -> np.ndarray:
+    pos = {c: i for i, c in enumerate(classes)}
+    return np.array([pos[y] for y in labels], dtype=np.int64)
+
+
+def _nearest_class_mean(train_f: np.ndarray, train_y: np.ndarray, eval_f: np.ndarray, n_classes: int) -> np.ndarray:
+    def unit(x: np.ndarray) -> np.ndarray:
+        return x / (np.linalg.norm(x, axis=1, keepdims=True) + 1e-8)
+
+    means = np.stack([train_f[train_y == c].mean(0) if (train_y == c).any() else np.full(train_f.shape[1], np.nan)
+                      for c in range(n_classes)])
+    sims = unit(eval_f) @ unit(np.nan_to_num(means)).T
+    sims[:, np.isnan(means).any(1)] = -np.inf
+    return sims.argmax(1)
+
+
+def _knn(train_f: np.ndarray, train_y: np.ndarray, eval_f: np.ndarray) -> np.ndarray:
+    from sklearn.neighbors import KNeighborsClassifier
+
+    k = int(min(5, len(train_y)))
+    return KNeighborsClassifier(n_neighbors=k, metric="cosine").fit(train_f, train_y).predict(eval_f)
+
+
+def run_finetune(cfg: FinetuneConfig, *, progress: Optional[ProgressFn] = None, should_cancel: Optional[CancelFn] = None,
+                 resume: bool = False) -> dict:
+    """Run one transfer experiment; write the run folder ``cfg.out``; return the report (also report.json)."""
+    progress = progress or no_progress
+    should_cancel = should_cancel or never_cancel
+    validate_config(cfg)
+    strategy = get_strategy(cfg.strategy)
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
+    timings: dict[str, float] = {}
+    torch.manual_seed(cfg.seed)
+
+    # ---- data
+    progress(Progress("data", 0, 1, "loading data"))
+    target = _load(cfg.target, cfg, "target", labeled=True)
+    assert target is not None
+    source = _load(cfg.source, cfg, "source", labeled=True)
+    unlabeled = _load(cfg.unlabeled, cfg, "unlabeled", labeled=False)
+    if cfg.eval:
+        eval_ds = _load(cfg.eval, cfg, "eval", labeled=True)
+        train_ds, split_file = target, None
+    else:
+        train_ds, eval_ds, split_file = eval_split(target, cfg.eval_fraction)
+    assert eval_ds is not None and eval_ds.labels is not None and train_ds.labels is not None
+    train_ds = cap_per_class(train_ds, cfg.max_per_class, seed=cfg.seed)
+    classes = sorted(set(train_ds.labels))
+    unseen = sorted(set(eval_ds.labels) - set(classes))
+    if unseen:
+        raise DataError(f"eval classes {unseen} do not occur in the target training data; add examples of them to --target")
+    y_train = _indices(train_ds.labels, classes)
+    y_eval = _indices(eval_ds.labels, classes)
+    problems = [str(p) for d in (target, source, eval_ds, unlabeled) if d is not None for p in d.problems]
+    progress(Progress("data", 1, 1, f"{len(train_ds)} train / {len(eval_ds)} eval items, {len(classes)} classes"))
+
+    # ---- pretrained features (cached): before, k-NN, linear probe
+    t0 = time.time()
+    backbone = build_backbone(cfg.backbone, cfg.modality, pretrained=True)
+    backbone_name = backbone.backbone_name  # type: ignore[attr-defined]
+    f_train = extract_features(backbone, train_ds, stage="features: train", progress=progress, should_cancel=should_cancel)
+    f_eval = extract_features(backbone, eval_ds, stage="features: eval", progress=progress, should_cancel=should_cancel)
+    f_source = None
+    if source is not None:
+        f_source = extract_features(backbone, source, stage="features: source", progress=progress, should_cancel=should_cancel)
+    timings["features"] = time.time() - t0
+
+    # ---- before
+    progress(Progress("before", 0, 1, "scoring the model before transfer"))
+    source_head = None
+    before_kind = "nearest class mean on pretrained features (no training)"
+    if source is not None and f_source is not None:
+        keep = np.array([y in classes for y in source.labels or []])
+        if keep.sum() and len(set(np.array(source.labels)[keep])) >= 2:
+            ys = _indices([y for y, k in zip(source.labels, keep) if k], classes)  # type: ignore[arg-type]
+            w, b, _ = fit_linear_head(f_source[keep], ys, len(classes), seed=cfg.seed)
+            source_head = (w, b)
+            pred_before = (torch.from_numpy(f_eval) @ w.T + b).argmax(1).numpy()
+            before_kind = "source-trained model (linear probe on source features)"
+            if set(source.labels) != set(classes):  # type: ignore[arg-type]
+                before_kind += f"; source classes not in the target are ignored"
+        else:
+            pred_before = _nearest_class_mean(f_train, y_train, f_eval, len(classes))
+            before_kind += " (source has no classes in common with the target)"
+    else:
+        pred_before = _nearest_class_mean(f_train, y_train, f_eval, len(classes))
+
+    # ---- after
+    t0 = time.time()
+    model = TransferModel(backbone, classes, backbone_name=backbone_name, strategy=cfg.strategy)
+    w, b, probe_info = fit_linear_head(f_train, y_train, len(classes), seed=cfg.seed)
+    with torch.no_grad():
+        model.head.weight.copy_(w)
+        model.head.bias.copy_(b)
+    train_info: dict = {"linear_probe": probe_info}
+    if strategy.uses_loop:
+        fit_idx, val_idx = _val_split(train_ds.labels, cfg)
+        tcfg = TrainConfig(epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr or strategy.default_lr,
+                           head_lr=max(cfg.lr or strategy.default_lr, 1e-3), patience=cfg.patience, seed=cfg.seed)
+        train_modules = strategy.prepare(model, partial_blocks=cfg.partial_blocks, lora_r=cfg.lora_r, seed=cfg.seed)  # type: ignore[misc]
+        result = train_classifier(
+            model, [train_ds.items[i] for i in fit_idx], y_train[fit_idx],
+            val_items=[train_ds.items[i] for i in val_idx], val_y=y_train[val_idx], config=tcfg,
+            train_modules=train_modules, checkpoint_dir=out / "checkpoints" / "after", resume=resume,
+            stage="train", progress=progress, should_cancel=should_cancel)
+        if strategy.finalize:
+            strategy.finalize(model)
+        for p in model.parameters():
+            p.requires_grad_(False)
+        train_info.update(epochs_run=result.epochs_run, best_epoch=result.best_epoch, history=result.history,
+                          best_val_accuracy=result.best_val_accuracy, stopped_early=result.stopped_early,
+                          resumed_from_epoch=result.resumed_from_epoch, train_size=len(fit_idx), val_size=len(val_idx),
+                          lr=tcfg.lr, head_lr=tcfg.head_lr)
+        progress(Progress("eval", 0, 1, "scoring the transferred model"))
+        pred_after = model.predict_proba(eval_ds.items, batch_size=64).argmax(1)
+    else:
+        pred_after = (torch.from_numpy(f_eval) @ w.T + b).argmax(1).numpy()
+        train_info.update(epochs_run=0, train_size=len(train_ds))
+    timings["train"] = time.time() - t0
+
+    # ---- baselines
+    baselines: dict[str, dict] = {}
+    baseline_preds: dict[str, np.ndarray] = {}
+    if "knn" in cfg.baselines:
+        baseline_preds["knn"] = _knn(f_train, y_train, f_eval)
+    if "scratch" in cfg.baselines:
+        t0 = time.time()
+        baseline_preds["scratch"], scratch_info = _scratch(
+            cfg, train_ds, y_train, eval_ds.items, classes, out, resume, progress, should_cancel)
+        timings["scratch"] = time.time() - t0
+    for name, pred in baseline_preds.items():
+        baselines[name] = classification_metrics(y_eval, pred, classes, seed=cfg.seed)
+    if "scratch" in baselines:
+        baselines["scratch"]["training"] = scratch_info
+    if "knn" in baselines:
+        baselines["knn"]["k"] = int(min(5, len(y_train)))
+
+    # ---- report
+    t0 = time.time()
+    before = classification_metrics(y_eval, pred_before, classes, seed=cfg.seed)
+    after = classification_metrics(y_eval, pred_after, classes, seed=cfg.seed)
+    comparisons = {"before": paired_difference(y_eval, pred_after, pred_before, seed=cfg.seed)}
+    if "scratch" in baseline_preds:
+        comparisons["scratch"] = paired_difference(y_eval, pred_after, baseline_preds["scratch"], seed=cfg.seed)
+    timings["eval"] = time.time() - t0
+    report = {
+        "tlcore_version": __version__,
+        "modality": cfg.modality, "task": cfg.task, "backbone": backbone_name, "strategy": cfg.strategy, "seed": cfg.seed,
+        "data": {"train": len(train_ds), "eval": len(eval_ds), "source": len(source) if source else 0,
+                 "unlabeled": len(unlabeled) if unlabeled else 0, "classes": classes,
+                 "train_per_class": train_ds.class_counts(), "eval_per_class": eval_ds.class_counts(),
+                 "eval_split_file": str(split_file) if split_file else None, "problems": problems,
+                 "target": cfg.target, "source_path": cfg.source, "eval_path": cfg.eval},
+        "before": {**before, "kind": before_kind},
+        "after": after,
+        "baselines": baselines,
+        "comparisons": comparisons,
+        "warnings": transfer_warnings(comparisons) + [f"{len(problems)} file(s)/row(s) skipped: see data.problems"] * bool(problems),
+        "flipped": flipped_examples(y_eval, pred_before, pred_after, classes, eval_ds.items, eval_ds.names),
+        "eval_predictions": {"true": y_eval.tolist(), "before": np.asarray(pred_before).tolist(),
+                             "after": np.asarray(pred_after).tolist(),
+                             **{k: np.asarray(v).tolist() for k, v in baseline_preds.items()},
+                             "items": [str(x) for x in eval_ds.items], "names": eval_ds.names},
+        "training": train_info,
+        "timings_s": {k: round(v, 3) for k, v in timings.items()},
+        "environment": {"python": platform.python_version(), "torch": torch.__version__, "threads": torch.get_num_threads()},
+        "config": cfg.to_dict(),
+    }
+    progress(Progress("save", 0, 1, "saving the model"))
+    model.save_pretrained(out / "model")
+    (out / "report.json").write_text(json.dumps(report, indent=2))
+    from tlcore.model_card import write_model_card
+
+    write_model_card(out / "README.md", report)
+    progress(Progress("done", 1, 1, f"after accuracy {after['accuracy']:.3f} (before {before['accuracy']:.3f})"))
+    return report
+
+
+def _val_split(labels: list[str], cfg: FinetuneConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Early-stopping split of the *training* data (never the eval split); none when classes are too small."""
+    counts: dict[str, int] = {}
+    for y in labels:
+        counts[y] = counts.get(y, 0) + 1
+    if cfg.val_fraction <= 0 or min(counts.values()) < 4:
+        return np.arange(len(labels)), np.array([], dtype=np.int64)
+    keep, held = stratified_split(labels, cfg.val_fraction, seed=cfg.seed)
+    return np.array(keep), np.array(held)
+
+
+def _scratch(cfg: FinetuneConfig, train_ds: Dataset, y_train: np.ndarray, eval_items: list, classes: list[str], out: Path,
+             resume: bool, progress: ProgressFn, should_cancel: CancelFn) -> tuple[np.ndarray, dict]:
+    """The random-init twin, fully trained with the same data, epochs and batch size (its own learning rate)."""
+    from tlcore.strategies.finetune import prepare_full
+
+    torch.manual_seed(cfg.seed)
+    twin = build_backbone(cfg.backbone, cfg.modality, pretrained=False)
+    model = TransferModel(twin, classes, strategy="scratch")
+    modules = prepare_full(model)
+    fit_idx, val_idx = _val_split(train_ds.labels, cfg)  # type: ignore[arg-type]
+    tcfg = TrainConfig(epochs=cfg.epochs, batch_size=cfg.batch_size, lr=SCRATCH_LR, head_lr=SCRATCH_LR,
+                       patience=cfg.patience, seed=cfg.seed)
+    result = train_classifier(model, [train_ds.items[i] for i in fit_idx], y_train[fit_idx],
+                              val_items=[train_ds.items[i] for i in val_idx], val_y=y_train[val_idx], config=tcfg,
+                              train_modules=modules, checkpoint_dir=out / "checkpoints" / "scratch", resume=resume,
+                              stage="scratch", progress=progress, should_cancel=should_cancel)
+    progress(Progress("scratch", 1, 1, "scoring the scratch baseline"))
+    return model.predict_proba(eval_items, batch_size=64).argmax(1), {
+        "epochs_run": result.epochs_run, "best_epoch": result.best_epoch, "lr": SCRATCH_LR}

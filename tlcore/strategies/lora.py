@@ -1,0 +1,33 @@
+"""LoRA (Hu et al. 2021) through peft: low-rank updates ``W + (alpha/r) B A`` on the backbone's attention
+(or pointwise-conv) layers; the head trains fully. The update is merged into the weights when training ends,
+so the saved model is a plain backbone + head."""
+
+from __future__ import annotations
+
+from torch import nn
+
+from tlcore.strategies.base import STRATEGIES, Strategy, freeze, unfreeze
+
+
+def prepare_lora(model, *, lora_r: int = 8, seed: int = 0, **_) -> list[nn.Module]:
+    import torch
+    from peft import LoraConfig, get_peft_model
+
+    freeze(model.backbone)
+    torch.manual_seed(seed)
+    config = LoraConfig(r=lora_r, lora_alpha=2 * lora_r, lora_dropout=0.0,
+                        target_modules=list(model.backbone.lora_target_modules))
+    model.backbone.net = get_peft_model(model.backbone.net, config)
+    unfreeze(model.head)
+    return [model.head]
+
+
+def finalize_lora(model) -> None:
+    net = model.backbone.net
+    if hasattr(net, "merge_and_unload"):
+        model.backbone.net = net.merge_and_unload()
+
+
+STRATEGIES.register("lora", Strategy(
+    "lora", "LoRA: low-rank adapters on the backbone's attention layers + the head; merged when done.",
+    prepare=prepare_lora, finalize=finalize_lora, default_lr=1e-3))

@@ -1,0 +1,3 @@
+from tlcore.training.loop import TrainConfig, TrainResult, train_classifier
+
+__all__ = ["TrainConfig", "TrainResult", "train_classifier"]
