@@ -32,7 +32,7 @@ def check_members(zf: zipfile.ZipFile) -> list[zipfile.ZipInfo]:
             raise DataError(f"archive member {name!r} points outside the archive (path traversal); refusing the archive")
         if (info.external_attr >> 16) & 0o170000 == 0o120000:
             raise DataError(f"archive member {name!r} is a symbolic link; archives may only hold regular files")
-        if info.is_dir() or any(part in IGNORED or name.startswith(part) for part in IGNORED) or path.name.startswith("._"):
+        if info.is_dir() or any(name.startswith(p) or path.name == p for p in IGNORED) or path.name.startswith("._"):
             continue
         total += info.file_size
         if total > MAX_TOTAL_BYTES:

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Set up (first time) and run the whole test suite offline. Extra arguments go to pytest.
+set -euo pipefail
+cd "$(dirname "$0")"
+scripts/setup.sh
+scripts/browser-deps.sh
+export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
+set +e
+.venv/bin/python -m pytest -q "$@"
+rc=$?
+set -e
+if [ "$rc" = "5" ]; then echo "no tests were collected" >&2; fi
+exit "$rc"

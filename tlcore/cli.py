@@ -1,0 +1,192 @@
+"""The command line (DESIGN.md): ``python -m tlcore demo|backbones|finetune|predict|worker ...``.
+
+Bad input exits with code 2 and one line on stderr (no traceback); progress bars go to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Optional, Sequence
+
+from tlcore.config import FinetuneConfig, field_help
+from tlcore.errors import Cancelled, TransferLabError
+
+os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+
+
+def _add_config_flags(parser: argparse.ArgumentParser, cls: type, skip: Sequence[str] = ()) -> None:
+    """One flag per config field, with the field's help text: the CLI is built from the same config as the app."""
+    for name, meta in field_help(cls).items():
+        if name in skip:
+            continue
+        flag = "--" + name.replace("_", "-")
+        kwargs: dict = {"help": meta.get("help", ""), "dest": name}
+        default = meta["default"]
+        if isinstance(default, list):
+            kwargs.update(type=lambda s: [x for x in s.split(",") if x], default=default,
+                          help=kwargs["help"] + " Comma-separated.")
+        elif isinstance(default, bool):
+            kwargs.update(action="store_true", default=default)
+        else:
+            typ = meta["type"] if isinstance(meta["type"], type) else str
+            if "int" in str(meta["type"]):
+                typ = int
+            elif "float" in str(meta["type"]):
+                typ = float
+            kwargs.update(type=typ, default=default)
+            if "choices" in meta:
+                kwargs["choices"] = meta["choices"]
+        if name == "out":
+            kwargs["required"] = True
+        parser.add_argument(flag, **kwargs)
+        if "_" in name:   # accept the underscore spelling too
+            parser._option_string_actions["--" + name] = parser._option_string_actions[flag]
+
+
+class _Bar:
+    """Progress events as tqdm bars on stderr, one per stage."""
+
+    def __init__(self, quiet: bool):
+        self.quiet = quiet
+        self.stage: Optional[str] = None
+        self.bar = None
+
+    def __call__(self, ev) -> None:
+        if self.quiet:
+            return
+        from tqdm import tqdm
+
+        if ev.stage != self.stage:
+            self.close()
+            self.stage = ev.stage
+            self.bar = tqdm(total=ev.total or None, desc=ev.stage, file=sys.stderr, leave=False, dynamic_ncols=True)
+        if self.bar is not None:
+            if ev.total and self.bar.total != ev.total:
+                self.bar.total = ev.total
+            self.bar.n = ev.step
+            post = {k: v for k, v in ev.metrics.items() if k in ("epoch", "batch_loss", "val_accuracy")}
+            self.bar.set_postfix(post or None, refresh=False)
+            self.bar.set_description(f"{ev.stage}: {ev.message}" if ev.message else ev.stage, refresh=False)
+            self.bar.refresh()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from tlcore.data.demos import list_demos, make_demo
+
+    if args.demo_cmd == "list":
+        for d in list_demos():
+            why = d.available()
+            note = f" [unavailable: {why}]" if why else ""
+            print(f"{d.name}\t{d.modality}\t{d.task}\t{d.description}{note}")
+        return 0
+    out = make_demo(args.name, args.out, seed=args.seed, size=args.size)
+    print(out)
+    return 0
+
+
+def cmd_backbones(args: argparse.Namespace) -> int:
+    from tlcore.models.registry import DEFAULT_BACKBONE, list_backbones
+
+    for spec in list_backbones(args.modality, include_tiny=args.all):
+        default = " (default)" if DEFAULT_BACKBONE.get(spec.modality) == spec.name else ""
+        print(f"{spec.name}\t{spec.modality}\t{spec.description}{default}\t{spec.weights}")
+    return 0
+
+
+def cmd_finetune(args: argparse.Namespace) -> int:
+    from tlcore.pipeline import run_finetune
+
+    values = {k: getattr(args, k) for k in field_help(FinetuneConfig)}
+    cfg = FinetuneConfig.from_dict(values)
+    bar = _Bar(args.quiet)
+    try:
+        report = run_finetune(cfg, progress=bar, resume=args.resume)
+    finally:
+        bar.close()
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=2))
+    b, a = report["before"], report["after"]
+    lines = [f"run folder: {cfg.out}", f"before: accuracy {b['accuracy']:.3f}  macro-F1 {b['macro_f1']:.3f}  ({b['kind']})",
+             f"after:  accuracy {a['accuracy']:.3f}  macro-F1 {a['macro_f1']:.3f}  95% CI {a['accuracy_ci95'][0]:.3f}-{a['accuracy_ci95'][1]:.3f}"]
+    for name, m in report["baselines"].items():
+        lines.append(f"baseline {name}: accuracy {m['accuracy']:.3f}")
+    lines += [f"warning: {w}" for w in report["warnings"]]
+    print("\n".join(lines), file=sys.stderr)
+    if not args.json:
+        print(json.dumps({k: report[k] for k in ("modality", "backbone", "strategy", "before", "after", "baselines", "warnings")}, indent=2))
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from tlcore.predict import predict_run
+
+    for row in predict_run(args.run, args.input, top_k=args.top_k):
+        print(json.dumps(row))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m tlcore", description="TransferLab: does transfer learning help on your data?")
+    p.add_argument("-v", "--verbose", action="store_true", help="log details to stderr")
+    sub = p.add_subparsers(dest="cmd", required=True)
+
+    demo = sub.add_parser("demo", help="built-in offline demo data sets")
+    dsub = demo.add_subparsers(dest="demo_cmd", required=True)
+    dsub.add_parser("list", help="one line per demo: NAME, MODALITY, TASK, what it shows")
+    make = dsub.add_parser("make", help="write DIR/source, DIR/target, DIR/eval, DIR/unlabeled")
+    make.add_argument("name")
+    make.add_argument("--out", required=True)
+    make.add_argument("--seed", type=int, default=0)
+    make.add_argument("--size", choices=("small", "default"), default="default")
+
+    bb = sub.add_parser("backbones", help="list the registered backbones")
+    bb.add_argument("--modality", choices=("image", "text", "audio"))
+    bb.add_argument("--all", action="store_true", help="include tiny test backbones")
+
+    ft = sub.add_parser("finetune", help="transfer a pretrained backbone to your data and measure before/after")
+    _add_config_flags(ft, FinetuneConfig)
+    ft.add_argument("--json", help="also write the report to this file")
+    ft.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --out")
+    ft.add_argument("--quiet", action="store_true", help="no progress bars")
+
+    pr = sub.add_parser("predict", help="predict with a finished run's model")
+    pr.add_argument("--run", required=True, help="run folder (holds model/)")
+    pr.add_argument("--input", required=True, help="a file, a folder, or a text table / a text string (text runs)")
+    pr.add_argument("--top-k", type=int, default=3)
+
+    sub.add_parser("worker", help="background job runner used by the app", add_help=False)
+    return p
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["worker"]:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        from tlcore.runs.worker import main as worker_main
+
+        return worker_main(argv[1:])
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    handlers = {"demo": cmd_demo, "backbones": cmd_backbones, "finetune": cmd_finetune, "predict": cmd_predict}
+    try:
+        return handlers[args.cmd](args)
+    except TransferLabError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except Cancelled as exc:
+        print(f"cancelled: {exc}", file=sys.stderr)
+        return 130
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
