@@ -1,0 +1,179 @@
+"""P1 and P2 training benchmarks (not a test: prints ratios measured in one run on this machine).
+
+P1: linear_probe with cached features vs the HF ``Trainer`` training the same frozen backbone's head for 10 epochs
+    (same backbone, pooling, data): wall-time ratio and both eval accuracies. Goal: >= 10x at equal accuracy.
+P2: full fine-tuning with TransferLab's loop vs the plain HF ``Trainer`` on the same model and data:
+    samples/s and peak RSS, each measured in a fresh subprocess. Goal: >= 1.0x throughput, RSS <= 1.2x.
+
+Usage: .venv/bin/python benchmarks/bench_training.py [--epochs 10] [--p2-samples 160]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def _data():
+    from tlcore.data.demos import demo_dir
+    from tlcore.data.loaders import load_dataset
+
+    d = demo_dir("sentiment")
+    return load_dataset(d / "source", "text"), load_dataset(d / "eval", "text")
+
+
+class _HFWrap:
+    """Adapts a TransferModel to the Trainer's (inputs -> {'loss','logits'}) convention."""
+
+    @staticmethod
+    def make(model):
+        import torch
+        from torch import nn
+
+        class Wrapped(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.inner = model
+
+            def forward(self, input_ids, attention_mask, labels=None, token_type_ids=None):
+                logits = self.inner(input_ids=input_ids, attention_mask=attention_mask)
+                loss = nn.functional.cross_entropy(logits, labels) if labels is not None else None
+                return {"loss": loss, "logits": logits}
+
+        return Wrapped()
+
+
+def _hf_train(model, train, classes, *, epochs: int, lr: float, batch: int):
+    import torch
+    from transformers import Trainer, TrainingArguments
+
+    tok = model.backbone.tokenizer
+    enc = tok(train.items, truncation=True, max_length=128)
+    labels = [classes.index(y) for y in train.labels]
+    rows = [{"input_ids": enc["input_ids"][i], "attention_mask": enc["attention_mask"][i], "labels": labels[i]} for i in range(len(labels))]
+
+    def collate(batch_rows):
+        padded = tok.pad([{k: r[k] for k in ("input_ids", "attention_mask")} for r in batch_rows], return_tensors="pt")
+        return {**padded, "labels": torch.tensor([r["labels"] for r in batch_rows])}
+
+    with tempfile.TemporaryDirectory() as out:
+        args = TrainingArguments(output_dir=out, num_train_epochs=epochs, per_device_train_batch_size=batch, learning_rate=lr,
+                                 save_strategy="no", report_to=[], logging_strategy="no", use_cpu=True, seed=0,
+                                 dataloader_num_workers=0, disable_tqdm=True, remove_unused_columns=False)
+        trainer = Trainer(model=_HFWrap.make(model), args=args, train_dataset=rows, data_collator=collate)
+        trainer.train()
+
+
+def p1(epochs: int) -> dict:
+    import numpy as np
+    import torch
+
+    from tlcore.models.features import extract_features
+    from tlcore.models.registry import build_backbone
+    from tlcore.models.transfer_model import TransferModel
+    from tlcore.strategies.base import freeze
+    from tlcore.strategies.linear_probe import fit_linear_head
+
+    train, ev = _data()
+    classes = sorted(set(train.labels))
+    y = np.array([classes.index(c) for c in train.labels])
+    ye = np.array([classes.index(c) for c in ev.labels])
+    backbone = build_backbone("minilm-l6", "text")
+    t0 = time.perf_counter()
+    ftr = extract_features(backbone, train, use_cache=False)
+    fev = extract_features(backbone, ev, use_cache=False)
+    t_feat = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    w, b, _ = fit_linear_head(ftr, y, len(classes))
+    t_head = time.perf_counter() - t0
+    acc_lp = float(((torch.from_numpy(fev) @ w.T + b).argmax(1).numpy() == ye).mean())
+
+    model = TransferModel(build_backbone("minilm-l6", "text"), classes)
+    freeze(model.backbone)
+    t0 = time.perf_counter()
+    _hf_train(model, train, classes, epochs=epochs, lr=1e-3, batch=16)
+    t_hf = time.perf_counter() - t0
+    acc_hf = float((np.array([classes.index(p) for p in model.predict(ev.items)]) == ye).mean())
+    return {"n_train": len(train), "n_eval": len(ev), "epochs_hf": epochs,
+            "linear_probe_s_cold": t_feat + t_head, "linear_probe_s_cached": t_head, "hf_trainer_s": t_hf,
+            "ratio_cold": t_hf / (t_feat + t_head), "ratio_cached": t_hf / t_head,
+            "accuracy_linear_probe": acc_lp, "accuracy_hf_trainer": acc_hf}
+
+
+def p2_child(which: str, n: int, epochs: int) -> None:
+    import numpy as np
+
+    from tlcore.models.registry import build_backbone
+    from tlcore.models.transfer_model import TransferModel
+    from tlcore.strategies.finetune import prepare_full
+    from tlcore.training.loop import TrainConfig, train_classifier
+
+    train, _ = _data()
+    train = train.subset(list(range(n)))
+    classes = sorted(set(train.labels))
+    model = TransferModel(build_backbone("minilm-l6", "text"), classes)
+    modules = prepare_full(model)
+    t0 = time.perf_counter()
+    if which == "ours":
+        y = np.array([classes.index(c) for c in train.labels])
+        train_classifier(model, train.items, y, config=TrainConfig(epochs=epochs, batch_size=16, lr=5e-5, head_lr=5e-5, warmup_frac=0.0),
+                         train_modules=modules)
+    else:
+        _hf_train(model, train, classes, epochs=epochs, lr=5e-5, batch=16)
+    seconds = time.perf_counter() - t0
+    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"samples_per_s": n * epochs / seconds, "seconds": seconds, "peak_rss_mb": rss_mb}))
+
+
+def p2(n: int, epochs: int) -> dict:
+    out = {}
+    for which in ("ours", "hf"):
+        res = subprocess.run([sys.executable, __file__, "--p2-child", which, "--p2-samples", str(n), "--p2-epochs", str(epochs)],
+                             capture_output=True, text=True, check=True)
+        out[which] = json.loads(res.stdout.strip().splitlines()[-1])
+    out["throughput_ratio"] = out["ours"]["samples_per_s"] / out["hf"]["samples_per_s"]
+    out["rss_ratio"] = out["ours"]["peak_rss_mb"] / out["hf"]["peak_rss_mb"]
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--epochs", type=int, default=10)
+    ap.add_argument("--p2-samples", type=int, default=160)
+    ap.add_argument("--p2-epochs", type=int, default=2)
+    ap.add_argument("--p2-child")
+    ap.add_argument("--only", choices=("p1", "p2"))
+    a = ap.parse_args()
+    if a.p2_child:
+        p2_child(a.p2_child, a.p2_samples, a.p2_epochs)
+        return
+    import torch
+
+    print(f"# machine: {os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} threads")
+    if a.only in (None, "p1"):
+        r = p1(a.epochs)
+        print("P1 linear_probe (cached features) vs HF Trainer, frozen minilm-l6, sentiment source -> eval")
+        print(json.dumps(r, indent=2))
+        print(f"P1 ratio (HF Trainer time / linear_probe time): cold cache {r['ratio_cold']:.1f}x, warm cache {r['ratio_cached']:.0f}x; "
+              f"accuracy {r['accuracy_linear_probe']:.3f} vs {r['accuracy_hf_trainer']:.3f}")
+    if a.only in (None, "p2"):
+        r = p2(a.p2_samples, a.p2_epochs)
+        print("P2 full fine-tuning, minilm-l6, our loop vs HF Trainer")
+        print(json.dumps(r, indent=2))
+        print(f"P2 throughput ratio (ours / HF) {r['throughput_ratio']:.2f}x; peak RSS ratio {r['rss_ratio']:.2f}x")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,72 @@
+"""The command line contract of DESIGN.md: commands, JSON report, exit code 2 with one line on bad input."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import write_text_set
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def cli(*args, env=None):
+    return subprocess.run([sys.executable, "-m", "tlcore", *args], cwd=ROOT, capture_output=True, text=True, timeout=600, env=env)
+
+
+def test_demo_list_format():
+    out = cli("demo", "list")
+    assert out.returncode == 0
+    rows = [line.split("\t") for line in out.stdout.strip().splitlines()]
+    names = {r[0] for r in rows}
+    assert {"digits", "sentiment", "spoken-digits"} <= names
+    assert all(len(r) == 4 and r[1] in ("image", "text", "audio") and r[2] == "classify" for r in rows)
+
+
+def test_backbones_lists_defaults():
+    out = cli("backbones", "--modality", "text")
+    assert out.returncode == 0 and "minilm-l6" in out.stdout and "(default)" in out.stdout
+    assert "image" not in {line.split("\t")[1] for line in out.stdout.strip().splitlines()}
+
+
+@pytest.mark.parametrize("args, message", [
+    (["finetune", "--modality", "text", "--target", "/no/such/dir", "--out", "X"], "does not exist"),
+    (["finetune", "--modality", "text", "--target", "{data}", "--backbone", "nope", "--out", "X"], "unknown backbone 'nope'; known:"),
+    (["finetune", "--modality", "text", "--target", "{data}", "--strategy", "nope", "--out", "X"], "unknown strategy 'nope'; known:"),
+    (["finetune", "--modality", "text", "--target", "{bad}", "--out", "X"], "no 'text' column"),
+    (["demo", "make", "nope", "--out", "X"], "unknown demo 'nope'"),
+    (["predict", "--run", "/no/run", "--input", "hi"], "not a saved TransferLab model"),
+])
+def test_bad_input_exit_2_one_line(tmp_path, args, message):
+    data = write_text_set(tmp_path / "data")
+    (tmp_path / "bad.csv").write_text("sentence,label\nx,y\n")
+    args = [a.format(data=data, bad=tmp_path / "bad.csv").replace("X", str(tmp_path / "out")) for a in args]
+    out = cli(*args)
+    assert out.returncode == 2, out.stderr
+    lines = [line for line in out.stderr.strip().splitlines() if line.startswith("error:")]
+    assert len(lines) == 1 and message in lines[0]
+    assert "Traceback" not in out.stderr
+
+
+def test_finetune_json_and_predict(tmp_path):
+    data = write_text_set(tmp_path / "data")
+    run, report_path = tmp_path / "run", tmp_path / "report.json"
+    out = cli("finetune", "--modality", "text", "--target", str(data), "--backbone", "tiny-text", "--strategy", "partial",
+              "--epochs", "1", "--baselines", "knn", "--out", str(run), "--json", str(report_path))
+    assert out.returncode == 0, out.stderr
+    report = json.loads(report_path.read_text())
+    assert report["strategy"] == "partial" and report["baselines"]["knn"]["accuracy"] >= 0
+    assert "after:" in out.stderr
+    pred = cli("predict", "--run", str(run), "--input", "the film was great")
+    row = json.loads(pred.stdout.strip().splitlines()[0])
+    assert pred.returncode == 0 and row["prediction"] in ("positive", "negative") and len(row["top"]) == 2
+
+
+def test_engine_never_imports_streamlit():
+    code = "import sys, tlcore.pipeline, tlcore.cli, tlcore.data.demos, tlcore.models.registry; print('streamlit' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    assert out.stdout.strip() == "False", out.stderr
+    offenders = [p for p in (ROOT / "tlcore").rglob("*.py") if "import streamlit" in p.read_text()]
+    assert offenders == []

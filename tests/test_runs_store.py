@@ -1,0 +1,163 @@
+"""Run store: migrations, SQLite settings, CRUD and lifecycle rules."""
+
+from __future__ import annotations
+
+import json
+import threading
+from datetime import timedelta
+
+import pytest
+import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+
+from tlcore.errors import ConfigError
+from tlcore.progress import Progress
+from tlcore.runs import RunNotFound, RunStateError, RunStore, create_share, db, list_shares, queue
+from tlcore.runs.models import Base
+
+
+@pytest.fixture
+def store(tmp_path, monkeypatch):
+    monkeypatch.setenv("TRANSFERLAB_HOME", str(tmp_path))
+    monkeypatch.delenv("TRANSFERLAB_DB_URL", raising=False)
+    s = RunStore()
+    yield s
+    s.dispose()
+
+
+def _diffs(store: RunStore, metadata: sa.MetaData) -> list:
+    with store._engine_pair()[0].connect() as conn:
+        return compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), metadata)
+
+
+def test_fresh_database_is_upgraded_to_head_and_matches_the_orm(store, tmp_path):
+    assert store.url == f"sqlite:///{tmp_path / 'app' / 'runs.db'}"
+    assert store.migrate() == db.head_revision() == "0001"
+    assert db.current_revision(store._engine_pair()[0]) == "0001"
+    assert _diffs(store, Base.metadata) == []
+    # The comparison is able to fail: a model with one more column differs from the migrated database.
+    changed = sa.MetaData()
+    for table in Base.metadata.tables.values():
+        table.to_metadata(changed)
+    changed.tables["runs"].append_column(sa.Column("extra", sa.Integer()))
+    assert any(d[0] == "add_column" for d in _diffs(store, changed))
+
+
+def test_concurrent_first_opens_migrate_once(tmp_path):
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    stores = [RunStore(url, artifacts_root=tmp_path / "runs") for _ in range(4)]
+    errors: list[BaseException] = []
+
+    def open_it(s: RunStore) -> None:
+        try:
+            s.migrate()
+        except BaseException as exc:  # noqa: BLE001 - collected and asserted below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=open_it, args=(s,)) for s in stores]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert all(db.current_revision(s._engine_pair()[0]) == "0001" for s in stores)
+    for s in stores:
+        s.dispose()
+
+
+def test_sqlite_uses_wal_and_busy_timeout(store):
+    store.migrate()
+    with store._engine_pair()[0].connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() >= 5000
+        assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+
+
+def test_db_url_env_var_is_honoured(tmp_path, monkeypatch):
+    monkeypatch.setenv("TRANSFERLAB_DB_URL", f"sqlite:///{tmp_path / 'team.db'}")
+    s = RunStore()
+    s.create_run({"modality": "image"}, "x")
+    assert (tmp_path / "team.db").exists()
+    s.dispose()
+
+
+def test_create_get_list_and_artifact_dir(store, tmp_path):
+    a = store.create_run({"modality": "image", "epochs": 3, "out": "/ignored"}, "first", owner="alice", dataset="flowers")
+    b = store.create_run({"modality": "text"}, "  ", owner="bob")
+    assert len(a.id) == 32 and a.status == "queued" and a.queued_at is None and a.attempts == 0
+    assert a.config["out"] == str(tmp_path / "app" / "runs" / a.id) == str(store.artifact_dir(a.id))
+    assert a.out.is_dir() and a.config["epochs"] == 3 and a.dataset == "flowers"
+    assert b.name.startswith("text linear_probe")  # blank names get a readable default
+    assert store.get(a.id) == a
+    assert [r.id for r in store.list_runs()] == [b.id, a.id]  # newest first
+    assert [r.id for r in store.list_runs(owner="alice")] == [a.id]
+    json.dumps(store.get(a.id).to_dict())  # plain JSON for the app
+    with pytest.raises(RunNotFound, match="no run with id"):
+        store.get("nope")
+
+
+def test_unknown_setting_is_refused_before_anything_is_stored(store):
+    with pytest.raises(ConfigError, match="unknown setting"):
+        store.create_run({"modality": "text", "epoch": 3}, "typo")
+    assert store.list_runs() == []
+
+
+def test_delete_removes_artifacts_and_share_links_but_refuses_running(store):
+    run = store.create_run({"modality": "text"}, "r")
+    (run.out / "report.json").write_text("{}")
+    create_share(store, run.id, expires_in=timedelta(days=1))
+    store.enqueue(run.id)
+    claim = queue.claim_next(store)
+    assert claim is not None and claim.run_id == run.id
+    with pytest.raises(RunStateError, match="cancel it"):
+        store.delete_run(run.id)
+    assert store.mark_failed(run.id, "x", attempt=claim.attempt)
+    store.delete_run(run.id)
+    assert not run.out.exists()
+    assert list_shares(store, run.id) == []
+    with pytest.raises(RunNotFound):
+        store.delete_run(run.id)
+
+
+def test_enqueue_and_cancel_rules(store):
+    run = store.create_run({"modality": "text"}, "r")
+    assert queue.claim_next(store) is None  # created but not submitted
+    queued = store.enqueue(run.id)
+    assert queued.status == "queued" and queued.queued_at is not None
+    assert store.enqueue(run.id).queued_at == queued.queued_at  # idempotent
+    assert store.request_cancel(run.id).status == "cancelled"  # a queued run stops at once
+    assert queue.claim_next(store) is None
+    again = store.enqueue(run.id)  # a cancelled run can be queued again, fresh
+    assert again.status == "queued" and again.finished_at is None and not again.cancel_requested
+    claim = queue.claim_next(store)
+    with pytest.raises(RunStateError, match="already running"):
+        store.enqueue(run.id)
+    running = store.request_cancel(run.id)  # a running run is only flagged; the worker stops it
+    assert running.status == "running" and running.cancel_requested
+    assert not store.mark_done(run.id, {}, attempt=claim.attempt + 1)  # a stale attempt cannot write
+    assert store.mark_done(run.id, {"after_accuracy": 0.9}, attempt=claim.attempt)
+    done = store.get(run.id)
+    assert done.status == "done" and done.metrics == {"after_accuracy": 0.9} and done.finished_at >= done.started_at
+    with pytest.raises(RunStateError, match="already finished"):
+        store.enqueue(run.id)
+    assert not store.mark_failed(run.id, "late")  # finished runs stay finished
+
+
+def test_progress_keeps_last_event_and_one_history_entry_per_epoch(store):
+    run = store.create_run({"modality": "text"}, "r")
+    store.update_progress(run.id, Progress("features", 1, 4, "extracting"))
+    store.update_progress(run.id, Progress("train", 1, 3, metrics={"epoch": 1, "loss": 0.9}),
+                          Progress("train", 1, 3, metrics={"epoch": 1, "loss": 0.8}),  # same epoch: replaced
+                          {"stage": "train", "step": 2, "total": 3, "metrics": {"epoch": 2, "loss": 0.5}, "time": 1.0})
+    store.update_progress(run.id, Progress("scratch", 1, 3, metrics={"epoch": 1, "loss": 1.5}))
+    progress = store.get(run.id).progress
+    assert progress["last"]["stage"] == "scratch"
+    assert [(h["stage"], h["epoch"], h["loss"]) for h in progress["history"]] == [
+        ("train", 1, 0.8), ("train", 2, 0.5), ("scratch", 1, 1.5)]
+
+
+def test_timestamps_are_timezone_aware_utc(store):
+    run = store.create_run({"modality": "audio"}, "r")
+    assert run.created_at.utcoffset() == timedelta(0)
+    assert store.get(run.id).created_at == run.created_at

@@ -1,0 +1,153 @@
+"""The job queue is the ``runs`` table itself: no broker, nothing else to run or install.
+
+A worker claims the oldest queued run with a guarded ``UPDATE ... WHERE id = :id AND status = 'queued'``;
+only one claimer can see its update match, so two workers never run the same run. A run whose
+worker died (pid gone on this host, or no heartbeat for ``stale_after_s``) is requeued for a resume
+(``resume=True``) at most ``max_resumes`` times, then marked failed. It is never left 'running'.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import select, update
+
+from tlcore.runs.models import RunRow, utcnow
+from tlcore.runs.records import Run
+from tlcore.runs.store import RunStore
+
+log = logging.getLogger(__name__)
+
+HOST = socket.gethostname()
+
+
+@dataclass
+class Claim:
+    """A run a worker now owns. ``attempt`` guards every later write: a worker that lost the run
+    (e.g. it was declared dead and resumed elsewhere) can no longer change it."""
+
+    run_id: str
+    attempt: int
+    resume: bool
+    job: str
+    config: dict
+    pid: int
+    host: str
+
+
+def enqueue(store: RunStore, run_id: str) -> Run:
+    """Submit a run to the queue (see ``RunStore.enqueue``)."""
+    return store.enqueue(run_id)
+
+
+def claim_next(store: RunStore, *, pid: int | None = None, host: str = HOST) -> Claim | None:
+    """Atomically take the oldest queued run for this worker; None when the queue is empty."""
+    pid = os.getpid() if pid is None else pid
+    oldest = (select(RunRow.id).where(RunRow.status == "queued", RunRow.queued_at.is_not(None))
+              .order_by(RunRow.queued_at, RunRow.id).limit(1))
+    with store.session() as s:  # cheap read first, so idle polling takes no write lock
+        if s.scalar(oldest) is None:
+            return None
+    for _ in range(20):  # another worker may win a candidate; then try the next one
+        with store.write_session() as s:
+            run_id = s.scalar(oldest.with_for_update(skip_locked=True))
+            if run_id is None:
+                return None
+            now = utcnow()
+            claimed = s.execute(
+                update(RunRow)
+                .where(RunRow.id == run_id, RunRow.status == "queued")
+                .values(status="running", attempts=RunRow.attempts + 1, worker_pid=pid, worker_host=host,
+                        heartbeat_at=now, started_at=now, finished_at=None, cancel_requested=False)
+                .execution_options(synchronize_session=False)
+            ).rowcount
+            if claimed != 1:
+                continue
+            row = s.get(RunRow, run_id, populate_existing=True)
+            assert row is not None
+            log.info("claimed run %s (attempt %d)", run_id, row.attempts)
+            return Claim(run_id=run_id, attempt=row.attempts, resume=row.attempts > 1, job=row.job,
+                         config=dict(row.config), pid=pid, host=host)
+    return None
+
+
+def heartbeat(store: RunStore, claim: Claim) -> bool:
+    """Refresh the claim's heartbeat; False when the run is no longer ours (finished or taken over)."""
+    with store.write_session() as s:
+        result = s.execute(
+            update(RunRow)
+            .where(RunRow.id == claim.run_id, RunRow.status == "running", RunRow.attempts == claim.attempt)
+            .values(heartbeat_at=utcnow())
+            .execution_options(synchronize_session=False)
+        )
+        return result.rowcount == 1
+
+
+def should_stop(store: RunStore, claim: Claim) -> bool:
+    """True when a cancel was requested, or the run was deleted or taken over by another worker."""
+    with store.session() as s:
+        row = s.execute(select(RunRow.status, RunRow.attempts, RunRow.cancel_requested)
+                        .where(RunRow.id == claim.run_id)).first()
+    return row is None or row.cancel_requested or row.status != "running" or row.attempts != claim.attempt
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this pid exists on this host (a zombie counts as dead)."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    except OSError:  # e.g. Windows, where signal 0 is not a probe
+        return True
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
+
+
+def _death_reason(row: RunRow, stale_after_s: float, now) -> str | None:
+    if row.worker_host == HOST and row.worker_pid is not None and not pid_alive(row.worker_pid):
+        return f"pid {row.worker_pid} on {row.worker_host} is gone"
+    if row.heartbeat_at is None or now - row.heartbeat_at > timedelta(seconds=stale_after_s):
+        age = "never" if row.heartbeat_at is None else f"{(now - row.heartbeat_at).total_seconds():.0f} s ago"
+        return f"no heartbeat from pid {row.worker_pid} on {row.worker_host} (last {age})"
+    return None
+
+
+def recover_stale(store: RunStore, *, stale_after_s: float = 30.0, max_resumes: int = 2) -> list[str]:
+    """Requeue (for resume) or fail runs whose worker died; returns the ids it changed."""
+    now = utcnow()
+    with store.session() as s:
+        suspects = [(r.id, r.attempts, _death_reason(r, stale_after_s, now))
+                    for r in s.scalars(select(RunRow).where(RunRow.status == "running"))]
+    changed = []
+    for run_id, attempts, reason in suspects:
+        if reason is None:
+            continue
+        with store.write_session() as s:
+            row = s.get(RunRow, run_id, with_for_update=True)
+            if row is None or row.status != "running" or row.attempts != attempts:
+                continue  # finished meanwhile, or another worker handled it
+            if row.cancel_requested:
+                row.status, row.finished_at = "cancelled", utcnow()
+                log.warning("run %s: worker died (%s) after a cancel request; marked cancelled", run_id, reason)
+            elif attempts <= max_resumes:
+                row.status = "queued"  # keeps its queued_at, so it goes before newer runs
+                row.worker_pid = row.worker_host = row.heartbeat_at = None
+                log.warning("run %s: worker died (%s); queued to resume (attempt %d of %d)",
+                            run_id, reason, attempts + 1, max_resumes + 1)
+            else:
+                row.status, row.finished_at = "failed", utcnow()
+                row.error = f"worker died ({reason}; gave up after {attempts} attempts)"
+                log.error("run %s: %s", run_id, row.error)
+            changed.append(run_id)
+    return changed

@@ -1,0 +1,256 @@
+"""``RunStore``: runs and their artifacts, in SQLite by default or any SQLAlchemy database.
+
+Every public method opens and closes its own short transaction and returns plain dataclasses
+(``Run``), so the app can call it from any thread and never holds a session.
+
+    store = RunStore()                          # home()/app/runs.db, or $TRANSFERLAB_DB_URL
+    run = store.create_run(cfg, name="resnet on my photos")
+    store.enqueue(run.id)                       # the worker picks it up (see tlcore.runs.worker)
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import is_dataclass
+from pathlib import Path
+from typing import Any, Union
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from tlcore.config import FinetuneConfig
+from tlcore.progress import Progress
+from tlcore.runs import db
+from tlcore.runs.errors import RunNotFound, RunStateError
+from tlcore.runs.models import DEFAULT_JOB, FINISHED, RunRow, ShareLinkRow, utcnow
+from tlcore.runs.records import Run, run_from_row
+
+log = logging.getLogger(__name__)
+
+HISTORY_LIMIT = 5000  # per-epoch entries kept for live curves
+
+
+class RunStore:
+    """Runs, their lifecycle and artifact folders.
+
+    Args:
+        url: SQLAlchemy URL; default ``$TRANSFERLAB_DB_URL`` or SQLite at ``home()/app/runs.db``.
+        artifacts_root: where run folders go; default ``home()/app/runs``.
+        auto_migrate: upgrade the schema to the newest migration on first use (no I/O in ``__init__``).
+    """
+
+    def __init__(self, url: str | None = None, *, artifacts_root: Union[str, Path, None] = None,
+                 auto_migrate: bool = True):
+        self.url = url or db.default_url()
+        self.artifacts_root = Path(artifacts_root) if artifacts_root else db.app_dir() / "runs"
+        self.auto_migrate = auto_migrate
+        self._engines: tuple | None = None
+        self._sessions: tuple = ()
+        self._migrated = False
+
+    @classmethod
+    def open(cls, url: str | None = None, **kwargs: Any) -> RunStore:
+        """Create a store and bring its schema up to date now."""
+        store = cls(url, **kwargs)
+        store.migrate()
+        return store
+
+    def __repr__(self) -> str:
+        return f"RunStore({self.safe_url!r})"
+
+    # ----------------------------------------------------------------- plumbing
+    @property
+    def safe_url(self) -> str:
+        """The URL with any password masked, for logs and messages."""
+        from sqlalchemy.engine import make_url
+
+        return make_url(self.url).render_as_string(hide_password=True)
+
+    def _engine_pair(self) -> tuple:
+        if self._engines is None:
+            read_engine, write_engine = db.make_engines(self.url)
+            self._engines = (read_engine, write_engine)
+            self._sessions = (sessionmaker(read_engine, expire_on_commit=False),
+                              sessionmaker(write_engine, expire_on_commit=False))
+        return self._engines
+
+    def migrate(self) -> str:
+        """Upgrade the database to the newest migration; returns the revision it is at. Cheap when current."""
+        read_engine, write_engine = self._engine_pair()
+        head = db.head_revision()
+        if db.current_revision(read_engine) != head:
+            log.info("upgrading run database %s to revision %s", self.safe_url, head)
+            db.upgrade(write_engine, "head")
+        self._migrated = True
+        return head
+
+    def _ready(self) -> tuple:
+        self._engine_pair()
+        if self.auto_migrate and not self._migrated:
+            self.migrate()
+        return self._sessions
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """A short read transaction (internal to tlcore.runs)."""
+        with self._ready()[0]() as s:
+            yield s
+
+    @contextmanager
+    def write_session(self) -> Iterator[Session]:
+        """A write transaction, committed on success (BEGIN IMMEDIATE on SQLite; internal)."""
+        with self._ready()[1].begin() as s:
+            yield s
+
+    def dispose(self) -> None:
+        """Close pooled connections (e.g. before forking or at the end of a test)."""
+        if self._engines is not None:
+            self._engines[0].dispose()
+            self._engines = None
+
+    @staticmethod
+    def _row(s: Session, run_id: str, *, lock: bool = False) -> RunRow:
+        row = s.get(RunRow, run_id, with_for_update=lock or None)
+        if row is None:
+            raise RunNotFound(f"no run with id {run_id!r} (it may have been deleted)")
+        return row
+
+    # ----------------------------------------------------------------- create / read
+    def artifact_dir(self, run_id: str) -> Path:
+        """The folder for a run's artifacts: ``<artifacts_root>/<run_id>``."""
+        return self.artifacts_root / run_id
+
+    def create_run(self, cfg: Union[dict, FinetuneConfig], name: str = "", owner: str | None = None,
+                   dataset: str | None = None, *, job: str = DEFAULT_JOB) -> Run:
+        """Store a new run (not yet submitted: call ``enqueue``). Sets ``cfg['out']`` to its artifact folder.
+
+        ``job`` is the dotted path (``module:function``) the worker calls; tests pass a fake one.
+        Raises ``ConfigError`` for unknown settings.
+        """
+        config = cfg.to_dict() if is_dataclass(cfg) else dict(cfg)
+        run_id = uuid.uuid4().hex
+        out = self.artifact_dir(run_id)
+        config["out"] = str(out)
+        config = FinetuneConfig.from_dict(config).to_dict()  # validate names now, not in the worker
+        if ":" not in job:
+            raise ValueError(f"job must look like 'package.module:function', got {job!r}")
+        name = (name or "").strip() or f"{config['modality']} {config['strategy']} {run_id[:6]}"
+        out.mkdir(parents=True, exist_ok=True)
+        row = RunRow(id=run_id, name=name[:200], owner=owner, status="queued", job=job, config=config,
+                     dataset=dataset, created_at=utcnow(), cancel_requested=False, attempts=0)
+        with self.write_session() as s:
+            s.add(row)
+            s.flush()
+            run = run_from_row(row)
+        log.info("created run %s (%s)", run_id, name)
+        return run
+
+    def get(self, run_id: str) -> Run:
+        """The run with this id; raises ``RunNotFound``."""
+        with self.session() as s:
+            return run_from_row(self._row(s, run_id))
+
+    def list_runs(self, owner: str | None = None, *, status: str | None = None,
+                  limit: int | None = None) -> list[Run]:
+        """Runs newest first, optionally only one owner's and/or one status."""
+        query = select(RunRow).order_by(RunRow.created_at.desc(), RunRow.id)
+        if owner is not None:
+            query = query.where(RunRow.owner == owner)
+        if status is not None:
+            query = query.where(RunRow.status == status)
+        if limit is not None:
+            query = query.limit(limit)
+        with self.session() as s:
+            return [run_from_row(r) for r in s.scalars(query)]
+
+    def delete_run(self, run_id: str) -> None:
+        """Delete a run, its share links and its artifact folder. Refuses a running run."""
+        with self.write_session() as s:
+            row = self._row(s, run_id, lock=True)
+            if row.status == "running":
+                raise RunStateError(f"run {row.name!r} is running; cancel it and wait until it stops before deleting it")
+            out = Path(row.config.get("out") or self.artifact_dir(run_id))
+            s.execute(delete(ShareLinkRow).where(ShareLinkRow.run_id == run_id))
+            s.delete(row)
+        for folder in {out, self.artifact_dir(run_id)}:
+            if folder.name == run_id:  # never remove a folder we did not create for this run
+                shutil.rmtree(folder, ignore_errors=True)
+        log.info("deleted run %s", run_id)
+
+    # ----------------------------------------------------------------- lifecycle
+    def enqueue(self, run_id: str) -> Run:
+        """Submit a run to the queue. A failed or cancelled run is reset and queued again (fresh start).
+
+        Raises ``RunStateError`` for a running or done run.
+        """
+        with self.write_session() as s:
+            row = self._row(s, run_id, lock=True)
+            if row.status == "running":
+                raise RunStateError(f"run {row.name!r} is already running")
+            if row.status == "done":
+                raise RunStateError(f"run {row.name!r} already finished; create a new run to train again")
+            if row.status in ("failed", "cancelled") or row.queued_at is None:
+                row.status, row.queued_at = "queued", utcnow()
+                row.error = row.started_at = row.finished_at = row.heartbeat_at = None
+                row.worker_pid, row.worker_host, row.progress, row.metrics = None, None, None, None
+                row.cancel_requested, row.attempts = False, 0
+            return run_from_row(row)
+
+    def request_cancel(self, run_id: str) -> Run:
+        """Cancel a run: a queued run is cancelled at once, a running one at its next cancel check."""
+        with self.write_session() as s:
+            row = self._row(s, run_id, lock=True)
+            if row.status == "queued":
+                row.status, row.finished_at = "cancelled", utcnow()
+            elif row.status == "running":
+                row.cancel_requested = True
+            return run_from_row(row)
+
+    def update_progress(self, run_id: str, *events: Union[Progress, dict]) -> None:
+        """Record progress events: the last becomes ``progress['last']``; events whose metrics carry
+        an ``epoch`` are appended to ``progress['history']`` (one entry per stage and epoch)."""
+        if not events:
+            return
+        dicts = [e.to_dict() if isinstance(e, Progress) else dict(e) for e in events]
+        with self.write_session() as s:
+            row = self._row(s, run_id)
+            progress = dict(row.progress or {})
+            history = list(progress.get("history") or [])
+            for ev in dicts:
+                metrics = ev.get("metrics") or {}
+                if "epoch" not in metrics:
+                    continue
+                entry = {"stage": ev.get("stage"), **metrics, "time": ev.get("time")}
+                if history and history[-1].get("stage") == entry["stage"] and history[-1].get("epoch") == metrics["epoch"]:
+                    history[-1] = entry
+                else:
+                    history.append(entry)
+            row.progress = {"last": dicts[-1], "history": history[-HISTORY_LIMIT:]}
+
+    def _finish(self, run_id: str, status: str, attempt: int | None, **values: Any) -> bool:
+        with self.write_session() as s:
+            row = self._row(s, run_id, lock=True)
+            if row.status in FINISHED or (attempt is not None and (row.status != "running" or row.attempts != attempt)):
+                log.warning("run %s: not marking %s (status %s, attempt %s)", run_id, status, row.status, row.attempts)
+                return False
+            row.status, row.finished_at = status, utcnow()
+            row.heartbeat_at = None
+            for key, value in values.items():
+                setattr(row, key, value)
+            return True
+
+    def mark_done(self, run_id: str, metrics: dict | None = None, *, attempt: int | None = None) -> bool:
+        """Mark a run done with its headline metrics. With ``attempt``, only if that attempt still owns it."""
+        return self._finish(run_id, "done", attempt, metrics=dict(metrics or {}), error=None)
+
+    def mark_failed(self, run_id: str, error: str, *, attempt: int | None = None) -> bool:
+        """Mark a run failed with a one-line reason. Returns False if it was already finished / taken over."""
+        return self._finish(run_id, "failed", attempt, error=error)
+
+    def mark_cancelled(self, run_id: str, *, attempt: int | None = None) -> bool:
+        """Mark a run cancelled. Returns False if it was already finished / taken over."""
+        return self._finish(run_id, "cancelled", attempt)
