@@ -127,6 +127,48 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     return 0
 
 
+def _write_json(report: dict, path: Optional[str]) -> None:
+    text = json.dumps(report, indent=2, default=float)
+    if path:
+        Path(path).write_text(text)
+    else:
+        print(text)
+
+
+def cmd_diagnose(args: argparse.Namespace) -> int:
+    from tlcore.diagnose import run_diagnose
+
+    bar = _Bar(args.quiet)
+    try:
+        report = run_diagnose(args.modality, args.source, args.target, backbone=args.backbone, seed=args.seed, progress=bar)
+    finally:
+        bar.close()
+    _write_json(report, args.json)
+    v = report["verdict"]
+    print(f"verdict: {v['severity']} shift. {v['summary']}\nrecommendation: {v['recommendation']}", file=sys.stderr)
+    return 0
+
+
+def cmd_rank(args: argparse.Namespace) -> int:
+    from tlcore.diagnose import run_rank
+
+    bar = _Bar(args.quiet)
+    names = [b for b in (args.backbones or "").split(",") if b] or None
+    try:
+        report = run_rank(args.modality, args.target, backbones=names, seed=args.seed, validate=args.validate,
+                          validate_eval=args.eval, progress=bar)
+    finally:
+        bar.close()
+    _write_json(report, args.json)
+    for row in report["ranking"]:
+        cells = "  ".join(f"{k} {v['point']:.3f} [{v['lo']:.3f}, {v['hi']:.3f}]" for k, v in row["scores"].items())
+        print(f"{row['rank']}. {row['backbone']}: {cells}", file=sys.stderr)
+    if "validation" in report:
+        print(f"kendall tau vs fine-tuned accuracy: {report['validation']['kendall_tau']}", file=sys.stderr)
+    print(report["advice"], file=sys.stderr)
+    return 0
+
+
 def cmd_predict(args: argparse.Namespace) -> int:
     from tlcore.predict import predict_run
 
@@ -164,6 +206,25 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--input", required=True, help="a file, a folder, or a text table / a text string (text runs)")
     pr.add_argument("--top-k", type=int, default=3)
 
+    dg = sub.add_parser("diagnose", help="how far is the target from the source? (before any training)")
+    dg.add_argument("--modality", required=True, choices=("image", "text", "audio"))
+    dg.add_argument("--source", required=True, help="source-domain data (labels optional)")
+    dg.add_argument("--target", required=True, help="target-domain data (labels optional)")
+    dg.add_argument("--backbone", help="backbone whose features are compared (default per modality)")
+    dg.add_argument("--seed", type=int, default=0)
+    dg.add_argument("--json", help="write the report here (else to stdout)")
+    dg.add_argument("--quiet", action="store_true")
+
+    rk = sub.add_parser("rank", help="which backbone will transfer best? (no fine-tuning)")
+    rk.add_argument("--modality", required=True, choices=("image", "text", "audio"))
+    rk.add_argument("--target", required=True, help="labeled target data")
+    rk.add_argument("--backbones", help="comma-separated candidates (default: all registered + their @random twins)")
+    rk.add_argument("--validate", action="store_true", help="also fine-tune every candidate and report Kendall tau")
+    rk.add_argument("--eval", help="labeled eval data for --validate (else a split of --target)")
+    rk.add_argument("--seed", type=int, default=0)
+    rk.add_argument("--json", help="write the report here (else to stdout)")
+    rk.add_argument("--quiet", action="store_true")
+
     sub.add_parser("worker", help="background job runner used by the app", add_help=False)
     return p
 
@@ -178,7 +239,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    handlers = {"demo": cmd_demo, "backbones": cmd_backbones, "finetune": cmd_finetune, "predict": cmd_predict}
+    handlers = {"demo": cmd_demo, "backbones": cmd_backbones, "finetune": cmd_finetune, "predict": cmd_predict,
+                "diagnose": cmd_diagnose, "rank": cmd_rank}
     try:
         return handlers[args.cmd](args)
     except TransferLabError as exc:

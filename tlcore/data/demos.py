@@ -31,7 +31,7 @@ from tlcore.errors import DataError, ConfigError
 from tlcore.paths import cache_dir
 from tlcore.registry import Registry
 
-FORMAT_VERSION = 1  # bump when a generator changes its output: cached demos of older versions are remade
+FORMAT_VERSION = 2  # bump when a generator changes its output: cached demos of older versions are remade
 SIZES = ("small", "default")
 SPLITS = ("source", "target", "eval", "unlabeled")
 MANIFEST = "demo.json"
@@ -501,6 +501,19 @@ def _finish_clips(clips: list[np.ndarray], rate: int) -> list[np.ndarray]:
     return done
 
 
+def _phone_channel(clip: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """The target domain's channel: telephone band (300-3400 Hz), background noise at 5-15 dB SNR, lower level."""
+    from scipy.signal import butter, sosfiltfilt
+
+    sos = butter(4, [300, 3400], btype="bandpass", fs=SPOKEN_RATE, output="sos")
+    voiced = sosfiltfilt(sos, clip.astype(np.float64))
+    snr_db = rng.uniform(5.0, 15.0)
+    noise = rng.normal(0.0, 1.0, len(voiced))
+    noise *= np.sqrt(np.mean(voiced ** 2) / (np.mean(noise ** 2) * 10 ** (snr_db / 10)))
+    mixed = (voiced + noise) * rng.uniform(0.3, 0.7) / max(np.abs(voiced + noise).max(), 1e-6)
+    return np.clip(mixed, -1.0, 32767 / 32768).astype(np.float32)
+
+
 def _make_spoken(out: Path, seed: int, size: str) -> None:
     from tlcore.data.espeak import synthesize_batch
 
@@ -517,6 +530,8 @@ def _make_spoken(out: Path, seed: int, size: str) -> None:
         part = clips[start:start + len(splits[split])]
         start += len(part)
         labels = None if split == "unlabeled" else [job["text"] for job in splits[split]]
+        if split != "source":
+            part = [_phone_channel(clip, rng) for clip in part]
         _write_audio(out / split, part, labels, SPOKEN_RATE)
 
 
@@ -548,8 +563,8 @@ DEMOS.register("sentiment", DemoSpec(
     _make_sentiment, _sentiment_available))
 DEMOS.register("spoken-digits", DemoSpec(
     "spoken-digits", "audio", "classify",
-    "spoken 'zero'..'nine' in US/British RP voices (source) -> Scottish, Caribbean, Lancashire, "
-    "West Midlands voices (target)",
+    "spoken 'zero'..'nine' in clean US/British RP voices (source) -> Scottish, Caribbean, Lancashire, "
+    "West Midlands voices over a noisy telephone line (target)",
     "synthesized with eSpeak NG (GPL-3.0-or-later engine and voice data, bundled by espeakng-loader); "
     "the generated audio is TransferLab's own",
     _make_spoken, _spoken_available))

@@ -3,8 +3,7 @@ from the TensorFlow TPU repo, 2020) as a small PyTorch module.
 
 Lite = EfficientNet-B0's MBConv stack (Sandler et al., "MobileNetV2", 2018) *without* squeeze-and-excitation,
 with ReLU6 instead of swish and a stem/head that are not rescaled. Convolutions use TensorFlow "same" padding
-(asymmetric when needed) and BatchNorm uses eps 1e-3, momentum 0.01 (TF's 0.99), so the ported weights give
-the original outputs.
+(asymmetric when needed) and BatchNorm uses eps 1e-3, so the ported weights give the original outputs.
 
 Parameter names follow lukemelas' EfficientNet-PyTorch (``_conv_stem``, ``_bn0``, ``_blocks.i._expand_conv``,
 ``_depthwise_conv``, ``_project_conv``, ``_bn0/1/2``, ``_conv_head``, ``_bn1``, ``_fc``) so the state dict in
@@ -26,7 +25,9 @@ from torch import Tensor, nn
 IMAGENET_LITE_NORMALIZE: dict[str, float] = {"mean": 127.0, "std": 128.0, "scale": 255.0}
 
 _BN_EPS = 1e-3
-_BN_MOMENTUM = 0.01
+# PyTorch's default, not TF's 0.01: on small fine-tuning sets the running statistics must follow the data
+# within a few dozen steps (eval-mode outputs are unaffected by momentum).
+_BN_MOMENTUM = 0.1
 
 
 def normalize_lite(x: Tensor) -> Tensor:
