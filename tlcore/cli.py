@@ -169,6 +169,27 @@ def cmd_rank(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_curve(args: argparse.Namespace) -> int:
+    from tlcore.curve import data_efficiency_curve
+
+    values = {k: getattr(args, k) for k in field_help(FinetuneConfig) if hasattr(args, k)}
+    cfg = FinetuneConfig.from_dict({**values, "out": ""})
+    shots = [int(s) for s in args.shots.split(",")]
+    seeds = list(range(args.seeds))
+    bar = _Bar(args.quiet)
+    try:
+        report = data_efficiency_curve(cfg, shots=shots, seeds=seeds, scratch=not args.no_scratch, progress=bar)
+    finally:
+        bar.close()
+    _write_json(report, args.json)
+    for p in report["points"]:
+        line = f"{p['shots']:>3} per class: pretrained {p['pretrained']['mean']:.3f} ± {p['pretrained']['std']:.3f}"
+        if "scratch" in p:
+            line += f"   scratch {p['scratch']['mean']:.3f} ± {p['scratch']['std']:.3f}"
+        print(line, file=sys.stderr)
+    return 0
+
+
 def cmd_predict(args: argparse.Namespace) -> int:
     from tlcore.predict import predict_run
 
@@ -225,6 +246,14 @@ def build_parser() -> argparse.ArgumentParser:
     rk.add_argument("--json", help="write the report here (else to stdout)")
     rk.add_argument("--quiet", action="store_true")
 
+    cv = sub.add_parser("curve", help="data-efficiency curve: accuracy vs labeled examples per class, pretrained vs scratch")
+    _add_config_flags(cv, FinetuneConfig, skip=("out", "seed", "max_per_class", "baselines", "unlabeled"))
+    cv.add_argument("--shots", default="1,2,5,10,25,0", help="examples per class to try; 0 = all")
+    cv.add_argument("--seeds", type=int, default=3, help="number of seeds per point")
+    cv.add_argument("--no-scratch", action="store_true", help="skip the scratch curve (faster)")
+    cv.add_argument("--json", help="write the curve here (else to stdout)")
+    cv.add_argument("--quiet", action="store_true")
+
     sub.add_parser("worker", help="background job runner used by the app", add_help=False)
     return p
 
@@ -240,7 +269,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     handlers = {"demo": cmd_demo, "backbones": cmd_backbones, "finetune": cmd_finetune, "predict": cmd_predict,
-                "diagnose": cmd_diagnose, "rank": cmd_rank}
+                "diagnose": cmd_diagnose, "rank": cmd_rank, "curve": cmd_curve}
     try:
         return handlers[args.cmd](args)
     except TransferLabError as exc:

@@ -119,7 +119,7 @@ def candidate_backbones(modality: str) -> list[str]:
 
 
 def run_rank(modality: str, target: str, *, backbones: Optional[Sequence[str]] = None, seed: int = 0,
-             n_boot: int = 100, validate: bool = False, validate_eval: Optional[str] = None,
+             n_boot: int = 30, validate: bool = False, validate_eval: Optional[str] = None,
              progress: ProgressFn = no_progress) -> dict:
     """Rank backbones for a labeled target set without fine-tuning; optionally validate by fine-tuning each."""
     ds = load_dataset(target, modality, require_labels=True)
@@ -135,7 +135,7 @@ def run_rank(modality: str, target: str, *, backbones: Optional[Sequence[str]] =
         per = {
             "logme": bootstrap_score(logme, f, y, **sub),
             "h_score": bootstrap_score(lambda a, b: h_score(a, b, inverse="shrinkage"), f, y, **sub),
-            "knn_accuracy": bootstrap_score(lambda a, b: knn_cv_accuracy(a, b, seed=seed), f, y, n_boot=min(n_boot, 30),
+            "knn_accuracy": bootstrap_score(lambda a, b: knn_cv_accuracy(a, b, seed=seed), f, y, n_boot=n_boot,
                                             seed=seed, replace=False, fraction=0.8),
         }
         probs = _source_probs(bb, ds)
