@@ -190,6 +190,22 @@ def cmd_curve(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_cluster(args: argparse.Namespace) -> int:
+    from tlcore.cluster_pipeline import run_clustering
+
+    bar = _Bar(args.quiet)
+    try:
+        report = run_clustering(args.modality, args.data, backbone=args.backbone, k=args.k, seed=args.seed, progress=bar)
+    finally:
+        bar.close()
+    _write_json(report, args.json)
+    for side in ("pretrained", "raw"):
+        r = report[side]
+        scores = f"  NMI {r['nmi']:.3f}  ARI {r['ari']:.3f}" if "nmi" in r else ""
+        print(f"{side}: k={r['k']}  silhouette {r['silhouette']:.3f}{scores}", file=sys.stderr)
+    return 0
+
+
 def cmd_predict(args: argparse.Namespace) -> int:
     from tlcore.predict import predict_run
 
@@ -254,6 +270,15 @@ def build_parser() -> argparse.ArgumentParser:
     cv.add_argument("--json", help="write the curve here (else to stdout)")
     cv.add_argument("--quiet", action="store_true")
 
+    cl = sub.add_parser("cluster", help="unsupervised transfer: cluster unlabeled data on pretrained features vs raw inputs")
+    cl.add_argument("--modality", required=True, choices=("image", "text", "audio"))
+    cl.add_argument("--data", required=True, help="data to cluster (labels, if present, are used only for NMI/ARI)")
+    cl.add_argument("--backbone")
+    cl.add_argument("--k", type=int, help="number of clusters (default: chosen by silhouette)")
+    cl.add_argument("--seed", type=int, default=0)
+    cl.add_argument("--json", help="write the report here (else to stdout)")
+    cl.add_argument("--quiet", action="store_true")
+
     sub.add_parser("worker", help="background job runner used by the app", add_help=False)
     return p
 
@@ -269,7 +294,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     handlers = {"demo": cmd_demo, "backbones": cmd_backbones, "finetune": cmd_finetune, "predict": cmd_predict,
-                "diagnose": cmd_diagnose, "rank": cmd_rank, "curve": cmd_curve}
+                "diagnose": cmd_diagnose, "rank": cmd_rank, "curve": cmd_curve,
+                "cluster": cmd_cluster}
     try:
         return handlers[args.cmd](args)
     except TransferLabError as exc:

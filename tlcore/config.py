@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any, Optional
 
 MODALITIES = ("image", "text", "audio")
-TASKS = ("classify",)
+TASKS = ("classify", "ner", "asr")
 
 
 def _f(default: Any, help: str, **kw: Any) -> Any:
@@ -26,7 +26,8 @@ class FinetuneConfig:
     source: Optional[str] = _f(None, "Labeled source-domain data (optional); the source-trained model is 'before'.")
     unlabeled: Optional[str] = _f(None, "Unlabeled target-domain data (for domain adaptation).")
     eval: Optional[str] = _f(None, "Labeled held-out target data for before/after evaluation.")
-    task: str = _f("classify", "Task: classify.", choices=TASKS)
+    task: str = _f("classify", "Task: classify (sequence/image/audio classification), ner (text token classification) "
+                   "or asr (speech recognition, Whisper).", choices=TASKS)
     backbone: Optional[str] = _f(None, "Backbone name from `python -m tlcore backbones` or a Hugging Face model id; default per modality.")
     strategy: str = _f("linear_probe", "Transfer strategy: linear_probe, partial, full, lora.")
     epochs: int = _f(10, "Training epochs (upper bound; early stopping may end sooner).", min=1, max=500)

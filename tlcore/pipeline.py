@@ -61,14 +61,13 @@ def validate_config(cfg: FinetuneConfig) -> None:
         raise ConfigError(f"unknown modality {cfg.modality!r}; use image, text or audio")
     if not cfg.out:
         raise ConfigError("no run folder given: pass --out RUN_DIR")
-    if cfg.task != "classify":
-        raise ConfigError(f"task {cfg.task!r} is not available; this version supports --task classify")
-    strategy = get_strategy(cfg.strategy)
-    if strategy.needs_unlabeled and not cfg.unlabeled:
-        raise ConfigError(f"strategy {cfg.strategy!r} adapts to unlabeled target data: pass --unlabeled DIR")
+    if cfg.task not in ("classify", "ner", "asr"):
+        raise ConfigError(f"unknown task {cfg.task!r}; use classify, ner or asr")
+    get_strategy(cfg.strategy)
     if not cfg.target:
-        raise ConfigError("pass --target with labeled target data (a few examples per class); "
-                          "source-only domain adaptation and clustering are not part of `finetune` in this version")
+        raise ConfigError("pass --target with labeled target data (a few examples per class); with only a labeled "
+                          "--source and --unlabeled target, pick an adaptation strategy (adabn, coral, deep_coral, dann, "
+                          "self_training, mcc); with no labels at all use `python -m tlcore cluster`")
     resolve_backbone_name(cfg.backbone, cfg.modality)
 
 
@@ -100,6 +99,15 @@ def run_finetune(cfg: FinetuneConfig, *, progress: Optional[ProgressFn] = None, 
     """Run one transfer experiment; write the run folder ``cfg.out``; return the report (also report.json)."""
     progress = progress or no_progress
     should_cancel = should_cancel or never_cancel
+    if cfg.task in ("ner", "asr"):
+        import importlib
+
+        task_module = importlib.import_module(f"tlcore.tasks.{cfg.task}")
+        return task_module.run(cfg, progress=progress, should_cancel=should_cancel, resume=resume)
+    if get_strategy(cfg.strategy).needs_unlabeled:
+        from tlcore.adapt_pipeline import run_adaptation
+
+        return run_adaptation(cfg, progress=progress, should_cancel=should_cancel)
     validate_config(cfg)
     strategy = get_strategy(cfg.strategy)
     out = Path(cfg.out)

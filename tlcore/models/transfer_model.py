@@ -23,11 +23,17 @@ from tlcore.models.base import Backbone
 
 
 class TransferModel(nn.Module):
-    def __init__(self, backbone: Backbone, classes: Sequence[str], *, backbone_name: str = "", strategy: str = ""):
+    def __init__(self, backbone: Backbone, classes: Sequence[str], *, backbone_name: str = "", strategy: str = "",
+                 head_hidden: int = 0):
         super().__init__()
         self.backbone = backbone
         self.classes = list(classes)
-        self.head = nn.Linear(backbone.feature_dim, len(self.classes))
+        self.head_hidden = head_hidden
+        if head_hidden:   # an MLP bottleneck head (domain adaptation adapters)
+            self.head: nn.Module = nn.Sequential(nn.Linear(backbone.feature_dim, head_hidden), nn.ReLU(),
+                                                 nn.Linear(head_hidden, len(self.classes)))
+        else:
+            self.head = nn.Linear(backbone.feature_dim, len(self.classes))
         self.backbone_name = backbone_name or getattr(backbone, "backbone_name", "")
         self.strategy = strategy
 
@@ -60,7 +66,7 @@ class TransferModel(nn.Module):
         config = {
             "tlcore_version": __version__, "architecture": "TransferModel", "modality": self.modality,
             "backbone": self.backbone_name, "backbone_spec": spec, "classes": self.classes,
-            "strategy": self.strategy, "feature_dim": self.backbone.feature_dim,
+            "strategy": self.strategy, "feature_dim": self.backbone.feature_dim, "head_hidden": self.head_hidden,
         }
         # config.json may already hold the backbone's HF config; keep it under its own name.
         if (folder / "config.json").exists():
@@ -85,7 +91,8 @@ class TransferModel(nn.Module):
                 backbone = rebuild_backbone(_hf_view(folder, spec["config_file"], Path(tmp)), spec)
         else:
             backbone = rebuild_backbone(folder, spec)
-        model = cls(backbone, config["classes"], backbone_name=config["backbone"], strategy=config.get("strategy", ""))
+        model = cls(backbone, config["classes"], backbone_name=config["backbone"], strategy=config.get("strategy", ""),
+                    head_hidden=config.get("head_hidden", 0))
         model.load_state_dict(load_file(str(folder / "model.safetensors")))
         model.eval()
         return model
