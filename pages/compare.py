@@ -1,0 +1,51 @@
+"""Compare: before vs after on the same eval split; several runs of one data set = the strategy ladder."""
+
+from ui.entry import via_app
+
+via_app()
+
+import streamlit as st
+
+from tlcore import plots
+from ui.progress import finished_note, live_progress
+from ui.report import ladder_rows, render_report
+from ui.runs import get_run, read_report, run_picker, selected_run_id, visible_runs
+
+st.title("Compare")
+runs = visible_runs()
+if not runs:
+    st.info("No runs yet. Start one from **Home** (one-click demos) or **Fine-tune**.")
+    st.stop()
+
+selected = get_run(selected_run_id())
+run = run_picker("Run", runs if selected is None or selected.id in {r.id for r in runs} else [selected, *runs], key="cmp-run")
+assert run is not None
+if not run.is_finished:
+    st.subheader(f"{run.name}: in progress")
+    st.caption("Training runs in the background: you can reload or close this tab, the run goes on.")
+    live_progress(run.id)
+    st.stop()
+report = read_report(run) if run.status == "done" else None
+if report is None:
+    finished_note(run)
+    if run.status == "done":
+        st.error("This run has no readable report.json in its folder.")
+    st.stop()
+
+render_report(report, key="cmp", title=run.name)
+
+same_data = [r for r in runs if r.status == "done" and r.dataset and r.dataset == run.dataset]
+if len(same_data) > 1:
+    st.divider()
+    st.subheader("Strategy ladder: every finished run on this data set")
+    others = st.multiselect("Runs", [r.id for r in same_data], default=[r.id for r in same_data][:8],
+                            format_func=lambda i: next(r.name for r in same_data if r.id == i), key="cmp-ladder")
+    pairs = [(r.name, rep) for r in same_data if r.id in others and (rep := read_report(r)) is not None]
+    if pairs:
+        st.plotly_chart(plots.strategy_ladder(ladder_rows(pairs), title="Accuracy after transfer (bars, 95% CI), "
+                                              "before (line) and baselines"), key="cmp-ladder-fig", width="stretch")
+        st.dataframe([{"run": n, "strategy": rep["strategy"], "backbone": rep["backbone"],
+                       "before": round(rep["before"]["accuracy"], 3), "after": round(rep["after"]["accuracy"], 3),
+                       "macro-F1 after": round(rep["after"]["macro_f1"], 3),
+                       **{k: round(v["accuracy"], 3) for k, v in (rep.get("baselines") or {}).items()}}
+                      for n, rep in pairs], hide_index=True, width="stretch")

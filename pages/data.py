@@ -1,0 +1,83 @@
+"""Data: pick a demo or upload your own; see previews, class counts and problems per file."""
+
+from ui.entry import via_app
+
+via_app()
+
+import streamlit as st
+
+from tlcore.config import MODALITIES
+from tlcore.errors import TransferLabError
+from ui import datasets
+from ui.media import dataset_preview
+
+st.title("Data")
+st.caption("Bring a **target** set (small, labeled), optionally a **source** set (large, labeled, another domain) and an "
+           "**eval** set (labeled, held out; else part of the target is held out once). Formats: image folder as .zip "
+           "(`<label>/<file>.png`), text as CSV/TSV/JSONL with `text` and `label` columns, audio folder as .zip "
+           "(`<label>/<file>.wav`) or a .zip with a CSV of `path,label`.")
+
+mode = st.radio("Data source", ["Built-in demo", "Upload my data"], horizontal=True, key="data-mode",
+                index=1 if (st.query_params.get("data") or "").startswith("upload:") else 0)
+choice = None
+if mode == "Built-in demo":
+    demos = [d for d in datasets.demo_specs()]
+    names = [d["name"] for d in demos]
+    current = (st.query_params.get("data") or "").removeprefix("demo:")
+    name = st.selectbox("Demo", names, index=names.index(current) if current in names else 0,
+                        format_func=lambda n: f"{n} ({next(d for d in demos if d['name'] == n)['modality']})")
+    spec = next(d for d in demos if d["name"] == name)
+    st.markdown(f"{spec['description']}  \n*Data:* {spec['license']}")
+    if spec["unavailable"]:
+        st.warning(f"This demo is not available here: {spec['unavailable']}")
+    else:
+        try:
+            choice = datasets.resolve(f"demo:{name}")
+        except TransferLabError as exc:
+            st.error(str(exc))
+else:
+    modality = st.selectbox("Modality", MODALITIES, key="upload-modality")
+    splits = {}
+    cols = st.columns(3)
+    for col, split, required in zip(cols, ("target", "source", "eval"), (True, False, False)):
+        with col:
+            up = st.file_uploader(f"{split} set" + ("" if required else " (optional)"), type=datasets.UPLOAD_TYPES,
+                                  key=f"upload-{split}", help=f"{split}: .zip of a folder, or a CSV/TSV/JSONL table")
+            if up is not None:
+                splits[split] = str(datasets.save_upload(up.name, up.getvalue()))
+    if "target" in splits:
+        ref = datasets.save_upload_set(modality, splits)
+        st.query_params["data"] = ref
+        choice = datasets.resolve(ref)
+    elif splits:
+        st.info("Add the target set: it is the one the model is adapted to.")
+    else:
+        prior = datasets.resolve(st.query_params.get("data"))
+        if prior is not None and not prior.is_demo:
+            st.caption(f"Current upload: **{prior.name}** ({prior.modality}). Upload files to replace it.")
+            choice = prior
+
+if choice is not None:
+    if choice.is_demo:
+        st.query_params["data"] = choice.ref
+    st.divider()
+    st.subheader(f"Preview: {choice.name}")
+    usable = True
+    for split in ("target", "source", "eval", "unlabeled"):
+        path = choice.splits.get(split)
+        if not path:
+            continue
+        with st.container(border=True):
+            try:
+                ds = datasets.load(path, choice.modality)
+            except TransferLabError as exc:
+                usable = usable and split != "target"
+                st.error(f"{split}: {exc}")
+                continue
+            dataset_preview(ds, split, key=f"pv-{split}")
+    if usable:
+        c1, c2 = st.columns(2)
+        if c1.button("Diagnose this data", icon=":material/troubleshoot:", width="stretch"):
+            st.switch_page("pages/diagnose.py", query_params={"data": choice.ref})
+        if c2.button("Fine-tune on this data", type="primary", icon=":material/model_training:", width="stretch"):
+            st.switch_page("pages/finetune.py", query_params={"data": choice.ref})

@@ -1,0 +1,92 @@
+"""The pure plotly builders: right traces, right numbers, no Streamlit."""
+
+import ast
+from pathlib import Path
+
+import plotly.graph_objects as go
+import pytest
+
+from tlcore import plots
+
+
+def test_plots_module_never_imports_streamlit():
+    tree = ast.parse(Path(plots.__file__).read_text())
+    names = {a.name for n in ast.walk(tree) if isinstance(n, (ast.Import, ast.ImportFrom)) for a in n.names}
+    mods = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+    assert not any("streamlit" in (m or "") for m in names | mods)
+
+
+def test_confusion_matrix_counts_and_axes():
+    fig = plots.confusion_matrix_figure([[3, 1], [0, 4]], ["cat", "dog"], "before")
+    hm = fig.data[0]
+    assert isinstance(hm, go.Heatmap) and [list(r) for r in hm.z] == [[3, 1], [0, 4]]
+    assert list(hm.x) == ["cat", "dog"] and fig.layout.title.text == "before"
+    with pytest.raises(ValueError):
+        plots.confusion_matrix_figure([[1, 2]], ["a", "b"])
+
+
+def test_per_class_bars_before_after():
+    before = {"a": {"f1": 0.5}, "b": {"f1": 0.25}}
+    after = {"a": {"f1": 0.75}, "b": {"f1": 1.0}}
+    fig = plots.per_class_bars(before, after, "f1")
+    assert [t.name for t in fig.data] == ["before", "after"]
+    assert list(fig.data[1].y) == [0.75, 1.0] and list(fig.data[0].x) == ["a", "b"]
+
+
+def test_metric_bars_asymmetric_ci():
+    fig = plots.metric_bars([{"name": "before", "value": 0.6, "ci": [0.5, 0.65]}, {"name": "after", "value": 0.8}])
+    bar = fig.data[0]
+    assert list(bar.y) == [0.6, 0.8]
+    assert bar.error_y.array[0] == pytest.approx(0.05) and bar.error_y.arrayminus[0] == pytest.approx(0.1)
+    assert bar.error_y.array[1] == 0.0
+
+
+def test_training_curves_per_stage():
+    hist = [{"stage": "train", "epoch": 1, "train_loss": 1.0, "val_accuracy": 0.5},
+            {"stage": "train", "epoch": 2, "train_loss": 0.5, "val_accuracy": 0.7},
+            {"stage": "scratch", "epoch": 1, "train_loss": 2.0}]
+    fig = plots.training_curves(hist)
+    loss_train = [t for t in fig.data if t.name == "train" and t.xaxis in ("x", None)][0]
+    assert list(loss_train.y) == [1.0, 0.5]
+    assert sum(1 for t in fig.data if t.name == "scratch") == 1  # no val accuracy for scratch here
+
+
+def test_strategy_ladder_rows():
+    rows = [{"label": "probe", "before": 0.5, "after": 0.7, "after_ci": [0.6, 0.8], "baselines": {"knn": 0.55}},
+            {"label": "full", "before": 0.5, "after": 0.9, "baselines": {"knn": 0.55, "scratch": 0.4}}]
+    fig = plots.strategy_ladder(rows)
+    names = [t.name for t in fig.data]
+    assert names[:2] == ["after", "before"] and set(names[2:]) == {"knn", "scratch"}
+    scratch = [t for t in fig.data if t.name == "scratch"][0]
+    assert list(scratch.y) == [None, 0.4]
+
+
+def test_embedding_map_colors_by_domain_or_label():
+    fig = plots.embedding_map([0, 1, 2], [0, 1, 2], ["source", "target", "target"], ["a", "b", None])
+    assert sorted(t.name for t in fig.data) == ["source", "target"]
+    fig = plots.embedding_map([0, 1, 2], [0, 1, 2], ["source", "target", "target"], ["a", "b", None], color_by="label")
+    assert sorted(t.name for t in fig.data) == ["(unlabeled)", "a", "b"]
+    with pytest.raises(ValueError):
+        plots.embedding_map([0], [0, 1], ["s"])
+
+
+def test_drift_bars_and_table_highlight_drifting():
+    rows = [{"name": "brightness", "test": "ks", "p_value": 0.001, "q_value": 0.003, "effect": 0.9, "drifting": True},
+            {"name": "size", "test": "ks", "p_value": 0.5, "q_value": 0.6, "effect": -0.1, "drifting": False}]
+    bars = plots.drift_bars(rows)
+    assert list(bars.data[0].y) == ["size", "brightness"]  # sorted by |effect|
+    assert bars.data[0].marker.color[1] == plots.WARN_COLOR
+    table = plots.drift_table(rows)
+    assert table.data[0].cells.values[0] == ("brightness", "size") or list(table.data[0].cells.values[0]) == ["brightness", "size"]
+
+
+def test_mismatch_bars_skip_non_numbers_and_read_value_dicts():
+    fig = plots.mismatch_bars({"mmd": 0.3, "pad": {"value": 1.2}, "note": "x", "flag": True})
+    assert list(fig.data[0].x) == ["mmd", "pad"] and list(fig.data[0].y) == [0.3, 1.2]
+
+
+def test_class_counts_and_top_k():
+    fig = plots.class_counts_bar({"a": 3, "b": 5})
+    assert list(fig.data[0].y) == [3, 5]
+    fig = plots.top_k_bars([("a", 0.7), ("b", 0.2)])
+    assert list(fig.data[0].y) == ["b", "a"]  # best on top

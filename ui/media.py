@@ -1,0 +1,77 @@
+"""Showing data items: image grids, text tables, audio players, and a data set preview."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import streamlit as st
+
+from tlcore import plots
+from tlcore.data.dataset import Dataset
+
+
+def show_item(modality: str, item: str, caption: str = "") -> None:
+    """One item: an image, a text quote or an audio player (missing files are named, not crashed on)."""
+    if modality == "text":
+        st.markdown(f"> {item}")
+        if caption:
+            st.caption(caption)
+        return
+    if not Path(item).exists():
+        st.caption(f"{caption} (file no longer available)")
+        return
+    if modality == "image":
+        st.image(item, caption=caption or None, width=120)
+    else:
+        st.audio(item)
+        if caption:
+            st.caption(caption)
+
+
+def item_grid(modality: str, items: Sequence[str], captions: Sequence[str], columns: int = 6) -> None:
+    if modality == "text":
+        st.dataframe({"text": list(items), "label": list(captions)}, hide_index=True, width="stretch")
+        return
+    cols = st.columns(columns if modality == "image" else 3)
+    for i, (item, cap) in enumerate(zip(items, captions)):
+        with cols[i % len(cols)]:
+            show_item(modality, item, cap)
+
+
+def sample_indices(ds: Dataset, n: int) -> list[int]:
+    """Up to ``n`` items spread over the classes (round robin), so every class shows up."""
+    if ds.labels is None:
+        return list(range(min(n, len(ds))))
+    by_class: dict[str, list[int]] = {}
+    for i, y in enumerate(ds.labels):
+        by_class.setdefault(y, []).append(i)
+    out: list[int] = []
+    while len(out) < min(n, len(ds)):
+        for idx in by_class.values():
+            if idx and len(out) < n:
+                out.append(idx.pop(0))
+    return out
+
+
+def dataset_preview(ds: Dataset, split: str, key: str) -> None:
+    """Counts, class bar chart, problems per file and a sample of items."""
+    counts = ds.class_counts()
+    head = f"**{split}**: {len(ds)} items"
+    head += f", {len(counts)} classes" if ds.labeled else " (unlabeled)"
+    if ds.problems:
+        head += f", {len(ds.problems)} unusable file(s)/row(s) skipped"
+    st.markdown(head)
+    if ds.labeled:
+        st.plotly_chart(plots.class_counts_bar(counts), key=f"{key}-counts", width="stretch")
+    if ds.problems:
+        with st.expander(f"{len(ds.problems)} problem(s) found", expanded=True):
+            st.dataframe({"file / row": [p.where for p in ds.problems], "problem": [p.reason for p in ds.problems]},
+                         hide_index=True, width="stretch")
+    n = 20 if ds.modality == "text" else 12 if ds.modality == "image" else 6
+    idx = sample_indices(ds, n)
+    captions = [(ds.labels[i] if ds.labels else "") + (f" · {ds.names[i]}" if ds.names and ds.modality != "text" else "")
+                for i in idx]
+    if ds.modality == "text":
+        captions = [ds.labels[i] if ds.labels else "" for i in idx]
+    item_grid(ds.modality, [ds.items[i] for i in idx], captions)

@@ -1,0 +1,92 @@
+"""Live progress of a queued or running run, read from the run store (so reloads and closed tabs change nothing)."""
+
+from __future__ import annotations
+
+import time
+
+import streamlit as st
+
+from tlcore import plots
+from tlcore.runs import RunNotFound
+from tlcore.runs.records import Run
+from ui.runs import get_store, start_worker
+
+POLL_S = 1.0
+STAGE_ORDER = ["data", "features: train", "features: eval", "features: source", "before", "train", "eval",
+               "scratch", "save", "done"]
+
+
+def overall_fraction(stage: str, step: int, total: int) -> float:
+    """Progress of the current stage (0..1); the stage name is in the bar's label."""
+    if stage == "done":
+        return 1.0
+    return min(1.0, max(0.0, step / total)) if total else 0.0
+
+
+def _fmt_s(seconds: float) -> str:
+    seconds = max(0, int(round(seconds)))
+    return f"{seconds // 60} min {seconds % 60:02d} s" if seconds >= 60 else f"{seconds} s"
+
+
+def render_status(run: Run) -> None:
+    """The progress bar with stage, ETA, elapsed time and the live curves of one unfinished run."""
+    last = (run.progress or {}).get("last") or {}
+    history = (run.progress or {}).get("history") or []
+    if run.status == "queued":
+        st.progress(0.0, text="Queued: waiting for the background worker…")
+    else:
+        stage, step, total = last.get("stage", "starting"), int(last.get("step") or 0), int(last.get("total") or 0)
+        counts = f" ({step}/{total})" if total > 1 else ""
+        msg = last.get("message") or ""
+        st.progress(overall_fraction(stage, step, total), text=f"**{stage}**{counts}: {msg}")
+        bits = []
+        if run.duration_s is not None:
+            bits.append(f"elapsed {_fmt_s(run.duration_s)}")
+        if last.get("eta_s") is not None:
+            bits.append(f"this stage ≈ {_fmt_s(float(last['eta_s']))} left")
+        metrics = last.get("metrics") or {}
+        if metrics.get("epoch") is not None:
+            bits.append(f"epoch {metrics['epoch']}")
+        if run.cancel_requested:
+            bits.append("cancel requested: stopping at the next check")
+        st.caption(" · ".join(bits) or "starting…")
+    if history:
+        st.plotly_chart(plots.training_curves(history), key=f"curves-{run.id}", width="stretch")
+
+
+def live_progress(run_id: str, *, allow_cancel: bool = True) -> None:
+    """Poll the store every second (``st.fragment(run_every=...)``) until the run finishes, then rerun the page."""
+
+    @st.fragment(run_every=POLL_S)
+    def panel() -> None:
+        store = get_store()
+        try:
+            run = store.get(run_id)
+        except RunNotFound:
+            st.warning("This run was deleted.")
+            return
+        if run.is_finished:
+            st.rerun()  # the page shows the results now
+        if run.status == "queued":
+            start_worker(store)  # e.g. after a restart: the queue survives, the worker may not
+        render_status(run)
+        if allow_cancel and not run.cancel_requested:
+            if st.button("Cancel run", key=f"cancel-{run_id}", icon=":material/stop_circle:"):
+                store.request_cancel(run_id)
+                st.toast("Cancel requested")
+
+    panel()
+
+
+def finished_note(run: Run) -> None:
+    """One line for a finished run that has no results to show."""
+    if run.status == "failed":
+        st.error(f"This run failed: {run.error or 'unknown error'}")
+    elif run.status == "cancelled":
+        st.warning("This run was cancelled before it finished.")
+
+
+def wait_for(run_id: str, timeout_s: float = 5.0) -> None:  # pragma: no cover - used by benchmarks only
+    deadline = time.time() + timeout_s
+    while time.time() < deadline and not get_store().get(run_id).is_finished:
+        time.sleep(0.2)

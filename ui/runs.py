@@ -1,0 +1,116 @@
+"""The run store as the app sees it: one store per data folder, starting runs, the selected run."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import streamlit as st
+
+from tlcore import paths
+from tlcore.config import FinetuneConfig
+from tlcore.runs import RunStore, ensure_worker
+from tlcore.runs.records import Run
+from ui.auth import current_user
+
+WORKER_IDLE_EXIT_S = 600.0  # a worker the app started exits after 10 idle minutes; the app starts another when needed
+
+
+@st.cache_resource(show_spinner=False)
+def _store(home: str, db_url: str) -> RunStore:
+    return RunStore.open(db_url or None)
+
+
+def get_store() -> RunStore:
+    """The run store of the current data folder (``TRANSFERLAB_HOME``) or ``TRANSFERLAB_DB_URL``."""
+    import os
+
+    return _store(str(paths.home()), os.environ.get("TRANSFERLAB_DB_URL", ""))
+
+
+def start_worker(store: RunStore) -> None:
+    """Make sure a background worker serves the queue (cheap when one is alive)."""
+    ensure_worker(store, idle_exit_s=WORKER_IDLE_EXIT_S)
+
+
+def start_run(cfg: FinetuneConfig, *, name: str = "", dataset: Optional[str] = None) -> Run:
+    """Store a run, queue it and make sure a worker will pick it up. Never trains in this thread."""
+    store = get_store()
+    run = store.create_run(cfg, name=name, owner=current_user(), dataset=dataset)
+    store.enqueue(run.id)
+    start_worker(store)
+    return store.get(run.id)
+
+
+def visible_runs(status: Optional[str] = None) -> list[Run]:
+    """The runs this user may see: their own with login, all of them in local mode."""
+    return get_store().list_runs(owner=current_user(), status=status)
+
+
+def get_run(run_id: Optional[str]) -> Optional[Run]:
+    """The run if it exists and this user may see it, else None."""
+    if not run_id:
+        return None
+    from tlcore.runs import RunNotFound
+
+    try:
+        run = get_store().get(run_id)
+    except RunNotFound:
+        return None
+    user = current_user()
+    if run.owner is not None and run.owner != user:
+        return None
+    return run
+
+
+def selected_run_id() -> Optional[str]:
+    return st.query_params.get("run")
+
+
+def select_run(run_id: Optional[str]) -> None:
+    if run_id:
+        st.query_params["run"] = run_id
+    elif "run" in st.query_params:
+        del st.query_params["run"]
+
+
+def read_report(run: Run) -> Optional[dict]:
+    try:
+        return json.loads((run.out / "report.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def run_label(run: Run) -> str:
+    # No status or scores here: a selectbox keeps its first labels while a run changes state.
+    return f"{run.name} · {run.created_at:%Y-%m-%d %H:%M} · {run.id[:6]}"
+
+
+def run_picker(label: str, runs: list[Run], key: str) -> Optional[Run]:
+    """A selectbox over ``runs`` that follows and sets ``?run=`` so reloads keep the choice."""
+    if not runs:
+        return None
+    ids = [r.id for r in runs]
+    current = selected_run_id()
+    index = ids.index(current) if current in ids else 0
+    chosen = st.selectbox(label, ids, index=index, format_func=lambda i: run_label(runs[ids.index(i)]), key=key)
+    if chosen != current:
+        select_run(chosen)
+    return runs[ids.index(chosen)]
+
+
+def model_zip(folder: Path) -> bytes:
+    """The exported model folder as zip bytes (for the download button)."""
+    import io
+    import zipfile
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        for f in sorted(folder.rglob("*")):
+            if f.is_file():
+                zf.write(f, f"model/{f.relative_to(folder)}")
+        for extra in ("report.json", "README.md", "config.json"):
+            if (folder.parent / extra).exists():
+                zf.write(folder.parent / extra, extra)
+    return buf.getvalue()
