@@ -282,11 +282,11 @@ def _scratch(cfg: FinetuneConfig, train_ds: Dataset, y_train: np.ndarray, eval_i
     modules = prepare_full(model)
     fit_idx, val_idx = _val_split(train_ds.labels, cfg)  # type: ignore[arg-type]
     tcfg = TrainConfig(epochs=cfg.epochs, batch_size=cfg.batch_size, lr=SCRATCH_LR, head_lr=SCRATCH_LR,
-                       patience=cfg.patience, seed=cfg.seed)
+                       patience=cfg.patience, seed=cfg.seed, freeze_bn=False)
     result = train_classifier(model, [train_ds.items[i] for i in fit_idx], y_train[fit_idx],
                               val_items=[train_ds.items[i] for i in val_idx], val_y=y_train[val_idx], config=tcfg,
                               train_modules=modules, checkpoint_dir=out / "checkpoints" / "scratch", resume=resume,
                               stage="scratch", progress=progress, should_cancel=should_cancel)
     progress(Progress("scratch", 1, 1, "scoring the scratch baseline"))
     return model.predict_proba(eval_items, batch_size=64).argmax(1), {
-        "epochs_run": result.epochs_run, "best_epoch": result.best_epoch, "lr": SCRATCH_LR}
+        "epochs_run": result.epochs_run, "best_epoch": result.best_epoch, "lr": SCRATCH_LR, "history": result.history}

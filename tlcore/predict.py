@@ -26,8 +26,15 @@ def _inputs(model: TransferModel, value: str) -> tuple[list[Any], list[str]]:
 
 
 def predict_run(run: str | Path, value: str, *, top_k: int = 3) -> Iterator[dict]:
-    """Yield ``{"input", "prediction", "top": [[class, probability], ...]}`` per input."""
+    """Yield ``{"input", "prediction", "top": [[class, probability], ...]}`` per input (classification), the
+    tagged tokens and entity spans (NER runs) or the transcript (ASR runs)."""
     folder = Path(run)
+    task = _task_of(folder)
+    if task in ("ner", "asr"):
+        import importlib
+
+        yield from importlib.import_module(f"tlcore.tasks.{task}").predict_input(folder, value)
+        return
     model_dir = folder / "model" if (folder / "model").exists() else folder
     model = TransferModel.from_pretrained(model_dir)
     items, names = _inputs(model, value)
@@ -36,3 +43,16 @@ def predict_run(run: str | Path, value: str, *, top_k: int = 3) -> Iterator[dict
         order = p.argsort()[::-1][:top_k]
         yield {"input": name, "prediction": model.classes[order[0]],
                "top": [[model.classes[i], round(float(p[i]), 4)] for i in order]}
+
+
+def _task_of(folder: Path) -> str:
+    import json
+
+    report = folder / "report.json"
+    if report.exists():
+        return json.loads(report.read_text()).get("task", "classify")
+    config = folder / "model" / "config.json"
+    if config.exists():
+        arch = json.loads(config.read_text()).get("architecture", "")
+        return {"TokenTagger": "ner"}.get(arch, "classify")
+    return "classify"

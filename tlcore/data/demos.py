@@ -149,6 +149,10 @@ def _move_into_place(partial: Path, out: Path) -> None:
 
 def _count_split(folder: Path, modality: str) -> dict:
     """``{"total": n, "per_class": {label: n}}``; ``per_class`` is None for the unlabeled split."""
+    if (folder / "data.jsonl").exists():   # token-classification demos
+        from tlcore.data.ner_demo import count_ner_split
+
+        return count_ner_split(folder)
     if modality == "text":
         with open(folder / "data.csv", newline="", encoding="utf-8") as f:
             rows = list(csv.DictReader(f))
@@ -568,3 +572,6 @@ DEMOS.register("spoken-digits", DemoSpec(
     "synthesized with eSpeak NG (GPL-3.0-or-later engine and voice data, bundled by espeakng-loader); "
     "the generated audio is TransferLab's own",
     _make_spoken, _spoken_available))
+
+# Demos of other tasks register themselves on import (kept in their own modules).
+import tlcore.data.ner_demo  # noqa: E402,F401

@@ -70,7 +70,10 @@ def transfer_warnings(comparisons: dict[str, dict]) -> list[str]:
         if hi < 0:
             warnings.append(f"negative transfer: the transferred model is worse than {ref} by {-pts:.1f} accuracy points "
                             f"(95% CI of the difference {100 * lo:.1f} to {100 * hi:.1f}); try another backbone or strategy")
+        elif lo <= 0 and ref == "scratch":
+            warnings.append(f"negative transfer risk: the transferred model does not beat training from scratch beyond "
+                            f"the 95% CI (difference {pts:+.1f} points, CI {100 * lo:.1f} to {100 * hi:.1f})")
         elif lo <= 0:
-            warnings.append(f"negative transfer risk: the transferred model does not beat {ref} beyond the 95% CI "
-                            f"(difference {pts:+.1f} points, CI {100 * lo:.1f} to {100 * hi:.1f})")
+            warnings.append(f"no clear gain over {ref}: the difference of {pts:+.1f} accuracy points is within the 95% CI "
+                            f"({100 * lo:.1f} to {100 * hi:.1f}); more eval data would tell")
     return warnings

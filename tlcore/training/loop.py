@@ -33,6 +33,11 @@ class TrainConfig:
     seed: int = 0
     grad_clip: float = 1.0
     warmup_frac: float = 0.1
+    # Pretrained BatchNorm statistics stay fixed (batch statistics of 16 small-data items would shift every
+    # feature the head was fit on). Training from scratch must learn them: then the running statistics are
+    # re-estimated over the whole training set after each epoch ("precise BN"), because a few dozen
+    # momentum updates leave them far from the statistics the weights now produce.
+    freeze_bn: bool = True
 
 
 @dataclass
@@ -63,6 +68,18 @@ class BatchSource:
             ix = torch.as_tensor(list(idx))
             return {k: v[ix] for k, v in self.cached.items()}
         return self.backbone.preprocess([self.items[i] for i in idx])
+
+
+def _batchnorms(model: nn.Module) -> list[nn.Module]:
+    return [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+
+
+def _precise_bn(model: nn.Module, source: "BatchSource", n: int, batch_size: int) -> None:
+    """Re-estimate BatchNorm running statistics over the training set (cumulative average)."""
+    from tlcore.adaptation import adabn
+
+    batches = (source.get(range(i, min(i + batch_size, n))) for i in range(0, n, batch_size))
+    adabn(model.backbone, batches)
 
 
 def _trainable_state(model: nn.Module) -> dict[str, torch.Tensor]:
@@ -134,6 +151,9 @@ def train_classifier(model: nn.Module, train_items: Sequence[Any], train_y: Sequ
         model.eval()
         for module in train_modules:
             module.train()
+        if config.freeze_bn:
+            for module in _batchnorms(model):
+                module.eval()
         order = rng.permutation(len(y))
         loss_sum, seen, ep_t0 = 0.0, 0, time.time()
         for step in range(steps_per_epoch):
@@ -157,6 +177,8 @@ def train_classifier(model: nn.Module, train_items: Sequence[Any], train_y: Sequ
             progress(Progress(stage, done, total_steps, f"epoch {epoch + 1}/{config.epochs}",
                               metrics={"epoch": epoch + 1, "batch_loss": round(loss.item(), 4)},
                               eta_s=per_step * (total_steps - done)))
+        if not config.freeze_bn and _batchnorms(model):
+            _precise_bn(model, src, len(y), config.batch_size)
         row: dict[str, Any] = {"epoch": epoch + 1, "train_loss": loss_sum / max(seen, 1), "seconds": time.time() - ep_t0}
         if len(vy):
             row["val_accuracy"], row["val_loss"] = _accuracy(model, vsrc, vy, config.batch_size * 2)
