@@ -25,7 +25,11 @@ def main() -> None:
     ap.add_argument("--strategies", default="linear_probe,partial,full,lora")
     ap.add_argument("--epochs", type=int, default=10)
     ap.add_argument("--json")
+    ap.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest on a shared 2-core machine)")
     a = ap.parse_args()
+    import torch
+
+    torch.set_num_threads(a.threads)
 
     from tlcore.config import FinetuneConfig
     from tlcore.data.demos import DEMOS, demo_dir
@@ -51,6 +55,7 @@ def main() -> None:
                          "warnings": r["warnings"]})
             print(f"{demo} {strategy}: before {rows[-1]['before']:.3f} after {rows[-1]['after']:.3f} "
                   f"scratch {rows[-1]['scratch']:.3f} knn {rows[-1]['knn']:.3f} ({wall:.0f} s)", file=sys.stderr, flush=True)
+    print(f"torch threads: {a.threads}")
     print("| demo | backbone | strategy | train / eval | before | after (95% CI) | scratch | k-NN | time |")
     print("|---|---|---|---|---|---|---|---|---|")
     for r in rows:

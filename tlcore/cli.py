@@ -107,6 +107,8 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     from tlcore.pipeline import run_finetune
 
     values = {k: getattr(args, k) for k in field_help(FinetuneConfig)}
+    if values["task"] == "asr" and not any(a.startswith("--strategy") for a in args.argv):
+        values["strategy"] = "decoder"   # the classification default (linear_probe) has no meaning for ASR
     cfg = FinetuneConfig.from_dict(values)
     bar = _Bar(args.quiet)
     try:
@@ -115,6 +117,13 @@ def cmd_finetune(args: argparse.Namespace) -> int:
         bar.close()
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2))
+    if report.get("task") in ("ner", "asr"):
+        key = "entity_f1" if report["task"] == "ner" else "wer"
+        print(f"run folder: {cfg.out}\nbefore: {key} {report['before'][key]:.3f}\nafter:  {key} {report['after'][key]:.3f}"
+              + "".join(f"\nwarning: {w}" for w in report.get("warnings", [])), file=sys.stderr)
+        if not args.json:
+            print(json.dumps({k: report.get(k) for k in ("task", "backbone", "strategy", "before", "after", "warnings")}, indent=2))
+        return 0
     b, a = report["before"], report["after"]
     lines = [f"run folder: {cfg.out}", f"before: accuracy {b['accuracy']:.3f}  macro-F1 {b['macro_f1']:.3f}  ({b['kind']})",
              f"after:  accuracy {a['accuracy']:.3f}  macro-F1 {a['macro_f1']:.3f}  95% CI {a['accuracy_ci95'][0]:.3f}-{a['accuracy_ci95'][1]:.3f}"]
@@ -292,6 +301,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return worker_main(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = argv
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     handlers = {"demo": cmd_demo, "backbones": cmd_backbones, "finetune": cmd_finetune, "predict": cmd_predict,
                 "diagnose": cmd_diagnose, "rank": cmd_rank, "curve": cmd_curve,

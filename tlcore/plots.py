@@ -39,20 +39,33 @@ def confusion_matrix_figure(confusion: Sequence[Sequence[int]], classes: Sequenc
 
 
 def per_class_bars(before: Mapping[str, Mapping[str, float]], after: Mapping[str, Mapping[str, float]],
-                   metric: str = "f1", title: str = "") -> go.Figure:
-    """Grouped bars per class: ``metric`` (f1, precision or recall) before vs after."""
+                   metric: str = "f1", title: str = "", *, y_max: Optional[float] = 1.05,
+                   names: tuple[str, str] = ("before", "after")) -> go.Figure:
+    """Grouped bars per class (or entity type, or speaker group): ``metric`` before vs after.
+
+    ``y_max`` None lets the axis grow (error rates such as WER can exceed 1); ``names`` labels the two bars
+    (e.g. "source-only" / "adapted")."""
     classes = list(after) or list(before)
     fig = go.Figure()
-    for name, block, color in (("before", before, BEFORE_COLOR), ("after", after, AFTER_COLOR)):
+    for name, block, color in ((names[0], before, BEFORE_COLOR), (names[1], after, AFTER_COLOR)):
         fig.add_bar(name=name, x=classes, y=[float((block.get(c) or {}).get(metric, 0.0)) for c in classes],
                     marker_color=color, hovertemplate=f"%{{x}}: {metric} %{{y:.3f}}<extra>{name}</extra>")
     fig.update_layout(barmode="group")
-    fig.update_yaxes(title=metric, range=[0, 1.05])
+    fig.update_yaxes(title=metric, range=[0, y_max] if y_max else None, rangemode="tozero")
     fig.update_xaxes(type="category")
     return _layout(fig, title)
 
 
-def metric_bars(entries: Sequence[Mapping], metric: str = "accuracy", title: str = "") -> go.Figure:
+def _upper(values: Sequence[float], fixed: Optional[float]) -> Optional[list[float]]:
+    """[0, fixed] when given, else [0, a little above the largest value] (None: let plotly decide)."""
+    if fixed:
+        return [0, fixed]
+    top = max([v for v in values if v is not None] or [0.0])
+    return [0, max(1e-9, top) * 1.15] if top > 0 else None
+
+
+def metric_bars(entries: Sequence[Mapping], metric: str = "accuracy", title: str = "",
+                y_max: Optional[float] = 1.12) -> go.Figure:
     """One bar per entry ``{"name", "value", "ci": [lo, hi] or None, "color": optional}`` with 95% CI error bars."""
     names = [str(e["name"]) for e in entries]
     values = [float(e["value"]) for e in entries]
@@ -63,20 +76,29 @@ def metric_bars(entries: Sequence[Mapping], metric: str = "accuracy", title: str
                            textposition="inside", insidetextanchor="middle", textfont=dict(color="white"),
                            error_y=dict(type="data", symmetric=False, array=plus, arrayminus=minus, visible=True),
                            hovertemplate="%{x}: %{y:.3f}<extra></extra>"))
-    fig.update_yaxes(title=metric, range=[0, 1.12])
+    fig.update_yaxes(title=metric, range=_upper([v + p for v, p in zip(values, plus)], y_max))
     fig.update_xaxes(type="category")
     return _layout(fig, title)
 
 
+VAL_SCORES = (("val_accuracy", "validation accuracy"), ("val_entity_f1", "validation entity F1"),
+              ("val_loss", "validation loss"))
+
+
 def training_curves(history: Sequence[Mapping], title: str = "") -> go.Figure:
-    """Loss (left) and validation accuracy (right) per epoch; one line per stage (train, scratch, ...)."""
-    fig = make_subplots(rows=1, cols=2, subplot_titles=("training loss", "validation accuracy"))
+    """Loss (left) and a validation score (right) per epoch; one line per stage (train, scratch, ...).
+
+    The right panel shows the first of ``val_accuracy``, ``val_entity_f1``, ``val_loss`` that the rows carry
+    (speech recognition tracks only the validation loss)."""
+    val_key, val_title = next(((k, t) for k, t in VAL_SCORES if any(r.get(k) is not None for r in history)),
+                              VAL_SCORES[0])
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("training loss", val_title))
     stages: dict[str, list[Mapping]] = {}
     for entry in history:
         stages.setdefault(str(entry.get("stage") or "train"), []).append(entry)
     for i, (stage, rows) in enumerate(stages.items()):
         color = PALETTE[i % len(PALETTE)]
-        for col, key in ((1, "train_loss"), (2, "val_accuracy")):
+        for col, key in ((1, "train_loss"), (2, val_key)):
             pts = [(r["epoch"], r[key]) for r in rows if r.get(key) is not None and r.get("epoch") is not None]
             if pts:
                 fig.add_scatter(x=[p[0] for p in pts], y=[p[1] for p in pts], mode="lines+markers", name=stage,
@@ -86,7 +108,8 @@ def training_curves(history: Sequence[Mapping], title: str = "") -> go.Figure:
     return _layout(fig, title, height=320)
 
 
-def strategy_ladder(rows: Sequence[Mapping], metric: str = "accuracy", title: str = "") -> go.Figure:
+def strategy_ladder(rows: Sequence[Mapping], metric: str = "accuracy", title: str = "",
+                    y_max: Optional[float] = 1.05) -> go.Figure:
     """Several runs of one data set side by side: ``{"label", "before", "after", "after_ci": [lo, hi],
     "baselines": {"scratch": x, "knn": y}}`` per run. Bars are 'after' with CIs; 'before' and baselines are markers."""
     labels = [str(r["label"]) for r in rows]
@@ -101,7 +124,8 @@ def strategy_ladder(rows: Sequence[Mapping], metric: str = "accuracy", title: st
     for i, name in enumerate(names):
         fig.add_scatter(name=name, x=labels, y=[(r.get("baselines") or {}).get(name) for r in rows], mode="markers",
                         marker=dict(symbol=("diamond", "x", "triangle-up")[i % 3], size=11, color=BASELINE_COLOR if i == 0 else "#8d6a9f"))
-    fig.update_yaxes(title=metric, range=[0, 1.05])
+    tops = [a + p for a, p in zip(after, plus)] + [r.get("before") or 0.0 for r in rows]
+    fig.update_yaxes(title=metric, range=_upper(tops, y_max))
     fig.update_xaxes(type="category")
     return _layout(fig, title)
 
@@ -186,3 +210,82 @@ def top_k_bars(pairs: Sequence[tuple[str, float]], title: str = "", color: str =
     fig.update_xaxes(range=[0, 1], tickformat=".0%", title="probability")
     fig.update_yaxes(type="category")
     return _layout(fig, title, height=60 + 34 * max(1, len(pairs)))
+
+
+SEVERITY_COLORS = {"none": "#2a9d8f", "mild": "#e9a03b", "strong": WARN_COLOR}
+
+# (key in the mismatch report, panel title, how to read its number, fixed axis range or None)
+MISMATCH_PANELS = (
+    ("pad", "proxy A-distance", lambda v: v.get("pad"), [0, 2]),
+    ("mmd", "MMD²", lambda v: v.get("mmd2"), None),
+    ("label_shift", "label shift (TV)", lambda v: v.get("total_variation"), [0, 1]),
+    ("coral", "CORAL", lambda v: v, None),
+    ("frechet", "Fréchet²", lambda v: v, None),
+)
+SIGNAL_OF = {"pad": "proxy_a_distance", "mmd": "mmd", "label_shift": "label_shift"}
+
+
+def mismatch_panels(mismatch: Mapping[str, object], severities: Optional[Mapping[str, str]] = None,
+                    title: str = "") -> go.Figure:
+    """The domain-mismatch scores of a diagnose report, one small panel each (their scales differ by orders of
+    magnitude, so one shared axis would hide all but the largest).
+
+    ``mismatch`` is ``report["mismatch"]`` (``mmd: {mmd2, p_value}``, ``pad: {pad, auc}``, ``label_shift:
+    {total_variation}``, ``coral``, ``frechet``); missing scores are left out. ``severities`` maps verdict signal
+    names (``proxy_a_distance``, ``mmd``, ``label_shift``) to none/mild/strong and colors those bars; the others
+    are grey (no threshold: compare them only between runs of the same backbone)."""
+    panels = []
+    for key, label, read, fixed in MISMATCH_PANELS:
+        raw = mismatch.get(key)
+        try:
+            value = read(raw) if isinstance(raw, Mapping) or key in ("coral", "frechet") else None
+        except AttributeError:
+            value = None
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            note = ""
+            if key == "mmd" and isinstance(raw, Mapping) and raw.get("p_value") is not None:
+                note = f"p = {float(raw['p_value']):.3g}"
+            elif key == "pad" and isinstance(raw, Mapping) and raw.get("auc") is not None:
+                note = f"AUC {float(raw['auc']):.2f}"
+            elif key == "label_shift" and isinstance(raw, Mapping) and raw.get("chi2_p_value") is not None:
+                note = f"p = {float(raw['chi2_p_value']):.3g}"
+            panels.append((key, label, float(value), fixed, note))
+    fig = make_subplots(rows=1, cols=max(1, len(panels)), subplot_titles=[p[1] for p in panels] or [""],
+                        horizontal_spacing=0.07)
+    for i, (key, label, value, fixed, note) in enumerate(panels, start=1):
+        severity = (severities or {}).get(SIGNAL_OF.get(key, ""), "")
+        color = SEVERITY_COLORS.get(severity, BEFORE_COLOR)
+        text = f"{value:.3g}" + (f"<br>{note}" if note else "")
+        fig.add_bar(x=[severity or "value"], y=[value], marker_color=color, text=[text], textposition="outside",
+                    cliponaxis=False, showlegend=False, hovertemplate=f"{label}: %{{y:.4g}}<extra></extra>", row=1, col=i)
+        top = fixed or [min(0.0, value * 1.4), max(value, 1e-9) * 1.4]
+        fig.update_yaxes(range=top, row=1, col=i, rangemode="tozero")
+    fig.update_xaxes(type="category", showticklabels=True)
+    fig.update_annotations(font_size=12)
+    return _layout(fig, title, height=320)
+
+
+def rank_intervals(ranking: Sequence[Mapping], title: str = "") -> go.Figure:
+    """Backbone ranking: per score one panel, per backbone its point estimate (dot) and subsampling interval
+    (line). Overlapping lines mean the data cannot tell the backbones apart on that score.
+
+    ``ranking`` is ``run_rank(...)["ranking"]``: ``[{"backbone", "rank", "scores": {name: {point, lo, hi}}}]``."""
+    score_names = sorted({s for row in ranking for s in (row.get("scores") or {})})
+    names = [str(r["backbone"]) for r in ranking][::-1]  # best on top
+    fig = make_subplots(rows=1, cols=max(1, len(score_names)), subplot_titles=score_names or [""], shared_yaxes=True,
+                        horizontal_spacing=0.04)
+    for i, score in enumerate(score_names, start=1):
+        for j, row in enumerate(reversed(list(ranking))):
+            s = (row.get("scores") or {}).get(score)
+            if not s:
+                continue
+            color = AFTER_COLOR if row is ranking[0] else BEFORE_COLOR
+            fig.add_scatter(x=[s["lo"], s["hi"]], y=[names[j]] * 2, mode="lines", line=dict(color=color, width=6),
+                            opacity=0.45, showlegend=False, hoverinfo="skip", row=1, col=i)
+            fig.add_scatter(x=[s["point"]], y=[names[j]], mode="markers", marker=dict(color=color, size=11),
+                            showlegend=False, row=1, col=i,
+                            hovertemplate=f"{names[j]}<br>{score} %{{x:.3g}} (interval {s['lo']:.3g} – {s['hi']:.3g})"
+                                          "<extra></extra>")
+    fig.update_yaxes(type="category")
+    fig.update_annotations(font_size=12)
+    return _layout(fig, title, height=max(220, 120 + 44 * len(names)))

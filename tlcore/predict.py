@@ -54,5 +54,8 @@ def _task_of(folder: Path) -> str:
     config = folder / "model" / "config.json"
     if config.exists():
         arch = json.loads(config.read_text()).get("architecture", "")
-        return {"TokenTagger": "ner"}.get(arch, "classify")
-    return "classify"
+        if arch == "TokenTagger":
+            return "ner"
+    from tlcore.tasks.asr import is_asr_run
+
+    return "asr" if is_asr_run(folder) else "classify"

@@ -153,6 +153,9 @@ def _count_split(folder: Path, modality: str) -> dict:
         from tlcore.data.ner_demo import count_ner_split
 
         return count_ner_split(folder)
+    if (folder / "metadata.csv").exists():   # speech-recognition demos: one row per clip
+        with open(folder / "metadata.csv", newline="", encoding="utf-8") as f:
+            return {"total": len(list(csv.DictReader(f))), "per_class": None}
     if modality == "text":
         with open(folder / "data.csv", newline="", encoding="utf-8") as f:
             rows = list(csv.DictReader(f))
@@ -574,4 +577,5 @@ DEMOS.register("spoken-digits", DemoSpec(
     _make_spoken, _spoken_available))
 
 # Demos of other tasks register themselves on import (kept in their own modules).
+import tlcore.data.asr_demo  # noqa: E402,F401
 import tlcore.data.ner_demo  # noqa: E402,F401

@@ -345,7 +345,8 @@ def load_model(run_dir: str | Path):
 
 
 def predict(run_dir: str | Path, audio_paths: Sequence[str | Path], *, model=None, batch_size: int = 16) -> list[dict]:
-    """Transcribe audio files with the run's adapted Whisper: ``[{"path", "transcript", "seconds"}]`` in input order.
+    """Transcribe audio files with the run's adapted Whisper: ``[{"input", "path", "transcript", "seconds",
+    "truncated"}]`` in input order (``input`` is the file name).
     Clips longer than 30 s are cut to their first 30 s."""
     whisper, processor = model if model is not None else load_model(run_dir)
     paths = [str(p) for p in audio_paths]
@@ -360,7 +361,7 @@ def predict(run_dir: str | Path, audio_paths: Sequence[str | Path], *, model=Non
                            batch_size=batch_size)
     finally:
         set_encoder_window(whisper, None)
-    return [{"path": p, "transcript": t, "seconds": round(s, 3), "truncated": s > MAX_SECONDS}
+    return [{"input": Path(p).name, "path": p, "transcript": t, "seconds": round(s, 3), "truncated": s > MAX_SECONDS}
             for p, t, s in zip(paths, texts, seconds)]
 
 
