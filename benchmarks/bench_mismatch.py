@@ -12,11 +12,14 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
+from pathlib import Path
 import time
 
 import numpy as np
 
-from tlcore.diagnostics import mmd_rbf, proxy_a_distance
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tlcore.diagnostics import mmd_rbf, proxy_a_distance  # noqa: E402
 
 MMD_GOAL_S = 2.0
 

@@ -105,7 +105,12 @@ def training_curves(history: Sequence[Mapping], title: str = "") -> go.Figure:
                                 line=dict(color=color), legendgroup=stage, showlegend=col == 1 or not any(
                                     r.get("train_loss") is not None for r in rows), row=1, col=col)
     fig.update_xaxes(title="epoch")
-    return _layout(fig, title, height=320)
+    if val_key != "val_loss":  # accuracy and F1 live in [0, 1]
+        fig.update_yaxes(range=[0, 1.05], row=1, col=2)
+    fig = _layout(fig, title, height=340)
+    # the legend sits above the two subplot titles, not on top of them
+    fig.update_layout(legend=dict(y=1.16), margin=dict(t=100 if title else 70))
+    return fig
 
 
 def strategy_ladder(rows: Sequence[Mapping], metric: str = "accuracy", title: str = "",
@@ -255,14 +260,16 @@ def mismatch_panels(mismatch: Mapping[str, object], severities: Optional[Mapping
     for i, (key, label, value, fixed, note) in enumerate(panels, start=1):
         severity = (severities or {}).get(SIGNAL_OF.get(key, ""), "")
         color = SEVERITY_COLORS.get(severity, BEFORE_COLOR)
-        text = f"{value:.3g}" + (f"<br>{note}" if note else "")
-        fig.add_bar(x=[severity or "value"], y=[value], marker_color=color, text=[text], textposition="outside",
+        tick = " · ".join(b for b in (severity, note) if b) or "no threshold"
+        fig.add_bar(x=[tick], y=[value], marker_color=color, text=[f"{value:.3g}"], textposition="auto",
                     cliponaxis=False, showlegend=False, hovertemplate=f"{label}: %{{y:.4g}}<extra></extra>", row=1, col=i)
-        top = fixed or [min(0.0, value * 1.4), max(value, 1e-9) * 1.4]
-        fig.update_yaxes(range=top, row=1, col=i, rangemode="tozero")
-    fig.update_xaxes(type="category", showticklabels=True)
-    fig.update_annotations(font_size=12)
-    return _layout(fig, title, height=320)
+        top = fixed or [min(0.0, value * 1.2), max(value, 1e-9) * 1.2]
+        fig.update_yaxes(range=top, row=1, col=i, tickfont=dict(size=10))
+    fig.update_xaxes(type="category", tickfont=dict(size=10))
+    fig.update_annotations(font_size=12, yshift=6)
+    fig = _layout(fig, title, height=340)
+    fig.update_layout(margin=dict(t=90 if title else 50))
+    return fig
 
 
 def rank_intervals(ranking: Sequence[Mapping], title: str = "") -> go.Figure:

@@ -81,7 +81,8 @@ def _single_table(path: Path, exts: set[str]) -> Path:
     return tables[0]
 
 
-def _read_utf8(path: Path) -> str:
+def read_utf8(path: Path) -> str:
+    """The file's text; a DataError naming the line of the first non-UTF-8 byte otherwise."""
     raw = path.read_bytes()
     try:
         return raw.decode("utf-8-sig")
@@ -91,7 +92,7 @@ def _read_utf8(path: Path) -> str:
 
 
 def _load_table(path: Path, modality: str, on_error: str) -> Dataset:
-    text = _read_utf8(path)
+    text = read_utf8(path)
     rows: list[dict] = []
     if path.suffix.lower() == ".jsonl":
         for n, line in enumerate(text.splitlines(), 1):

@@ -20,6 +20,7 @@ from typing import Optional, Sequence
 
 from tlcore.data.archive import extract_zip
 from tlcore.data.dataset import Problem
+from tlcore.data.loaders import read_utf8
 from tlcore.errors import DataError
 
 AUDIO_EXT = {".wav", ".flac", ".ogg", ".mp3"}
@@ -107,12 +108,7 @@ def load_asr_dataset(path: str | Path, *, on_bad_file: str = "skip") -> AsrData:
     if path.suffix.lower() == ".zip":
         path = extract_zip(path)
     table = _find_csv(path)
-    raw = table.read_bytes()
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = raw[: exc.start].count(b"\n") + 1
-        raise DataError(f"{table.name} is not UTF-8 text (bad byte at line {line}); re-save it as UTF-8") from None
+    text = read_utf8(table)
     reader = csv.DictReader(io.StringIO(text))
     columns = reader.fieldnames or []
     if not columns:

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, Sequence
 
+from tlcore.data.loaders import read_utf8
 from tlcore.errors import DataError
 
 NER_EXTS = (".jsonl", ".conll", ".txt")
@@ -98,7 +99,7 @@ def find_ner_file(path: str | Path) -> Path:
 def load_ner(path: str | Path, *, require_tags: bool = False) -> NerData:
     """Load and validate NER data; raise DataError naming the line of the first problem."""
     file = find_ner_file(path)
-    text = _read_utf8(file)
+    text = read_utf8(file)
     data = _parse_jsonl(text, file.name) if file.suffix.lower() == ".jsonl" else _parse_conll(text, file.name)
     data.origin = str(file)
     if not data.sentences:
@@ -108,15 +109,6 @@ def load_ner(path: str | Path, *, require_tags: bool = False) -> NerData:
     if require_tags and data.tags is None:
         raise DataError(f"{file.name}: has no tags; labeled NER data needs a tag for every token (BIO: O, B-TYPE, I-TYPE)")
     return data
-
-
-def _read_utf8(path: Path) -> str:
-    raw = path.read_bytes()
-    try:
-        return raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = raw[: exc.start].count(b"\n") + 1
-        raise DataError(f"{path.name} is not UTF-8 text (bad byte at line {line}); re-save it as UTF-8") from None
 
 
 def _check_tags(where: str, words: list[str], tags: list[str]) -> None:
