@@ -8,7 +8,7 @@ import streamlit as st
 
 from tlcore import plots
 from ui.progress import finished_note, live_progress
-from ui.report import ladder_rows, render_report
+from ui.report import _value, ladder_rows, phase_names, render_report, task_of, view_of
 from ui.runs import get_run, read_report, run_picker, selected_run_id, visible_runs
 
 st.title("Compare")
@@ -34,18 +34,31 @@ if report is None:
 
 render_report(report, key="cmp", title=run.name)
 
-same_data = [r for r in runs if r.status == "done" and r.dataset and r.dataset == run.dataset]
+same_data = [r for r in runs if r.status == "done" and r.dataset and r.dataset == run.dataset
+             and (r.config.get("task") or "classify") == task_of(report)]
 if len(same_data) > 1:
     st.divider()
     st.subheader("Strategy ladder: every finished run on this data set")
     others = st.multiselect("Runs", [r.id for r in same_data], default=[r.id for r in same_data][:8],
                             format_func=lambda i: next(r.name for r in same_data if r.id == i), key="cmp-ladder")
-    pairs = [(r.name, rep) for r in same_data if r.id in others and (rep := read_report(r)) is not None]
+    pairs = [(r.name, rep) for r in same_data if r.id in others and (rep := read_report(r)) is not None
+             and task_of(rep) == task_of(report)]
     if pairs:
-        st.plotly_chart(plots.strategy_ladder(ladder_rows(pairs), title="Accuracy after transfer (bars, 95% CI), "
-                                              "before (line) and baselines"), key="cmp-ladder-fig", width="stretch")
-        st.dataframe([{"run": n, "strategy": rep["strategy"], "backbone": rep["backbone"],
-                       "before": round(rep["before"]["accuracy"], 3), "after": round(rep["after"]["accuracy"], 3),
-                       "macro-F1 after": round(rep["after"]["macro_f1"], 3),
-                       **{k: round(v["accuracy"], 3) for k, v in (rep.get("baselines") or {}).items()}}
+        view = view_of(report)
+        better = "lower is better" if view.lower_is_better else "95% CI"
+        st.plotly_chart(plots.strategy_ladder(ladder_rows(pairs), metric=view.metric,
+                                              title=f"{view.label} after transfer (bars, {better}), before (line) and "
+                                                    "baselines", y_max=None if view.lower_is_better else 1.05),
+                        key="cmp-ladder-fig", width="stretch")
+
+        def _r(x):
+            return None if x is None else round(x, 3)
+
+        st.dataframe([{"run": n, "strategy": rep.get("strategy"), "backbone": rep.get("backbone"),
+                       "setting": rep.get("setting", "inductive"),
+                       f"{view.label} {phase_names(rep)[0]}": _r(_value(rep.get("before"), view.metric)),
+                       f"{view.label} {phase_names(rep)[1]}": _r(_value(rep.get("after"), view.metric)),
+                       f"{view.second_label} after": _r(_value(rep.get("after"), view.second)),
+                       **{k: _r(_value(v, view.metric)) for k, v in (rep.get("baselines") or {}).items()
+                          if isinstance(v, dict)}}
                       for n, rep in pairs], hide_index=True, width="stretch")

@@ -7,15 +7,18 @@ via_app()
 import streamlit as st
 
 from tlcore.config import MODALITIES
+from ui.tasks import TASK_MODALITY, TASKS
 from tlcore.errors import TransferLabError
 from ui import datasets
-from ui.media import dataset_preview
+from ui.media import asr_preview, dataset_preview, ner_preview
 
 st.title("Data")
-st.caption("Bring a **target** set (small, labeled), optionally a **source** set (large, labeled, another domain) and an "
-           "**eval** set (labeled, held out; else part of the target is held out once). Formats: image folder as .zip "
-           "(`<label>/<file>.png`), text as CSV/TSV/JSONL with `text` and `label` columns, audio folder as .zip "
-           "(`<label>/<file>.wav`) or a .zip with a CSV of `path,label`.")
+st.caption("Bring a **target** set (small, labeled), optionally a **source** set (large, labeled, another domain), an "
+           "**eval** set (labeled, held out; else part of the target is held out once) and an **unlabeled** target "
+           "set (for domain adaptation). Classification: image folder as .zip (`<label>/<file>.png`), text as "
+           "CSV/TSV/JSONL with `text` and `label` columns, audio folder as .zip (`<label>/<file>.wav`) or a .zip with "
+           "a CSV of `path,label`. Named entities: JSONL with `tokens` and `tags` (BIO) or CoNLL text. Speech "
+           "recognition: .zip of clips with a `metadata.csv` of `file_name,transcription`.")
 
 mode = st.radio("Data source", ["Built-in demo", "Upload my data"], horizontal=True, key="data-mode",
                 index=1 if (st.query_params.get("data") or "").startswith("upload:") else 0)
@@ -23,9 +26,10 @@ choice = None
 if mode == "Built-in demo":
     demos = [d for d in datasets.demo_specs()]
     names = [d["name"] for d in demos]
+    by_name = {d["name"]: d for d in demos}
     current = (st.query_params.get("data") or "").removeprefix("demo:")
     name = st.selectbox("Demo", names, index=names.index(current) if current in names else 0,
-                        format_func=lambda n: f"{n} ({next(d for d in demos if d['name'] == n)['modality']})")
+                        format_func=lambda n: f"{n} ({datasets.kind_label(by_name[n]['modality'], by_name[n]['task'])})")
     spec = next(d for d in demos if d["name"] == name)
     st.markdown(f"{spec['description']}  \n*Data:* {spec['license']}")
     if spec["unavailable"]:
@@ -36,21 +40,26 @@ if mode == "Built-in demo":
         except TransferLabError as exc:
             st.error(str(exc))
 else:
-    modality = st.selectbox("Modality", MODALITIES, key="upload-modality")
+    c1, c2 = st.columns(2)
+    task = c1.selectbox("Task", list(TASKS), format_func=TASKS.get, key="upload-task")
+    modality = TASK_MODALITY.get(task) or c2.selectbox("Modality", MODALITIES, key="upload-modality")
+    if task in TASK_MODALITY:
+        c2.caption(f"Modality: {modality}")
     splits = {}
-    cols = st.columns(3)
-    for col, split, required in zip(cols, ("target", "source", "eval"), (True, False, False)):
+    cols = st.columns(4)
+    for col, split, required in zip(cols, ("target", "source", "eval", "unlabeled"), (True, False, False, False)):
         with col:
             up = st.file_uploader(f"{split} set" + ("" if required else " (optional)"), type=datasets.UPLOAD_TYPES,
                                   key=f"upload-{split}", help=f"{split}: .zip of a folder, or a CSV/TSV/JSONL table")
             if up is not None:
                 splits[split] = str(datasets.save_upload(up.name, up.getvalue()))
-    if "target" in splits:
-        ref = datasets.save_upload_set(modality, splits)
+    if "target" in splits or ("source" in splits and "unlabeled" in splits):
+        ref = datasets.save_upload_set(modality, splits, task=task)
         st.query_params["data"] = ref
         choice = datasets.resolve(ref)
     elif splits:
-        st.info("Add the target set: it is the one the model is adapted to.")
+        st.info("Add the target set (it is the one the model is adapted to), or a labeled source set plus an "
+                "unlabeled target set for domain adaptation.")
     else:
         prior = datasets.resolve(st.query_params.get("data"))
         if prior is not None and not prior.is_demo:
@@ -69,15 +78,18 @@ if choice is not None:
             continue
         with st.container(border=True):
             try:
-                ds = datasets.load(path, choice.modality)
+                if choice.task in ("ner", "asr"):
+                    ds = datasets.load_task(path, choice.task)
+                else:
+                    ds = datasets.load(path, choice.modality)
             except TransferLabError as exc:
                 usable = usable and split != "target"
                 st.error(f"{split}: {exc}")
                 continue
-            dataset_preview(ds, split, key=f"pv-{split}")
+            {"ner": ner_preview, "asr": asr_preview}.get(choice.task, dataset_preview)(ds, split, key=f"pv-{split}")
     if usable:
         c1, c2 = st.columns(2)
-        if c1.button("Diagnose this data", icon=":material/troubleshoot:", width="stretch"):
+        if choice.task == "classify" and c1.button("Diagnose this data", icon=":material/troubleshoot:", width="stretch"):
             st.switch_page("pages/diagnose.py", query_params={"data": choice.ref})
         if c2.button("Fine-tune on this data", type="primary", icon=":material/model_training:", width="stretch"):
             st.switch_page("pages/finetune.py", query_params={"data": choice.ref})

@@ -1,4 +1,5 @@
-"""Fine-tune: backbone, strategy and settings (built from FinetuneConfig's fields); start a background run; live progress."""
+"""Fine-tune: task, data, backbone, strategy and settings (built from FinetuneConfig's fields); start a background
+run; live progress."""
 
 from ui.entry import via_app
 
@@ -8,47 +9,88 @@ import streamlit as st
 
 from tlcore.config import FinetuneConfig, field_help
 from tlcore.errors import TransferLabError
-from tlcore.models.registry import DEFAULT_BACKBONE, list_backbones
-from tlcore.strategies import STRATEGIES
 from ui import datasets
 from ui.forms import config_form, finetune_settings
 from ui.progress import finished_note, live_progress
+from ui.report import headline_numbers
 from ui.runs import get_run, select_run, selected_run_id, start_run
+from ui.tasks import TASKS, backbone_options, strategy_options
 
 SETTINGS = finetune_settings()
 
 st.title("Fine-tune")
 helps = field_help(FinetuneConfig)
-choice = datasets.data_picker("ft-data")
+current = datasets.resolve(st.query_params.get("data"))
+task_names = list(TASKS)
+task = st.radio("Task", task_names, format_func=TASKS.get, horizontal=True, key="ft-task",
+                index=task_names.index(current.task) if current is not None and current.task in TASKS else 0,
+                help=helps["task"]["help"])
+choice = datasets.data_picker("ft-data", task=task)
 if choice is not None:
     modality = choice.modality
-    st.caption(f"{modality} · splits: {', '.join(choice.splits)}")
-    specs = list_backbones(modality, include_tiny=True)
-    names = [s.name for s in specs]
-    default = DEFAULT_BACKBONE[modality]
+    st.caption(f"{datasets.kind_label(modality, choice.task)} · splits: {', '.join(choice.splits)}")
+    backbones = backbone_options(task, modality)
+    descriptions = dict(backbones)
+    options = strategy_options(task)
+    if not options:
+        st.error(f"No strategies are available for the {task} task in this version.")
+        st.stop()
+    by_name = {o.name: o for o in options}
     c1, c2 = st.columns(2)
-    backbone = c1.selectbox("backbone", names, index=names.index(default) if default in names else 0,
-                            format_func=lambda n: f"{n}: {next(s for s in specs if s.name == n).description}",
-                            help=helps["backbone"]["help"], key="ft-backbone")
-    strategies = [n for n in STRATEGIES.names() if "unlabeled" in choice.splits or not STRATEGIES.get(n).needs_unlabeled]
-    strategy = c2.selectbox("strategy", strategies, format_func=lambda n: f"{n}: {STRATEGIES.get(n).description}",
-                            help=helps["strategy"]["help"], key="ft-strategy")
-    use = {}
-    cols = st.columns(3)
-    for col, split in zip(cols, ("source", "eval", "unlabeled")):
-        if split in choice.splits:
-            wanted = split != "unlabeled" or STRATEGIES.get(strategy).needs_unlabeled
-            use[split] = col.checkbox(f"use the {split} set", value=wanted, key=f"ft-use-{split}",
-                                      help=helps[split]["help"])
+    backbone = c1.selectbox("backbone", list(descriptions), format_func=lambda n: f"{n}: {descriptions[n]}",
+                            help=helps["backbone"]["help"], key=f"ft-backbone-{task}" if task != "classify" else "ft-backbone")
+    strategy = c2.selectbox(
+        "strategy", list(by_name),
+        format_func=lambda n: ("[adaptation] " if by_name[n].transductive else "") + f"{n}: {by_name[n].description}",
+        help="Inductive strategies learn from the labeled target set. Strategies marked [adaptation] are "
+             "transductive: they adapt a model trained on the labeled source set to unlabeled target data and "
+             "never see target labels (the eval labels are used only to score source-only vs adapted).",
+        key=f"ft-strategy-{task}" if task != "classify" else "ft-strategy")
+    transductive = by_name[strategy].transductive
+    splits: dict = {"target": None, "source": None, "eval": None, "unlabeled": None}
+    ready = True
+    if transductive:
+        labeled = [s for s in ("source", "target") if s in choice.splits]
+        unlabeled = [s for s in ("unlabeled", "target", "eval") if s in choice.splits]
+        scored = [s for s in ("eval", "target") if s in choice.splits]
+        if "source" not in choice.splits:
+            st.info("Adaptation needs a labeled **source** set in this data set: add one on the Data page, or pick an "
+                    "inductive strategy.")
+            ready = False
+        else:
+            cols = st.columns(3)
+            splits["source"] = choice.splits[cols[0].selectbox(
+                "labeled source", labeled, key="ft-tr-source", help=helps["source"]["help"])]
+            splits["unlabeled"] = choice.splits[cols[1].selectbox(
+                "unlabeled target", unlabeled, key="ft-tr-unlabeled",
+                help="Target-domain items the adaptation sees without labels (any labels in this split are ignored).")]
+            splits["eval"] = choice.splits[cols[2].selectbox(
+                "eval (labels only for scoring)", scored, key="ft-tr-eval", help=helps["eval"]["help"])]
+            if splits["eval"] == splits["unlabeled"]:
+                st.caption("The unlabeled and eval splits are the same items: adaptation sees them without labels "
+                           "(transductive setting); pick different splits to measure on unseen items.")
+    else:
+        splits["target"] = choice.splits.get("target")
+        if not splits["target"]:
+            st.info("This data set has no labeled **target** split: pick an [adaptation] strategy, or add a target "
+                    "set on the Data page.")
+            ready = False
+        use = {}
+        cols = st.columns(3)
+        for col, split in zip(cols, ("source", "eval")):
+            if split in choice.splits:
+                use[split] = col.checkbox(f"use the {split} set", value=True, key=f"ft-use-{split}",
+                                          help=helps[split]["help"])
+                splits[split] = choice.splits[split] if use[split] else None
     with st.expander("Settings", expanded=False):
         values = config_form(FinetuneConfig, SETTINGS, key="ft")
+    if task == "asr":
+        values["baselines"] = []  # a scratch speech recognizer on minutes of audio is a strawman (see the report)
     name = st.text_input("Run name (optional)", key="ft-name", placeholder=f"{choice.name} · {strategy}")
-    if st.button("Start fine-tuning", type="primary", icon=":material/play_arrow:"):
+    if st.button("Start fine-tuning" if not transductive else "Start adaptation", type="primary",
+                 icon=":material/play_arrow:", disabled=not ready):
         try:
-            cfg = FinetuneConfig(modality=modality, target=choice.splits.get("target"), backbone=backbone,
-                                 strategy=strategy,
-                                 **{s: choice.splits.get(s) if use.get(s) else None for s in ("source", "eval", "unlabeled")},
-                                 **values)
+            cfg = FinetuneConfig(modality=modality, task=task, backbone=backbone, strategy=strategy, **splits, **values)
             run = start_run(cfg, name=name or f"{choice.name} · {strategy} · {backbone}", dataset=choice.ref)
         except TransferLabError as exc:
             st.error(str(exc))
@@ -63,8 +105,11 @@ if run is not None:
     if not run.is_finished:
         live_progress(run.id)
     elif run.status == "done":
-        m = run.metrics
-        st.success(f"Finished: accuracy before {m.get('before_accuracy', 0):.3f} → after {m.get('after_accuracy', 0):.3f}.")
+        label, before, after, _ = headline_numbers(run.config.get("task"), run.metrics)
+        if before is not None and after is not None:
+            st.success(f"Finished: {label} before {before:.3f} → after {after:.3f}.")
+        else:
+            st.success("Finished.")
         st.page_link("pages/compare.py", label="Open the before/after comparison", query_params={"run": run.id},
                      icon=":material/compare:")
     else:

@@ -9,6 +9,7 @@ import streamlit as st
 from tlcore.errors import TransferLabError
 from ui import datasets
 from ui.demos import HOME_DEMOS, launch_demo
+from ui.report import headline_numbers
 from ui.runs import visible_runs
 
 st.title("TransferLab")
@@ -47,7 +48,7 @@ runs = visible_runs()[:5]
 if runs:
     st.subheader("Recent runs")
     for run in runs:
-        acc = run.metrics.get("after_accuracy")
-        extra = f" · before {run.metrics.get('before_accuracy', 0):.3f} → after {acc:.3f}" if acc is not None else ""
+        label, before, after, _ = headline_numbers(run.config.get("task"), run.metrics)
+        extra = f" · {label} {before:.3f} → {after:.3f}" if before is not None and after is not None else ""
         st.page_link("pages/compare.py", label=f"{run.name} [{run.status}]{extra}", query_params={"run": run.id},
                      icon=":material/chevron_right:")

@@ -7,6 +7,7 @@ via_app()
 import streamlit as st
 
 from tlcore.errors import TransferLabError
+from ui.report import headline_numbers
 from ui.runs import get_store, model_zip, run_picker, select_run, visible_runs
 
 st.title("Runs")
@@ -20,13 +21,26 @@ def _num(value):
     return None if value is None else round(float(value), 3)
 
 
-st.dataframe([{
-    "name": r.name, "status": r.status, "created": r.created_at.strftime("%Y-%m-%d %H:%M"),
-    "duration (s)": None if r.duration_s is None else round(r.duration_s, 1),
-    "strategy": r.config.get("strategy"), "backbone": r.config.get("backbone") or "default",
-    "before": _num(r.metrics.get("before_accuracy")), "after": _num(r.metrics.get("after_accuracy")),
-    "gain": _num(r.metrics.get("accuracy_gain")), "error": r.error or "",
-} for r in runs], hide_index=True, width="stretch")
+def _row(r) -> dict:
+    task = r.config.get("task") or "classify"
+    metric, before, after, gain = headline_numbers(task, r.metrics)
+    strategy = r.config.get("strategy")
+    # the numbers first, so they stay visible on narrow screens; provenance after
+    return {"name": r.name, "status": r.status, "metric": metric + (" ↓" if task == "asr" else ""),
+            "before": _num(before), "after": _num(after), "improvement": _num(gain), "task": task,
+            "strategy": strategy, "backbone": r.config.get("backbone") or "default",
+            "created": r.created_at.strftime("%Y-%m-%d %H:%M"),
+            "duration (s)": None if r.duration_s is None else round(r.duration_s, 1), "error": r.error or ""}
+
+
+SMALL = {c: st.column_config.Column(width="small") for c in ("status", "task", "duration (s)", "after")}
+st.dataframe([_row(r) for r in runs], hide_index=True, width="stretch",
+             column_config={**SMALL, "name": st.column_config.Column(width="medium"),
+                            "improvement": st.column_config.NumberColumn(
+                                "gain", width="small",
+                                help="after − before; for WER (↓, lower is better) before − after: positive is better"),
+                            "before": st.column_config.NumberColumn(
+                                width="small", help="the source-only model for adaptation runs")})
 
 st.subheader("Selected run")
 run = run_picker("Run", runs, key="runs-run")

@@ -13,9 +13,11 @@ from ui.predict import after_model, reference_proba, top_k
 from ui.runs import read_report, run_picker, visible_runs
 
 st.title("Try it")
-runs = [r for r in visible_runs(status="done") if (r.out / "model" / "model.safetensors").exists()]
+runs = [r for r in visible_runs(status="done") if (r.out / "model" / "model.safetensors").exists()
+        and (r.config.get("task") or "classify") == "classify"]
 if not runs:
-    st.info("No finished run with a model yet. Start one from **Home** or **Fine-tune**.")
+    st.info("No finished classification run with a model yet. Start one from **Home** or **Fine-tune** "
+            "(named-entity and speech-recognition runs are compared on the Compare page).")
     st.stop()
 run = run_picker("Run", runs, key="try-run")
 report = read_report(run) or {}

@@ -90,3 +90,35 @@ def test_class_counts_and_top_k():
     assert list(fig.data[0].y) == [3, 5]
     fig = plots.top_k_bars([("a", 0.7), ("b", 0.2)])
     assert list(fig.data[0].y) == ["b", "a"]  # best on top
+
+
+def test_mismatch_panels_one_panel_per_score_colored_by_severity():
+    mismatch = {"mmd": {"mmd2": 0.07, "p_value": 0.005}, "pad": {"pad": 1.8, "auc": 0.99}, "frechet": 22.5,
+                "coral": 2e-5, "label_shift": {"total_variation": 0.0, "chi2_p_value": 1.0}, "map": {"x": []}}
+    fig = plots.mismatch_panels(mismatch, {"proxy_a_distance": "strong", "mmd": "mild"})
+    assert [t.y[0] for t in fig.data] == [1.8, 0.07, 0.0, 2e-5, 22.5]
+    assert fig.data[0].marker.color == plots.WARN_COLOR and fig.data[1].marker.color == plots.SEVERITY_COLORS["mild"]
+    assert fig.data[3].marker.color == plots.BEFORE_COLOR  # no threshold for CORAL: grey
+    assert list(fig.layout.yaxis.range) == [0, 2]  # PAD on its own fixed scale
+    assert len(plots.mismatch_panels({"mmd": {"mmd2": 0.1}}).data) == 1
+
+
+def test_rank_intervals_point_and_interval_per_backbone_and_score():
+    ranking = [{"backbone": "a", "rank": 1, "scores": {"logme": {"point": 1.0, "lo": 0.8, "hi": 1.2}}},
+               {"backbone": "b", "rank": 2, "scores": {"logme": {"point": 0.5, "lo": 0.4, "hi": 0.9}}}]
+    fig = plots.rank_intervals(ranking)
+    lines = [t for t in fig.data if t.mode == "lines"]
+    assert sorted(tuple(t.x) for t in lines) == [(0.4, 0.9), (0.8, 1.2)]
+    best = [t for t in fig.data if t.mode == "markers" and t.y[0] == "a"][0]
+    assert best.marker.color == plots.AFTER_COLOR and best.x[0] == 1.0
+
+
+def test_error_rates_may_exceed_one_and_entity_f1_curves():
+    fig = plots.metric_bars([{"name": "before", "value": 1.4}, {"name": "after", "value": 0.3}], "wer", y_max=None)
+    assert fig.layout.yaxis.range[1] > 1.4
+    fig = plots.per_class_bars({"spk1": {"wer": 1.3}}, {"spk1": {"wer": 0.2}}, "wer", y_max=None)
+    assert fig.layout.yaxis.range is None
+    fig = plots.training_curves([{"epoch": 1, "train_loss": 1.0, "val_entity_f1": 0.3}])
+    assert fig.layout.annotations[1].text == "validation entity F1" and list(fig.data[1].y) == [0.3]
+    fig = plots.training_curves([{"epoch": 1, "train_loss": 1.0, "val_loss": 0.9}])
+    assert fig.layout.annotations[1].text == "validation loss"

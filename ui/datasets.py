@@ -33,6 +33,7 @@ class DataChoice:
     splits: dict = field(default_factory=dict)     # split -> path (str)
     description: str = ""
     license: str = ""
+    task: str = "classify"   # classify | ner | asr: which runs this data set can feed
 
     @property
     def is_demo(self) -> bool:
@@ -61,14 +62,16 @@ def save_upload(name: str, data: bytes) -> Path:
     return path
 
 
-def save_upload_set(modality: str, splits: dict[str, str], name: str = "") -> str:
-    """Record an upload set; returns its reference ``upload:<id>`` (same files, same id)."""
+def save_upload_set(modality: str, splits: dict[str, str], name: str = "", task: str = "classify") -> str:
+    """Record an upload set; returns its reference ``upload:<id>`` (same files and task, same id)."""
     clean = {k: str(v) for k, v in splits.items() if v}
-    ident = hashlib.sha256(json.dumps([modality, sorted(clean.items())]).encode()).hexdigest()[:16]
+    parts = [modality, sorted(clean.items())] + ([task] if task != "classify" else [])
+    ident = hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:16]
     sets = uploads_dir() / "sets"
     sets.mkdir(parents=True, exist_ok=True)
     label = name or " + ".join(Path(v).name for v in clean.values())
-    (sets / f"{ident}.json").write_text(json.dumps({"name": label, "modality": modality, "splits": clean}, indent=2))
+    (sets / f"{ident}.json").write_text(json.dumps({"name": label, "modality": modality, "task": task, "splits": clean},
+                                                          indent=2))
     return f"upload:{ident}"
 
 
@@ -82,8 +85,8 @@ def _demo_specs() -> list[dict]:
             why_not = spec.available()
         except Exception as exc:  # a broken optional dependency must not break the page
             why_not = str(exc)
-        out.append({"name": spec.name, "modality": spec.modality, "description": spec.description,
-                    "license": spec.license, "unavailable": why_not})
+        out.append({"name": spec.name, "modality": spec.modality, "task": getattr(spec, "task", "classify") or "classify",
+                    "description": spec.description, "license": spec.license, "unavailable": why_not})
     return out
 
 
@@ -99,7 +102,8 @@ def upload_sets() -> list[DataChoice]:
     for f in sorted(folder.glob("*.json"), key=lambda p: p.stat().st_mtime, reverse=True):
         try:
             meta = json.loads(f.read_text())
-            out.append(DataChoice(f"upload:{f.stem}", meta["name"], meta["modality"], meta["splits"]))
+            out.append(DataChoice(f"upload:{f.stem}", meta["name"], meta["modality"], meta["splits"],
+                                  task=meta.get("task") or "classify"))
         except (OSError, ValueError, KeyError):
             continue
     return out
@@ -116,7 +120,8 @@ def resolve(ref: Optional[str]) -> Optional[DataChoice]:
             return None
         folder = demo_folder(ident)
         splits = {s: str(folder / s) for s in SPLITS if (folder / s).exists()}
-        return DataChoice(ref, f"demo: {ident}", spec["modality"], splits, spec["description"], spec["license"])
+        return DataChoice(ref, f"demo: {ident}", spec["modality"], splits, spec["description"], spec["license"],
+                          spec.get("task", "classify"))
     if kind == "upload" and re.fullmatch(r"[0-9a-f]{16}", ident):
         return next((c for c in upload_sets() if c.ref == ref), None)
     return None
@@ -133,18 +138,28 @@ def demo_folder(name: str) -> Path:
     return Path(_demo_folder(name, str(paths.home())))
 
 
-def all_choices() -> list[tuple[str, str]]:
-    """(reference, label) for every usable data set: demos first, then uploads (newest first)."""
-    out = [(f"demo:{d['name']}", f"demo · {d['name']} ({d['modality']})") for d in demo_specs() if not d["unavailable"]]
-    out += [(c.ref, f"upload · {c.name} ({c.modality})") for c in upload_sets()]
+TASK_LABELS = {"classify": "", "ner": ", NER", "asr": ", speech recognition"}
+
+
+def kind_label(modality: str, task: str) -> str:
+    return f"{modality}{TASK_LABELS.get(task, ', ' + task)}"
+
+
+def all_choices(task: Optional[str] = None) -> list[tuple[str, str]]:
+    """(reference, label) for every usable data set (of ``task`` when given): demos first, then uploads (newest first)."""
+    out = [(f"demo:{d['name']}", f"demo · {d['name']} ({kind_label(d['modality'], d.get('task', 'classify'))})")
+           for d in demo_specs() if not d["unavailable"] and task in (None, d.get("task", "classify"))]
+    out += [(c.ref, f"upload · {c.name} ({kind_label(c.modality, c.task)})") for c in upload_sets()
+            if task in (None, c.task)]
     return out
 
 
-def data_picker(key: str, label: str = "Data set") -> Optional[DataChoice]:
-    """A selectbox over all data sets, following and setting ``?data=``."""
-    choices = all_choices()
+def data_picker(key: str, label: str = "Data set", task: Optional[str] = None) -> Optional[DataChoice]:
+    """A selectbox over all data sets (of ``task`` when given), following and setting ``?data=``."""
+    choices = all_choices(task)
     if not choices:
-        st.info("No data set yet: pick a demo or upload your data on the **Data** page.")
+        what = "" if task in (None, "classify") else f" for {'named-entity recognition' if task == 'ner' else 'speech recognition'}"
+        st.info(f"No data set{what} yet: pick a demo or upload your data on the **Data** page.")
         return None
     refs = [c[0] for c in choices]
     current = st.query_params.get("data")
@@ -174,3 +189,22 @@ def load(path: str, modality: str) -> Dataset:
 
     return Dataset(modality, list(d["items"]), None if d["labels"] is None else list(d["labels"]), origin=d["origin"],
                    problems=[Problem(w, r) for w, r in d["problems"]], names=list(d["names"]))
+
+
+@st.cache_data(show_spinner="Checking the data…", max_entries=32)
+def _load_task(path: str, task: str, mtime: float):
+    if task == "ner":
+        from tlcore.tasks.ner_data import load_ner
+
+        return load_ner(path)
+    from tlcore.tasks.asr_data import load_asr_dataset
+
+    return load_asr_dataset(path, on_bad_file="skip")
+
+
+def load_task(path: str, task: str):
+    """Load and validate one split of NER (``NerData``) or ASR (``AsrData``) data. Raises DataError."""
+    p = Path(path)
+    if not p.exists():
+        raise DataError(f"{p.name} no longer exists; upload it again")
+    return _load_task(str(p), task, p.stat().st_mtime)

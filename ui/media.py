@@ -75,3 +75,39 @@ def dataset_preview(ds: Dataset, split: str, key: str) -> None:
     if ds.modality == "text":
         captions = [ds.labels[i] if ds.labels else "" for i in idx]
     item_grid(ds.modality, [ds.items[i] for i in idx], captions)
+
+
+def ner_preview(data, split: str, key: str) -> None:
+    """NER split: sentence and entity counts per type, and a few sentences with their spans marked."""
+    from ui.spans import legend_html, tagged_html
+
+    head = f"**{split}**: {len(data)} sentences"
+    if data.tags is not None:
+        counts = data.entity_counts()
+        head += f", {sum(counts.values())} entities of {len(counts)} types"
+        st.markdown(head)
+        st.plotly_chart(plots.class_counts_bar(counts, "entities per type"), key=f"{key}-counts", width="stretch")
+        st.markdown(legend_html(sorted(counts)), unsafe_allow_html=True)
+    else:
+        st.markdown(head + " (untagged)")
+    for i in range(min(6, len(data))):
+        tags = data.tags[i] if data.tags is not None else ["O"] * len(data.sentences[i])
+        st.markdown(f'<div style="line-height:1.9">{tagged_html(data.sentences[i], tags)}</div>', unsafe_allow_html=True)
+
+
+def asr_preview(data, split: str, key: str) -> None:
+    """ASR split: clip count, groups (speaker/accent), problems, and a few clips with their transcripts."""
+    head = f"**{split}**: {len(data)} transcribed clips"
+    if data.groups:
+        head += " · " + ", ".join(f"{len(set(v))} {k}(s)" for k, v in data.groups.items())
+    if data.problems:
+        head += f", {len(data.problems)} unusable row(s) skipped"
+    st.markdown(head)
+    if data.problems:
+        with st.expander(f"{len(data.problems)} problem(s) found", expanded=True):
+            st.dataframe({"file / row": [p.where for p in data.problems], "problem": [p.reason for p in data.problems]},
+                         hide_index=True, width="stretch")
+    cols = st.columns(3)
+    for i in range(min(6, len(data))):
+        with cols[i % 3]:
+            show_item("audio", data.paths[i], f"“{data.texts[i]}”")

@@ -89,6 +89,8 @@ def test_c_reload_mid_run_keeps_live_progress(app_server, page, demo_run):
     bar = page.locator('[data-testid="stProgress"]')
     assert bar.count() == 1
     first = page.locator('[data-testid="stCaptionContainer"]').filter(has_text="elapsed").first.inner_text()
+    page.locator('[data-testid="stPlotlyChart"] .js-plotly-plot .main-svg').first.wait_for()  # the live curves
+    page.wait_for_timeout(800)
     screenshot(page, "finetune_progress")
     page.reload()
     page.get_by_role("heading", name="long run: in progress").wait_for()
@@ -158,10 +160,12 @@ def test_e_revoked_expired_and_tampered_links_refuse(app_server, browser, page, 
 
 def test_f_screenshots_of_every_page(app_server, page, demo_run):
     run = demo_run["run_id"]
-    for path, heading, name in [("", "TransferLab", "home"), ("diagnose?data=demo:sentiment", "Diagnose", "diagnose"),
-                                (f"finetune?data=demo:sentiment", "Fine-tune", "finetune"),
-                                ("runs", "Runs", "runs")]:
+    for path, heading, name, last in [("", "TransferLab", "home", "Recent runs"),
+                                      ("finetune?data=demo:sentiment", "Fine-tune", "finetune", "Start fine-tuning"),
+                                      ("runs", "Runs", "runs", "Selected run")]:
         open_page(page, f"{app_server.url}/{path}", heading)
+        page.get_by_text(last).first.wait_for()  # the page's last element: the script has run to the end
+        wait_idle(page)
         page.wait_for_timeout(500)
         screenshot(page, name)
     open_page(page, f"{app_server.url}/try_it?run={run}", "Try it")
@@ -170,3 +174,38 @@ def test_f_screenshots_of_every_page(app_server, page, demo_run):
     page.get_by_text("Prediction after").wait_for(timeout=120_000)
     wait_idle(page)
     screenshot(page, "try_it")
+
+
+def test_g_diagnose_sentiment_with_real_default_backbones(app_server, page):
+    """Real run_diagnose (minilm-l6) and run_rank (minilm-l6 and its random twin) on the sentiment demo."""
+    open_page(page, f"{app_server.url}/diagnose?data=demo:sentiment", "Diagnose")
+    page.get_by_role("button", name="Run diagnosis").click()
+    page.get_by_text("mismatch", exact=False).first.wait_for(timeout=300_000)
+    page.get_by_text("ranks first", exact=False).first.wait_for(timeout=300_000)  # the ranking's advice line
+    wait_idle(page, 300_000)
+    assert page.locator('[data-testid="stAlertContentError"], [data-testid="stAlertContentWarning"], '
+                        '[data-testid="stAlertContentSuccess"]').count() >= 1
+    assert page.locator('[data-testid="stPlotlyChart"] .js-plotly-plot .main-svg').count() >= 4
+    assert page.get_by_text("Traceback").count() == 0
+    page.wait_for_timeout(800)
+    screenshot(page, "diagnose")
+
+
+def test_h_ner_run_compare(app_server, page):
+    """A real NER run (tiny-text on the small ner-shift demo) through the app's worker, then Compare."""
+    from tlcore.config import FinetuneConfig
+    from tlcore.data.demos import demo_dir
+
+    d = demo_dir("ner-shift", size="small")
+    cfg = FinetuneConfig(modality="text", task="ner", target=str(d / "target"), eval=str(d / "eval"),
+                         source=str(d / "source"), backbone="tiny-text", strategy="full", epochs=3)
+    store = app_server.store()
+    run = store.create_run(cfg, name="ner-shift · full · tiny-text", dataset="demo:ner-shift")
+    store.enqueue(run.id)
+    open_page(page, f"{app_server.url}/compare?run={run.id}", "Compare")
+    page.get_by_text("Entity F1 after").first.wait_for(timeout=300_000)
+    page.get_by_text("Sentences whose entities changed").wait_for()
+    wait_idle(page)
+    assert page.locator("mark").count() >= 1  # spans highlighted
+    page.wait_for_timeout(500)
+    screenshot(page, "compare_ner")
