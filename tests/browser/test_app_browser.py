@@ -206,6 +206,13 @@ def test_h_ner_run_compare(app_server, page):
     page.get_by_text("Entity F1 after").first.wait_for(timeout=300_000)
     page.get_by_text("Sentences whose entities changed").wait_for()
     wait_idle(page)
-    assert page.locator("mark").count() >= 1  # spans highlighted
+    import json
+
+    report = json.loads((store.get(run.id).out / "report.json").read_text())
+    if report["flipped"].get("sentences"):   # a tiny random model may change no sentence at all
+        page.locator("mark").first.wait_for(timeout=30_000)   # spans highlighted
+        assert page.locator("mark").count() >= 1
+    else:
+        assert page.get_by_text("None.").count() >= 1
     page.wait_for_timeout(500)
     screenshot(page, "compare_ner")
