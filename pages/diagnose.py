@@ -143,10 +143,12 @@ if text:
 
 # ------------------------------------------------------------------ backbone ranking
 st.subheader("Which backbone? Ranking without fine-tuning")
-st.caption("**Which score to trust:** in our validation (ranking vs. real fine-tuned accuracy) **LogME** and **k-NN "
-           "accuracy** agreed best with the fine-tuned results; H-score, LEEP and NCE less so. Even these are rough: "
-           "when two candidates' intervals overlap, the data **cannot tell** them apart, so treat them as equal and "
-           "fine-tune both if it matters. Intervals come from repeated 80% subsamples of the target.")
+st.caption("**Which score to trust:** in our validation on the demos (ranking vs. real fine-tuned accuracy, see the "
+           "README) **k-NN accuracy** and **H-score** ordered the candidates correctly every time; **LogME** got one "
+           "demo backwards. With few labeled examples every score is rough: when two candidates' intervals overlap, the "
+           "data **cannot tell** them apart, so treat them as equal and fine-tune both if it matters. Intervals come "
+           "from repeated 80% subsamples of the target, so they describe the score at 80% of the data and need not "
+           "contain the full-data point.")
 if not candidates:
     st.info("Pick at least one backbone to rank.")
     st.stop()

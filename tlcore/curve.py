@@ -28,6 +28,12 @@ def _summary(values: list[float]) -> dict:
 def data_efficiency_curve(base: FinetuneConfig, *, shots: Sequence[int] = DEFAULT_SHOTS, seeds: Sequence[int] = (0, 1, 2),
                           scratch: bool = True, progress: ProgressFn = no_progress) -> dict:
     """Run ``base`` (its data, backbone, strategy, epochs) at each shot count and seed; return the curve."""
+    from tlcore.data.loaders import load_dataset
+    from tlcore.data.split import eval_split
+
+    target = load_dataset(base.target, base.modality, on_error=base.on_bad_file)   # type: ignore[arg-type]
+    train = target if base.eval else eval_split(target, base.eval_fraction)[0]
+    full_min = min(train.class_counts().values())
     points = []
     total = len(shots) * len(seeds)
     done = 0
@@ -48,11 +54,10 @@ def data_efficiency_curve(base: FinetuneConfig, *, shots: Sequence[int] = DEFAUL
                 per_seed["scratch"].append(report["baselines"]["scratch"]["accuracy"])
             n_train = report["data"]["train"]
             done += 1
-        per_class_min = min(report["data"]["train_per_class"].values())
         if max_seen is not None and n_train == max_seen and shot:
             continue   # more shots than the data has: same point as the previous one
         max_seen = n_train
-        points.append({"shots": shot or per_class_min, "all": shot == 0 or shot >= per_class_min, "train": n_train,
+        points.append({"shots": min(shot, full_min) if shot else full_min, "all": shot == 0 or shot >= full_min, "train": n_train,
                        "pretrained": _summary(per_seed["pretrained"]),
                        **({"scratch": _summary(per_seed["scratch"])} if scratch else {})})
     progress(Progress("done", total, total, "curve finished"))

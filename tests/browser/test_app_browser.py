@@ -121,7 +121,9 @@ def test_d_share_link_shows_one_run_only(app_server, browser, page, demo_run):
     assert viewer.locator('[data-testid="stSidebarNav"]').count() == 0
     assert viewer.locator('[data-testid="stFileUploader"]').count() == 0
     assert viewer.get_by_role("button", name="Run demo").count() == 0
-    assert viewer.locator('[data-testid="stPlotlyChart"] .js-plotly-plot .main-svg').count() >= 4
+    charts = viewer.locator('[data-testid="stPlotlyChart"] .js-plotly-plot .main-svg')
+    charts.nth(3).wait_for(timeout=60_000)   # plotly draws after the script finishes
+    assert charts.count() >= 4
     screenshot(viewer, "shared")
     # another page path with the token still shows only the shared run
     viewer.goto(url.replace("/?share=", "/runs?share="))
