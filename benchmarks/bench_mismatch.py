@@ -13,8 +13,8 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from pathlib import Path
 import time
+from pathlib import Path
 
 import numpy as np
 

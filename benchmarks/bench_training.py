@@ -39,7 +39,6 @@ class _HFWrap:
 
     @staticmethod
     def make(model):
-        import torch
         from torch import nn
 
         class Wrapped(nn.Module):

@@ -130,7 +130,7 @@ def render(out: dict) -> str:
             v = r["rank"]["validation"]
             accs = ", ".join(f"{k} {x:.3f}" for k, x in sorted(v["accuracy"].items(), key=lambda kv: -kv[1]))
             t = v["kendall_tau"]
-            cell = lambda k: "—" if t.get(k) is None else f"{t[k]:+.2f}"  # noqa: E731
+            cell = lambda k, t=t: "—" if t.get(k) is None else f"{t[k]:+.2f}"  # noqa: E731
             lines.append(f"| {demo} | {accs} | {cell('logme')} | {cell('h_score')} | {cell('knn_accuracy')} | {cell('leep')} | {cell('nce')} |")
     if any("adapt" in r for r in out.values()):
         lines += ["", "### Domain adaptation (labeled source + unlabeled target → target eval)", "",

@@ -7,10 +7,10 @@ via_app()
 import streamlit as st
 
 from tlcore.config import MODALITIES
-from ui.tasks import TASK_MODALITY, TASKS
 from tlcore.errors import TransferLabError
 from ui import datasets
 from ui.media import asr_preview, dataset_preview, ner_preview
+from ui.tasks import TASK_MODALITY, TASKS
 
 st.title("Data")
 st.caption("Bring a **target** set (small, labeled), optionally a **source** set (large, labeled, another domain), an "

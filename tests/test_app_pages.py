@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import io
-import os
-import sys
 import types
 import zipfile
 from datetime import timedelta

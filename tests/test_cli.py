@@ -6,7 +6,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import write_text_set
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -4,8 +4,8 @@ import json
 import zipfile
 
 import pytest
-
 from conftest import write_audio_set, write_image_set, write_text_set
+
 from tlcore.data.loaders import load_dataset
 from tlcore.data.split import cap_per_class, eval_split, stratified_split
 from tlcore.errors import DataError
@@ -89,8 +89,8 @@ def test_missing_path(tmp_path):
 def test_audio_folder_csv_and_zero_length(tmp_path):
     root = write_audio_set(tmp_path / "aud", n_per_class=3)
     assert load_dataset(root, "audio").classes == ["high", "low"]
-    import soundfile as sf
     import numpy as np
+    import soundfile as sf
 
     sf.write(str(root / "low" / "empty.wav"), np.zeros(0, dtype=np.float32), 16000)
     ds = load_dataset(root, "audio")

@@ -4,8 +4,8 @@ import csv
 
 import numpy as np
 import pytest
-
 from conftest import write_image_set
+
 from tlcore.diagnose import candidate_backbones, run_diagnose, run_rank
 
 

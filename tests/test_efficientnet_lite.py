@@ -10,7 +10,6 @@ from torch import nn
 
 from tlcore.models.efficientnet_lite import (
     Conv2dSame,
-    EfficientNetLite,
     efficientnet_lite0,
     efficientnet_lite_tiny,
     normalize_lite,

@@ -5,8 +5,8 @@ import json
 import numpy as np
 import pytest
 import torch
-
 from conftest import write_audio_set, write_image_set, write_text_set
+
 from tlcore.config import FinetuneConfig
 from tlcore.errors import Cancelled, ConfigError
 from tlcore.models.registry import build_backbone

@@ -3,8 +3,8 @@
 import shutil
 
 import pytest
-
 from conftest import write_image_set
+
 from tlcore.cluster_pipeline import run_clustering
 from tlcore.config import FinetuneConfig
 from tlcore.errors import ConfigError

@@ -151,18 +151,16 @@ def run_finetune(cfg: FinetuneConfig, *, progress: Optional[ProgressFn] = None, 
 
     # ---- before
     progress(Progress("before", 0, 1, "scoring the model before transfer"))
-    source_head = None
     before_kind = "nearest class mean on pretrained features (no training)"
     if source is not None and f_source is not None:
         keep = np.array([y in classes for y in source.labels or []])
         if keep.sum() and len(set(np.array(source.labels)[keep])) >= 2:
             ys = _indices([y for y, k in zip(source.labels, keep) if k], classes)  # type: ignore[arg-type]
             w, b, _ = fit_linear_head(f_source[keep], ys, len(classes), seed=cfg.seed)
-            source_head = (w, b)
             pred_before = (torch.from_numpy(f_eval) @ w.T + b).argmax(1).numpy()
             before_kind = "source-trained model (linear probe on source features)"
             if set(source.labels) != set(classes):  # type: ignore[arg-type]
-                before_kind += f"; source classes not in the target are ignored"
+                before_kind += "; source classes not in the target are ignored"
         else:
             pred_before = _nearest_class_mean(f_train, y_train, f_eval, len(classes))
             before_kind += " (source has no classes in common with the target)"

@@ -207,7 +207,7 @@ def changed_transcripts(report: dict, key: str) -> None:
     if not rows:
         st.caption("None.")
         return
-    for i, row in enumerate(rows[:12]):
+    for row in rows[:12]:
         with st.container(border=True):
             left, right = st.columns([1, 2])
             with left:

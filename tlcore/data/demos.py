@@ -27,7 +27,7 @@ from typing import Callable, Optional, Sequence
 
 import numpy as np
 
-from tlcore.errors import DataError, ConfigError
+from tlcore.errors import ConfigError, DataError
 from tlcore.paths import cache_dir
 from tlcore.registry import Registry
 

@@ -31,7 +31,14 @@ from tlcore.config import FinetuneConfig
 from tlcore.errors import ConfigError, DataError
 from tlcore.progress import CancelFn, Progress, ProgressFn, never_cancel, no_progress
 from tlcore.tasks.ner_data import NerData, encode, eval_split_ner, find_ner_file, load_ner, tag_vocabulary
-from tlcore.tasks.ner_metrics import extract_spans, flipped_sentences, ner_metrics, ner_warnings, paired_f1_difference, sentence_counts
+from tlcore.tasks.ner_metrics import (
+    extract_spans,
+    flipped_sentences,
+    ner_metrics,
+    ner_warnings,
+    paired_f1_difference,
+    sentence_counts,
+)
 from tlcore.tasks.ner_model import TokenTagger, fit_head_on_features, read_tagger_config, train_tagger, word_targets
 from tlcore.training.loop import TrainConfig
 
