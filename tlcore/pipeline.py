@@ -44,16 +44,14 @@ def _load(path: Optional[str], cfg: FinetuneConfig, what: str, labeled: bool) ->
         ds = load_dataset(path, cfg.modality, on_error=cfg.on_bad_file)
     except DataError as exc:
         raise DataError(f"{what} data: {exc}") from None
-    if labeled:
+    if labeled and what == "eval" and ds.labels is None:
+        raise DataError(f"eval data: {path} has no labels; eval data needs label folders or a 'label' column")
+    if labeled and what != "eval":
         try:
-            check_trainable(ds) if what != "eval" else (ds.labels is not None or _raise(f"{path}: eval data needs labels"))
+            check_trainable(ds)
         except DataError as exc:
             raise DataError(f"{what} data: {exc}") from None
     return ds
-
-
-def _raise(msg: str) -> bool:
-    raise DataError(msg)
 
 
 def validate_config(cfg: FinetuneConfig) -> None:
