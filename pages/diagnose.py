@@ -144,8 +144,8 @@ if text:
 # ------------------------------------------------------------------ backbone ranking
 st.subheader("Which backbone? Ranking without fine-tuning")
 st.caption("**Which score to trust:** in our validation on the demos (ranking vs. real fine-tuned accuracy, see the "
-           "README) only **H-score** ordered the candidates correctly on every demo; **LogME** and **k-NN accuracy** "
-           "each got one demo backwards. With few labeled examples every score is rough: when two candidates' intervals overlap, the "
+           "README) **H-score** agreed with the fine-tuned ranking on every demo; **LogME** got one demo "
+           "backwards and **k-NN accuracy** two. With few labeled examples every score is rough: when two candidates' intervals overlap, the "
            "data **cannot tell** them apart, so treat them as equal and fine-tune both if it matters. Intervals come "
            "from repeated 80% subsamples of the target, so they describe the score at 80% of the data and need not "
            "contain the full-data point.")
