@@ -43,9 +43,8 @@ def _add_config_flags(parser: argparse.ArgumentParser, cls: type, skip: Sequence
                 kwargs["choices"] = meta["choices"]
         if name == "out":
             kwargs["required"] = True
-        parser.add_argument(flag, **kwargs)
-        if "_" in name:   # accept the underscore spelling too
-            parser._option_string_actions["--" + name] = parser._option_string_actions[flag]
+        flags = [flag, "--" + name] if "_" in name else [flag]   # accept the underscore spelling too
+        parser.add_argument(*flags, **kwargs)
 
 
 class _Bar:
