@@ -8,7 +8,6 @@ Inputs are prepared once: log-mel windows, or, when the encoder is frozen, the e
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from dataclasses import dataclass, field
@@ -17,13 +16,12 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 import torch
-from safetensors.torch import load_file
 from torch import nn
 
 from tlcore.errors import Cancelled
 from tlcore.progress import CancelFn, Progress, ProgressFn, never_cancel, no_progress
 from tlcore.tasks.asr_model import decoder_batch
-from tlcore.training.loop import _save_checkpoint, _trainable_state
+from tlcore.training.loop import _save_checkpoint, _trainable_state, load_checkpoint, warmup_linear_schedule
 
 
 @dataclass
@@ -106,24 +104,15 @@ def train_asr(model: nn.Module, train: Utterances, val: Optional[Utterances], *,
     optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
     steps_per_epoch = max(1, math.ceil(len(train) / config.batch_size))
     total_steps = steps_per_epoch * config.epochs
-    warmup = max(1, int(config.warmup_frac * total_steps))
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: min(1.0, (s + 1) / warmup) * max(0.0, (total_steps - s) / max(1, total_steps - warmup)))
+    scheduler = warmup_linear_schedule(optimizer, total_steps, config.warmup_frac)
     result = AsrTrainResult(0, 0, None)
     best_state: Optional[dict] = None
     best_score = -math.inf
     start_epoch = 0
-    if resume and checkpoint_dir is not None and (checkpoint_dir / "state.json").exists():
-        state = json.loads((checkpoint_dir / "state.json").read_text())
-        model.load_state_dict(load_file(str(checkpoint_dir / "last.safetensors")), strict=False)
-        saved = torch.load(checkpoint_dir / "optimizer.pt", weights_only=True)
-        optimizer.load_state_dict(saved["optimizer"])
-        scheduler.load_state_dict(saved["scheduler"])
-        if (checkpoint_dir / "best.safetensors").exists():
-            best_state = load_file(str(checkpoint_dir / "best.safetensors"))
-        start_epoch = state["epoch"]
-        best_score = state["best_score"] if state["best_score"] is not None else -math.inf
-        result = AsrTrainResult(**{**state["result"], "resumed_from_epoch": start_epoch})
+    resumed = load_checkpoint(checkpoint_dir, model, optimizer, scheduler) if resume else None
+    if resumed is not None:
+        start_epoch, best_score, best_state = resumed.epoch, resumed.best_score, resumed.best_state
+        result = AsrTrainResult(**{**resumed.result, "resumed_from_epoch": start_epoch})
         rng = np.random.default_rng([config.seed, start_epoch])
     bad_epochs = result.epochs_run - result.best_epoch if result.history else 0
     t0 = time.time()

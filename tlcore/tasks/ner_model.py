@@ -28,7 +28,14 @@ from tlcore.errors import Cancelled, ConfigError
 from tlcore.progress import CancelFn, Progress, ProgressFn, never_cancel, no_progress
 from tlcore.tasks.ner_data import IGNORE, Encoded, align_labels
 from tlcore.tasks.ner_metrics import entity_scores
-from tlcore.training.loop import TrainConfig, TrainResult, _save_checkpoint, _trainable_state
+from tlcore.training.loop import (
+    TrainConfig,
+    TrainResult,
+    _save_checkpoint,
+    _trainable_state,
+    load_checkpoint,
+    warmup_linear_schedule,
+)
 
 ARCHITECTURE = "TokenTagger"
 
@@ -249,21 +256,12 @@ def train_tagger(model: TokenTagger, enc: Encoded, labels: Sequence[Sequence[int
     optimizer = torch.optim.AdamW(groups, weight_decay=config.weight_decay)
     steps_per_epoch = max(1, math.ceil(len(enc) / config.batch_size))
     total = steps_per_epoch * config.epochs
-    warmup = max(1, int(config.warmup_frac * total))
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: min(1.0, (s + 1) / warmup) * max(0.0, (total - s) / max(1, total - warmup)))
+    scheduler = warmup_linear_schedule(optimizer, total, config.warmup_frac)
     result, best_state, best_score, start_epoch = TrainResult(0, 0, None), None, -math.inf, 0
-    if resume and checkpoint_dir is not None and (checkpoint_dir / "state.json").exists():
-        state = json.loads((checkpoint_dir / "state.json").read_text())
-        model.load_state_dict(load_file(str(checkpoint_dir / "last.safetensors")), strict=False)
-        opt = torch.load(checkpoint_dir / "optimizer.pt", weights_only=True)
-        optimizer.load_state_dict(opt["optimizer"])
-        scheduler.load_state_dict(opt["scheduler"])
-        if (checkpoint_dir / "best.safetensors").exists():
-            best_state = load_file(str(checkpoint_dir / "best.safetensors"))
-        start_epoch = state["epoch"]
-        best_score = state["best_score"] if state["best_score"] is not None else -math.inf
-        result = TrainResult(**{**state["result"], "resumed_from_epoch": start_epoch})
+    resumed = load_checkpoint(checkpoint_dir, model, optimizer, scheduler) if resume else None
+    if resumed is not None:
+        start_epoch, best_score, best_state = resumed.epoch, resumed.best_score, resumed.best_state
+        result = TrainResult(**{**resumed.result, "resumed_from_epoch": start_epoch})
         if result.stopped_early:      # finished before the crash: nothing left to train
             start_epoch = config.epochs
         rng = np.random.default_rng([config.seed, start_epoch])

@@ -70,6 +70,37 @@ class BatchSource:
         return self.backbone.preprocess([self.items[i] for i in idx])
 
 
+def warmup_linear_schedule(optimizer: torch.optim.Optimizer, total_steps: int, warmup_frac: float):
+    """Linear warm-up over ``warmup_frac`` of the steps, then linear decay to zero."""
+    warmup = max(1, int(warmup_frac * total_steps))
+    return torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: min(1.0, (s + 1) / warmup) * max(0.0, (total_steps - s) / max(1, total_steps - warmup)))
+
+
+@dataclass
+class Resumed:
+    """What :func:`load_checkpoint` restored besides the model, optimizer and scheduler state."""
+
+    epoch: int
+    best_score: float
+    result: dict                  # the saved result dataclass, as a dict
+    best_state: Optional[dict]
+
+
+def load_checkpoint(checkpoint_dir: Optional[Path], model: nn.Module, optimizer, scheduler) -> Optional[Resumed]:
+    """Restore the last checkpoint written by :func:`_save_checkpoint` into model/optimizer/scheduler, if any."""
+    if checkpoint_dir is None or not (checkpoint_dir / "state.json").exists():
+        return None
+    state = json.loads((checkpoint_dir / "state.json").read_text())
+    model.load_state_dict(load_file(str(checkpoint_dir / "last.safetensors")), strict=False)
+    saved = torch.load(checkpoint_dir / "optimizer.pt", weights_only=True)
+    optimizer.load_state_dict(saved["optimizer"])
+    scheduler.load_state_dict(saved["scheduler"])
+    best = load_file(str(checkpoint_dir / "best.safetensors")) if (checkpoint_dir / "best.safetensors").exists() else None
+    best_score = state["best_score"] if state["best_score"] is not None else -math.inf
+    return Resumed(state["epoch"], best_score, state["result"], best)
+
+
 def _batchnorms(model: nn.Module) -> list[nn.Module]:
     return [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
 
@@ -125,28 +156,19 @@ def train_classifier(model: nn.Module, train_items: Sequence[Any], train_y: Sequ
     optimizer = torch.optim.AdamW(groups, weight_decay=config.weight_decay)
     steps_per_epoch = max(1, math.ceil(len(y) / config.batch_size))
     total_steps = steps_per_epoch * config.epochs
-    warmup = max(1, int(config.warmup_frac * total_steps))
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: min(1.0, (s + 1) / warmup) * max(0.0, (total_steps - s) / max(1, total_steps - warmup)))
+    scheduler = warmup_linear_schedule(optimizer, total_steps, config.warmup_frac)
 
     result = TrainResult(0, 0, None)
     best_state: Optional[dict] = None
     best_score = -math.inf
     start_epoch = 0
-    if resume and checkpoint_dir is not None and (checkpoint_dir / "state.json").exists():
-        state = json.loads((checkpoint_dir / "state.json").read_text())
-        model.load_state_dict(load_file(str(checkpoint_dir / "last.safetensors")), strict=False)
-        opt = torch.load(checkpoint_dir / "optimizer.pt", weights_only=True)
-        optimizer.load_state_dict(opt["optimizer"])
-        scheduler.load_state_dict(opt["scheduler"])
-        if (checkpoint_dir / "best.safetensors").exists():
-            best_state = load_file(str(checkpoint_dir / "best.safetensors"))
-        start_epoch = state["epoch"]
-        best_score = state["best_score"] if state["best_score"] is not None else -math.inf
-        result = TrainResult(**{**state["result"], "resumed_from_epoch": start_epoch})
+    resumed = load_checkpoint(checkpoint_dir, model, optimizer, scheduler) if resume else None
+    if resumed is not None:
+        start_epoch, best_score, best_state = resumed.epoch, resumed.best_score, resumed.best_state
+        result = TrainResult(**{**resumed.result, "resumed_from_epoch": start_epoch})
         rng = np.random.default_rng([config.seed, start_epoch])
     t0 = time.time()
-    bad_epochs = sum(1 for h in result.history[result.best_epoch:]) if result.history else 0
+    bad_epochs = result.epochs_run - result.best_epoch if result.history else 0
     for epoch in range(start_epoch, config.epochs):
         model.eval()
         for module in train_modules:
