@@ -60,42 +60,50 @@ class TransferModel(nn.Module):
         return [self.classes[i] for i in self.predict_proba(items, batch_size=batch_size).argmax(1)]
 
     def save_pretrained(self, folder: str | Path) -> Path:
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        spec = self.backbone.save_backbone(folder)
-        config = {
-            "tlcore_version": __version__, "architecture": "TransferModel", "modality": self.modality,
-            "backbone": self.backbone_name, "backbone_spec": spec, "classes": self.classes,
-            "strategy": self.strategy, "feature_dim": self.backbone.feature_dim, "head_hidden": self.head_hidden,
-        }
-        # config.json may already hold the backbone's HF config; keep it under its own name.
-        if (folder / "config.json").exists():
-            (folder / "config.json").replace(folder / "backbone_config.json")
-            config["backbone_spec"]["config_file"] = "backbone_config.json"
-        (folder / "config.json").write_text(json.dumps(config, indent=2))
-        state = {k: v.detach().contiguous() for k, v in self.state_dict().items()}
-        save_file(state, str(folder / "model.safetensors"), metadata={"format": "pt", "tlcore": __version__})
-        return folder
+        return save_model_folder(self, self.backbone, folder, {
+            "architecture": "TransferModel", "modality": self.modality, "backbone": self.backbone_name,
+            "classes": self.classes, "strategy": self.strategy, "feature_dim": self.backbone.feature_dim,
+            "head_hidden": self.head_hidden})
 
     @classmethod
     def from_pretrained(cls, folder: str | Path) -> "TransferModel":
-        from tlcore.models.registry import rebuild_backbone
-
         folder = Path(folder)
         if not (folder / "config.json").exists() or not (folder / "model.safetensors").exists():
             raise ConfigError(f"{folder} is not a saved TransferLab model (needs config.json and model.safetensors)")
         config = json.loads((folder / "config.json").read_text())
-        spec = config["backbone_spec"]
-        if spec.get("config_file"):
-            with tempfile.TemporaryDirectory(prefix="tlcore-model-") as tmp:
-                backbone = rebuild_backbone(_hf_view(folder, spec["config_file"], Path(tmp)), spec)
-        else:
-            backbone = rebuild_backbone(folder, spec)
+        backbone = load_backbone_from_folder(folder, config["backbone_spec"])
         model = cls(backbone, config["classes"], backbone_name=config["backbone"], strategy=config.get("strategy", ""),
                     head_hidden=config.get("head_hidden", 0))
         model.load_state_dict(load_file(str(folder / "model.safetensors")))
         model.eval()
         return model
+
+
+def save_model_folder(model: nn.Module, backbone: Backbone, folder: str | Path, config: dict) -> Path:
+    """Write ``folder`` in save_pretrained form: the backbone's processor files, ``config.json`` (``config`` plus
+    the backbone spec) and ``model.safetensors`` (all weights). Shared by every TransferLab model type."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    spec = backbone.save_backbone(folder)
+    config = {"tlcore_version": __version__, **config, "backbone_spec": spec}
+    # config.json may already hold the backbone's HF config; keep it under its own name.
+    if (folder / "config.json").exists():
+        (folder / "config.json").replace(folder / "backbone_config.json")
+        spec["config_file"] = "backbone_config.json"
+    (folder / "config.json").write_text(json.dumps(config, indent=2))
+    state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
+    save_file(state, str(folder / "model.safetensors"), metadata={"format": "pt", "tlcore": __version__})
+    return folder
+
+
+def load_backbone_from_folder(folder: Path, spec: dict) -> Backbone:
+    """Rebuild the backbone architecture + preprocessing saved by :func:`save_model_folder` (weights come after)."""
+    from tlcore.models.registry import rebuild_backbone
+
+    if spec.get("config_file"):
+        with tempfile.TemporaryDirectory(prefix="tlcore-model-") as tmp:
+            return rebuild_backbone(_hf_view(folder, spec["config_file"], Path(tmp)), spec)
+    return rebuild_backbone(folder, spec)
 
 
 def _hf_view(folder: Path, config_file: str, view: Path) -> Path:

@@ -12,19 +12,17 @@ from __future__ import annotations
 
 import json
 import math
-import shutil
-import tempfile
 import time
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 from torch import nn
 
-from tlcore import __version__
 from tlcore.errors import Cancelled, ConfigError
+from tlcore.models.transfer_model import load_backbone_from_folder, save_model_folder
 from tlcore.progress import CancelFn, Progress, ProgressFn, never_cancel, no_progress
 from tlcore.tasks.ner_data import IGNORE, Encoded, align_labels
 from tlcore.tasks.ner_metrics import entity_scores
@@ -133,41 +131,18 @@ class TokenTagger(nn.Module):
     # ------------------------------------------------------------ save / load
 
     def save_pretrained(self, folder: str | Path, *, extra: Optional[dict] = None) -> Path:
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        spec = self.backbone.save_backbone(folder)
-        config = {
-            "tlcore_version": __version__, "architecture": ARCHITECTURE, "task": "ner", "modality": "text",
-            "backbone": self.backbone_name, "backbone_spec": spec, "tags": self.tags,
-            "entity_types": sorted({t[2:] for t in self.tags if t != "O"}), "strategy": self.strategy,
-            "feature_dim": self.backbone.feature_dim, **(extra or {}),
-        }
-        if (folder / "config.json").exists():   # the backbone's HF config: keep it under its own name
-            (folder / "config.json").replace(folder / "backbone_config.json")
-            config["backbone_spec"]["config_file"] = "backbone_config.json"
-        (folder / "config.json").write_text(json.dumps(config, indent=2))
-        state = {k: v.detach().contiguous() for k, v in self.state_dict().items()}
-        save_file(state, str(folder / "model.safetensors"), metadata={"format": "pt", "tlcore": __version__})
-        return folder
+        return save_model_folder(self, self.backbone, folder, {
+            "architecture": ARCHITECTURE, "task": "ner", "modality": "text", "backbone": self.backbone_name,
+            "tags": self.tags, "entity_types": sorted({t[2:] for t in self.tags if t != "O"}),
+            "strategy": self.strategy, "feature_dim": self.backbone.feature_dim, **(extra or {})})
 
     @classmethod
     def from_pretrained(cls, folder: str | Path) -> "TokenTagger":
-        from tlcore.models.registry import rebuild_backbone
-
         folder = Path(folder)
         config = read_tagger_config(folder)
         if config is None:
             raise ConfigError(f"{folder} is not a saved TransferLab NER model (needs config.json with task 'ner' and model.safetensors)")
-        spec = config["backbone_spec"]
-        if spec.get("config_file"):
-            with tempfile.TemporaryDirectory(prefix="tlcore-ner-") as tmp:
-                for f in folder.iterdir():
-                    if f.is_file() and f.name not in ("config.json", "model.safetensors"):
-                        shutil.copy(f, Path(tmp) / f.name)
-                shutil.copy(folder / spec["config_file"], Path(tmp) / "config.json")
-                backbone = rebuild_backbone(Path(tmp), spec)
-        else:
-            backbone = rebuild_backbone(folder, spec)
+        backbone = load_backbone_from_folder(folder, config["backbone_spec"])
         model = cls(backbone, config["tags"], backbone_name=config.get("backbone", ""), strategy=config.get("strategy", ""))
         model.load_state_dict(load_file(str(folder / "model.safetensors")))
         model.eval()
