@@ -36,12 +36,8 @@ def load_dataset(path: str | Path, modality: str, *, on_error: str = "skip", req
         raise DataError(f"unknown modality {modality!r}; use image, text or audio")
     if on_error not in ("skip", "refuse"):
         raise DataError(f"on_error must be 'skip' or 'refuse', not {on_error!r}")
-    path = Path(path).expanduser()
-    if not path.exists():
-        raise DataError(f"data path {str(path)!r} does not exist; check the spelling")
-    origin = str(path)
-    if path.suffix.lower() == ".zip":
-        path = extract_zip(path)
+    origin = str(Path(path).expanduser())
+    path = resolve_data_path(path)
     if modality == "text":
         ds = _load_table(_single_table(path, TEXT_EXT), "text", on_error)
     elif modality == "audio" and (path.suffix.lower() == ".csv" or (path.is_dir() and _tables(path, {".csv"}) and not _media_files(path, AUDIO_EXT))):
@@ -52,6 +48,14 @@ def load_dataset(path: str | Path, modality: str, *, on_error: str = "skip", req
     if require_labels:
         check_trainable(ds)
     return ds
+
+
+def resolve_data_path(path: str | Path) -> Path:
+    """The folder or file to read: refuses a missing path; a .zip is safely extracted (cached by content)."""
+    path = Path(path).expanduser()
+    if not path.exists():
+        raise DataError(f"data path {str(path)!r} does not exist; check the spelling")
+    return extract_zip(path) if path.suffix.lower() == ".zip" else path
 
 
 def check_trainable(ds: Dataset) -> None:

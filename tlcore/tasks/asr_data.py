@@ -18,9 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, Sequence
 
-from tlcore.data.archive import extract_zip
 from tlcore.data.dataset import Problem
-from tlcore.data.loaders import read_utf8
+from tlcore.data.loaders import read_utf8, resolve_data_path
 from tlcore.errors import DataError
 
 AUDIO_EXT = {".wav", ".flac", ".ogg", ".mp3"}
@@ -101,13 +100,8 @@ def load_asr_dataset(path: str | Path, *, on_bad_file: str = "skip") -> AsrData:
     """Read a speech recognition set (see the module docstring). Raises DataError with what is wrong and how to fix it."""
     if on_bad_file not in ("skip", "refuse"):
         raise DataError(f"on_bad_file must be 'skip' or 'refuse', not {on_bad_file!r}")
-    path = Path(path).expanduser()
-    if not path.exists():
-        raise DataError(f"data path {str(path)!r} does not exist; check the spelling")
-    origin = str(path)
-    if path.suffix.lower() == ".zip":
-        path = extract_zip(path)
-    table = _find_csv(path)
+    origin = str(Path(path).expanduser())
+    table = _find_csv(resolve_data_path(path))
     text = read_utf8(table)
     reader = csv.DictReader(io.StringIO(text))
     columns = reader.fieldnames or []
