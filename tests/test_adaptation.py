@@ -229,7 +229,9 @@ def test_train_adapter_head_contract_and_determinism(problem):
     assert not head.training and head[0].in_features == 20 and head[2].out_features == 3
     for k, v in a.head.state_dict().items():
         assert torch.equal(v, b.head.state_dict()[k])
-    assert [c.step for c in calls] == [1, 2, 3] and calls[-1].stage == "adapt"
+    epoch_ends = [c for c in calls if c.message.endswith(" done")]     # the trainer's per-epoch events
+    assert [c.metrics["epoch"] for c in epoch_ends] == [1, 2, 3] and calls[-1].stage == "adapt"
+    assert all("source_val_accuracy" in c.metrics for c in epoch_ends)
     assert len(a.history) == 3 and "domain_accuracy" in a.history[0]
     d = a.to_dict()
     assert "head" not in d and d["hyper"]["method"] == "dann"

@@ -31,7 +31,8 @@ from tlcore.models.transfer_model import TransferModel
 from tlcore.progress import CancelFn, Progress, ProgressFn, never_cancel, no_progress
 from tlcore.strategies import get_strategy
 from tlcore.strategies.linear_probe import fit_linear_head
-from tlcore.training.loop import TrainConfig, train_classifier
+from tlcore.tasks.classify import train_classifier
+from tlcore.training.trainer import TrainConfig
 
 log = logging.getLogger(__name__)
 SCRATCH_LR = 1e-3
@@ -188,7 +189,7 @@ def run_finetune(cfg: FinetuneConfig, *, progress: Optional[ProgressFn] = None, 
         for p in model.parameters():
             p.requires_grad_(False)
         train_info.update(epochs_run=result.epochs_run, best_epoch=result.best_epoch, history=result.history,
-                          best_val_accuracy=result.best_val_accuracy, stopped_early=result.stopped_early,
+                          best_val_accuracy=result.best("val_accuracy"), stopped_early=result.stopped_early,
                           resumed_from_epoch=result.resumed_from_epoch, train_size=len(fit_idx), val_size=len(val_idx),
                           lr=tcfg.lr, head_lr=tcfg.head_lr)
         progress(Progress("eval", 0, 1, "scoring the transferred model"))

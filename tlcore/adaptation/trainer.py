@@ -40,7 +40,8 @@ from tlcore.adaptation.coral import deep_coral_loss, mean_difference_loss
 from tlcore.adaptation.dann import DomainDiscriminator, domain_adversarial_loss, grl_coefficient
 from tlcore.adaptation.mcc import mcc_loss
 from tlcore.diagnostics._common import JsonResult, check_pair
-from tlcore.progress import Progress, ProgressFn
+from tlcore.progress import ProgressFn, no_progress
+from tlcore.training.trainer import TrainConfig, Trainer
 
 Method = Literal["source_only", "dann", "coral", "mcc"]
 METHODS: tuple[str, ...] = ("source_only", "dann", "coral", "mcc")
@@ -158,68 +159,82 @@ def train_adapter(source_f: np.ndarray, source_y: np.ndarray, target_f: np.ndarr
                          history=history, hyper=hyper)
 
 
+class _AlignTask:
+    """Each step: the labeled source batch ``idx`` and the next unlabeled target batch; the loss of the module
+    docstring. The epoch's mean terms and the source-validation accuracy go into the history row."""
+
+    def __init__(self, head: nn.Sequential, disc: nn.Module | None, method: str, trade_off: float,
+                 z_train: torch.Tensor, y_train: torch.Tensor, z_val: torch.Tensor, y_val: torch.Tensor,
+                 zt: torch.Tensor, batch_size: int, seed: int):
+        self.head, self.disc, self.method, self.trade_off = head, disc, method, trade_off
+        self.z_train, self.y_train, self.z_val, self.y_val, self.zt = z_train, y_train, z_val, y_val, zt
+        self.bs_t = min(batch_size, zt.shape[0])
+        self.gen = torch.Generator().manual_seed(seed)
+        self.t_perm, self.t_pos = torch.randperm(zt.shape[0], generator=self.gen), 0
+        self.sums, self.steps, self.coeff = {}, 0, 0.0
+
+    def __len__(self) -> int:
+        return self.z_train.shape[0]
+
+    def _target_batch(self) -> torch.Tensor:
+        if self.t_pos + self.bs_t > self.zt.shape[0]:
+            self.t_perm, self.t_pos = torch.randperm(self.zt.shape[0], generator=self.gen), 0
+        idx, self.t_pos = self.t_perm[self.t_pos:self.t_pos + self.bs_t], self.t_pos + self.bs_t
+        return self.zt[idx]
+
+    def loss(self, idx, state) -> tuple[torch.Tensor, float]:
+        head = self.head
+        self.coeff = grl_coefficient(state.step / max(state.total_steps - 1, 1))
+        fs, ft = head[1](head[0](self.z_train[idx])), head[1](head[0](self._target_batch()))
+        loss_cls = F.cross_entropy(head[2](fs), self.y_train[idx])
+        terms = {"loss_cls": loss_cls.item()}
+        if self.method == "dann":
+            loss_align, terms["domain_accuracy"] = domain_adversarial_loss(self.disc, fs, ft, self.coeff)
+        elif self.method == "coral":
+            loss_align = deep_coral_loss(fs, ft) + mean_difference_loss(fs, ft)
+        elif self.method == "mcc":
+            loss_align = mcc_loss(head[2](ft))
+        else:
+            loss_align = torch.zeros(())
+        terms["loss_align"] = loss_align.item()
+        for k, v in terms.items():
+            self.sums[k] = self.sums.get(k, 0.0) + v
+        self.steps += 1
+        return loss_cls + self.trade_off * loss_align, float(len(idx))
+
+    @torch.no_grad()
+    def validate(self) -> dict:
+        self.head.eval()
+        val_acc = float((self.head(self.z_val).argmax(1) == self.y_val).float().mean()) if len(self.y_val) else None
+        row = {"coeff": self.coeff, "source_val_accuracy": val_acc,
+               **{k: v / max(self.steps, 1) for k, v in self.sums.items()}}
+        self.sums, self.steps = {}, 0
+        return {"score": val_acc if val_acc is not None else -row["loss_cls"], **row}
+
+
 def _train(z_train: torch.Tensor, y_train: torch.Tensor, z_val: torch.Tensor, y_val: torch.Tensor, zt: torch.Tensor,
            n_classes: int, *, method: str, hidden: int, epochs: int | None, lr: float, batch_size: int,
            weight_decay: float, trade_off: float, seed: int,
            progress: ProgressFn | None) -> tuple[nn.Sequential, list[dict], int, int]:
-    """The training loop on standardised tensors; returns (head, history, epochs, n_train)."""
+    """Train with the one trainer on standardised tensors (the last epoch is kept); returns (head, history,
+    epochs, n_train)."""
     with torch.random.fork_rng(devices=[]):
-        # Seeds initialisation and dropout; the caller's global RNG state is restored afterwards.
+        # Seeds initialisation; the caller's global RNG state is restored afterwards.
         torch.manual_seed(seed)
         head = nn.Sequential(nn.Linear(zt.shape[1], hidden), nn.ReLU(), nn.Linear(hidden, n_classes))
         # A narrow discriminator with dropout: a saturated one (domain accuracy 1) gives no gradient to reverse.
         disc = DomainDiscriminator(hidden, hidden=max(32, hidden // 4), dropout=0.5) if method == "dann" else None
-        params = list(head.parameters()) + (list(disc.parameters()) if disc is not None else [])
-        opt = torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
-        gen = torch.Generator().manual_seed(seed)
-
-        n_train, n_t = z_train.shape[0], zt.shape[0]
-        bs_s, bs_t = min(batch_size, n_train), min(batch_size, n_t)
-        steps_per_epoch = max(1, math.ceil(n_train / bs_s))
-        if epochs is None:
-            epochs = max(30, math.ceil(MIN_STEPS / steps_per_epoch))
-        total = epochs * steps_per_epoch
-        t_perm, t_pos = torch.randperm(n_t, generator=gen), 0
-        history: list[dict] = []
-        step = 0
-        for epoch in range(1, epochs + 1):
-            head.train()
-            s_perm = torch.randperm(n_train, generator=gen)
-            sums = {"loss_cls": 0.0, "loss_align": 0.0, "domain_accuracy": 0.0}
-            for b in range(steps_per_epoch):
-                s_idx = s_perm[b * bs_s:(b + 1) * bs_s]
-                if t_pos + bs_t > n_t:
-                    t_perm, t_pos = torch.randperm(n_t, generator=gen), 0
-                t_idx, t_pos = t_perm[t_pos:t_pos + bs_t], t_pos + bs_t
-                coeff = grl_coefficient(step / max(total - 1, 1))
-                fs, ft = head[1](head[0](z_train[s_idx])), head[1](head[0](zt[t_idx]))
-                loss_cls = F.cross_entropy(head[2](fs), y_train[s_idx])
-                if method == "dann":
-                    loss_align, dom_acc = domain_adversarial_loss(disc, fs, ft, coeff)
-                    sums["domain_accuracy"] += dom_acc
-                elif method == "coral":
-                    loss_align = deep_coral_loss(fs, ft) + mean_difference_loss(fs, ft)
-                elif method == "mcc":
-                    loss_align = mcc_loss(head[2](ft))
-                else:
-                    loss_align = torch.zeros(())
-                loss = loss_cls + trade_off * loss_align
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                sums["loss_cls"] += loss_cls.item()
-                sums["loss_align"] += loss_align.item()
-                step += 1
-            head.eval()
-            with torch.no_grad():
-                val_acc = float((head(z_val).argmax(1) == y_val).float().mean()) if len(y_val) else None
-            row = {"epoch": epoch, "coeff": coeff, "source_val_accuracy": val_acc,
-                   **{k: v / steps_per_epoch for k, v in sums.items() if k != "domain_accuracy" or method == "dann"}}
-            history.append(row)
-            if progress is not None:
-                progress(Progress("adapt", epoch, epochs, f"{method} epoch {epoch}/{epochs}", metrics=row))
-
-    return head, history, epochs, n_train
+    n_train = z_train.shape[0]
+    bs_s = min(batch_size, n_train)
+    if epochs is None:
+        epochs = max(30, math.ceil(MIN_STEPS / max(1, math.ceil(n_train / bs_s))))
+    task = _AlignTask(head, disc, method, trade_off, z_train, y_train, z_val, y_val, zt, batch_size, seed)
+    config = TrainConfig(epochs=epochs, batch_size=bs_s, lr=lr, head_lr=lr, weight_decay=weight_decay, patience=None,
+                         seed=seed, grad_clip=None, schedule="constant", optimizer="adam", keep_best=False, freeze_bn=False)
+    result = Trainer(head, task, config, train_modules=[head], extra_modules=[disc] if disc is not None else [],
+                     stage="adapt", progress=progress or no_progress).fit()
+    head.eval()
+    return head, result.history, epochs, n_train
 
 
 def select_trade_off(source_f: np.ndarray, source_y: np.ndarray, target_f: np.ndarray, n_classes: int, *,

@@ -47,7 +47,8 @@ from tlcore.tasks.asr_model import (
     transcribe,
     window_positions,
 )
-from tlcore.tasks.asr_train import AsrTrainConfig, Utterances, encoder_states, train_asr
+from tlcore.tasks.asr_train import Utterances, encoder_states, train_asr
+from tlcore.training.trainer import TrainConfig
 
 MARKER = "asr.json"  # in model/: tells predict (and the CLI) that a run folder holds a speech recognizer
 SCRATCH_NOTE = ("no scratch baseline: a speech recognizer trained from random initialisation on a few minutes of "
@@ -190,7 +191,7 @@ def run(cfg: FinetuneConfig, *, progress: Optional[ProgressFn] = None, should_ca
         return Utterances(x, encode_targets(tok, data.texts, prompt), encoded=prepared.frozen_encoder, prompt=prompt, eot=eot)
 
     lr = cfg.lr or DEFAULT_LR[cfg.strategy]
-    tcfg = AsrTrainConfig(epochs=cfg.epochs, batch_size=cfg.batch_size, lr=lr, patience=cfg.patience, seed=cfg.seed)
+    tcfg = TrainConfig(epochs=cfg.epochs, batch_size=cfg.batch_size, lr=lr, patience=cfg.patience, seed=cfg.seed, freeze_bn=False)
     result = train_asr(prepared.model, utterances("fit", fit_data), utterances("val", val_data) if len(val_data) else None,
                        config=tcfg, train_modules=prepared.train_modules, checkpoint_dir=out / "checkpoints" / "after",
                        resume=resume, stage="train", progress=progress, should_cancel=should_cancel)
@@ -235,7 +236,7 @@ def run(cfg: FinetuneConfig, *, progress: Optional[ProgressFn] = None, should_ca
         "warnings": warnings,
         "flipped": {"changed": changed_utterances(eval_data.names, eval_data.texts, before_eval, after_eval)},
         "eval_predictions": {"names": eval_data.names, "reference": eval_data.texts, "before": before_eval, "after": after_eval},
-        "training": {"epochs_run": result.epochs_run, "best_epoch": result.best_epoch, "best_val_loss": result.best_val_loss,
+        "training": {"epochs_run": result.epochs_run, "best_epoch": result.best_epoch, "best_val_loss": result.best("val_loss"),
                      "history": result.history, "stopped_early": result.stopped_early,
                      "resumed_from_epoch": result.resumed_from_epoch, "lr": lr, "batch_size": cfg.batch_size,
                      "strategy_help": STRATEGY_HELP[cfg.strategy],

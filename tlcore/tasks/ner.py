@@ -40,7 +40,7 @@ from tlcore.tasks.ner_metrics import (
     sentence_counts,
 )
 from tlcore.tasks.ner_model import TokenTagger, fit_head_on_features, read_tagger_config, train_tagger, word_targets
-from tlcore.training.loop import TrainConfig
+from tlcore.training.trainer import TrainConfig
 
 NER_STRATEGIES = ("linear_probe", "partial", "full", "lora")
 # Backbone learning rates tuned on the ner-shift demo (tens of sentences, ~10 epochs): higher than the
@@ -125,7 +125,7 @@ class _Trainer:
             spec.finalize(model)
         for p in model.parameters():
             p.requires_grad_(False)
-        return {"epochs_run": result.epochs_run, "best_epoch": result.best_epoch, "best_val_entity_f1": result.best_val_accuracy,
+        return {"epochs_run": result.epochs_run, "best_epoch": result.best_epoch, "best_val_entity_f1": result.best("val_entity_f1"),
                 "stopped_early": result.stopped_early, "resumed_from_epoch": result.resumed_from_epoch, "history": result.history,
                 "train_size": len(fit), "val_size": len(val), "lr": lr, "head_lr": head_lr, "seconds": round(result.train_seconds, 2)}
 

@@ -3,16 +3,13 @@
 * :class:`TokenTagger` — ``head(backbone.net(...).last_hidden_state)``: logits (B, T, n_tags); a word's tag is
   read at its first sub-token. Saved in ``save_pretrained`` form like :class:`TransferModel`.
 * :func:`fit_head_on_features` — the linear probe: frozen backbone, head trained on cached word features.
-* :func:`train_tagger` — a compact loop with the features of ``tlcore.training.loop``: AdamW (head / body
-  learning rates), warm-up + linear decay, early stopping on a validation split of the training data (entity
-  F1), safetensors checkpoints every epoch, resume, cancellation and ``Progress`` events.
+* :func:`train_tagger` — fine-tuning with the one trainer (:mod:`tlcore.training.trainer`); the tagging task
+  supplies the token cross-entropy and the validation entity F1.
 """
 
 from __future__ import annotations
 
 import json
-import math
-import time
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
@@ -23,17 +20,10 @@ from torch import nn
 
 from tlcore.errors import Cancelled, ConfigError
 from tlcore.models.transfer_model import load_backbone_from_folder, save_model_folder
-from tlcore.progress import CancelFn, Progress, ProgressFn, never_cancel, no_progress
+from tlcore.progress import CancelFn, ProgressFn, never_cancel, no_progress
 from tlcore.tasks.ner_data import IGNORE, Encoded, align_labels
 from tlcore.tasks.ner_metrics import entity_scores
-from tlcore.training.loop import (
-    TrainConfig,
-    TrainResult,
-    _save_checkpoint,
-    _trainable_state,
-    load_checkpoint,
-    warmup_linear_schedule,
-)
+from tlcore.training.trainer import TrainConfig, TrainResult, Trainer
 
 ARCHITECTURE = "TokenTagger"
 
@@ -97,13 +87,20 @@ class TokenTagger(nn.Module):
         for start in range(0, len(enc), batch_size):
             idx = list(range(start, min(start + batch_size, len(enc))))
             batch, _ = self.collate(enc, idx)
-            best = self(**batch).argmax(-1)
-            for row, i in enumerate(idx):
-                words = [0] * enc.n_words[i]
-                for pos in enc.first_positions(i):
-                    words[enc.word_ids[i][pos]] = int(best[row, pos])
-                out.append(words)
+            out += self.read_words(enc, idx, self(**batch))
         self.train(was_training)
+        return out
+
+    @staticmethod
+    def read_words(enc: Encoded, idx: Sequence[int], logits: torch.Tensor) -> list[list[int]]:
+        """Tag id per word of the batch ``idx`` from its (B, T, n_tags) logits, read at each word's first sub-token."""
+        best = logits.argmax(-1)
+        out = []
+        for row, i in enumerate(idx):
+            words = [0] * enc.n_words[i]
+            for pos in enc.first_positions(i):
+                words[enc.word_ids[i][pos]] = int(best[row, pos])
+            out.append(words)
         return out
 
     def predict_tags(self, enc: Encoded, *, batch_size: int = 32) -> list[list[str]]:
@@ -169,6 +166,37 @@ def _words_to_tags(pred: np.ndarray, where: np.ndarray, n_words: Sequence[int], 
     return seqs
 
 
+def word_targets(where: np.ndarray, gold: Sequence[Sequence[str]], tags: Sequence[str]) -> np.ndarray:
+    """Tag ids for the rows of :meth:`TokenTagger.word_features` (unknown tags count as ``O``, id 0)."""
+    tag2id = {t: i for i, t in enumerate(tags)}
+    return np.array([tag2id.get(gold[i][w], 0) for i, w in where], dtype=np.int64)
+
+
+class _WordFeatureTask:
+    """The probe as a trainer task: full-batch cross-entropy of the head on cached word features; validation
+    entity F1 on the held-out sentences (the loss breaks ties)."""
+
+    def __init__(self, head: nn.Linear, x: np.ndarray, y: np.ndarray, tags: Sequence[str], val) -> None:
+        self.head, self.tags, self.val = head, list(tags), val
+        self.x, self.y = torch.from_numpy(x).float(), torch.from_numpy(y).long()
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def loss(self, idx: Sequence[int], state) -> tuple[torch.Tensor, float]:
+        return nn.functional.cross_entropy(self.head(self.x[idx]), self.y[idx]), float(len(idx))
+
+    @torch.no_grad()
+    def validate(self) -> Optional[dict]:
+        if self.val is None:
+            return None
+        vx, vwhere, vn, vgold = self.val
+        logits = self.head(torch.from_numpy(vx).float())
+        f1 = entity_scores(vgold, _words_to_tags(logits.argmax(1).numpy(), vwhere, vn, self.tags))["f1"]
+        loss = float(nn.functional.cross_entropy(logits, torch.from_numpy(word_targets(vwhere, vgold, self.tags))))
+        return {"score": f1 - 1e-3 * loss, "val_entity_f1": f1}
+
+
 def fit_head_on_features(head: nn.Linear, x: np.ndarray, y: np.ndarray, *, tags: Sequence[str],
                          val: Optional[tuple[np.ndarray, np.ndarray, Sequence[int], Sequence[Sequence[str]]]] = None,
                          steps: int = 300, lr: float = 1e-2, weight_decay: float = 1e-2, seed: int = 0,
@@ -179,120 +207,61 @@ def fit_head_on_features(head: nn.Linear, x: np.ndarray, y: np.ndarray, *, tags:
     validation entity F1 is kept (loss breaks ties). The head's current weights are the starting point
     (so a source-trained head can be fine-tuned on the target).
     """
-    torch.manual_seed(seed)
-    xt, yt = torch.from_numpy(x).float(), torch.from_numpy(y).long()
-    opt = torch.optim.AdamW(head.parameters(), lr=lr, weight_decay=weight_decay)
-    best_state, best_score, best_step, history = None, -math.inf, 0, []
-    for step in range(1, steps + 1):
-        loss = nn.functional.cross_entropy(head(xt), yt)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        if val is not None and (step % check_every == 0 or step == steps):
-            vx, vwhere, vn, vgold = val
-            with torch.no_grad():
-                logits = head(torch.from_numpy(vx).float())
-            f1 = entity_scores(vgold, _words_to_tags(logits.argmax(1).numpy(), vwhere, vn, tags))["f1"]
-            score = f1 - 1e-3 * float(nn.functional.cross_entropy(logits, torch.from_numpy(_gold_ids(vwhere, vgold, tags))))
-            history.append({"step": step, "train_loss": loss.item(), "val_entity_f1": f1})
-            if score > best_score:
-                best_score, best_step = score, step
-                best_state = {k: v.detach().clone() for k, v in head.state_dict().items()}
-    if best_state is not None:
-        head.load_state_dict(best_state)
-    return {"steps": steps, "best_step": best_step or steps, "lr": lr, "history": history,
-            "final_train_loss": loss.item() if steps else None}
+    config = TrainConfig(epochs=steps, batch_size=max(len(y), 1), lr=lr, head_lr=lr, weight_decay=weight_decay,
+                         patience=None, seed=seed, grad_clip=None, schedule="constant", validate_every=check_every,
+                         keep_best=val is not None)
+    result = Trainer(head, _WordFeatureTask(head, x, y, tags, val), config, train_modules=[head], stage="probe").fit()
+    history = [{"step": r["epoch"], "train_loss": r["train_loss"], "val_entity_f1": r["val_entity_f1"]}
+               for r in result.history if "val_entity_f1" in r]
+    return {"steps": steps, "best_step": result.best_epoch if val is not None else steps, "lr": lr, "history": history,
+            "final_train_loss": result.history[-1]["train_loss"] if result.history else None}
 
 
-def _gold_ids(where: np.ndarray, gold: Sequence[Sequence[str]], tags: Sequence[str]) -> np.ndarray:
-    tag2id = {t: i for i, t in enumerate(tags)}
-    return np.array([tag2id.get(gold[i][w], 0) for i, w in where], dtype=np.int64)
+# ---------------------------------------------------------------- fine-tuning
 
+class TagTask:
+    """Token tagging as a trainer task: cross-entropy over first sub-tokens (others are -100); validation score =
+    entity F1 on the held-out sentences − 10⁻³ · their token loss (F1 first)."""
 
-def word_targets(where: np.ndarray, gold: Sequence[Sequence[str]], tags: Sequence[str]) -> np.ndarray:
-    """Tag ids for the rows of :meth:`TokenTagger.word_features`."""
-    return _gold_ids(where, gold, tags)
+    def __init__(self, model: TokenTagger, enc: Encoded, labels: Sequence[Sequence[int]], *,
+                 val_enc: Optional[Encoded] = None, val_tags: Sequence[Sequence[str]] = (), batch_size: int = 16):
+        self.model, self.enc, self.labels, self.batch_size = model, enc, labels, batch_size
+        self.val_enc, self.val_tags = val_enc, list(val_tags)
+        self.val_labels = model.align(val_enc, self.val_tags) if val_enc is not None and len(val_enc) else None
 
+    def __len__(self) -> int:
+        return len(self.enc)
 
-# ---------------------------------------------------------------- the fine-tuning loop
+    def _loss(self, enc: Encoded, idx: Sequence[int], labels) -> tuple[torch.Tensor, torch.Tensor]:
+        batch, y = self.model.collate(enc, idx, labels)
+        logits = self.model(**batch)
+        return nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1), ignore_index=IGNORE), logits
+
+    def loss(self, idx: Sequence[int], state) -> tuple[torch.Tensor, float]:
+        return self._loss(self.enc, idx, self.labels)[0], float(len(idx))
+
+    @torch.no_grad()
+    def validate(self) -> Optional[dict]:
+        if self.val_labels is None or self.val_enc is None:
+            return None
+        self.model.eval()
+        enc, bs = self.val_enc, 2 * self.batch_size
+        preds, loss_sum = [], 0.0
+        for start in range(0, len(enc), bs):
+            idx = list(range(start, min(start + bs, len(enc))))
+            loss, logits = self._loss(enc, idx, self.val_labels)
+            loss_sum += loss.item() * len(idx)
+            preds += [[self.model.tags[k] for k in seq] for seq in self.model.read_words(enc, idx, logits)]
+        f1 = entity_scores(self.val_tags, preds)["f1"]
+        return {"score": f1 - 1e-3 * loss_sum / len(enc), "val_entity_f1": f1}
+
 
 def train_tagger(model: TokenTagger, enc: Encoded, labels: Sequence[Sequence[int]], *, val_enc: Optional[Encoded] = None,
                  val_tags: Sequence[Sequence[str]] = (), config: TrainConfig, train_modules: Sequence[nn.Module] = (),
                  checkpoint_dir: Optional[Path] = None, resume: bool = False, stage: str = "train",
                  progress: ProgressFn = no_progress, should_cancel: CancelFn = never_cancel) -> TrainResult:
-    """Train the parameters of ``model`` with ``requires_grad`` (``model.head`` at ``head_lr``); keep the epoch with
-    the best validation entity F1 (``TrainResult.best_val_accuracy`` holds that F1)."""
-    torch.manual_seed(config.seed)
-    rng = np.random.default_rng(config.seed)
-    head_params = [p for p in model.head.parameters() if p.requires_grad]
-    head_ids = {id(p) for p in head_params}
-    body_params = [p for p in model.parameters() if p.requires_grad and id(p) not in head_ids]
-    groups = [{"params": head_params, "lr": config.head_lr}] + ([{"params": body_params, "lr": config.lr}] if body_params else [])
-    optimizer = torch.optim.AdamW(groups, weight_decay=config.weight_decay)
-    steps_per_epoch = max(1, math.ceil(len(enc) / config.batch_size))
-    total = steps_per_epoch * config.epochs
-    scheduler = warmup_linear_schedule(optimizer, total, config.warmup_frac)
-    result, best_state, best_score, start_epoch = TrainResult(0, 0, None), None, -math.inf, 0
-    resumed = load_checkpoint(checkpoint_dir, model, optimizer, scheduler) if resume else None
-    if resumed is not None:
-        start_epoch, best_score, best_state = resumed.epoch, resumed.best_score, resumed.best_state
-        result = TrainResult(**{**resumed.result, "resumed_from_epoch": start_epoch})
-        if result.stopped_early:      # finished before the crash: nothing left to train
-            start_epoch = config.epochs
-        rng = np.random.default_rng([config.seed, start_epoch])
-    bad_epochs = result.epochs_run - result.best_epoch if result.history else 0
-    has_val = val_enc is not None and len(val_enc) > 0
-    t0 = time.time()
-    for epoch in range(start_epoch, config.epochs):
-        model.eval()
-        for module in train_modules:
-            module.train()
-        order = rng.permutation(len(enc))
-        loss_sum, seen, ep_t0 = 0.0, 0, time.time()
-        for step in range(steps_per_epoch):
-            if should_cancel():
-                raise Cancelled(f"cancelled in epoch {epoch + 1}")
-            idx = order[step * config.batch_size:(step + 1) * config.batch_size].tolist()
-            if not idx:
-                continue
-            batch, y = model.collate(enc, idx, labels)
-            logits = model(**batch)
-            loss = nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1), ignore_index=IGNORE)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_([p for g in groups for p in g["params"]], config.grad_clip)
-            optimizer.step()
-            scheduler.step()
-            loss_sum += loss.item() * len(idx)
-            seen += len(idx)
-            done = epoch * steps_per_epoch + step + 1
-            per_step = (time.time() - t0) / max(done - start_epoch * steps_per_epoch, 1)
-            progress(Progress(stage, done, total, f"epoch {epoch + 1}/{config.epochs}",
-                              metrics={"epoch": epoch + 1, "batch_loss": round(loss.item(), 4)}, eta_s=per_step * (total - done)))
-        row: dict[str, Any] = {"epoch": epoch + 1, "train_loss": loss_sum / max(seen, 1), "seconds": round(time.time() - ep_t0, 2)}
-        if has_val:
-            assert val_enc is not None
-            row["val_entity_f1"] = entity_scores(val_tags, model.predict_tags(val_enc, batch_size=2 * config.batch_size))["f1"]
-            score = row["val_entity_f1"] - 1e-3 * row["train_loss"]   # F1 first; the loss breaks ties
-        else:
-            score = -row["train_loss"]
-        result.history.append(row)
-        result.epochs_run = epoch + 1
-        if score > best_score + 1e-4:
-            best_score, result.best_epoch, bad_epochs = score, epoch + 1, 0
-            result.best_val_accuracy = row.get("val_entity_f1")
-            best_state = _trainable_state(model)
-        else:
-            bad_epochs += 1
-        if has_val and bad_epochs >= config.patience:
-            result.stopped_early = True
-        progress(Progress(stage, (epoch + 1) * steps_per_epoch, total, f"epoch {epoch + 1} done", metrics=row))
-        if checkpoint_dir is not None:
-            _save_checkpoint(checkpoint_dir, model, optimizer, scheduler, best_state, epoch + 1, best_score, result)
-        if result.stopped_early:
-            break
-    if best_state is not None:
-        model.load_state_dict(best_state, strict=False)
-    result.train_seconds = time.time() - t0
-    model.eval()
-    return result
+    """Train the parameters of ``model`` with ``requires_grad`` (``model.head`` at ``head_lr``) with the one trainer;
+    keep the epoch with the best validation entity F1 (``TrainResult.best_val_score``)."""
+    task = TagTask(model, enc, labels, val_enc=val_enc, val_tags=val_tags, batch_size=config.batch_size)
+    return Trainer(model, task, config, train_modules=train_modules, checkpoint_dir=checkpoint_dir, stage=stage,
+                   progress=progress, should_cancel=should_cancel).fit(resume=resume)

@@ -1,3 +1,5 @@
-from tlcore.training.loop import TrainConfig, TrainResult, train_classifier
+"""The one trainer (:mod:`tlcore.training.trainer`), its callbacks and checkpoints."""
 
-__all__ = ["TrainConfig", "TrainResult", "train_classifier"]
+from tlcore.training.trainer import TrainConfig, TrainResult, Trainer
+
+__all__ = ["TrainConfig", "TrainResult", "Trainer"]

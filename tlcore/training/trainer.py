@@ -1,0 +1,285 @@
+"""The one training loop of TransferLab (minGPT-style), used by every task and setting.
+
+A task says only what differs, through :class:`TrainTask`: how many training items there are, the loss of a
+batch of them, the validation score, and (optionally) its own parameter groups and an end-of-epoch step.
+Classification, NER, speech recognition, the scratch baseline and domain adaptation are all such tasks.
+Everything else lives here once: AdamW (or Adam) with warm-up + linear decay, gradient clipping, epochs over a
+seeded permutation, keeping the best epoch by the validation score, early stopping, safetensors checkpoints
+every epoch and resume, cancellation and progress. The last four are callbacks (:mod:`tlcore.training.callbacks`)
+that read a :class:`TrainState` and set :class:`TrainControl` flags, as in transformers' ``TrainerCallback``.
+
+Validation: the task's ``validate()`` returns a dict with ``score`` (higher is better, e.g. accuracy minus a small
+loss tie-breaker, entity F1, or minus the token loss) plus whatever it wants in the history row; ``None`` when it
+has no validation split: then the training loss decides and early stopping is off (nothing to stop on).
+An epoch counts as better when its score exceeds the best one (``TrainConfig.min_delta`` above it).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional, Protocol, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from tlcore.progress import CancelFn, ProgressFn, never_cancel, no_progress
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 10
+    batch_size: int = 16
+    lr: float = 1e-4
+    head_lr: float = 1e-3
+    weight_decay: float = 0.01
+    patience: Optional[int] = 3          # epochs without improvement before stopping; None: never stop early
+    seed: int = 0
+    grad_clip: Optional[float] = 1.0
+    warmup_frac: float = 0.1
+    schedule: str = "warmup_linear"      # or "constant"
+    optimizer: str = "adamw"             # or "adam" (L2 penalty in the gradient, as the adapter papers use)
+    min_delta: float = 0.0               # an epoch improves when score > best + min_delta
+    keep_best: bool = True               # restore the best epoch's weights at the end (else keep the last)
+    validate_every: int = 1              # validate every N epochs (and after the last one)
+    # Pretrained BatchNorm statistics stay fixed (batch statistics of 16 small-data items would shift every
+    # feature the head was fit on). Training from scratch must learn them: the task then re-estimates them
+    # after each epoch (see ``TrainTask.end_epoch``).
+    freeze_bn: bool = True
+
+
+@dataclass
+class TrainResult:
+    epochs_run: int
+    best_epoch: int
+    best_val_score: Optional[float]
+    history: list[dict] = field(default_factory=list)
+    stopped_early: bool = False
+    resumed_from_epoch: int = 0
+    train_seconds: float = 0.0
+
+    def best(self, key: str) -> Optional[float]:
+        """``key`` (e.g. ``val_accuracy``) of the kept epoch's history row; None without one."""
+        rows = [r for r in self.history if r.get("epoch") == self.best_epoch]
+        return rows[-1].get(key) if rows else None
+
+
+@dataclass
+class TrainState:
+    """What callbacks see: where training is and what happened so far."""
+
+    stage: str
+    epoch: int = 0                       # 1-based number of the epoch in progress / just finished
+    step: int = 0                        # optimizer steps done in this run, all epochs
+    total_steps: int = 0
+    steps_per_epoch: int = 0
+    start_step: int = 0                  # steps already done before a resume
+    batch_loss: float = 0.0
+    best_score: float = -math.inf
+    best_state: Optional[dict] = None
+    bad_epochs: int = 0
+    started: float = field(default_factory=time.time)
+    result: TrainResult = field(default_factory=lambda: TrainResult(0, 0, None))
+
+
+@dataclass
+class TrainControl:
+    should_training_stop: bool = False
+
+
+class TrainTask(Protocol):
+    """What a task supplies to :class:`Trainer`."""
+
+    def __len__(self) -> int: ...                                    # training items
+
+    def loss(self, idx: Sequence[int], state: TrainState) -> tuple[torch.Tensor, float]:
+        """Mean loss over the batch ``idx`` and its weight (items, or tokens) for the epoch's mean loss."""
+        ...
+
+    def validate(self) -> Optional[dict]:
+        """``{"score": higher-is-better, ...}`` for the history row, or None without a validation split."""
+        ...
+
+
+def _param_groups(model: nn.Module, config: TrainConfig) -> list[dict]:
+    """The head (``model.head`` when there is one) at ``head_lr``, every other trainable parameter at ``lr``."""
+    head = getattr(model, "head", None)
+    head_params = [p for p in head.parameters() if p.requires_grad] if isinstance(head, nn.Module) else []
+    head_ids = {id(p) for p in head_params}
+    body = [p for p in model.parameters() if p.requires_grad and id(p) not in head_ids]
+    groups = [{"params": head_params, "lr": config.head_lr}] if head_params else []
+    return groups + ([{"params": body, "lr": config.lr}] if body else [])
+
+
+def warmup_linear_schedule(optimizer: torch.optim.Optimizer, total_steps: int, warmup_frac: float):
+    """Linear warm-up over ``warmup_frac`` of the steps, then linear decay to zero."""
+    warmup = max(1, int(warmup_frac * total_steps))
+    return torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: min(1.0, (s + 1) / warmup) * max(0.0, (total_steps - s) / max(1, total_steps - warmup)))
+
+
+def batchnorms(model: nn.Module) -> list[nn.Module]:
+    return [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+
+
+def trainable_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    """The tensors that training changes: trainable parameters and BatchNorm statistics (what a checkpoint holds)."""
+    names = {n for n, p in model.named_parameters() if p.requires_grad}
+    return {k: v.detach().clone().contiguous() for k, v in model.state_dict().items()
+            if k in names or "running_" in k or "num_batches_tracked" in k}
+
+
+class Trainer:
+    """Trains the parameters of ``model`` that have ``requires_grad`` on ``task``.
+
+    ``train_modules`` are put in train mode each epoch; the rest of the model stays in eval mode, so frozen
+    layers keep dropout off and (with ``freeze_bn``) BatchNorm statistics fixed. ``extra_modules`` hold more
+    trainable parameters that are not part of ``model`` (a domain discriminator): optimized and checkpointed
+    with it, not saved with the model.
+    """
+
+    def __init__(self, model: nn.Module, task: TrainTask, config: TrainConfig, *,
+                 train_modules: Sequence[nn.Module] = (), extra_modules: Sequence[nn.Module] = (),
+                 param_groups: Optional[list[dict]] = None, checkpoint_dir: Optional[Path] = None,
+                 stage: str = "train", progress: ProgressFn = no_progress, should_cancel: CancelFn = never_cancel,
+                 callbacks: Sequence[Any] = ()):
+        from tlcore.training.callbacks import default_callbacks
+
+        self.model, self.task, self.config = model, task, config
+        self.train_modules = list(train_modules) + list(extra_modules)
+        self.extra = nn.ModuleList(extra_modules)
+        groups = param_groups if param_groups is not None else _param_groups(model, config)
+        extra_params = [p for p in self.extra.parameters() if p.requires_grad]
+        self.groups = groups + ([{"params": extra_params, "lr": config.head_lr}] if extra_params else [])
+        self.params = [p for g in self.groups for p in g["params"]]
+        self.state = TrainState(stage)
+        self.control = TrainControl()
+        self.callbacks = default_callbacks(config, checkpoint_dir, progress, should_cancel) + list(callbacks)
+
+    # ------------------------------------------------------------ pieces the callbacks use
+
+    def checkpoint_modules(self) -> nn.Module:
+        """What a checkpoint saves: the model and the extra modules."""
+        return nn.ModuleDict({"model": self.model, "extra": self.extra}) if len(self.extra) else self.model
+
+    def _optimizer(self) -> torch.optim.Optimizer:
+        c = self.config
+        if c.optimizer == "adam":
+            return torch.optim.Adam(self.groups, weight_decay=c.weight_decay)
+        return torch.optim.AdamW(self.groups, weight_decay=c.weight_decay)
+
+    def _schedule(self, total_steps: int):
+        if self.config.schedule == "constant":
+            return torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda s: 1.0)
+        return warmup_linear_schedule(self.optimizer, total_steps, self.config.warmup_frac)
+
+    def _set_modes(self) -> None:
+        self.model.eval()
+        for module in self.train_modules:
+            module.train()
+        if self.config.freeze_bn:
+            for module in batchnorms(self.model):
+                module.eval()
+
+    def _call(self, event: str) -> None:
+        for cb in self.callbacks:
+            hook = getattr(cb, event, None)
+            if hook is not None:
+                hook(self, self.state, self.control)
+
+    # ------------------------------------------------------------ the loop
+
+    def fit(self, *, resume: bool = False) -> TrainResult:
+        c, s = self.config, self.state
+        n = len(self.task)
+        s.steps_per_epoch = max(1, math.ceil(n / c.batch_size))
+        s.total_steps = s.steps_per_epoch * c.epochs
+        self.optimizer = self._optimizer()
+        self.scheduler = self._schedule(s.total_steps)
+        with torch.random.fork_rng(devices=[]), torch.enable_grad():
+            torch.manual_seed(c.seed)
+            start_epoch = 0
+            if resume:
+                start_epoch = self._resume()
+            rng = np.random.default_rng([c.seed, start_epoch] if start_epoch else c.seed)
+            s.start_step = s.step = start_epoch * s.steps_per_epoch
+            s.started = time.time()
+            self._call("on_train_begin")
+            for epoch in range(start_epoch, c.epochs):
+                if self.control.should_training_stop:
+                    break
+                s.epoch = epoch + 1
+                self._set_modes()
+                order = rng.permutation(n)
+                loss_sum, weight_sum, t_epoch = 0.0, 0.0, time.time()
+                for b in range(s.steps_per_epoch):
+                    idx = order[b * c.batch_size:(b + 1) * c.batch_size].tolist()
+                    if not idx:
+                        continue
+                    loss, weight = self.task.loss(idx, s)
+                    self.optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    if c.grad_clip:
+                        torch.nn.utils.clip_grad_norm_(self.params, c.grad_clip)
+                    self.optimizer.step()
+                    self.scheduler.step()
+                    s.batch_loss = loss.item()
+                    loss_sum += s.batch_loss * weight
+                    weight_sum += weight
+                    s.step = epoch * s.steps_per_epoch + b + 1
+                    self._call("on_step_end")
+                end_epoch = getattr(self.task, "end_epoch", None)
+                if end_epoch is not None:
+                    end_epoch(s)
+                row: dict[str, Any] = {"epoch": epoch + 1, "train_loss": loss_sum / max(weight_sum, 1e-12),
+                                       "seconds": round(time.time() - t_epoch, 3)}
+                validated = (epoch + 1) % c.validate_every == 0 or epoch + 1 == c.epochs
+                val = self.task.validate() if validated else None
+                if val is not None:
+                    score = float(val.pop("score"))
+                    row.update(val)
+                else:
+                    score = -row["train_loss"]
+                self._end_epoch(row, score, has_val=val is not None, validated=validated)
+            if c.keep_best and s.best_state is not None:
+                self.checkpoint_modules().load_state_dict(s.best_state, strict=False)
+            self._call("on_train_end")
+        s.result.train_seconds = time.time() - s.started
+        self.model.eval()
+        return s.result
+
+    def _end_epoch(self, row: dict, score: float, *, has_val: bool, validated: bool) -> None:
+        s, r = self.state, self.state.result
+        r.history.append(row)
+        r.epochs_run = s.epoch
+        if validated and score > s.best_score + self.config.min_delta:
+            s.best_score, r.best_epoch, s.bad_epochs = score, s.epoch, 0
+            r.best_val_score = score if has_val else None
+            if self.config.keep_best:
+                s.best_state = trainable_state(self.checkpoint_modules())
+        elif validated:
+            s.bad_epochs += 1
+        self._last_has_val = has_val
+        self._call("on_epoch_end")
+
+    def _resume(self) -> int:
+        from tlcore.training.checkpoint import load_checkpoint
+
+        cp = next((cb for cb in self.callbacks if hasattr(cb, "folder")), None)
+        resumed = load_checkpoint(cp.folder if cp else None, self.checkpoint_modules(), self.optimizer, self.scheduler)
+        if resumed is None:
+            return 0
+        s = self.state
+        s.best_score, s.best_state = resumed.best_score, resumed.best_state
+        saved = dict(resumed.result)
+        if "best_val_accuracy" in saved:                 # checkpoints written before the one trainer
+            saved["best_val_score"] = saved.pop("best_val_accuracy")
+        saved.pop("best_val_loss", None)
+        s.result = TrainResult(**{**saved, "resumed_from_epoch": resumed.epoch})
+        s.bad_epochs = s.result.epochs_run - s.result.best_epoch if s.result.history else 0
+        if s.result.stopped_early:                       # it had finished before the crash: nothing left to train
+            self.control.should_training_stop = True
+        return resumed.epoch
