@@ -33,7 +33,7 @@ def main() -> None:
 
     from tlcore.config import FinetuneConfig
     from tlcore.data.demos import DEMOS, demo_dir
-    from tlcore.pipeline import run_finetune
+    from tlcore.settings.inductive import run_finetune
 
     rows = []
     for demo in a.demos.split(","):

@@ -59,12 +59,12 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(a.threads)
-    from tlcore.cluster_pipeline import run_clustering
+    from tlcore.settings.unsupervised import run_clustering
     from tlcore.config import FinetuneConfig
-    from tlcore.curve import data_efficiency_curve
+    from tlcore.experiments.curve import data_efficiency_curve
     from tlcore.data.demos import DEMOS, demo_dir
-    from tlcore.diagnose import run_diagnose, run_rank
-    from tlcore.pipeline import run_finetune
+    from tlcore.diagnostics.diagnose import run_diagnose, run_rank
+    from tlcore.settings.inductive import run_finetune
 
     parts = a.parts.split(",")
     out: dict = {}

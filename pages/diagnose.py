@@ -19,9 +19,9 @@ from ui import datasets
 
 st.title("Diagnose")
 try:
-    from tlcore.diagnose import candidate_backbones, run_diagnose, run_rank
+    from tlcore.diagnostics.diagnose import candidate_backbones, run_diagnose, run_rank
 except ImportError:
-    st.info("Diagnostics are not installed in this version yet (`tlcore.diagnose` is missing).")
+    st.info("Diagnostics are not installed in this version yet (`tlcore.diagnostics.diagnose` is missing).")
     st.stop()
 
 SEVERITY_BOX = {"none": st.success, "mild": st.warning, "strong": st.error}

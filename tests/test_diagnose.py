@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from conftest import write_image_set
 
-from tlcore.diagnose import candidate_backbones, run_diagnose, run_rank
+from tlcore.diagnostics.diagnose import candidate_backbones, run_diagnose, run_rank
 
 
 def _texts(folder, texts, labels):

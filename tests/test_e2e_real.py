@@ -5,7 +5,7 @@ import pytest
 from tlcore.config import FinetuneConfig
 from tlcore.data.demos import DEMOS, demo_dir
 from tlcore.models.registry import DEFAULT_BACKBONE, build_backbone
-from tlcore.pipeline import run_finetune
+from tlcore.settings.inductive import run_finetune
 
 pytestmark = pytest.mark.slow
 CASES = [("sentiment", "text"), ("digits", "image"), ("spoken-digits", "audio")]

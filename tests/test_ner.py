@@ -217,7 +217,7 @@ def test_strategy_end_to_end_save_load(small_demo, tmp_path, strategy):
 
 
 def test_run_finetune_dispatch_without_source_and_predict(small_demo, tmp_path):
-    from tlcore.pipeline import run_finetune
+    from tlcore.settings.inductive import run_finetune
 
     cfg = _cfg(small_demo, tmp_path / "run", strategy="linear_probe", source=None, eval=None, eval_fraction=0.25)
     events = []

@@ -1,6 +1,6 @@
 """Queue and worker: claiming, running a fake job, cancelling, crash recovery, the detached worker.
 
-The fake jobs below stand in for ``tlcore.pipeline:run_finetune`` (no ML): their behaviour comes
+The fake jobs below stand in for ``tlcore.settings.inductive:run_finetune`` (no ML): their behaviour comes
 from ``<run folder>/fake.json`` and every call is recorded in ``<run folder>/calls.jsonl``.
 """
 

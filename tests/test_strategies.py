@@ -11,7 +11,7 @@ from tlcore.config import FinetuneConfig
 from tlcore.errors import Cancelled, ConfigError
 from tlcore.models.registry import build_backbone
 from tlcore.models.transfer_model import TransferModel
-from tlcore.pipeline import run_finetune
+from tlcore.settings.inductive import run_finetune
 from tlcore.strategies import STRATEGIES
 
 WRITERS = {"text": write_text_set, "image": write_image_set, "audio": write_audio_set}

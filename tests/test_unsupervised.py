@@ -7,7 +7,7 @@ import pytest
 from conftest import write_audio_set, write_image_set
 from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 
-from tlcore.unsupervised import ClusterResult, cluster_features, cluster_scores, compare_clustering, raw_features
+from tlcore.diagnostics.clustering import ClusterResult, cluster_features, cluster_scores, compare_clustering, raw_features
 
 
 def blobs(n_per=40, d=64, k=3, seed=0):

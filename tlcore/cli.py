@@ -103,7 +103,7 @@ def cmd_backbones(args: argparse.Namespace) -> int:
 
 
 def cmd_finetune(args: argparse.Namespace) -> int:
-    from tlcore.pipeline import run_finetune
+    from tlcore.settings.inductive import run_finetune
 
     values = {k: getattr(args, k) for k in field_help(FinetuneConfig)}
     if values["task"] == "asr" and not any(a.startswith("--strategy") for a in args.argv):
@@ -144,7 +144,7 @@ def _write_json(report: dict, path: Optional[str]) -> None:
 
 
 def cmd_diagnose(args: argparse.Namespace) -> int:
-    from tlcore.diagnose import run_diagnose
+    from tlcore.diagnostics.diagnose import run_diagnose
 
     bar = _Bar(args.quiet)
     try:
@@ -158,7 +158,7 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
 
 
 def cmd_rank(args: argparse.Namespace) -> int:
-    from tlcore.diagnose import run_rank
+    from tlcore.diagnostics.diagnose import run_rank
 
     bar = _Bar(args.quiet)
     names = [b for b in (args.backbones or "").split(",") if b] or None
@@ -178,7 +178,7 @@ def cmd_rank(args: argparse.Namespace) -> int:
 
 
 def cmd_curve(args: argparse.Namespace) -> int:
-    from tlcore.curve import data_efficiency_curve
+    from tlcore.experiments.curve import data_efficiency_curve
 
     values = {k: getattr(args, k) for k in field_help(FinetuneConfig) if hasattr(args, k)}
     cfg = FinetuneConfig.from_dict({**values, "out": ""})
@@ -199,7 +199,7 @@ def cmd_curve(args: argparse.Namespace) -> int:
 
 
 def cmd_cluster(args: argparse.Namespace) -> int:
-    from tlcore.cluster_pipeline import run_clustering
+    from tlcore.settings.unsupervised import run_clustering
 
     bar = _Bar(args.quiet)
     try:
@@ -215,7 +215,7 @@ def cmd_cluster(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from tlcore.predict import predict_run
+    from tlcore.inference.predict import predict_run
 
     for row in predict_run(args.run, args.input, top_k=args.top_k):
         print(json.dumps(row))

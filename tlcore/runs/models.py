@@ -16,7 +16,7 @@ from sqlalchemy.types import TypeDecorator
 
 STATUSES = ("queued", "running", "done", "failed", "cancelled")
 FINISHED = ("done", "failed", "cancelled")
-DEFAULT_JOB = "tlcore.pipeline:run_finetune"
+DEFAULT_JOB = "tlcore.settings.inductive:run_finetune"
 
 NAMING = {
     "ix": "ix_%(table_name)s_%(column_0_name)s",

@@ -1,6 +1,6 @@
 """Transductive strategies (domain adaptation): a labeled source and an *unlabeled* target.
 
-The algorithms live in :mod:`tlcore.adaptation`; the run is :func:`tlcore.adapt_pipeline.run_adaptation`.
+The algorithms live in :mod:`tlcore.adaptation`; the run is :func:`tlcore.settings.transductive.run_adaptation`.
 Hyper-parameters are chosen without target labels (source validation, DomainBed's training-domain validation).
 """
 

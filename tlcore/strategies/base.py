@@ -20,7 +20,7 @@ class Strategy:
     finalize: Optional[Callable[[nn.Module], None]] = None
     default_lr: float = 1e-4
     uses_loop: bool = True       # False: trained on cached features only (linear probe)
-    needs_unlabeled: bool = False  # transductive: labeled source + unlabeled target (see tlcore/adapt_pipeline.py)
+    needs_unlabeled: bool = False  # transductive: labeled source + unlabeled target (see tlcore/settings/transductive.py)
 
 
 STRATEGIES: Registry[Strategy] = Registry("strategy")

@@ -170,7 +170,7 @@ def validate_ranking(modality: str, target: str, names: Sequence[str], scores: d
     import tempfile
 
     from tlcore.config import FinetuneConfig
-    from tlcore.pipeline import run_finetune
+    from tlcore.settings.inductive import run_finetune
 
     accuracy = {}
     for name in names:

@@ -154,7 +154,7 @@ def run_adaptation(cfg: FinetuneConfig, *, progress: Optional[ProgressFn] = None
     }
     model.save_pretrained(out / "model")
     (out / "report.json").write_text(json.dumps(report, indent=2, default=float))
-    from tlcore.model_card import write_model_card
+    from tlcore.reporting.model_card import write_model_card
 
     write_model_card(out / "README.md", report)
     progress(Progress("done", 1, 1, f"adapted accuracy {after['accuracy']:.3f} (source-only {before['accuracy']:.3f})"))

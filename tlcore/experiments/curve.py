@@ -44,7 +44,7 @@ def data_efficiency_curve(base: FinetuneConfig, *, shots: Sequence[int] = DEFAUL
         for seed in seeds:
             progress(Progress("curve", done, total, f"{shot or 'all'} per class, seed {seed}"))
             with tempfile.TemporaryDirectory() as out:
-                from tlcore.pipeline import run_finetune
+                from tlcore.settings.inductive import run_finetune
 
                 cfg = replace(base, out=out, seed=seed, max_per_class=shot or None,
                               baselines=["scratch"] if scratch else [])

@@ -104,7 +104,7 @@ def run_finetune(cfg: FinetuneConfig, *, progress: Optional[ProgressFn] = None, 
         task_module = importlib.import_module(f"tlcore.tasks.{cfg.task}")
         return task_module.run(cfg, progress=progress, should_cancel=should_cancel, resume=resume)
     if get_strategy(cfg.strategy).needs_unlabeled:
-        from tlcore.adapt_pipeline import run_adaptation
+        from tlcore.settings.transductive import run_adaptation
 
         return run_adaptation(cfg, progress=progress, should_cancel=should_cancel)
     validate_config(cfg)
@@ -250,7 +250,7 @@ def run_finetune(cfg: FinetuneConfig, *, progress: Optional[ProgressFn] = None, 
     progress(Progress("save", 0, 1, "saving the model"))
     model.save_pretrained(out / "model")
     (out / "report.json").write_text(json.dumps(report, indent=2))
-    from tlcore.model_card import write_model_card
+    from tlcore.reporting.model_card import write_model_card
 
     write_model_card(out / "README.md", report)
     progress(Progress("done", 1, 1, f"after accuracy {after['accuracy']:.3f} (before {before['accuracy']:.3f})"))

@@ -1,0 +1,1 @@
+"""Predictions from a finished run folder (any task)."""

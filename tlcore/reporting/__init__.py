@@ -1,0 +1,1 @@
+"""What a run writes: report.json, the model card and the run folder."""
