@@ -94,8 +94,7 @@ def whisper_encoder_backbone(folder: str | Path, *, pretrained: bool = True, chu
     else:
         config = WhisperConfig.from_pretrained(folder, **(config_overrides or {}))
         _short_encoder(config, chunk_seconds)
-        torch.manual_seed(0)
-        encoder = WhisperEncoder(config)
+        encoder = WhisperEncoder(config)   # random init from torch's RNG: the caller seeds it
     return WhisperEncoderBackbone(encoder, fe, chunk_seconds)
 
 

@@ -12,12 +12,27 @@ Every backbone, whatever its modality, is an ``nn.Module`` that
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import torch
 from torch import nn
+
+
+@contextmanager
+def private_rng(seed: int | None = None) -> Iterator[None]:
+    """Run a block on a private copy of torch's CPU RNG: the caller's global RNG state is restored afterwards.
+
+    With ``seed`` the block starts from that seed, so whatever it initialises is a deterministic function of
+    ``seed``; without, it draws from a copy of the caller's current state. Only the CPU generator is seeded
+    (models are built on the CPU), so CUDA RNG state is never touched.
+    """
+    with torch.random.fork_rng(devices=[]):
+        if seed is not None:
+            torch.default_generator.manual_seed(int(seed))
+        yield
 
 
 class Backbone(nn.Module):
@@ -41,7 +56,11 @@ class Backbone(nn.Module):
 
 @dataclass
 class BackboneSpec:
-    """A registry entry. ``build(pretrained)`` returns a Backbone; ``pretrained=False`` is the random-init twin."""
+    """A registry entry. ``build(pretrained)`` returns a Backbone; ``pretrained=False`` is the random-init twin.
+
+    ``build`` draws any random initialisation from torch's global RNG: ``build_backbone`` calls it inside
+    :func:`private_rng` (seeded with the run's seed for the twin), so builders must not reseed it themselves.
+    """
 
     name: str
     modality: str

@@ -4,10 +4,11 @@ and any Hugging Face model id (or local HF folder) for users who are online."""
 from __future__ import annotations
 
 import os
+from contextlib import nullcontext
 from pathlib import Path
 
 from tlcore.errors import ConfigError
-from tlcore.models.base import Backbone, BackboneSpec
+from tlcore.models.base import Backbone, BackboneSpec, private_rng
 from tlcore.registry import Registry
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -32,11 +33,24 @@ def _build_minilm(pretrained: bool) -> Backbone:
     return hf_text_backbone(_minilm_dir(), pretrained=pretrained)
 
 
+# The tiny test backbones have no real checkpoint: their "pretrained" weights are a fixed random init drawn from
+# this private seed (whatever the run's seed), and their random-init twin (pretrained=False) is drawn from the
+# RNG that build_backbone seeds with the run's seed, so a test can tell the two apart. A large constant so that
+# no ordinary --seed gives the twin the "pretrained" weights.
+TINY_PRETRAINED_SEED = 0x7E57_BA5E_0F_7A11
+
+
+def _tiny_weights(pretrained: bool):
+    """The RNG scope a tiny builder initialises in: the fixed "pretrained" seed, or the caller's (seeded) RNG."""
+    return private_rng(TINY_PRETRAINED_SEED) if pretrained else nullcontext()
+
+
 def _build_tiny_text(pretrained: bool) -> Backbone:
     from tlcore.models.text import hf_text_backbone
 
     tiny = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64)
-    return hf_text_backbone(_minilm_dir(), pretrained=False, max_length=64, config_overrides=tiny)
+    with _tiny_weights(pretrained):
+        return hf_text_backbone(_minilm_dir(), pretrained=False, max_length=64, config_overrides=tiny)
 
 
 def _build_lite0(pretrained: bool) -> Backbone:
@@ -57,7 +71,8 @@ def _build_tiny_image(pretrained: bool) -> Backbone:
     from tlcore.models.efficientnet_lite import efficientnet_lite_tiny
     from tlcore.models.image import EfficientNetLiteBackbone
 
-    return EfficientNetLiteBackbone(efficientnet_lite_tiny(), 32, "tiny")
+    with _tiny_weights(pretrained):
+        return EfficientNetLiteBackbone(efficientnet_lite_tiny(), 32, "tiny")
 
 
 def _build_whisper(pretrained: bool) -> Backbone:
@@ -68,7 +83,6 @@ def _build_whisper(pretrained: bool) -> Backbone:
 
 
 def _build_tiny_audio(pretrained: bool) -> Backbone:
-    import torch
     from transformers import WhisperConfig, WhisperFeatureExtractor
     from transformers.models.whisper.modeling_whisper import WhisperEncoder
 
@@ -78,8 +92,8 @@ def _build_tiny_audio(pretrained: bool) -> Backbone:
     fe = WhisperFeatureExtractor(chunk_length=1)
     config = WhisperConfig(d_model=32, encoder_layers=2, encoder_attention_heads=2, encoder_ffn_dim=64,
                            decoder_layers=1, decoder_attention_heads=2, decoder_ffn_dim=64, max_source_positions=50)
-    torch.manual_seed(0)
-    return WhisperEncoderBackbone(WhisperEncoder(config), fe, seconds)
+    with _tiny_weights(pretrained):
+        return WhisperEncoderBackbone(WhisperEncoder(config), fe, seconds)
 
 
 BACKBONES.register("minilm-l6", BackboneSpec(
@@ -121,25 +135,30 @@ def resolve_backbone_name(name: str | None, modality: str) -> str:
 RANDOM_SUFFIX = "@random"
 
 
-def build_backbone(name: str | None, modality: str, *, pretrained: bool = True) -> Backbone:
+def build_backbone(name: str | None, modality: str, pretrained: bool = True, *, seed: int | None = None) -> Backbone:
     """Build a backbone by registry name or Hugging Face id; ``pretrained=False`` (or the name suffix
-    ``@random``) gives its random-init twin: same architecture and preprocessing, no pretrained weights."""
+    ``@random``) gives its random-init twin: same architecture and preprocessing, no pretrained weights.
+
+    The twin's weights are a deterministic function of ``seed`` (``None`` means 0, so the twin is the same
+    network every time unless a seed is given): same seed, same weights; another seed, other weights.
+    ``seed`` is ignored when ``pretrained``. Building never changes the caller's global torch RNG state:
+    all random initialisation happens on a private copy of it.
+    """
     if name and name.endswith(RANDOM_SUFFIX):
-        twin = build_backbone(name[: -len(RANDOM_SUFFIX)], modality, pretrained=False)
+        twin = build_backbone(name[: -len(RANDOM_SUFFIX)], modality, pretrained=False, seed=seed)
         twin.backbone_name = name  # type: ignore[attr-defined]
         return twin
     name = resolve_backbone_name(name, modality)
-    if not pretrained:
-        import torch
-
-        torch.manual_seed(0)   # the random-init twin is the same network every time
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()   # library code: no bars of its own on stderr
-    if name in BACKBONES:
-        backbone = BACKBONES.get(name).build(pretrained)
-    else:
-        backbone = _build_hf(name, modality, pretrained)
+    # pretrained: any module not in the checkpoint draws from a copy of the caller's RNG, left as it was;
+    # random-init twin: the init starts from ``seed``
+    with private_rng(None if pretrained else (0 if seed is None else seed)):
+        if name in BACKBONES:
+            backbone = BACKBONES.get(name).build(pretrained)
+        else:
+            backbone = _build_hf(name, modality, pretrained)
     backbone.backbone_name = name  # type: ignore[attr-defined]
     backbone.pretrained = pretrained  # type: ignore[attr-defined]
     return backbone

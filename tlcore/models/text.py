@@ -60,7 +60,8 @@ class HFTextBackbone(Backbone):
 
 
 def hf_text_backbone(source: str, *, pretrained: bool = True, max_length: int = 128, config_overrides: dict | None = None) -> HFTextBackbone:
-    """Load a text encoder from a local folder or a hub id; ``pretrained=False`` keeps the architecture, random weights."""
+    """Load a text encoder from a local folder or a hub id; ``pretrained=False`` keeps the architecture, random weights
+    drawn from torch's global RNG (``build_backbone`` seeds it in a private scope)."""
     from transformers import AutoConfig, AutoModel, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(source)
@@ -68,7 +69,6 @@ def hf_text_backbone(source: str, *, pretrained: bool = True, max_length: int = 
         model = AutoModel.from_pretrained(source)
     else:
         config = AutoConfig.from_pretrained(source, **(config_overrides or {}))
-        torch.manual_seed(0)
-        model = AutoModel.from_config(config)
+        model = AutoModel.from_config(config)   # random init from torch's RNG: the caller seeds it
     return HFTextBackbone(model, tokenizer, max_length)
 

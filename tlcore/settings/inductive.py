@@ -274,7 +274,7 @@ def _scratch(cfg: FinetuneConfig, train_ds: Dataset, y_train: np.ndarray, eval_i
     from tlcore.strategies.finetune import prepare_full
 
     torch.manual_seed(cfg.seed)
-    twin = build_backbone(cfg.backbone, cfg.modality, pretrained=False)
+    twin = build_backbone(cfg.backbone, cfg.modality, pretrained=False, seed=cfg.seed)
     model = TransferModel(twin, classes, strategy="scratch")
     modules = prepare_full(model)
     fit_idx, val_idx = _val_split(train_ds.labels, cfg)  # type: ignore[arg-type]

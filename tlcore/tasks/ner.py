@@ -221,7 +221,7 @@ def run(cfg: FinetuneConfig, *, progress: Optional[ProgressFn] = None, should_ca
     if "scratch" in cfg.baselines:
         t0 = time.time()
         torch.manual_seed(cfg.seed)
-        twin = TokenTagger(build_backbone(cfg.backbone, "text", pretrained=False), tags, strategy="scratch")
+        twin = TokenTagger(build_backbone(cfg.backbone, "text", pretrained=False, seed=cfg.seed), tags, strategy="scratch")
         info = trainer.finetune(twin, train_data, "scratch", strategy="full", lr=SCRATCH_LR, head_lr=max(SCRATCH_LR, HEAD_LR))
         baseline_preds["scratch"] = twin.predict_tags(eval_enc)
         baselines["scratch"] = {**ner_metrics(eval_data.tags, baseline_preds["scratch"], seed=cfg.seed), "training": info}
