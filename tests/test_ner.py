@@ -144,7 +144,7 @@ def test_bootstrap_and_flipped():
 
 def test_demo_reproducible_and_shifted(tmp_path):
     from tlcore.data.demos import DEMOS
-    from tlcore.data.ner_demo import make_ner_shift
+    from tlcore.data.demos.ner_shift import make_ner_shift
 
     spec = DEMOS.get("ner-shift")
     assert (spec.modality, spec.task) == ("text", "ner") and spec.available() is None
@@ -177,7 +177,7 @@ def test_demo_through_registry(tmp_path):
 
 @pytest.fixture(scope="module")
 def small_demo(tmp_path_factory):
-    from tlcore.data.ner_demo import make_ner_shift
+    from tlcore.data.demos.ner_shift import make_ner_shift
 
     out = tmp_path_factory.mktemp("ner") / "demo"
     make_ner_shift(out, 0, "small")
@@ -271,7 +271,7 @@ def test_config_errors(small_demo, tmp_path):
 
 @pytest.mark.slow
 def test_real_minilm_transfer_gains_on_the_demo(tmp_path):
-    from tlcore.data.ner_demo import make_ner_shift
+    from tlcore.data.demos.ner_shift import make_ner_shift
 
     make_ner_shift(tmp_path / "demo", 0, "default")
     report = ner.run(_cfg(tmp_path / "demo", tmp_path / "run", backbone="minilm-l6", strategy="full", epochs=6, batch_size=16,

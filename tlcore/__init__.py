@@ -1,6 +1,26 @@
 """TransferLab engine: transfer learning for image, text and speech on small data sets.
 
 The engine never imports Streamlit; it is usable from notebooks, the CLI (``python -m tlcore``) and the app.
+The public API (:mod:`tlcore.api`): ``finetune``, ``diagnose``, ``rank``, ``cluster``, ``curve``, ``load_run``
+and ``FinetuneConfig``; it is imported on first use, so ``import tlcore`` stays light.
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
+
+_API = ("ClusteringResult", "CurveResult", "DiagnosisResult", "FinetuneConfig", "LoadedRun", "RankResult",
+        "RunResult", "cluster", "curve", "diagnose", "finetune", "load_run", "rank")
+
+
+def __getattr__(name: str):
+    if name in _API:
+        from tlcore import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'tlcore' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_API])
+
+
+__all__ = ["__version__", *_API]

@@ -13,8 +13,8 @@ import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
-from tlcore.config import FinetuneConfig, field_help
-from tlcore.errors import Cancelled, TransferLabError
+from tlcore.config import TASKS, FinetuneConfig, field_help
+from tlcore.errors import Cancelled, ConfigError, TransferLabError
 
 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
@@ -102,95 +102,118 @@ def cmd_backbones(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_finetune(args: argparse.Namespace) -> int:
-    from tlcore.settings.inductive import run_finetune
-
-    values = {k: getattr(args, k) for k in field_help(FinetuneConfig)}
-    if values["task"] == "asr" and not any(a.startswith("--strategy") for a in args.argv):
-        values["strategy"] = "decoder"   # the classification default (linear_probe) has no meaning for ASR
-    cfg = FinetuneConfig.from_dict(values)
-    bar = _Bar(args.quiet)
-    try:
-        report = run_finetune(cfg, progress=bar, resume=args.resume)
-    finally:
-        bar.close()
-    if args.json:
-        Path(args.json).write_text(json.dumps(report, indent=2))
-    if report.get("task") in ("ner", "asr"):
-        key = "entity_f1" if report["task"] == "ner" else "wer"
-        print(f"run folder: {cfg.out}\nbefore: {key} {report['before'][key]:.3f}\nafter:  {key} {report['after'][key]:.3f}"
-              + "".join(f"\nwarning: {w}" for w in report.get("warnings", [])), file=sys.stderr)
-        if not args.json:
-            print(json.dumps({k: report.get(k) for k in ("task", "backbone", "strategy", "before", "after", "warnings")}, indent=2))
-        return 0
-    b, a = report["before"], report["after"]
-    lines = [f"run folder: {cfg.out}", f"before: accuracy {b['accuracy']:.3f}  macro-F1 {b['macro_f1']:.3f}  ({b['kind']})",
-             f"after:  accuracy {a['accuracy']:.3f}  macro-F1 {a['macro_f1']:.3f}  95% CI {a['accuracy_ci95'][0]:.3f}-{a['accuracy_ci95'][1]:.3f}"]
-    for name, m in report["baselines"].items():
-        lines.append(f"baseline {name}: accuracy {m['accuracy']:.3f}")
-    lines += [f"warning: {w}" for w in report["warnings"]]
-    print("\n".join(lines), file=sys.stderr)
-    if not args.json:
-        print(json.dumps({k: report[k] for k in ("modality", "backbone", "strategy", "before", "after", "baselines", "warnings")}, indent=2))
-    return 0
+def _json_target(path: Optional[str]) -> Optional[Path]:
+    """Check a --json path before the (long) work starts: its folder must exist and it must not be a folder."""
+    if not path:
+        return None
+    target = Path(path)
+    if target.is_dir():
+        raise ConfigError(f"--json {path} is a folder; give a file name such as {target / 'report.json'}")
+    if not target.parent.is_dir():
+        raise ConfigError(f"--json {path}: the folder {target.parent} does not exist; create it or pick another path")
+    return target
 
 
-def _write_json(report: dict, path: Optional[str]) -> None:
+def _write_json(report: dict, path: Optional[Path]) -> None:
     text = json.dumps(report, indent=2, default=float)
     if path:
-        Path(path).write_text(text)
+        try:
+            path.write_text(text)
+        except OSError as exc:
+            raise ConfigError(f"cannot write --json {path}: {exc.strerror}") from None
     else:
         print(text)
 
 
-def cmd_diagnose(args: argparse.Namespace) -> int:
-    from tlcore.diagnostics.diagnose import run_diagnose
+def cmd_finetune(args: argparse.Namespace) -> int:
+    import tlcore
 
+    values = {k: getattr(args, k) for k in field_help(FinetuneConfig)}
+    if values["task"] == "asr" and not any(a.startswith("--strategy") for a in args.argv):
+        values["strategy"] = "decoder"   # the classification default (linear_probe) has no meaning for ASR
+    cfg = FinetuneConfig.from_dict(values).validate()
+    json_path = _json_target(args.json)
     bar = _Bar(args.quiet)
     try:
-        report = run_diagnose(args.modality, args.source, args.target, backbone=args.backbone, seed=args.seed, progress=bar)
+        result = tlcore.finetune(cfg, progress=bar, resume=args.resume)
     finally:
         bar.close()
-    _write_json(report, args.json)
-    v = report["verdict"]
+    report = result.report
+    if json_path:
+        _write_json(report, json_path)
+    key = {"ner": "entity_f1", "asr": "wer"}.get(result.task, "accuracy")
+    lines = [f"run folder: {cfg.out}"]
+    for name, m in [("before", result.before), ("after", result.after)] + [(f"baseline {k}", v) for k, v in result.baselines.items()]:
+        lo, hi = m.get(f"{key}_ci95", [m[key], m[key]])
+        lines.append(f"{name + ':':<8} {key} {m[key]:.3f}  95% CI {lo:.3f}-{hi:.3f}" + (f"  ({m['kind']})" if "kind" in m else ""))
+    lines += [f"baseline {k} not computed: {v}" for k, v in result.baselines_skipped.items()]
+    lines += [f"warning: {w}" for w in result.warnings]
+    print("\n".join(lines), file=sys.stderr)
+    if not json_path:
+        print(json.dumps({k: report.get(k) for k in ("task", "modality", "backbone", "strategy", "before", "after",
+                                                     "baselines", "baselines_skipped", "warnings")}, indent=2, default=float))
+    return 0
+
+
+def cmd_diagnose(args: argparse.Namespace) -> int:
+    import tlcore
+
+    json_path = _json_target(args.json)
+    bar = _Bar(args.quiet)
+    try:
+        result = tlcore.diagnose(args.source, args.target, modality=args.modality, task=args.task,
+                                 backbone=args.backbone, seed=args.seed, progress=bar)
+    finally:
+        bar.close()
+    _write_json(result.to_dict(), json_path)
+    v = result.verdict
     print(f"verdict: {v['severity']} shift. {v['summary']}\nrecommendation: {v['recommendation']}", file=sys.stderr)
     return 0
 
 
 def cmd_rank(args: argparse.Namespace) -> int:
-    from tlcore.diagnostics.diagnose import run_rank
+    import tlcore
 
+    json_path = _json_target(args.json)
     bar = _Bar(args.quiet)
     names = [b for b in (args.backbones or "").split(",") if b] or None
     try:
-        report = run_rank(args.modality, args.target, backbones=names, seed=args.seed, validate=args.validate,
-                          validate_eval=args.eval, progress=bar)
+        result = tlcore.rank(args.target, modality=args.modality, backbones=names, task=args.task, seed=args.seed,
+                             validate=args.validate, eval=args.eval, progress=bar)
     finally:
         bar.close()
-    _write_json(report, args.json)
-    for row in report["ranking"]:
+    report = result.to_dict()
+    _write_json(report, json_path)
+    for row in result.ranking:
         cells = "  ".join(f"{k} {v['point']:.3f} [{v['lo']:.3f}, {v['hi']:.3f}]" for k, v in row["scores"].items())
         print(f"{row['rank']}. {row['backbone']}: {cells}", file=sys.stderr)
     if "validation" in report:
         print(f"kendall tau vs fine-tuned accuracy: {report['validation']['kendall_tau']}", file=sys.stderr)
-    print(report["advice"], file=sys.stderr)
+    print(result.advice, file=sys.stderr)
     return 0
 
 
 def cmd_curve(args: argparse.Namespace) -> int:
-    from tlcore.experiments.curve import data_efficiency_curve
+    import tlcore
 
     values = {k: getattr(args, k) for k in field_help(FinetuneConfig) if hasattr(args, k)}
-    cfg = FinetuneConfig.from_dict({**values, "out": ""})
-    shots = [int(s) for s in args.shots.split(",")]
-    seeds = list(range(args.seeds))
+    cfg = FinetuneConfig.from_dict({**values, "out": ""}).validate(need_out=False)
+    try:
+        shots = [int(s) for s in args.shots.split(",") if s.strip()]
+    except ValueError:
+        raise ConfigError(f"--shots must be comma-separated whole numbers (0 = all); got {args.shots!r}") from None
+    if not shots or any(s < 0 for s in shots):
+        raise ConfigError(f"--shots must list examples per class ≥ 0 (0 = all); got {args.shots!r}")
+    if not 1 <= args.seeds <= 20:
+        raise ConfigError(f"--seeds must be between 1 and 20; got {args.seeds}")
+    json_path = _json_target(args.json)
     bar = _Bar(args.quiet)
     try:
-        report = data_efficiency_curve(cfg, shots=shots, seeds=seeds, scratch=not args.no_scratch, progress=bar)
+        result = tlcore.curve(cfg, shots=shots, seeds=list(range(args.seeds)), scratch=not args.no_scratch, progress=bar)
     finally:
         bar.close()
-    _write_json(report, args.json)
-    for p in report["points"]:
+    _write_json(result.to_dict(), json_path)
+    for p in result.points:
         line = f"{p['shots']:>3} per class: pretrained {p['pretrained']['mean']:.3f} ± {p['pretrained']['std']:.3f}"
         if "scratch" in p:
             line += f"   scratch {p['scratch']['mean']:.3f} ± {p['scratch']['std']:.3f}"
@@ -199,16 +222,17 @@ def cmd_curve(args: argparse.Namespace) -> int:
 
 
 def cmd_cluster(args: argparse.Namespace) -> int:
-    from tlcore.settings.unsupervised import run_clustering
+    import tlcore
 
+    json_path = _json_target(args.json)
     bar = _Bar(args.quiet)
     try:
-        report = run_clustering(args.modality, args.data, backbone=args.backbone, k=args.k, seed=args.seed, progress=bar)
+        result = tlcore.cluster(args.data, modality=args.modality, backbone=args.backbone, k=args.k, seed=args.seed,
+                                progress=bar)
     finally:
         bar.close()
-    _write_json(report, args.json)
-    for side in ("pretrained", "raw"):
-        r = report[side]
+    _write_json(result.to_dict(), json_path)
+    for side, r in (("pretrained", result.pretrained), ("raw", result.raw)):
         scores = f"  NMI {r['nmi']:.3f}  ARI {r['ari']:.3f}" if "nmi" in r else ""
         print(f"{side}: k={r['k']}  silhouette {r['silhouette']:.3f}{scores}", file=sys.stderr)
     return 0
@@ -217,7 +241,7 @@ def cmd_cluster(args: argparse.Namespace) -> int:
 def cmd_predict(args: argparse.Namespace) -> int:
     from tlcore.inference.predict import predict_run
 
-    for row in predict_run(args.run, args.input, top_k=args.top_k):
+    for row in predict_run(args.run, args.input, top_k=args.top_k, model=args.model):
         print(json.dumps(row))
     return 0
 
@@ -249,13 +273,16 @@ def build_parser() -> argparse.ArgumentParser:
     pr = sub.add_parser("predict", help="predict with a finished run's model")
     pr.add_argument("--run", required=True, help="run folder (holds model/)")
     pr.add_argument("--input", required=True, help="a file, a folder, or a text table / a text string (text runs)")
-    pr.add_argument("--top-k", type=int, default=3)
+    pr.add_argument("--top-k", type=int, default=3, help="classification: how many classes to list per input")
+    pr.add_argument("--model", choices=("after", "before"), default="after",
+                    help="the model after transfer (default) or the one before it, as the report scored them")
 
     dg = sub.add_parser("diagnose", help="how far is the target from the source? (before any training)")
     dg.add_argument("--modality", required=True, choices=("image", "text", "audio"))
     dg.add_argument("--source", required=True, help="source-domain data (labels optional)")
     dg.add_argument("--target", required=True, help="target-domain data (labels optional)")
     dg.add_argument("--backbone", help="backbone whose features are compared (default per modality)")
+    dg.add_argument("--task", choices=TASKS, help="classify, ner or asr (default: detected from the data)")
     dg.add_argument("--seed", type=int, default=0)
     dg.add_argument("--json", help="write the report here (else to stdout)")
     dg.add_argument("--quiet", action="store_true")
@@ -266,6 +293,7 @@ def build_parser() -> argparse.ArgumentParser:
     rk.add_argument("--backbones", help="comma-separated candidates (default: all registered + their @random twins)")
     rk.add_argument("--validate", action="store_true", help="also fine-tune every candidate and report Kendall tau")
     rk.add_argument("--eval", help="labeled eval data for --validate (else a split of --target)")
+    rk.add_argument("--task", choices=TASKS, help="classify, ner or asr (default: detected from the data)")
     rk.add_argument("--seed", type=int, default=0)
     rk.add_argument("--json", help="write the report here (else to stdout)")
     rk.add_argument("--quiet", action="store_true")

@@ -8,6 +8,7 @@ from typing import Any, Optional
 
 MODALITIES = ("image", "text", "audio")
 TASKS = ("classify", "ner", "asr")
+BASELINES = ("scratch", "knn")
 
 
 def _f(default: Any, help: str, **kw: Any) -> Any:
@@ -32,16 +33,43 @@ class FinetuneConfig:
     strategy: str = _f("linear_probe", "Transfer strategy: linear_probe, partial, full, lora.")
     epochs: int = _f(10, "Training epochs (upper bound; early stopping may end sooner).", min=1, max=500)
     batch_size: int = _f(16, "Mini-batch size for fine-tuning.", min=1, max=1024)
-    lr: Optional[float] = _f(None, "Learning rate; default depends on the strategy.")
-    seed: int = _f(0, "Random seed: same seed, same data, same result.")
+    lr: Optional[float] = _f(None, "Learning rate; default depends on the strategy.", min=1e-7, max=1.0)
+    seed: int = _f(0, "Random seed: same seed, same data, same result.", min=0, max=2**32 - 1)
     eval_fraction: float = _f(0.3, "Share of the labeled target held out for evaluation when --eval is not given.", min=0.05, max=0.9)
     partial_blocks: int = _f(2, "partial: number of top backbone blocks to unfreeze.", min=1, max=48)
     lora_r: int = _f(8, "lora: rank of the low-rank update.", min=1, max=256)
     patience: int = _f(3, "Early stopping: epochs without validation improvement before stopping.", min=1, max=100)
     val_fraction: float = _f(0.15, "Share of the training data used for early stopping (never the eval split).", min=0.0, max=0.5)
-    max_per_class: Optional[int] = _f(None, "Use at most this many labeled target training examples per class.")
-    baselines: list = _f(["scratch", "knn"], "Baselines to compute: scratch (random-init twin, same budget), knn.")
+    max_per_class: Optional[int] = _f(None, "Use at most this many labeled target training examples per class.",
+                                      min=1, max=1_000_000)
+    baselines: list = _f(["scratch", "knn"], "Baselines to compute: scratch (random-init twin, same budget), knn.",
+                         choices_list=BASELINES)
     on_bad_file: str = _f("skip", "What to do with unreadable files: skip (listed in the report) or refuse.", choices=("skip", "refuse"))
+
+    def validate(self, *, need_out: bool = True) -> "FinetuneConfig":
+        """Refuse settings no run can use, with one message that says what to change. The CLI and the app's
+        form both call this, so they refuse exactly the same values with the same words. Returns ``self``."""
+        from tlcore.errors import ConfigError
+
+        for f in dataclasses.fields(self):
+            problem = _field_problem(f.name, getattr(self, f.name), f.metadata)
+            if problem:
+                raise ConfigError(problem)
+        if need_out and not self.out:
+            raise ConfigError("no run folder given: pass --out RUN_DIR")
+        unknown = sorted(set(self.baselines) - set(BASELINES))
+        if unknown:
+            raise ConfigError(f"unknown baseline(s) {unknown}; choose from {', '.join(BASELINES)} (or none)")
+        if self.task == "ner" and self.modality != "text":
+            raise ConfigError(f"task 'ner' is token classification of text; use --modality text (not {self.modality!r})")
+        if self.task == "asr" and self.modality != "audio":
+            raise ConfigError(f"task 'asr' is speech recognition; use --modality audio (not {self.modality!r})")
+        _check_strategy(self)
+        from tlcore.models.registry import resolve_backbone_name
+
+        if self.task != "asr":
+            resolve_backbone_name(self.backbone, self.modality)
+        return self
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -64,3 +92,54 @@ def field_help(cls: type) -> dict[str, dict]:
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
         out[f.name] = {"default": default, "type": f.type, **f.metadata}
     return out
+
+
+def _field_problem(name: str, value: Any, meta: Any) -> Optional[str]:
+    """What is wrong with one field's value per its metadata (type, choices, min/max), or None."""
+    import math
+
+    flag = name.replace("_", "-")
+    if value is None:
+        return None
+    if "choices" in meta and value not in meta["choices"]:
+        return f"{flag} must be one of {', '.join(map(str, meta['choices']))}; got {value!r}"
+    if "min" in meta or "max" in meta:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return f"{flag} must be a number; got {value!r}"
+        if isinstance(value, float) and not math.isfinite(value):
+            return f"{flag} must be a finite number; got {value!r}"
+        if isinstance(meta.get("min"), int) and isinstance(meta.get("max"), int) and not float(value).is_integer():
+            return f"{flag} must be a whole number; got {value!r}"
+        lo, hi = meta.get("min", -math.inf), meta.get("max", math.inf)
+        if not lo <= value <= hi:
+            return f"{flag} must be between {lo:g} and {hi:g}; got {value:g}"
+    return None
+
+
+def _check_strategy(cfg: FinetuneConfig) -> None:
+    from tlcore.errors import ConfigError
+
+    if cfg.task == "asr":
+        from tlcore.tasks.asr_model import check_strategy
+
+        check_strategy(cfg.strategy)
+        if not cfg.target:
+            raise ConfigError("pass --target with transcribed target-accent clips (a folder with metadata.csv: "
+                              "file_name,transcription)")
+        return
+    from tlcore.strategies import get_strategy
+
+    strategy = get_strategy(cfg.strategy)
+    if cfg.task == "ner" and (strategy.needs_unlabeled or not strategy.uses_loop and cfg.strategy != "linear_probe"):
+        raise ConfigError(f"strategy {cfg.strategy!r} is not available for NER; use linear_probe, partial, full or lora")
+    if strategy.needs_unlabeled:
+        if not cfg.source or not cfg.unlabeled:
+            raise ConfigError(f"{cfg.strategy} adapts a labeled source to unlabeled target data: pass --source and --unlabeled")
+        if not cfg.eval and not cfg.target:
+            raise ConfigError("pass --eval (labeled target data) so source-only and adapted accuracy can be measured")
+    elif not cfg.target:
+        if cfg.task == "ner":
+            raise ConfigError("pass --target with tagged target sentences (.jsonl with tokens + tags, or CoNLL text)")
+        raise ConfigError("pass --target with labeled target data (a few examples per class); with only a labeled "
+                          "--source and --unlabeled target, pick an adaptation strategy (adabn, coral, deep_coral, dann, "
+                          "self_training, mcc); with no labels at all use `python -m tlcore cluster`")

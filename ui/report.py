@@ -309,6 +309,18 @@ def _caption_line(report: dict) -> str:
     return " · ".join(b for b in bits if b)
 
 
+def baselines_skipped(report: dict) -> dict[str, str]:
+    """{baseline: why it was not computed}; reports written before ``baselines_skipped`` existed say it their way."""
+    if "baselines_skipped" in report:
+        return dict(report["baselines_skipped"])
+    if report.get("baselines_note"):
+        return {"scratch": report["baselines_note"]}
+    if task_of(report) == "classify" and report.get("setting") != "transductive":
+        return {b: "not computed (report from an older version)" for b in ("scratch", "knn")
+                if b not in (report.get("baselines") or {})}
+    return {}
+
+
 def render_report(report: dict, *, key: str, title: str | None = None) -> None:
     """The full before/after comparison of one run (read-only: safe for share links)."""
     if title:
@@ -324,13 +336,9 @@ def render_report(report: dict, *, key: str, title: str | None = None) -> None:
         else:
             st.warning(w)
     headline(report)
-    if task == "classify" and report.get("setting") != "transductive":
-        missing = [b for b in ("scratch", "knn") if b not in (report.get("baselines") or {})]
-        if missing:
-            st.caption(f"Baseline(s) not computed for this run: {', '.join(missing)} (one-click demos skip the "
-                       "scratch baseline to stay fast; start a run on the Fine-tune page to get it).")
-    if report.get("baselines_note"):
-        st.caption(f"Baselines: {report['baselines_note']}.")
+    skipped = baselines_skipped(report)
+    if skipped:
+        st.caption("Baselines not computed for this run: " + "; ".join(f"**{k}** — {v}" for k, v in skipped.items()) + ".")
     for note in report.get("notes") or []:
         st.caption(f"Note: {note}")
     left, right = st.columns(2)

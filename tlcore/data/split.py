@@ -7,7 +7,7 @@ import json
 import os
 from collections import defaultdict
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -35,20 +35,27 @@ def stratified_split(labels: Sequence[str], fraction: float, *, seed: int = 0, m
     return sorted(keep), sorted(held)
 
 
-def eval_split(ds: Dataset, fraction: float) -> tuple[Dataset, Dataset, Path]:
-    """Hold out ``fraction`` of a labeled target set for evaluation, stored on disk by content hash and reused."""
-    if ds.labels is None:
-        raise DataError("the target set has no labels, so no eval split can be held out; give --eval or labeled data")
-    key = f"{ds.content_hash()}-{fraction:.3f}.json"
-    path = cache_dir("splits") / key
+def stored_split(key: str, fraction: float, make: Callable[[], tuple[list[int], list[int]]]) -> tuple[list[int], list[int], Path]:
+    """The (train, eval) indices of a data set's eval split: made once by ``make()`` and stored on disk under
+    ``key`` (the data's content hash) + ``fraction``, then reused by every run of every task, so the before/after
+    numbers of all runs on the same data are comparable. Written atomically (temp file + rename)."""
+    path = cache_dir("splits") / f"{key}-{fraction:.3f}.json"
     if path.exists():
         stored = json.loads(path.read_text())
-        train_idx, eval_idx = stored["train"], stored["eval"]
-    else:
-        train_idx, eval_idx = stratified_split(ds.labels, fraction, seed=0)
-        tmp = path.with_suffix(".tmp%d" % os.getpid())
-        tmp.write_text(json.dumps({"fraction": fraction, "n": len(ds), "train": train_idx, "eval": eval_idx}))
-        os.replace(tmp, path)
+        return stored["train"], stored["eval"], path
+    train_idx, eval_idx = make()
+    tmp = path.with_suffix(".tmp%d" % os.getpid())
+    tmp.write_text(json.dumps({"fraction": fraction, "train": train_idx, "eval": eval_idx}))
+    os.replace(tmp, path)
+    return train_idx, eval_idx, path
+
+
+def eval_split(ds: Dataset, fraction: float) -> tuple[Dataset, Dataset, Path]:
+    """Hold out ``fraction`` of a labeled target set for evaluation (stratified), stored by content hash and reused."""
+    if ds.labels is None:
+        raise DataError("the target set has no labels, so no eval split can be held out; give --eval or labeled data")
+    labels = ds.labels
+    train_idx, eval_idx, path = stored_split(ds.content_hash(), fraction, lambda: stratified_split(labels, fraction, seed=0))
     return ds.subset(train_idx), ds.subset(eval_idx), path
 
 

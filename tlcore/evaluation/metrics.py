@@ -58,22 +58,3 @@ def flipped_examples(y_true: Sequence[int], before: Sequence[int], after: Sequen
     return out
 
 
-def transfer_warnings(comparisons: dict[str, dict]) -> list[str]:
-    """Negative-transfer warnings: 'after' must beat each reference beyond the paired 95% interval.
-
-    ``comparisons`` maps a reference name ('scratch', 'before') to ``paired_difference(after, reference)``.
-    """
-    warnings = []
-    for ref, d in comparisons.items():
-        lo, hi = d["ci95"]
-        pts = 100 * d["difference"]
-        if hi < 0:
-            warnings.append(f"negative transfer: the transferred model is worse than {ref} by {-pts:.1f} accuracy points "
-                            f"(95% CI of the difference {100 * lo:.1f} to {100 * hi:.1f}); try another backbone or strategy")
-        elif lo <= 0 and ref == "scratch":
-            warnings.append(f"negative transfer risk: the transferred model does not beat training from scratch beyond "
-                            f"the 95% CI (difference {pts:+.1f} points, CI {100 * lo:.1f} to {100 * hi:.1f})")
-        elif lo <= 0:
-            warnings.append(f"no clear gain over {ref}: the difference of {pts:+.1f} accuracy points is within the 95% CI "
-                            f"({100 * lo:.1f} to {100 * hi:.1f}); more eval data would tell")
-    return warnings

@@ -1,61 +1,183 @@
-"""Predictions from a finished run folder, for one input or a folder / table of inputs."""
+"""Predictions from a finished run folder with exactly the models its report scored: ``after`` (``model/``) and
+``before`` (the pretrained backbone with the ``before/`` head for classification, the ``before/`` tagger for NER,
+the pretrained Whisper for speech recognition).
+
+    run = load_run("runs/sentiment-lora")
+    run.predict(["the battery died after two days"])                  # the model after transfer
+    run.predict(["the battery died after two days"], model="before")  # the model before transfer
+"""
 
 from __future__ import annotations
 
+import json
+from functools import cached_property
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Sequence
 
-from tlcore.errors import DataError
-from tlcore.models.transfer_model import TransferModel
+import numpy as np
+import torch
+
+from tlcore.errors import ConfigError, DataError
+
+MODELS = ("after", "before")
 
 
-def _inputs(model: TransferModel, value: str) -> tuple[list[Any], list[str]]:
+def _read_json(path: Path, what: str) -> dict:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise DataError(f"{path}: cannot read the run's {what} ({type(exc).__name__}); the run folder is damaged or "
+                        "incomplete — re-run it or pick another run") from None
+    if not isinstance(data, dict):
+        raise DataError(f"{path}: the run's {what} is not a JSON object; re-run it or pick another run")
+    return data
+
+
+class LoadedRun:
+    """A finished run folder: its report, and its before/after models loaded on first use."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        if not self.path.is_dir():
+            raise DataError(f"{path}: no such run folder")
+        self.report = _read_json(self.path / "report.json", "report") if (self.path / "report.json").exists() else {}
+        self.task = self.report.get("task") or self._task_from_model()
+        self.modality = self.report.get("modality") or ("text" if self.task == "ner" else
+                                                         "audio" if self.task == "asr" else self._model_config().get("modality"))
+
+    def _model_config(self) -> dict:
+        path = self.path / "model" / "config.json"
+        if not path.exists():
+            raise DataError(f"{self.path} holds no finished run (no model/config.json); wait for the run to finish")
+        return _read_json(path, "model config")
+
+    def _task_from_model(self) -> str:
+        from tlcore.tasks.asr import is_asr_run
+
+        if is_asr_run(self.path):
+            return "asr"
+        return "ner" if self._model_config().get("architecture") == "TokenTagger" else "classify"
+
+    # ------------------------------------------------------------ models
+
+    @cached_property
+    def after_model(self):
+        folder = self.path / "model"
+        if self.task == "ner":
+            from tlcore.tasks.ner_model import TokenTagger
+
+            return TokenTagger.from_pretrained(folder)
+        if self.task == "asr":
+            from tlcore.tasks.asr import load_model
+
+            return load_model(self.path)
+        from tlcore.models.transfer_model import TransferModel
+
+        return TransferModel.from_pretrained(folder)
+
+    @cached_property
+    def before_model(self):
+        folder = self.path / "before"
+        if self.task == "asr":      # "before" is the pretrained Whisper as it is
+            from tlcore.tasks.asr_model import load_whisper, resolve_whisper
+
+            return load_whisper(resolve_whisper(self.report.get("backbone"))[0])
+        if not folder.is_dir():
+            raise DataError(f"{self.path} has no saved 'before' model (runs made before TransferLab saved it); "
+                            "re-run it to compare before and after on new inputs")
+        if self.task == "ner":
+            from tlcore.tasks.ner_model import TokenTagger
+
+            return TokenTagger.from_pretrained(folder)
+        from tlcore.models.before import BeforeHead
+        from tlcore.models.registry import build_backbone
+
+        backbone = build_backbone(self.report.get("backbone"), self.modality, pretrained=True)
+        return backbone, BeforeHead.load(folder)
+
+    @property
+    def classes(self) -> list[str]:
+        return list(self.report.get("data", {}).get("classes") or self.after_model.classes)
+
+    # ------------------------------------------------------------ predictions
+
+    def predict(self, inputs: Sequence[Any], *, model: str = "after", top_k: int = 3, names: Sequence[str] = ()) -> list[dict]:
+        """One dict per input: classification ``{"input", "prediction", "top": [[class, score], ...], "score"}``
+        (``score`` says "probability" or "cosine"), NER ``{"text", "tokens", "tags", "spans"}``, ASR
+        ``{"input", "path", "transcript", ...}``. Inputs: texts, or image / audio file paths."""
+        if model not in MODELS:
+            raise ConfigError(f"model must be 'after' or 'before'; got {model!r}")
+        if not isinstance(top_k, int) or top_k < 1:
+            raise ConfigError(f"top-k must be a whole number ≥ 1; got {top_k!r}")
+        inputs = list(inputs)
+        names = list(names) or [str(x) if self.modality == "text" else Path(str(x)).name for x in inputs]
+        if self.task == "ner":
+            from tlcore.tasks.ner import predict as ner_predict
+
+            texts = [str(x) for x in inputs]
+            return ner_predict(self.path, texts, model=self.after_model if model == "after" else self.before_model)
+        if self.task == "asr":
+            from tlcore.tasks.asr import predict as asr_predict
+
+            return asr_predict(self.path, inputs, model=self.after_model if model == "after" else self.before_model)
+        scores, kind = self._class_scores(inputs, model)
+        classes = self.classes
+        out = []
+        for name, p in zip(names, scores):
+            order = p.argsort()[::-1][:top_k]
+            out.append({"input": name, "prediction": classes[order[0]], "score": kind,
+                        "top": [[classes[i], round(float(p[i]), 4)] for i in order]})
+        return out
+
+    @torch.no_grad()
+    def _class_scores(self, items: list, model: str) -> tuple[np.ndarray, str]:
+        if model == "after":
+            return self.after_model.predict_proba(items), "probability"
+        backbone, head = self.before_model
+        backbone.eval()
+        feats = [backbone(**backbone.preprocess(items[i:i + 32])).float().numpy() for i in range(0, len(items), 32)]
+        x = np.concatenate(feats) if feats else np.zeros((0, head.weight.shape[1]), np.float32)
+        return head.scores(x), "probability" if head.score == "softmax" else "cosine"
+
+
+def load_run(path: str | Path) -> LoadedRun:
+    """A finished run folder, ready to predict with its before and after models."""
+    return LoadedRun(path)
+
+
+# ---------------------------------------------------------------- the CLI's --input
+
+def _inputs(modality: str, value: str) -> tuple[list[Any], list[str]]:
     path = Path(value)
-    if model.modality == "text" and not path.exists():
+    if modality == "text" and not path.exists():
+        if len(value) < 260 and Path(value).suffix.lower() in (".csv", ".tsv", ".jsonl", ".txt", ".png", ".jpg", ".wav"):
+            raise DataError(f"input {value!r} looks like a file name but no such file exists; check the path "
+                            "(to classify this text itself, pass text that is not a file name)")
         return [value], ["input"]
     if not path.exists():
         raise DataError(f"input {value!r} does not exist")
-    if path.is_file() and not (model.modality == "text" and path.suffix.lower() in (".csv", ".tsv", ".jsonl")):
-        if model.modality == "text":
-            return [path.read_text(encoding="utf-8")], [path.name]
+    if path.is_file() and not (modality == "text" and path.suffix.lower() in (".csv", ".tsv", ".jsonl")):
+        if modality == "text":
+            try:
+                return [path.read_text(encoding="utf-8")], [path.name]
+            except UnicodeDecodeError:
+                raise DataError(f"{path.name} is not a UTF-8 text file; this run classifies text") from None
         return [str(path)], [path.name]
     from tlcore.data.loaders import load_dataset
 
-    ds = load_dataset(path, model.modality)
+    ds = load_dataset(path, modality)
     return ds.items, ds.names or [str(i) for i in range(len(ds))]
 
 
-def predict_run(run: str | Path, value: str, *, top_k: int = 3) -> Iterator[dict]:
-    """Yield ``{"input", "prediction", "top": [[class, probability], ...]}`` per input (classification), the
-    tagged tokens and entity spans (NER runs) or the transcript (ASR runs)."""
-    folder = Path(run)
-    task = _task_of(folder)
-    if task in ("ner", "asr"):
+def predict_run(run: str | Path, value: str, *, top_k: int = 3, model: str = "after") -> Iterator[dict]:
+    """Predictions for the CLI ``--input`` (a text, a file, a folder or a table), one dict per input."""
+    loaded = load_run(run)
+    if loaded.task in ("ner", "asr"):
         import importlib
 
-        yield from importlib.import_module(f"tlcore.tasks.{task}").predict_input(folder, value)
+        task = importlib.import_module(f"tlcore.tasks.{loaded.task}")
+        chosen = loaded.after_model if model == "after" else loaded.before_model
+        yield from task.predict_input(run, value, model=chosen)
         return
-    model_dir = folder / "model" if (folder / "model").exists() else folder
-    model = TransferModel.from_pretrained(model_dir)
-    items, names = _inputs(model, value)
-    probs = model.predict_proba(items)
-    for name, p in zip(names, probs):
-        order = p.argsort()[::-1][:top_k]
-        yield {"input": name, "prediction": model.classes[order[0]],
-               "top": [[model.classes[i], round(float(p[i]), 4)] for i in order]}
-
-
-def _task_of(folder: Path) -> str:
-    import json
-
-    report = folder / "report.json"
-    if report.exists():
-        return json.loads(report.read_text()).get("task", "classify")
-    config = folder / "model" / "config.json"
-    if config.exists():
-        arch = json.loads(config.read_text()).get("architecture", "")
-        if arch == "TokenTagger":
-            return "ner"
-    from tlcore.tasks.asr import is_asr_run
-
-    return "asr" if is_asr_run(folder) else "classify"
+    items, names = _inputs(loaded.modality, value)
+    yield from loaded.predict(items, model=model, top_k=top_k, names=names)

@@ -8,9 +8,7 @@ are scored on the same eval split.
 
 from __future__ import annotations
 
-import json
 import logging
-import platform
 import time
 from pathlib import Path
 from typing import Optional
@@ -18,17 +16,20 @@ from typing import Optional
 import numpy as np
 import torch
 
-from tlcore import __version__
 from tlcore.config import FinetuneConfig
 from tlcore.data.dataset import Dataset
 from tlcore.data.loaders import check_trainable, load_dataset
+from tlcore.data.overlap import check_target_overlap, item_kind, other_overlaps, overlap_warnings
 from tlcore.data.split import cap_per_class, eval_split, stratified_split
-from tlcore.errors import ConfigError, DataError
-from tlcore.evaluation.metrics import classification_metrics, flipped_examples, paired_difference, transfer_warnings
+from tlcore.errors import DataError
+from tlcore.evaluation.metrics import classification_metrics, flipped_examples, paired_difference
+from tlcore.evaluation.policy import transfer_warnings
+from tlcore.models.before import BeforeHead, nearest_class_mean
 from tlcore.models.features import extract_features
-from tlcore.models.registry import build_backbone, resolve_backbone_name
+from tlcore.models.registry import build_backbone
 from tlcore.models.transfer_model import TransferModel
 from tlcore.progress import CancelFn, Progress, ProgressFn, never_cancel, no_progress
+from tlcore.reporting.writer import RunWriter
 from tlcore.strategies import get_strategy
 from tlcore.strategies.linear_probe import fit_linear_head
 from tlcore.tasks.classify import train_classifier
@@ -56,34 +57,13 @@ def _load(path: Optional[str], cfg: FinetuneConfig, what: str, labeled: bool) ->
 
 
 def validate_config(cfg: FinetuneConfig) -> None:
-    if cfg.modality not in ("image", "text", "audio"):
-        raise ConfigError(f"unknown modality {cfg.modality!r}; use image, text or audio")
-    if not cfg.out:
-        raise ConfigError("no run folder given: pass --out RUN_DIR")
-    if cfg.task not in ("classify", "ner", "asr"):
-        raise ConfigError(f"unknown task {cfg.task!r}; use classify, ner or asr")
-    get_strategy(cfg.strategy)
-    if not cfg.target:
-        raise ConfigError("pass --target with labeled target data (a few examples per class); with only a labeled "
-                          "--source and --unlabeled target, pick an adaptation strategy (adabn, coral, deep_coral, dann, "
-                          "self_training, mcc); with no labels at all use `python -m tlcore cluster`")
-    resolve_backbone_name(cfg.backbone, cfg.modality)
+    """The run's settings, checked in one place (:meth:`FinetuneConfig.validate`)."""
+    cfg.validate()
 
 
 def _indices(labels: list[str], classes: list[str]) -> np.ndarray:
     pos = {c: i for i, c in enumerate(classes)}
     return np.array([pos[y] for y in labels], dtype=np.int64)
-
-
-def _nearest_class_mean(train_f: np.ndarray, train_y: np.ndarray, eval_f: np.ndarray, n_classes: int) -> np.ndarray:
-    def unit(x: np.ndarray) -> np.ndarray:
-        return x / (np.linalg.norm(x, axis=1, keepdims=True) + 1e-8)
-
-    means = np.stack([train_f[train_y == c].mean(0) if (train_y == c).any() else np.full(train_f.shape[1], np.nan)
-                      for c in range(n_classes)])
-    sims = unit(eval_f) @ unit(np.nan_to_num(means)).T
-    sims[:, np.isnan(means).any(1)] = -np.inf
-    return sims.argmax(1)
 
 
 def _knn(train_f: np.ndarray, train_y: np.ndarray, eval_f: np.ndarray) -> np.ndarray:
@@ -109,9 +89,8 @@ def run_finetune(cfg: FinetuneConfig, *, progress: Optional[ProgressFn] = None, 
         return run_adaptation(cfg, progress=progress, should_cancel=should_cancel)
     validate_config(cfg)
     strategy = get_strategy(cfg.strategy)
-    out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
+    writer = RunWriter(cfg.out, cfg.to_dict())
+    out = writer.start()
     timings: dict[str, float] = {}
     torch.manual_seed(cfg.seed)
 
@@ -127,6 +106,12 @@ def run_finetune(cfg: FinetuneConfig, *, progress: Optional[ProgressFn] = None, 
     else:
         train_ds, eval_ds, split_file = eval_split(target, cfg.eval_fraction)
     assert eval_ds is not None and eval_ds.labels is not None and train_ds.labels is not None
+    kind = item_kind(cfg.modality)
+    train_ds = train_ds.subset(check_target_overlap(eval_ds.items, train_ds.items, train_ds.names, kind=kind,
+                                                    eval_given=bool(cfg.eval)))
+    overlap = {"target": len(target) - len(train_ds) - (0 if cfg.eval else len(eval_ds)),
+               **other_overlaps(eval_ds.items, {"source": source and source.items,
+                                                "unlabeled": unlabeled and unlabeled.items}, kind)}
     train_ds = cap_per_class(train_ds, cfg.max_per_class, seed=cfg.seed)
     classes = sorted(set(train_ds.labels))
     unseen = sorted(set(eval_ds.labels) - set(classes))
@@ -150,21 +135,23 @@ def run_finetune(cfg: FinetuneConfig, *, progress: Optional[ProgressFn] = None, 
 
     # ---- before
     progress(Progress("before", 0, 1, "scoring the model before transfer"))
-    before_kind = "nearest class mean on pretrained features (no training)"
+    ncm_kind = "nearest class mean of the pretrained features, fitted on the target's training labels (no fine-tuning)"
+    before_kind = ncm_kind
     if source is not None and f_source is not None:
         keep = np.array([y in classes for y in source.labels or []])
         if keep.sum() and len(set(np.array(source.labels)[keep])) >= 2:
             ys = _indices([y for y, k in zip(source.labels, keep) if k], classes)  # type: ignore[arg-type]
             w, b, _ = fit_linear_head(f_source[keep], ys, len(classes), seed=cfg.seed)
-            pred_before = (torch.from_numpy(f_eval) @ w.T + b).argmax(1).numpy()
+            before_head = BeforeHead(w, b, "softmax")
             before_kind = "source-trained model (linear probe on source features)"
             if set(source.labels) != set(classes):  # type: ignore[arg-type]
                 before_kind += "; source classes not in the target are ignored"
         else:
-            pred_before = _nearest_class_mean(f_train, y_train, f_eval, len(classes))
+            before_head = nearest_class_mean(f_train, y_train, len(classes))
             before_kind += " (source has no classes in common with the target)"
     else:
-        pred_before = _nearest_class_mean(f_train, y_train, f_eval, len(classes))
+        before_head = nearest_class_mean(f_train, y_train, len(classes))
+    pred_before = before_head.scores(f_eval).argmax(1)
 
     # ---- after
     t0 = time.time()
@@ -182,7 +169,7 @@ def run_finetune(cfg: FinetuneConfig, *, progress: Optional[ProgressFn] = None, 
         result = train_classifier(
             model, [train_ds.items[i] for i in fit_idx], y_train[fit_idx],
             val_items=[train_ds.items[i] for i in val_idx], val_y=y_train[val_idx], config=tcfg,
-            train_modules=train_modules, checkpoint_dir=out / "checkpoints" / "after", resume=resume,
+            train_modules=train_modules, checkpoint_dir=writer.checkpoints("after"), resume=resume,
             stage="train", progress=progress, should_cancel=should_cancel)
         if strategy.finalize:
             strategy.finalize(model)
@@ -196,7 +183,7 @@ def run_finetune(cfg: FinetuneConfig, *, progress: Optional[ProgressFn] = None, 
         pred_after = model.predict_proba(eval_ds.items, batch_size=64).argmax(1)
     else:
         pred_after = (torch.from_numpy(f_eval) @ w.T + b).argmax(1).numpy()
-        train_info.update(epochs_run=0, train_size=len(train_ds))
+        train_info.update(epochs_run=0, train_size=len(train_ds), val_size=0)
     timings["train"] = time.time() - t0
 
     # ---- baselines
@@ -224,35 +211,31 @@ def run_finetune(cfg: FinetuneConfig, *, progress: Optional[ProgressFn] = None, 
     if "scratch" in baseline_preds:
         comparisons["scratch"] = paired_difference(y_eval, pred_after, baseline_preds["scratch"], seed=cfg.seed)
     timings["eval"] = time.time() - t0
+    warnings = transfer_warnings(comparisons, metric="accuracy") + overlap_warnings(overlap, len(eval_ds))
+    warnings += [f"{len(problems)} file(s)/row(s) skipped: see data.problems"] * bool(problems)
     report = {
-        "tlcore_version": __version__,
         "modality": cfg.modality, "task": cfg.task, "backbone": backbone_name, "strategy": cfg.strategy, "seed": cfg.seed,
-        "data": {"train": len(train_ds), "eval": len(eval_ds), "source": len(source) if source else 0,
-                 "unlabeled": len(unlabeled) if unlabeled else 0, "classes": classes,
-                 "train_per_class": train_ds.class_counts(), "eval_per_class": eval_ds.class_counts(),
+        "data": {"train": len(train_ds), "val": int(train_info.get("val_size", 0)), "eval": len(eval_ds),
+                 "source": len(source) if source else 0, "unlabeled": len(unlabeled) if unlabeled else 0,
+                 "classes": classes, "train_per_class": train_ds.class_counts(), "eval_per_class": eval_ds.class_counts(),
                  "eval_split_file": str(split_file) if split_file else None, "problems": problems,
-                 "target": cfg.target, "source_path": cfg.source, "eval_path": cfg.eval},
+                 "eval_overlap": overlap, "target": cfg.target, "source_path": cfg.source, "eval_path": cfg.eval},
         "before": {**before, "kind": before_kind},
         "after": after,
         "baselines": baselines,
         "comparisons": comparisons,
-        "warnings": transfer_warnings(comparisons) + [f"{len(problems)} file(s)/row(s) skipped: see data.problems"] * bool(problems),
+        "warnings": warnings,
         "flipped": flipped_examples(y_eval, pred_before, pred_after, classes, eval_ds.items, eval_ds.names),
         "eval_predictions": {"true": y_eval.tolist(), "before": np.asarray(pred_before).tolist(),
                              "after": np.asarray(pred_after).tolist(),
                              **{k: np.asarray(v).tolist() for k, v in baseline_preds.items()},
                              "items": [str(x) for x in eval_ds.items], "names": eval_ds.names},
         "training": train_info,
-        "timings_s": {k: round(v, 3) for k, v in timings.items()},
-        "environment": {"python": platform.python_version(), "torch": torch.__version__, "threads": torch.get_num_threads()},
-        "config": cfg.to_dict(),
+        "timings_s": timings,
     }
     progress(Progress("save", 0, 1, "saving the model"))
-    model.save_pretrained(out / "model")
-    (out / "report.json").write_text(json.dumps(report, indent=2))
-    from tlcore.reporting.model_card import write_model_card
-
-    write_model_card(out / "README.md", report)
+    report = writer.finish(report, setting="inductive", save_model=model.save_pretrained,
+                           save_before=lambda folder: before_head.save(folder, kind=before_kind))
     progress(Progress("done", 1, 1, f"after accuracy {after['accuracy']:.3f} (before {before['accuracy']:.3f})"))
     return report
 

@@ -7,24 +7,25 @@ source validation split (training-domain validation), never from target labels.
 
 from __future__ import annotations
 
-import json
 import time
-from pathlib import Path
 from typing import Optional
 
 import numpy as np
 import torch
 
-from tlcore import __version__
 from tlcore.config import FinetuneConfig
 from tlcore.data.dataset import Dataset
 from tlcore.data.loaders import check_trainable, load_dataset
+from tlcore.data.overlap import item_kind, other_overlaps, overlap_warnings
 from tlcore.errors import ConfigError, DataError
-from tlcore.evaluation.metrics import classification_metrics, flipped_examples, paired_difference, transfer_warnings
+from tlcore.evaluation.metrics import classification_metrics, flipped_examples, paired_difference
+from tlcore.evaluation.policy import transfer_warnings
+from tlcore.models.before import BeforeHead
 from tlcore.models.features import extract_features
 from tlcore.models.registry import build_backbone
 from tlcore.models.transfer_model import TransferModel
 from tlcore.progress import CancelFn, Progress, ProgressFn, never_cancel, no_progress
+from tlcore.reporting.writer import RunWriter
 from tlcore.strategies import get_strategy
 from tlcore.strategies.linear_probe import fit_linear_head
 
@@ -62,9 +63,8 @@ def run_adaptation(cfg: FinetuneConfig, *, progress: Optional[ProgressFn] = None
         raise ConfigError(f"{cfg.strategy} adapts a labeled source to unlabeled target data: pass --source and --unlabeled")
     if not cfg.eval and not cfg.target:
         raise ConfigError("pass --eval (labeled target data) so source-only and adapted accuracy can be measured")
-    out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
+    writer = RunWriter(cfg.out, cfg.to_dict())
+    writer.start()
     timings: dict[str, float] = {}
     progress(Progress("data", 0, 1, "loading data"))
     source = _load(cfg.source, cfg, "source")
@@ -78,6 +78,7 @@ def run_adaptation(cfg: FinetuneConfig, *, progress: Optional[ProgressFn] = None
     unseen = sorted(set(eval_ds.labels) - set(classes))
     if unseen:
         raise DataError(f"eval classes {unseen} do not occur in the source data; adaptation keeps the source's classes")
+    overlap = other_overlaps(eval_ds.items, {"source": source.items, "unlabeled": unlabeled.items}, item_kind(cfg.modality))
     ys = np.array([classes.index(c) for c in source.labels])  # type: ignore[union-attr]
     ye = np.array([classes.index(c) for c in eval_ds.labels])
 
@@ -90,7 +91,8 @@ def run_adaptation(cfg: FinetuneConfig, *, progress: Optional[ProgressFn] = None
     timings["features"] = time.time() - t0
 
     w0, b0, probe = fit_linear_head(fs, ys, len(classes), seed=cfg.seed)
-    pred_before = (torch.from_numpy(fe) @ w0.T + b0).argmax(1).numpy()
+    before_head = BeforeHead(w0, b0, "softmax")
+    pred_before = before_head.scores(fe).argmax(1)
 
     progress(Progress("adapt", 0, 1, f"adapting with {cfg.strategy}"))
     t0 = time.time()
@@ -134,28 +136,26 @@ def run_adaptation(cfg: FinetuneConfig, *, progress: Optional[ProgressFn] = None
     after = classification_metrics(ye, pred_after, classes, seed=cfg.seed)
     comparisons = {"source-only": paired_difference(ye, pred_after, pred_before, seed=cfg.seed)}
     report = {
-        "tlcore_version": __version__, "setting": "transductive", "modality": cfg.modality, "task": "classify",
+        "modality": cfg.modality, "task": "classify",
         "backbone": name, "strategy": cfg.strategy, "seed": cfg.seed,
         "data": {"train": len(source), "source": len(source), "eval": len(eval_ds), "unlabeled": len(unlabeled),
                  "classes": classes, "eval_per_class": eval_ds.class_counts(),
-                 "problems": [str(p) for d in (source, unlabeled, eval_ds) for p in d.problems]},
+                 "problems": [str(p) for d in (source, unlabeled, eval_ds) for p in d.problems],
+                 "eval_overlap": overlap},
         "before": {**before, "kind": "source-only model (linear probe on source features)"},
         "after": after,
         "baselines": {"knn": {**classification_metrics(ye, knn, classes, seed=cfg.seed), "note": "k-NN on source features"}},
         "comparisons": comparisons,
-        "warnings": transfer_warnings(comparisons),
+        "warnings": transfer_warnings(comparisons, metric="accuracy") + overlap_warnings(overlap, len(eval_ds)),
         "flipped": flipped_examples(ye, pred_before, pred_after, classes, eval_ds.items, eval_ds.names),
         "eval_predictions": {"true": ye.tolist(), "before": pred_before.tolist(), "after": np.asarray(pred_after).tolist(),
                              "knn": knn.tolist(), "items": [str(x) for x in eval_ds.items], "names": eval_ds.names},
         "training": info,
         "notes": ["target labels were used only to score before/after; hyper-parameters come from source validation"],
-        "timings_s": {k: round(v, 3) for k, v in timings.items()},
-        "config": cfg.to_dict(),
+        "timings_s": timings,
     }
-    model.save_pretrained(out / "model")
-    (out / "report.json").write_text(json.dumps(report, indent=2, default=float))
-    from tlcore.reporting.model_card import write_model_card
-
-    write_model_card(out / "README.md", report)
+    report = writer.finish(report, setting="transductive", save_model=model.save_pretrained,
+                           save_before=lambda folder: before_head.save(folder, kind=report["before"]["kind"]),
+                           skipped={"scratch": "training from scratch needs target labels; this setting has none"})
     progress(Progress("done", 1, 1, f"adapted accuracy {after['accuracy']:.3f} (source-only {before['accuracy']:.3f})"))
     return report

@@ -6,10 +6,10 @@ from __future__ import annotations
 from typing import Optional
 
 from tlcore.data.loaders import load_dataset
+from tlcore.diagnostics.clustering import compare_clustering, raw_features
 from tlcore.models.features import extract_features
 from tlcore.models.registry import build_backbone
 from tlcore.progress import Progress, ProgressFn, no_progress
-from tlcore.diagnostics.clustering import compare_clustering, raw_features
 
 
 def run_clustering(modality: str, data: str, *, backbone: Optional[str] = None, k: Optional[int] = None, seed: int = 0,

@@ -15,8 +15,6 @@ in the source accent) both are scored on it too, so forgetting shows. Strategies
 from __future__ import annotations
 
 import json
-import os
-import platform
 import time
 from pathlib import Path
 from typing import Optional, Sequence
@@ -24,17 +22,18 @@ from typing import Optional, Sequence
 import numpy as np
 import torch
 
-from tlcore import __version__
 from tlcore.config import FinetuneConfig
+from tlcore.data.overlap import check_target_overlap, other_overlaps, overlap_warnings
+from tlcore.data.split import stored_split
 from tlcore.errors import ConfigError, DataError
-from tlcore.paths import cache_dir
+from tlcore.evaluation.policy import transfer_warnings
 from tlcore.progress import CancelFn, Progress, ProgressFn, never_cancel, no_progress
+from tlcore.reporting.writer import RunWriter
 from tlcore.tasks.asr_data import AsrData, load_asr_dataset
 from tlcore.tasks.asr_metrics import asr_metrics, changed_utterances, paired_wer_difference, utterance_errors
 from tlcore.tasks.asr_model import (
     DEFAULT_LR,
     STRATEGY_HELP,
-    check_strategy,
     encode_targets,
     finalize_strategy,
     load_waves,
@@ -57,14 +56,8 @@ MAX_SECONDS = 30.0
 
 
 def validate_asr_config(cfg: FinetuneConfig) -> None:
-    if cfg.modality != "audio":
-        raise ConfigError(f"task 'asr' is speech recognition; use --modality audio (not {cfg.modality!r})")
-    if not cfg.out:
-        raise ConfigError("no run folder given: pass --out RUN_DIR")
-    check_strategy(cfg.strategy)
-    if not cfg.target:
-        raise ConfigError("pass --target with transcribed target-accent clips (a folder with metadata.csv: "
-                          "file_name,transcription)")
+    """The run's settings, checked in one place (:meth:`FinetuneConfig.validate`)."""
+    cfg.validate()
 
 
 def _load(path: Optional[str], what: str, cfg: FinetuneConfig) -> Optional[AsrData]:
@@ -101,15 +94,8 @@ def hold_out(data: AsrData, fraction: float, *, seed: int = 0, by_group: Optiona
 
 def _eval_split(target: AsrData, fraction: float) -> tuple[AsrData, AsrData, Path]:
     """Hold out part of the target once (speaker-disjoint when a speaker column exists), stored and reused."""
-    path = cache_dir("splits") / f"asr-{target.content_hash()}-{fraction:.3f}.json"
-    if path.exists():
-        stored = json.loads(path.read_text())
-        keep, held = stored["train"], stored["eval"]
-    else:
-        keep, held = hold_out(target, fraction, seed=0, by_group="speaker")
-        tmp = path.with_suffix(f".tmp{os.getpid()}")
-        tmp.write_text(json.dumps({"fraction": fraction, "n": len(target), "train": keep, "eval": held}))
-        os.replace(tmp, path)
+    keep, held, path = stored_split(f"asr-{target.content_hash()}", fraction,
+                                    lambda: hold_out(target, fraction, seed=0, by_group="speaker"))
     return target.subset(keep), target.subset(held), path
 
 
@@ -133,9 +119,8 @@ def run(cfg: FinetuneConfig, *, progress: Optional[ProgressFn] = None, should_ca
     progress = progress or no_progress
     should_cancel = should_cancel or never_cancel
     validate_asr_config(cfg)
-    out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
+    writer = RunWriter(cfg.out, cfg.to_dict())
+    writer.start()
     timings: dict[str, float] = {}
     torch.manual_seed(cfg.seed)
 
@@ -150,6 +135,10 @@ def run(cfg: FinetuneConfig, *, progress: Optional[ProgressFn] = None, should_ca
     else:
         train_data, eval_data, split_file = _eval_split(target, cfg.eval_fraction)
     assert eval_data is not None
+    train_data = train_data.subset(check_target_overlap(eval_data.paths, train_data.paths, train_data.names, kind="file",
+                                                        eval_given=bool(cfg.eval)))
+    overlap = {"target": len(target) - len(train_data) - (0 if cfg.eval else len(eval_data)),
+               **other_overlaps(eval_data.paths, {"source": source and source.paths}, "file")}
     fit_idx, val_idx = (list(range(len(train_data))), [])
     if cfg.val_fraction > 0 and len(train_data) >= 8:
         fit_idx, val_idx = hold_out(train_data, cfg.val_fraction, seed=cfg.seed)
@@ -193,7 +182,7 @@ def run(cfg: FinetuneConfig, *, progress: Optional[ProgressFn] = None, should_ca
     lr = cfg.lr or DEFAULT_LR[cfg.strategy]
     tcfg = TrainConfig(epochs=cfg.epochs, batch_size=cfg.batch_size, lr=lr, patience=cfg.patience, seed=cfg.seed, freeze_bn=False)
     result = train_asr(prepared.model, utterances("fit", fit_data), utterances("val", val_data) if len(val_data) else None,
-                       config=tcfg, train_modules=prepared.train_modules, checkpoint_dir=out / "checkpoints" / "after",
+                       config=tcfg, train_modules=prepared.train_modules, checkpoint_dir=writer.checkpoints("after"),
                        resume=resume, stage="train", progress=progress, should_cancel=should_cancel)
     model = finalize_strategy(prepared, cfg.strategy)
     timings["train"] = time.time() - t0
@@ -209,7 +198,8 @@ def run(cfg: FinetuneConfig, *, progress: Optional[ProgressFn] = None, should_ca
     before, after = _score(eval_data, before_eval, cfg.seed), _score(eval_data, after_eval, cfg.seed)
     e_before, e_after = utterance_errors(eval_data.texts, before_eval), utterance_errors(eval_data.texts, after_eval)
     comparison = paired_wer_difference(e_before, e_after, seed=cfg.seed)
-    warnings += _transfer_warnings(comparison)
+    warnings += transfer_warnings({"before": comparison}, metric="WER", higher_is_better=False)
+    warnings += overlap_warnings(overlap, len(eval_data))
     source_eval = None
     if source is not None:
         s_before, s_after = utterance_errors(source.texts, before_source), utterance_errors(source.texts, after_source)
@@ -221,16 +211,14 @@ def run(cfg: FinetuneConfig, *, progress: Optional[ProgressFn] = None, should_ca
     speakers = {name: sorted(set(d.groups["speaker"])) for name, d in (("train", train_data), ("eval", eval_data))
                 if "speaker" in d.groups}
     report = {
-        "transferlab_version": __version__,
         "modality": "audio", "task": "asr", "backbone": backbone_name, "strategy": cfg.strategy, "seed": cfg.seed,
-        "data": {"train": len(fit_data), "val": len(val_data), "eval": len(eval_data), "source": len(source) if source else 0,
-                 "speakers": speakers, "groups": sorted(eval_data.groups), "problems": problems,
+        "data": {"train": len(train_data), "val": len(val_data), "eval": len(eval_data), "source": len(source) if source else 0,
+                 "speakers": speakers, "eval_overlap": overlap, "groups": sorted(eval_data.groups), "problems": problems,
                  "eval_split_file": str(split_file) if split_file else None,
                  "target": cfg.target, "source_path": cfg.source, "eval_path": cfg.eval},
         "before": {**before, "kind": "the pretrained Whisper as it is (greedy decoding, English)"},
         "after": after,
         "baselines": {},
-        "baselines_note": SCRATCH_NOTE,
         "comparisons": {"before": comparison},
         "source_eval": source_eval,
         "warnings": warnings,
@@ -243,31 +231,20 @@ def run(cfg: FinetuneConfig, *, progress: Optional[ProgressFn] = None, should_ca
                      "trainable_params": trainable},
         "scoring": "WER/CER on normalised text: lower case, numbers as words, punctuation removed (tlcore.tasks.asr_metrics)",
         "window": {"encoder_positions": positions, "seconds": positions / 50, "longest_clip_s": round(longest, 3)},
-        "timings_s": {k: round(v, 3) for k, v in timings.items()},
-        "environment": {"python": platform.python_version(), "torch": torch.__version__, "threads": torch.get_num_threads()},
-        "config": cfg.to_dict(),
+        "timings_s": timings,
     }
     progress(Progress("save", 0, 1, "saving the model"))
-    set_encoder_window(model, None)  # back to Whisper's 30 s table: model/ is a standard folder
-    model.save_pretrained(out / "model")
-    processor.save_pretrained(out / "model")
-    (out / "model" / MARKER).write_text(json.dumps({"task": "asr", "backbone": backbone_name, "strategy": cfg.strategy}))
-    (out / "report.json").write_text(json.dumps(report, indent=2))
-    (out / "README.md").write_text(model_card_markdown(report))
+
+    def save_model(folder: Path) -> None:
+        set_encoder_window(model, None)  # back to Whisper's 30 s table: model/ is a standard folder
+        model.save_pretrained(folder)
+        processor.save_pretrained(folder)
+        (folder / MARKER).write_text(json.dumps({"task": "asr", "backbone": backbone_name, "strategy": cfg.strategy}))
+
+    report = writer.finish(report, setting="inductive", save_model=save_model,
+                           skipped={"scratch": SCRATCH_NOTE, "knn": "k-NN is not defined for speech recognition"})
     progress(Progress("done", 1, 1, f"WER {after['wer']:.3f} after (before {before['wer']:.3f})"))
     return report
-
-
-def _transfer_warnings(d: dict) -> list[str]:
-    lo, hi = d["ci95"]
-    pts = 100 * d["difference"]
-    if lo > 0:
-        return [f"negative transfer: WER after adaptation is higher by {pts:.1f} points (95% CI of the difference "
-                f"{100 * lo:.1f} to {100 * hi:.1f}); try a lower learning rate, fewer epochs or the lora strategy"]
-    if hi >= 0:
-        return [f"negative transfer risk: WER after adaptation is not lower than before beyond the 95% CI "
-                f"(difference {pts:+.1f} points, CI {100 * lo:.1f} to {100 * hi:.1f})"]
-    return []
 
 
 def _forgetting_warnings(d: dict) -> list[str]:
@@ -276,53 +253,6 @@ def _forgetting_warnings(d: dict) -> list[str]:
         return [f"forgetting: WER on the source accent rose by {100 * d['difference']:.1f} points "
                 f"(95% CI {100 * lo:.1f} to {100 * hi:.1f})"]
     return []
-
-
-def _pct(x: float) -> str:
-    return f"{100 * x:.1f}%"
-
-
-def _row(name: str, m: dict) -> str:
-    (wl, wh), (cl, ch) = m["wer_ci95"], m["cer_ci95"]
-    return f"| {name} | {_pct(m['wer'])} | {_pct(wl)} – {_pct(wh)} | {_pct(m['cer'])} | {_pct(cl)} – {_pct(ch)} |"
-
-
-def model_card_markdown(report: dict) -> str:
-    """README.md of an ASR run folder: what was adapted, and the before/after table."""
-    d = report["data"]
-    lines = [
-        "# TransferLab model: speech recognition adapted to an accent", "",
-        f"- backbone: `{report['backbone']}`; strategy: `{report['strategy']}` ({report['training']['strategy_help']}); "
-        f"seed {report['seed']}",
-        f"- data: {d['train']} training clips ({d['val']} more for early stopping), {d['eval']} evaluation clips"
-        + (f", {d['source']} source-accent clips" if d.get("source") else ""),
-        f"- 'before' is {report['before']['kind']}; scoring: {report['scoring']}", "",
-        "## Error rates on the held-out target eval split (lower is better)", "",
-        "| model | WER | 95% CI | CER | 95% CI |", "|---|---|---|---|---|",
-        _row("before", report["before"]), _row("after", report["after"]),
-    ]
-    if report.get("source_eval"):
-        s = report["source_eval"]
-        lines += ["", "## Source accent (forgetting check)", "", "| model | WER | 95% CI | CER | 95% CI |",
-                  "|---|---|---|---|---|", _row("before", s["before"]), _row("after", s["after"])]
-    for column, table in report["after"].get("per_group", {}).items():
-        lines += ["", f"## WER per {column}", "", f"| {column} | before | after | clips |", "|---|---|---|---|"]
-        for value, m in table.items():
-            b = report["before"]["per_group"][column][value]
-            lines.append(f"| {value} | {_pct(b['wer'])} | {_pct(m['wer'])} | {m['n']} |")
-    changed = report["flipped"]["changed"][:5]
-    if changed:
-        lines += ["", "## Transcripts that changed most", "", "| reference | before | after |", "|---|---|---|"]
-        lines += [f"| {c['reference']} | {c['before']} | {c['after']} |" for c in changed]
-    lines += ["", f"Baselines: {report['baselines_note']}."]
-    if report.get("warnings"):
-        lines += ["", "## Warnings", ""] + [f"- {w}" for w in report["warnings"]]
-    lines += ["", "## Use", "", "```python", "from transformers import WhisperForConditionalGeneration, WhisperProcessor",
-              "model = WhisperForConditionalGeneration.from_pretrained('model')",
-              "processor = WhisperProcessor.from_pretrained('model')", "```", "",
-              "Or: `python -m tlcore predict --run RUN_DIR --input PATH` "
-              "(`tlcore.tasks.asr.predict(run_dir, [paths])`).", ""]
-    return "\n".join(lines)
 
 
 # ---------------------------------------------------------------- prediction
@@ -366,7 +296,7 @@ def predict(run_dir: str | Path, audio_paths: Sequence[str | Path], *, model=Non
             for p, t, s in zip(paths, texts, seconds)]
 
 
-def predict_input(run_dir: str | Path, value: str | Path) -> list[dict]:
+def predict_input(run_dir: str | Path, value: str | Path, *, model=None) -> list[dict]:
     """``predict`` for a CLI ``--input``: an audio file, a folder of audio files (recursively), or a metadata.csv /
     ASR folder (then each row also gets its ``reference`` transcript)."""
     from tlcore.tasks.asr_data import AUDIO_EXT
@@ -375,14 +305,14 @@ def predict_input(run_dir: str | Path, value: str | Path) -> list[dict]:
     if not path.exists():
         raise DataError(f"{value}: no such file or folder")
     if path.is_file() and path.suffix.lower() in AUDIO_EXT:
-        return predict(run_dir, [path])
+        return predict(run_dir, [path], model=model)
     if path.suffix.lower() == ".csv" or (path.is_dir() and any(path.glob("*.csv"))):
         data = load_asr_dataset(path)
-        rows = predict(run_dir, data.paths)
+        rows = predict(run_dir, data.paths, model=model)
         return [{**r, "reference": ref} for r, ref in zip(rows, data.texts)]
     if path.is_dir():
         files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_EXT)
         if not files:
             raise DataError(f"{path}: no audio files ({', '.join(sorted(AUDIO_EXT))})")
-        return predict(run_dir, files)
+        return predict(run_dir, files, model=model)
     raise DataError(f"{path.name}: not an audio file ({', '.join(sorted(AUDIO_EXT))}), folder or .csv")

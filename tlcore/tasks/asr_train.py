@@ -16,7 +16,8 @@ from torch import nn
 
 from tlcore.progress import CancelFn, ProgressFn, never_cancel, no_progress
 from tlcore.tasks.asr_model import decoder_batch
-from tlcore.training.trainer import TrainConfig, TrainResult, Trainer
+from tlcore.training.trainer import TrainConfig, Trainer, TrainResult
+
 
 class Utterances:
     """Model inputs (``input_features`` or ``encoder_outputs``) and target token ids, batched by index."""

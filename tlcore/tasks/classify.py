@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from tlcore.progress import CancelFn, Progress, ProgressFn, never_cancel, no_progress
-from tlcore.training.trainer import TrainConfig, TrainResult, Trainer, batchnorms
+from tlcore.training.trainer import TrainConfig, Trainer, TrainResult, batchnorms
 
 
 class BatchSource:

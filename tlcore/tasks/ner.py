@@ -17,8 +17,6 @@ backbone spec; model.safetensors; tokenizer files), ``report.json``, ``README.md
 
 from __future__ import annotations
 
-import json
-import platform
 import time
 from pathlib import Path
 from typing import Optional
@@ -26,16 +24,17 @@ from typing import Optional
 import numpy as np
 import torch
 
-from tlcore import __version__
 from tlcore.config import FinetuneConfig
-from tlcore.errors import ConfigError, DataError
+from tlcore.data.overlap import check_target_overlap, other_overlaps, overlap_warnings
+from tlcore.errors import DataError
+from tlcore.evaluation.policy import transfer_warnings
 from tlcore.progress import CancelFn, Progress, ProgressFn, never_cancel, no_progress
+from tlcore.reporting.writer import RunWriter
 from tlcore.tasks.ner_data import NerData, encode, eval_split_ner, find_ner_file, load_ner, tag_vocabulary
 from tlcore.tasks.ner_metrics import (
     extract_spans,
     flipped_sentences,
     ner_metrics,
-    ner_warnings,
     paired_f1_difference,
     sentence_counts,
 )
@@ -52,17 +51,8 @@ PROBE_STEPS = 300
 
 
 def validate_ner_config(cfg: FinetuneConfig) -> None:
-    from tlcore.models.registry import resolve_backbone_name
-
-    if cfg.modality != "text":
-        raise ConfigError(f"task 'ner' is token classification of text; use --modality text (not {cfg.modality!r})")
-    if not cfg.out:
-        raise ConfigError("no run folder given: pass --out RUN_DIR")
-    if cfg.strategy not in NER_STRATEGIES:
-        raise ConfigError(f"strategy {cfg.strategy!r} is not available for NER; use one of {', '.join(NER_STRATEGIES)}")
-    if not cfg.target:
-        raise ConfigError("pass --target with tagged target sentences (.jsonl with tokens + tags, or CoNLL text)")
-    resolve_backbone_name(cfg.backbone, "text")
+    """The run's settings, checked in one place (:meth:`FinetuneConfig.validate`)."""
+    cfg.validate()
 
 
 def _load(path: Optional[str], what: str, *, labeled: bool = True) -> Optional[NerData]:
@@ -144,9 +134,8 @@ def run(cfg: FinetuneConfig, *, progress: Optional[ProgressFn] = None, should_ca
     progress = progress or no_progress
     should_cancel = should_cancel or never_cancel
     validate_ner_config(cfg)
-    out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
+    writer = RunWriter(cfg.out, cfg.to_dict())
+    out = writer.start()
     timings: dict[str, float] = {}
     notes: list[str] = []
     torch.manual_seed(cfg.seed)
@@ -165,6 +154,12 @@ def run(cfg: FinetuneConfig, *, progress: Optional[ProgressFn] = None, should_ca
     else:
         train_data, eval_data, split_file = eval_split_ner(target, cfg.eval_fraction)
     assert eval_data is not None and eval_data.tags is not None and train_data.tags is not None
+    train_data = train_data.subset(check_target_overlap(eval_data.sentences, train_data.sentences,
+                                                        [f"sentence {i + 1}" for i in range(len(train_data))],
+                                                        kind="tokens", eval_given=bool(cfg.eval)))
+    overlap = {"target": len(target) - len(train_data) - (0 if cfg.eval else len(eval_data)),
+               **other_overlaps(eval_data.sentences, {"source": source and source.sentences,
+                                                      "unlabeled": unlabeled and unlabeled.sentences}, "tokens")}
     types = sorted(set(train_data.entity_types()) | set(source.entity_types() if source else []))
     if not types:
         raise DataError("target data: no entities tagged (every tag is O); tag some entities with B-TYPE / I-TYPE")
@@ -201,6 +196,7 @@ def run(cfg: FinetuneConfig, *, progress: Optional[ProgressFn] = None, should_ca
         timings["features"] = time.time() - t0
     progress(Progress("before", 0, 1, "scoring the model before transfer"))
     pred_before = model.predict_tags(eval_enc)
+    writer.save_folder("before", model.save_pretrained)   # Try it runs exactly this model as "before"
 
     # ---- after
     t0 = time.time()
@@ -244,75 +240,32 @@ def run(cfg: FinetuneConfig, *, progress: Optional[ProgressFn] = None, should_ca
         notes.append(f"{eval_enc.truncated} eval sentence(s) are longer than the backbone's {model.max_length} sub-tokens; "
                      "their cut-off words are predicted O")
     report = {
-        "tlcore_version": __version__,
         "modality": "text", "task": "ner", "backbone": backbone_name, "strategy": cfg.strategy, "seed": cfg.seed,
-        "data": {"train": len(train_data), "eval": len(eval_data), "source": len(source) if source else 0,
+        "data": {"train": len(train_data), "val": int((training.get("after") or training.get("linear_probe") or {}).get("val_size", 0)),
+                 "eval": len(eval_data), "source": len(source) if source else 0,
                  "unlabeled": len(unlabeled) if unlabeled else 0, "tags": tags, "entity_types": types, "classes": types,
                  "train_entities": train_data.entity_counts(), "eval_entities": eval_data.entity_counts(),
-                 "source_entities": source.entity_counts() if source else {},
+                 "source_entities": source.entity_counts() if source else {}, "eval_overlap": overlap,
                  "eval_split_file": str(split_file) if split_file else None, "problems": [],
                  "target": cfg.target, "source_path": cfg.source, "eval_path": cfg.eval},
         "before": {**before, "kind": before_kind},
         "after": after,
         "baselines": baselines,
         "comparisons": comparisons,
-        "warnings": ner_warnings(comparisons),
+        "warnings": transfer_warnings(comparisons, metric="entity F1") + overlap_warnings(overlap, len(eval_data)),
         "notes": notes,
         "flipped": flipped_sentences(eval_data.sentences, gold, pred_before, pred_after),
         "eval_predictions": {"tokens": eval_data.sentences, "gold": gold, "before": pred_before, "after": pred_after,
                              **baseline_preds},
         "training": training,
-        "timings_s": {k: round(v, 3) for k, v in timings.items()},
-        "environment": {"python": platform.python_version(), "torch": torch.__version__, "threads": torch.get_num_threads()},
-        "config": cfg.to_dict(),
+        "timings_s": timings,
     }
     progress(Progress("save", 0, 1, "saving the model"))
     model.strategy = cfg.strategy
-    model.save_pretrained(out / "model")
-    (out / "report.json").write_text(json.dumps(report, indent=2))
-    (out / "README.md").write_text(model_card_markdown(report))
+    report = writer.finish(report, setting="inductive", save_model=model.save_pretrained,
+                           skipped={"knn": "k-NN is defined here for whole-item classification, not for tagging tokens"})
     progress(Progress("done", 1, 1, f"after entity F1 {after['entity_f1']:.3f} (before {before['entity_f1']:.3f})"))
     return report
-
-
-# ---------------------------------------------------------------- model card
-
-def model_card_markdown(report: dict) -> str:
-    d, b, a = report["data"], report["before"], report["after"]
-    scratch = report.get("baselines", {}).get("scratch")
-
-    def f(m: Optional[dict], key: str = "entity_f1") -> str:
-        return "–" if m is None else f"{m[key]:.3f}"
-
-    def ci(m: dict) -> str:
-        lo, hi = m["entity_f1_ci95"]
-        return f"{lo:.3f} – {hi:.3f}"
-
-    lines = [
-        "# TransferLab model: named-entity recognition (token classification)", "",
-        f"- backbone: `{report['backbone']}`; strategy: `{report['strategy']}`; seed {report['seed']}",
-        f"- entity types ({len(d['entity_types'])}): {', '.join(d['entity_types'])}; tags: {' '.join(d['tags'])}",
-        f"- data: {d['train']} training and {d['eval']} evaluation sentences"
-        + (f", {d['source']} source sentences" if d.get("source") else ""),
-        f"- 'before' is the {b.get('kind', 'model before transfer')}",
-        "- scores: entity-level, exact span and type match (conlleval semantics), on the held-out target eval set", "",
-        "## Entity F1 on the target eval set", "",
-        "| model | entity F1 | 95% CI | precision | recall | token accuracy |", "|---|---|---|---|---|---|",
-    ]
-    for name, m in [("before", b), ("after", a)] + [(f"baseline: {k}", v) for k, v in report.get("baselines", {}).items()]:
-        lines.append(f"| {name} | {m['entity_f1']:.3f} | {ci(m)} | {m['entity_precision']:.3f} | {m['entity_recall']:.3f} "
-                     f"| {m['token_accuracy']:.3f} |")
-    lines += ["", "## Per entity type (F1)", "", "| type | support | before | after | scratch |", "|---|---|---|---|---|"]
-    for kind in sorted(set(a["per_type"]) | set(b["per_type"])):
-        support = (a["per_type"].get(kind) or b["per_type"].get(kind) or {}).get("support", 0)
-        lines.append(f"| {kind} | {support} | {f(b['per_type'].get(kind), 'f1')} | {f(a['per_type'].get(kind), 'f1')} "
-                     f"| {f((scratch or {}).get('per_type', {}).get(kind), 'f1')} |")
-    if report.get("warnings") or report.get("notes"):
-        lines += ["", "## Warnings and notes", ""] + [f"- {w}" for w in report.get("warnings", []) + report.get("notes", [])]
-    lines += ["", "## Use", "", "```python", "from tlcore.tasks.ner import predict",
-              "predict('RUN_DIR', ['just saw priya at tesco in leeds'])   # whitespace-tokenized", "```", "",
-              "Or: `python -m tlcore predict --run RUN_DIR --input TEXT_OR_FILE`.", ""]
-    return "\n".join(lines)
 
 
 # ---------------------------------------------------------------- prediction
@@ -350,12 +303,12 @@ def predict(run_dir: str | Path, texts: list[str], *, model: Optional[TokenTagge
     return [{"text": t, **r} for t, r in zip(texts, predict_tokens(model, [t.split() for t in texts]))]
 
 
-def predict_input(run_dir: str | Path, value: str) -> list[dict]:
+def predict_input(run_dir: str | Path, value: str, *, model=None) -> list[dict]:
     """For the CLI: ``value`` is a text, a .jsonl / .conll file or folder (tokens; tags ignored) or a plain .txt
     (one sentence per line, unless it is in CoNLL form)."""
     path = Path(value)
     if not path.exists():
-        return predict(run_dir, [value])
+        return predict(run_dir, [value], model=model)
     try:
         data = load_ner(path)
     except DataError:
@@ -363,10 +316,10 @@ def predict_input(run_dir: str | Path, value: str) -> list[dict]:
         if file.suffix.lower() != ".txt":
             raise
         texts = [line for line in file.read_text(encoding="utf-8").splitlines() if line.strip()]
-        return predict(run_dir, texts)
+        return predict(run_dir, texts, model=model)
     if path.is_file() and path.suffix.lower() == ".txt" and data.tags is None:   # one token per line is unlikely: plain text
         texts = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
         if any(len(t.split()) > 1 for t in texts):
-            return predict(run_dir, texts)
-    model = load_model(run_dir)
+            return predict(run_dir, texts, model=model)
+    model = model or load_model(run_dir)
     return [{"text": " ".join(s), **r} for s, r in zip(data.sentences, predict_tokens(model, data.sentences))]

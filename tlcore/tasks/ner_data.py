@@ -213,21 +213,17 @@ def eval_split_ner(data: NerData, fraction: float) -> tuple[NerData, NerData, Pa
     """Hold out ``fraction`` of the sentences for evaluation once (stored by content hash, reused by every run)."""
     import numpy as np
 
-    from tlcore.paths import cache_dir
+    from tlcore.data.split import stored_split
 
     if len(data) < 4:
         raise DataError(f"the target set has {len(data)} sentences; give --eval or at least 4 tagged sentences")
-    path = cache_dir("splits") / f"ner-{data.content_hash()}-{fraction:.3f}.json"
-    if path.exists():
-        stored = json.loads(path.read_text())
-        train_idx, eval_idx = stored["train"], stored["eval"]
-    else:
+
+    def make() -> tuple[list[int], list[int]]:
         order = np.random.default_rng(0).permutation(len(data))
         n_eval = min(len(data) - 2, max(1, int(round(fraction * len(data)))))
-        eval_idx, train_idx = sorted(order[:n_eval].tolist()), sorted(order[n_eval:].tolist())
-        tmp = path.with_suffix(f".tmp{os.getpid()}")
-        tmp.write_text(json.dumps({"fraction": fraction, "n": len(data), "train": train_idx, "eval": eval_idx}))
-        os.replace(tmp, path)
+        return sorted(order[n_eval:].tolist()), sorted(order[:n_eval].tolist())
+
+    train_idx, eval_idx, path = stored_split(f"ner-{data.content_hash()}", fraction, make)
     return data.subset(train_idx), data.subset(eval_idx), path
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 import torch
@@ -23,7 +23,7 @@ from tlcore.models.transfer_model import load_backbone_from_folder, save_model_f
 from tlcore.progress import CancelFn, ProgressFn, never_cancel, no_progress
 from tlcore.tasks.ner_data import IGNORE, Encoded, align_labels
 from tlcore.tasks.ner_metrics import entity_scores
-from tlcore.training.trainer import TrainConfig, TrainResult, Trainer
+from tlcore.training.trainer import TrainConfig, Trainer, TrainResult
 
 ARCHITECTURE = "TokenTagger"
 

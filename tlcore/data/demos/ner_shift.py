@@ -18,7 +18,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from tlcore.data.demos import DEMOS, DemoSpec
+from tlcore.data.demos._common import DEMOS, DemoSpec, _rng
 from tlcore.tasks.ner_data import write_jsonl
 
 NAME = "ner-shift"
@@ -154,7 +154,7 @@ def _sentences(n: int, templates: Sequence[str], lists: dict[str, Sequence[str]]
 def make_ner_shift(out: Path, seed: int, size: str) -> None:
     """Write source / target / eval / unlabeled into ``out`` (the demo registry's ``make``)."""
     counts = SIZES[size]
-    rng = np.random.default_rng([seed, sum(map(ord, NAME))])
+    rng = _rng(seed, NAME)
     src = {"PER": SOURCE_PER, "LOC": SOURCE_LOC, "ORG": SOURCE_ORG}
     tgt = {"PER": TARGET_PER, "LOC": TARGET_LOC, "ORG": TARGET_ORG}
     s, t = _sentences(counts["source"], SOURCE_TEMPLATES, src, rng)

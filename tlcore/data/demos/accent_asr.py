@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import csv
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Sequence
 
 import numpy as np
 
-from tlcore.data.demos import DEMOS, DemoSpec, _finish_clips, _rng
+from tlcore.data.demos._common import DEMOS, SPOKEN_RATE, DemoSpec, _espeak_available, _finish_clips, _rng
 
 SENTENCES = (
     "Turn the kitchen lights off at seven.",
@@ -104,7 +104,7 @@ SENTENCES = (
     "Turn everything off when I go to bed.",
 )
 
-SAMPLE_RATE = 16_000
+SAMPLE_RATE = SPOKEN_RATE
 SOURCE_ACCENTS = ("en-us", "en-gb-x-rp")
 TARGET_ACCENTS = ("en-gb-scotland", "en-029", "en-gb-x-gbclan", "en-gb-x-gbcwmd")
 ACCENT_NAMES = {"en-us": "us", "en-gb-x-rp": "rp", "en-gb-scotland": "scottish", "en-029": "caribbean",
@@ -150,7 +150,7 @@ def _write_split(folder: Path, jobs: Sequence[dict], clips: Sequence[np.ndarray]
 
 def make_accent_asr(out: Path, seed: int, size: str) -> None:
     """Write ``out/source``, ``out/target`` and ``out/eval`` (see the module docstring)."""
-    from tlcore.data.espeak import synthesize_batch
+    from tlcore.data.demos.espeak import synthesize_batch
 
     sizes, rng = _SIZES[size], _rng(seed, "accent-asr")
     order = [SENTENCES[i] for i in rng.permutation(len(SENTENCES))]
@@ -173,14 +173,8 @@ def make_accent_asr(out: Path, seed: int, size: str) -> None:
         start += n
 
 
-def _available() -> Optional[str]:
-    from tlcore.data.espeak import available
-
-    return available()
-
-
 DEMOS.register("accent-asr", DemoSpec(
     "accent-asr", "audio", "asr",
     "speech recognition: short spoken commands in US/British RP voices (source) -> Scottish, Caribbean, "
     "Lancashire and West Midlands voices (target, eval: other speakers, other sentences)",
-    LICENSE, make_accent_asr, _available))
+    LICENSE, make_accent_asr, _espeak_available))

@@ -100,7 +100,7 @@ class _Engine:
 
     def synthesize(self, text: str, voice: str, rate: int, pitch: int, seed: Optional[int]) -> np.ndarray:
         if self.lib.espeak_SetVoiceByName(voice.encode()) != 0:
-            raise DataError(f"unknown eSpeak NG voice {voice!r}; see tlcore.data.espeak.list_voices()")
+            raise DataError(f"unknown eSpeak NG voice {voice!r}; see tlcore.data.demos.espeak.list_voices()")
         self.lib.espeak_SetParameter(_PARAM_RATE, int(rate), 0)
         self.lib.espeak_SetParameter(_PARAM_PITCH, int(pitch), 0)
         if seed is not None:
@@ -179,10 +179,10 @@ def synthesize_batch(jobs: Sequence[dict], *, timeout_s: float = 600.0) -> tuple
     of :func:`synthesize`; ``seed`` defaults to the job's index). Returns the float32 clips in job order and the sample rate.
     """
     payload = json.dumps([dict(job) for job in jobs]).encode()
-    package_root = str(Path(__file__).resolve().parents[2])  # so the child imports this same tlcore
+    package_root = str(Path(__file__).resolve().parents[3])  # so the child imports this same tlcore
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")])))
     proc = subprocess.run(
-        [sys.executable, "-m", "tlcore.data.espeak"], input=payload, capture_output=True, env=env, timeout=timeout_s
+        [sys.executable, "-m", "tlcore.data.demos.espeak"], input=payload, capture_output=True, env=env, timeout=timeout_s
     )
     if proc.returncode != 0:
         detail = proc.stderr.decode("utf-8", "replace").strip().splitlines()

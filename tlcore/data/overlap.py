@@ -1,0 +1,70 @@
+"""Train/eval overlap: identical items (by content hash) in the eval split and in any data a model learned from.
+
+An eval item that also sits in the training data is scored on something the model has seen, so the "after"
+number looks better than it is. Items are compared by content: the bytes of an image/audio file, the text of a
+row (surrounding white space ignored), the token list of an NER sentence. The target's training part sharing
+items with a user-given eval set is refused; when the eval split was held out from the target by TransferLab,
+duplicates of eval items are dropped from the training part (and counted); overlaps with the source or the
+unlabeled data are counted and warned about, since a source may legitimately share a few items.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Sequence
+
+from tlcore.errors import DataError
+
+
+def content_key(item: Any, kind: str) -> str:
+    """SHA-256 of one item's content; ``kind``: "file" (a path: its bytes), "text" or "tokens" (a word list)."""
+    if kind == "file":
+        data = b"F" + Path(item).read_bytes()
+    elif kind == "tokens":
+        data = b"W" + json.dumps(list(item)).encode("utf-8")
+    else:
+        data = b"T" + str(item).strip().encode("utf-8")
+    return hashlib.sha256(data).hexdigest()
+
+
+def item_kind(modality: str) -> str:
+    return "text" if modality == "text" else "file"
+
+
+def overlapping(eval_items: Sequence[Any], items: Sequence[Any], kind: str) -> list[int]:
+    """Indices into ``items`` of those identical to some eval item."""
+    keys = {content_key(x, kind) for x in eval_items}
+    return [i for i, x in enumerate(items) if content_key(x, kind) in keys]
+
+
+def check_target_overlap(eval_items: Sequence[Any], train_items: Sequence[Any], train_names: Sequence[str], *,
+                         kind: str, eval_given: bool) -> list[int]:
+    """The training indices to keep. A user-given eval set sharing items with the target's training data is
+    refused (a clear error naming a few); with a held-out split, the duplicates are dropped from training."""
+    shared = overlapping(eval_items, train_items, kind)
+    if shared and eval_given:
+        names = ", ".join(str(train_names[i]) if i < len(train_names) else f"#{i}" for i in shared[:3])
+        raise DataError(f"{len(shared)} item(s) of the target training data also appear in the eval data (e.g. {names}); "
+                        "an eval set must be held out: remove them from --target or from --eval (or leave out --eval "
+                        "and let TransferLab hold out a split)")
+    drop = set(shared)
+    return [i for i in range(len(train_items)) if i not in drop]
+
+
+def other_overlaps(eval_items: Sequence[Any], sets: dict[str, Sequence[Any] | None], kind: str) -> dict[str, int]:
+    """{set name: number of its items identical to an eval item} for the source / unlabeled sets given."""
+    return {name: len(overlapping(eval_items, items, kind)) for name, items in sets.items() if items}
+
+
+def overlap_warnings(counts: dict[str, int], n_eval: int) -> list[str]:
+    out = []
+    for name, n in counts.items():
+        if name == "target" and n:
+            out.append(f"{n} target training item(s) identical to eval items were left out of training "
+                       "(duplicates in the target set)")
+        elif n:
+            out.append(f"train/eval overlap: {n} {name} item(s) are identical to eval items (of {n_eval}); the eval "
+                       f"numbers may be optimistic — remove the duplicates from the {name} data")
+    return out
