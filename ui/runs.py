@@ -35,7 +35,9 @@ def start_worker(store: RunStore) -> None:
 
 
 def start_run(cfg: FinetuneConfig, *, name: str = "", dataset: Optional[str] = None) -> Run:
-    """Store a run, queue it and make sure a worker will pick it up. Never trains in this thread."""
+    """Store a run, queue it and make sure a worker will pick it up. Never trains in this thread. Settings are
+    checked first by the same :meth:`FinetuneConfig.validate` the CLI uses (the run folder is assigned here)."""
+    cfg.validate(need_out=False)
     store = get_store()
     run = store.create_run(cfg, name=name, owner=current_user(), dataset=dataset)
     store.enqueue(run.id)

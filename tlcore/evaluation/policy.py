@@ -30,14 +30,14 @@ def transfer_warnings(comparisons: Mapping[str, Mapping], *, metric: str = "accu
         # Express everything as "gain" (positive = after is better), in points.
         sign = 1 if higher_is_better else -1
         gain, g_lo, g_hi = sign * 100 * d["difference"], *sorted((sign * 100 * lo, sign * 100 * hi))
-        interval = f"95% CI of the gain {g_lo:+.1f} to {g_hi:+.1f} points"
+        interval = f"95% CI of the gain {g_lo:+.1f} to {g_hi:+.1f}"
         if g_hi < 0:
             out.append(f"negative transfer: the transferred model's {metric} is worse than {ref} by {-gain:.1f} points "
                        f"({interval}); try another backbone or strategy, a lower learning rate or fewer epochs")
         elif g_lo <= 0 and ref == "scratch":
             out.append(f"negative transfer risk: the transferred model does not beat training from scratch beyond the "
-                       f"95% CI ({metric} gain {gain:+.1f} points, {interval})")
+                       f"95% interval ({metric} gain {gain:+.1f} points, {interval})")
         elif g_lo <= 0:
-            out.append(f"no clear gain over {ref}: the {metric} gain of {gain:+.1f} points is within the 95% CI "
-                       f"({interval}); more eval data would tell")
+            out.append(f"no clear gain over {ref}: the {metric} gain of {gain:+.1f} points is not beyond the 95% "
+                       f"interval ({interval}); more eval data would tell")
     return out
