@@ -50,3 +50,32 @@ def test_clustering_reports_both_feature_kinds(domains):
     for side in ("pretrained", "raw"):
         assert report[side]["k"] == 2 and 0 <= report[side]["nmi"] <= 1
     assert report["raw"]["nmi"] > 0.9   # bright vs dark squares are trivially separable in pixels
+
+
+@pytest.mark.parametrize("strategy", ["dann", "deep_coral", "mcc"])
+def test_adapt_backbone_trains_the_backbone_end_to_end(tmp_path, domains, strategy):
+    import torch
+
+    from tlcore.models.registry import build_backbone
+
+    src, unl, ev = domains
+    report = run_finetune(FinetuneConfig(modality="image", source=str(src), unlabeled=str(unl), eval=str(ev),
+                                         backbone="tiny-image", strategy=strategy, adapt_backbone=True, epochs=2,
+                                         batch_size=8, out=str(tmp_path / "run")))
+    info = report["training"]["backbone"]
+    assert info["adapted"] and info["epochs_run"] == 2
+    assert all("source_val_accuracy" in row and "loss_align" in row for row in info["history"])
+    model = TransferModel.from_pretrained(tmp_path / "run" / "model")
+    pretrained = build_backbone("tiny-image", "image").state_dict()
+    changed = [k for k, v in model.backbone.state_dict().items() if v.dtype.is_floating_point
+               and "running" not in k and not torch.equal(v, pretrained[k])]
+    assert changed, "the backbone's weights did not move"
+    preds = model.predict_proba(report["eval_predictions"]["items"]).argmax(1).tolist()
+    assert preds == report["eval_predictions"]["after"]
+
+
+def test_adapt_backbone_needs_an_alignment_strategy(tmp_path, domains):
+    src, unl, ev = domains
+    with pytest.raises(ConfigError, match="--adapt-backbone"):
+        run_finetune(FinetuneConfig(modality="image", source=str(src), unlabeled=str(unl), eval=str(ev),
+                                    backbone="tiny-image", strategy="coral", adapt_backbone=True, out=str(tmp_path / "r")))

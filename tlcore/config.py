@@ -44,6 +44,8 @@ class FinetuneConfig:
                                       min=1, max=1_000_000)
     baselines: list = _f(["scratch", "knn"], "Baselines to compute: scratch (random-init twin, same budget), knn.",
                          choices_list=BASELINES)
+    adapt_backbone: bool = _f(False, "Domain adaptation (dann, deep_coral, mcc): train the whole backbone end to end with "
+                              "the alignment loss, not only an MLP head on frozen features (slower; uses epochs and lr).")
     on_bad_file: str = _f("skip", "What to do with unreadable files: skip (listed in the report) or refuse.", choices=("skip", "refuse"))
 
     def validate(self, *, need_out: bool = True) -> "FinetuneConfig":
@@ -132,6 +134,9 @@ def _check_strategy(cfg: FinetuneConfig) -> None:
     strategy = get_strategy(cfg.strategy)
     if cfg.task == "ner" and (strategy.needs_unlabeled or not strategy.uses_loop and cfg.strategy != "linear_probe"):
         raise ConfigError(f"strategy {cfg.strategy!r} is not available for NER; use linear_probe, partial, full or lora")
+    if cfg.adapt_backbone and cfg.strategy not in ("dann", "deep_coral", "mcc"):
+        raise ConfigError(f"--adapt-backbone trains the backbone with an alignment loss: use it with dann, deep_coral "
+                          f"or mcc (not {cfg.strategy!r})")
     if strategy.needs_unlabeled:
         if not cfg.source or not cfg.unlabeled:
             raise ConfigError(f"{cfg.strategy} adapts a labeled source to unlabeled target data: pass --source and --unlabeled")

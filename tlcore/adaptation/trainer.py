@@ -159,6 +159,24 @@ def train_adapter(source_f: np.ndarray, source_y: np.ndarray, target_f: np.ndarr
                          history=history, hyper=hyper)
 
 
+def alignment_objective(method: str, fs: torch.Tensor, ft: torch.Tensor, ys: torch.Tensor, classifier: nn.Module,
+                        disc: nn.Module | None, coeff: float, trade_off: float) -> tuple[torch.Tensor, dict]:
+    """``CE(classifier(fs), ys) + trade_off · L_align(fs, ft)`` (module docstring) for source features ``fs`` with
+    labels ``ys`` and target features ``ft``; also the terms' values for the history."""
+    loss_cls = F.cross_entropy(classifier(fs), ys)
+    terms = {"loss_cls": loss_cls.item()}
+    if method == "dann":
+        loss_align, terms["domain_accuracy"] = domain_adversarial_loss(disc, fs, ft, coeff)
+    elif method == "coral":
+        loss_align = deep_coral_loss(fs, ft) + mean_difference_loss(fs, ft)
+    elif method == "mcc":
+        loss_align = mcc_loss(classifier(ft))
+    else:
+        loss_align = torch.zeros(())
+    terms["loss_align"] = loss_align.item()
+    return loss_cls + trade_off * loss_align, terms
+
+
 class _AlignTask:
     """Each step: the labeled source batch ``idx`` and the next unlabeled target batch; the loss of the module
     docstring. The epoch's mean terms and the source-validation accuracy go into the history row."""
@@ -186,21 +204,12 @@ class _AlignTask:
         head = self.head
         self.coeff = grl_coefficient(state.step / max(state.total_steps - 1, 1))
         fs, ft = head[1](head[0](self.z_train[idx])), head[1](head[0](self._target_batch()))
-        loss_cls = F.cross_entropy(head[2](fs), self.y_train[idx])
-        terms = {"loss_cls": loss_cls.item()}
-        if self.method == "dann":
-            loss_align, terms["domain_accuracy"] = domain_adversarial_loss(self.disc, fs, ft, self.coeff)
-        elif self.method == "coral":
-            loss_align = deep_coral_loss(fs, ft) + mean_difference_loss(fs, ft)
-        elif self.method == "mcc":
-            loss_align = mcc_loss(head[2](ft))
-        else:
-            loss_align = torch.zeros(())
-        terms["loss_align"] = loss_align.item()
+        loss, terms = alignment_objective(self.method, fs, ft, self.y_train[idx], head[2], self.disc, self.coeff,
+                                          self.trade_off)
         for k, v in terms.items():
             self.sums[k] = self.sums.get(k, 0.0) + v
         self.steps += 1
-        return loss_cls + self.trade_off * loss_align, float(len(idx))
+        return loss, float(len(idx))
 
     @torch.no_grad()
     def validate(self) -> dict:

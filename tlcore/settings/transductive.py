@@ -56,6 +56,7 @@ def run_adaptation(cfg: FinetuneConfig, *, progress: Optional[ProgressFn] = None
                    should_cancel: Optional[CancelFn] = None) -> dict:
     progress = progress or no_progress
     should_cancel = should_cancel or never_cancel
+    cfg.validate()
     strategy = get_strategy(cfg.strategy)
     if not strategy.needs_unlabeled:
         raise ConfigError(f"strategy {cfg.strategy!r} is not a domain-adaptation strategy")
@@ -125,10 +126,24 @@ def run_adaptation(cfg: FinetuneConfig, *, progress: Optional[ProgressFn] = None
                            "trade_off_scores": {str(k): v for k, v in grid.items()}, "history": result.history}
         with torch.no_grad():
             pred_after = result.head(torch.from_numpy(fe)).argmax(1).numpy()
-    timings["adapt"] = time.time() - t0
-
     model = TransferModel(backbone, classes, backbone_name=name, strategy=cfg.strategy, head_hidden=head_hidden)
     model.head.load_state_dict(head_state)
+    if cfg.adapt_backbone:
+        from tlcore.adaptation.backbone import adapt_backbone
+
+        # End to end: the head restarts from the source probe; the trade-off is the one chosen on frozen features.
+        model = TransferModel(backbone, classes, backbone_name=name, strategy=cfg.strategy)
+        model.head.load_state_dict({"weight": w0, "bias": b0})
+        trade_off = info["adapter"]["hyper"]["trade_off"]
+        lr = cfg.lr or get_strategy("full").default_lr
+        trained = adapt_backbone(model, source.items, ys, unlabeled.items, method=ADAPTER_METHOD[cfg.strategy],
+                                 trade_off=trade_off, epochs=cfg.epochs, batch_size=cfg.batch_size, lr=lr, seed=cfg.seed,
+                                 checkpoint_dir=writer.checkpoints("adapt"), progress=progress, should_cancel=should_cancel)
+        backbone.pretrained = False   # modified weights: never share the features cache
+        info["backbone"] = {"adapted": True, "trade_off": trade_off, "lr": lr, "epochs_run": trained.epochs_run,
+                            "history": trained.history}
+        pred_after = model.predict_proba(eval_ds.items, batch_size=64).argmax(1)
+    timings["adapt"] = time.time() - t0
     from sklearn.neighbors import KNeighborsClassifier
 
     knn = KNeighborsClassifier(n_neighbors=min(5, len(ys)), metric="cosine").fit(fs, ys).predict(fe)
