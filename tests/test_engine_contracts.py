@@ -10,13 +10,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import write_image_set, write_text_set
 from torch import nn
 
 import tlcore
 from tlcore.config import FinetuneConfig
 from tlcore.errors import Cancelled, ConfigError, DataError
 from tlcore.evaluation.policy import transfer_warnings
-from conftest import write_image_set, write_text_set
 
 ROOT = Path(__file__).resolve().parents[1]
 

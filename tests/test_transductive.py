@@ -5,11 +5,11 @@ import shutil
 import pytest
 from conftest import write_image_set
 
-from tlcore.settings.unsupervised import run_clustering
 from tlcore.config import FinetuneConfig
 from tlcore.errors import ConfigError
 from tlcore.models.transfer_model import TransferModel
 from tlcore.settings.inductive import run_finetune
+from tlcore.settings.unsupervised import run_clustering
 
 
 @pytest.fixture(scope="module")

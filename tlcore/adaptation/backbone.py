@@ -23,7 +23,7 @@ from tlcore.adaptation.dann import DomainDiscriminator, grl_coefficient
 from tlcore.adaptation.trainer import _split_source, alignment_objective
 from tlcore.progress import CancelFn, ProgressFn, never_cancel, no_progress
 from tlcore.tasks.classify import BatchSource
-from tlcore.training.trainer import TrainConfig, TrainResult, Trainer
+from tlcore.training.trainer import TrainConfig, Trainer, TrainResult
 
 BACKBONE_METHODS = ("dann", "coral", "mcc")
 
