@@ -1,9 +1,11 @@
 """Diagnose: how different is the target from the source, and which backbone will transfer best?
 
-Verdict first, then the mismatch scores and the embedding map, the property drift, and the backbone ranking.
-Both computations take about a minute with the real default backbones on a laptop CPU (sentiment demo:
-diagnose ~17 s, ranking minilm-l6 and its random twin ~40 s), so they start on a button and are cached per
-(modality, source, target, backbone, seed) and (modality, target, candidates, seed).
+Verdict first, then the mismatch scores and the embedding map, the property drift, the task's own part
+(entity types and unseen entities for NER, transcript vocabulary for speech recognition) and the backbone
+ranking (zero-shot error rates of speech recognisers for ASR). Both computations take about a minute with the
+real default backbones on a laptop CPU (sentiment demo: diagnose ~17 s, ranking minilm-l6 and its random twin
+~40 s), so they start on a button and are cached per (modality, source, target, backbone, seed, task) and
+(modality, target, candidates, seed, task).
 """
 
 from ui.entry import via_app
@@ -27,43 +29,59 @@ except ImportError:
 SEVERITY_BOX = {"none": st.success, "mild": st.warning, "strong": st.error}
 SEVERITY_TITLE = {"none": "No detectable mismatch", "mild": "Mild mismatch", "strong": "Strong mismatch"}
 DOMAIN_NAMES = {"A": "source", "B": "target", "a": "source", "b": "target"}  # run_diagnose compares A=source, B=target
-SCORE_NAMES = {"logme": "LogME", "knn_accuracy": "k-NN accuracy", "h_score": "H-score", "leep": "LEEP", "nce": "NCE"}
+SCORE_NAMES = {"logme": "LogME", "knn_accuracy": "k-NN accuracy", "h_score": "H-score", "leep": "LEEP", "nce": "NCE",
+               "wer": "WER", "cer": "CER"}
 
 
 @st.cache_data(show_spinner="Comparing source and target (pretrained features, mismatch scores, drift tests)…",
                max_entries=16)
-def diagnose(modality: str, source: str, target: str, backbone: str, seed: int) -> dict:
-    return run_diagnose(modality, source, target, backbone=backbone, seed=seed)
+def diagnose(modality: str, source: str, target: str, backbone: str, seed: int, task: str) -> dict:
+    return run_diagnose(modality, source, target, backbone=backbone, seed=seed, task=task)
 
 
 @st.cache_data(show_spinner="Scoring each candidate backbone on the labeled target (no fine-tuning)…", max_entries=16)
-def rank(modality: str, target: str, backbones: tuple, seed: int) -> dict:
-    return run_rank(modality, target, backbones=list(backbones), seed=seed)
+def rank(modality: str, target: str, backbones: tuple, seed: int, task: str) -> dict:
+    return run_rank(modality, target, backbones=list(backbones), seed=seed, task=task)
 
 
 st.caption("Compares the source and target sets on pretrained features and simple data properties, before you "
            "spend time training: a large mismatch means transfer needs more target data or more adaptation. It also "
-           "ranks candidate backbones on the labeled target without fine-tuning.")
-choice = datasets.data_picker("dx-data", task="classify")
+           "ranks candidate backbones on the labeled target without fine-tuning. Works for classification, named-entity "
+           "recognition (NER) and speech recognition (ASR) sets.")
+choice = datasets.data_picker("dx-data")
 if choice is None:
     st.stop()
+task = choice.task or "classify"
 if "source" not in choice.splits or "target" not in choice.splits:
     st.info("Diagnose compares a **source** set with a **target** set: add a source set on the Data page.")
     st.stop()
 names = [s.name for s in list_backbones(choice.modality, include_tiny=True)]
 default = DEFAULT_BACKBONE[choice.modality]
 c1, c2 = st.columns([3, 1])
-backbone = c1.selectbox("backbone (for the mismatch scores and the map)", names,
+backbone = c1.selectbox("audio encoder (for the mismatch scores and the map)" if task == "asr" else
+                        "backbone (for the mismatch scores and the map)", names,
                         index=names.index(default) if default in names else 0, key="dx-backbone")
 seed = c2.number_input("seed", value=0, min_value=0, key="dx-seed")
-candidates_all = list(dict.fromkeys(candidate_backbones(choice.modality) + names + [n + RANDOM_SUFFIX for n in names]))
-candidates = st.multiselect(
-    "backbones to rank", candidates_all, default=candidate_backbones(choice.modality), key="dx-candidates",
-    help="Each candidate is scored on the labeled target set (LogME, H-score, k-NN accuracy; LEEP and NCE for image "
-         "backbones with a pretrained classifier). `@random` is the same architecture with random weights: a control "
-         "that any useful pretrained backbone should beat.")
-key = (choice.modality, choice.splits["source"], choice.splits["target"], backbone, int(seed))
-rank_key = (choice.modality, choice.splits["target"], tuple(candidates), int(seed))
+if task == "asr":
+    recognizers = candidate_backbones(choice.modality, task="asr")
+    candidates = st.multiselect(
+        "speech recognizers to rank", recognizers, default=recognizers, key="dx-candidates",
+        help="Each Whisper transcribes the target clips as it is (zero-shot, no training); lower WER is better. "
+             "`@random` is the same architecture with random weights: a control any pretrained model should beat.")
+    extra = st.text_input("also rank (Whisper folders or Hugging Face ids, comma-separated)", key="dx-extra")
+    candidates = list(dict.fromkeys(candidates + [x.strip() for x in extra.split(",") if x.strip()]))
+else:
+    candidates_all = list(dict.fromkeys(candidate_backbones(choice.modality) + names + [n + RANDOM_SUFFIX for n in names]))
+    candidates = st.multiselect(
+        "backbones to rank", candidates_all, default=candidate_backbones(choice.modality), key="dx-candidates",
+        help=("Each candidate is scored on word features of the tagged target sentences (LogME, H-score, k-NN accuracy, "
+              "the word's tag as its label). " if task == "ner" else
+              "Each candidate is scored on the labeled target set (LogME, H-score, k-NN accuracy; LEEP and NCE for image "
+              "backbones with a pretrained classifier). ")
+        + "`@random` is the same architecture with random weights: a control that any useful pretrained backbone "
+          "should beat.")
+key = (choice.modality, choice.splits["source"], choice.splits["target"], backbone, int(seed), task)
+rank_key = (choice.modality, choice.splits["target"], tuple(candidates), int(seed), task)
 st.caption("About a minute with the default backbones on a laptop CPU; results are kept, so reopening is instant.")
 if st.button("Run diagnosis", type="primary", icon=":material/troubleshoot:"):
     st.session_state["dx-key"] = key
@@ -90,7 +108,7 @@ if signals:
                  hide_index=True, width="stretch",
                  column_config={"meaning": st.column_config.TextColumn(width="large")})
 data = result.get("data") or {}
-st.caption(f"{data.get('source', '?')} source vs {data.get('target', '?')} target items · backbone "
+st.caption(f"{data.get('source', '?')} source vs {data.get('target', '?')} target {data.get('unit', 'items')} · backbone "
            f"**{result.get('backbone', backbone)}** · seed {result.get('seed', seed)}")
 
 # ------------------------------------------------------------------ mismatch + map
@@ -101,14 +119,18 @@ with left:
     st.plotly_chart(plots.mismatch_panels(mismatch, {s.get("name"): s.get("severity") for s in signals
                                                      if isinstance(s, dict)}, "Mismatch scores (pretrained features)"),
                     key="dx-mm", width="stretch")
-    definitions = mismatch.get("definitions") or result.get("definitions") or {}
+    definitions = {**(mismatch.get("definitions") or {}), **(result.get("definitions") or {})}
     if definitions:
         with st.expander("What the scores mean"):
             st.markdown("\n".join(f"- **{k}**: {v}" for k, v in definitions.items()))
 with right:
     m = mismatch.get("map") or result.get("map") or {}
     if m.get("x"):
-        color = st.radio("Color the map by", ["domain", "label"], horizontal=True, key="dx-color")
+        label_name = data.get("map_label") or "label"
+        color = "domain"
+        if any(v is not None for v in m.get("label") or []):
+            color = st.radio("Color the map by", ["domain", "label"], horizontal=True, key="dx-color",
+                             format_func=lambda c: c if c == "domain" else label_name)
         domains = [DOMAIN_NAMES.get(str(d), str(d)) for d in m["domain"]]
         st.plotly_chart(plots.embedding_map(m["x"], m["y"], domains, m.get("label"), color_by=color,
                                             title="Embedding map (2-D projection of pretrained features)"),
@@ -129,6 +151,49 @@ if rows:
         st.dataframe([{c: (round(r[c], 4) if isinstance(r.get(c), float) else r.get(c)) for c in cols} for r in rows],
                      hide_index=True, width="stretch",
                      column_config={"mean_a": "mean (source)", "mean_b": "mean (target)"})
+
+# ------------------------------------------------------------------ task-specific: NER entities, ASR transcripts
+ner = result.get("ner") or {}
+if result.get("task") == "ner":
+    st.subheader("Entities: source vs target")
+    if ner.get("note"):
+        st.info(ner["note"])
+    shift, unseen = ner.get("entity_shift") or {}, ner.get("unseen_entities") or {}
+    if shift:
+        st.caption(f"Entity-type shift: total variation **{shift.get('total_variation', 0):.2f}** between the "
+                   f"proportions of entity spans per type (chi-square p = {shift.get('chi2_p_value', 1):.3g}).")
+        counts, props = shift.get("counts") or {}, shift.get("proportions") or {}
+        st.dataframe([{"entity type": t, "spans (source)": c.get("a"), "spans (target)": c.get("b"),
+                       "share (source)": round(props.get(t, {}).get("a", 0), 3),
+                       "share (target)": round(props.get(t, {}).get("b", 0), 3)} for t, c in counts.items()],
+                     hide_index=True, width="stretch", key="dx-entity-shift")
+    if unseen:
+        c1, c2 = st.columns(2)
+        c1.metric("target entity mentions unseen in the source", f"{100 * unseen.get('mention_rate', 0):.0f}%",
+                  help=(result.get("definitions") or {}).get("unseen_entities"))
+        c2.metric("distinct target entities unseen", f"{100 * unseen.get('surface_rate', 0):.0f}%")
+        st.dataframe([{"entity type": t, "target mentions": v.get("mentions"), "unseen in source": v.get("unseen"),
+                       "unseen share": round(v.get("rate", 0), 3)} for t, v in (unseen.get("per_type") or {}).items()],
+                     hide_index=True, width="stretch", key="dx-unseen")
+        if unseen.get("examples"):
+            st.caption("Most frequent unseen target entities: "
+                       + ", ".join(f"{s} ({t})" for s, t, _ in unseen["examples"]))
+asr = result.get("asr") or {}
+if result.get("task") == "asr" and asr:
+    st.subheader("Transcripts: source vs target")
+    voc = asr.get("vocabulary") or {}
+    length = asr.get("utterance_length") or {}
+    cols = st.columns(4)
+    cols[0].metric("target word OOV rate", f"{100 * voc.get('oov_rate', 0):.0f}%",
+                   help=(result.get("definitions") or {}).get("oov_words"))
+    cols[1].metric("distinct target words unseen", f"{100 * voc.get('oov_type_rate', 0):.0f}%")
+    for col, (name, label) in zip(cols[2:], (("words_per_clip", "words per clip"), ("words_per_second", "words per second"))):
+        if name in length:
+            col.metric(f"{label} (source → target)", f"{length[name]['source']:.1f} → {length[name]['target']:.1f}")
+    if voc.get("unseen_words"):
+        st.caption("Most frequent target words never in the source transcripts: "
+                   + ", ".join(f"{w} ({c})" for w, c in voc["unseen_words"]))
+
 text = result.get("text") or {}
 if text:
     voc = text.get("vocabulary") or {}
@@ -142,13 +207,24 @@ if text:
                            "count source": w[2], "count target": w[3]} for w in words], hide_index=True, width="stretch")
 
 # ------------------------------------------------------------------ backbone ranking
-st.subheader("Which backbone? Ranking without fine-tuning")
-st.caption("**Which score to trust:** in our validation on the demos (ranking vs. real fine-tuned accuracy, see the "
-           "README) **H-score** agreed with the fine-tuned ranking on every demo; **LogME** got one demo "
-           "backwards and **k-NN accuracy** two. With few labeled examples every score is rough: when two candidates' intervals overlap, the "
-           "data **cannot tell** them apart, so treat them as equal and fine-tune both if it matters. Intervals come "
-           "from repeated 80% subsamples of the target, so they describe the score at 80% of the data and need not "
-           "contain the full-data point.")
+if task == "asr":
+    st.subheader("Which speech recognizer? Zero-shot error rates")
+    st.caption("Each candidate Whisper transcribes the target clips as it is (greedy decoding, no training): word and "
+               "character error rates, **lower is better**, with 95% bootstrap intervals over clips. When two "
+               "candidates' intervals overlap, the data **cannot tell** them apart.")
+else:
+    st.subheader("Which backbone? Ranking without fine-tuning")
+    st.caption("**Which score to trust:** in our validation on the demos (ranking vs. real fine-tuned accuracy, see the "
+               "README) **H-score** agreed with the fine-tuned ranking on every demo; **LogME** got one demo "
+               "backwards and **k-NN accuracy** two. With few labeled examples every score is rough: when two candidates' intervals overlap, the "
+               "data **cannot tell** them apart, so treat them as equal and fine-tune both if it matters. Intervals come "
+               "from repeated 80% subsamples of the target, so they describe the score at 80% of the data and need not "
+               "contain the full-data point.")
+    if task == "ner":
+        st.caption("NER: scores on word features (each word's first sub-token) with the word's BIO tag as its label; "
+                   "the subsamples draw whole sentences. The validation above is for classification; on word features "
+                   "a random-init twin can score well by telling word identities apart, so a `@random` candidate "
+                   "close to a pretrained one means fine-tune and compare, not that pretraining does not help.")
 if not candidates:
     st.info("Pick at least one backbone to rank.")
     st.stop()
@@ -175,7 +251,20 @@ st.dataframe([{"rank": row.get("rank"), "backbone": row.get("backbone"),
                "cannot tell from best on": ", ".join(SCORE_NAMES.get(s, s) for s in row.get("tied_with_best") or [])
                if row.get("rank") != 1 else "(best)"} for row in table], hide_index=True, width="stretch")
 if table:
-    st.plotly_chart(plots.rank_intervals(table, "Score with subsampling interval (best backbone in blue)"),
-                    key="dx-rank", width="stretch")
+    title = ("Error rate with 95% interval (lower is better; best in blue)" if ranked.get("lower_is_better")
+             else "Score with subsampling interval (best backbone in blue)")
+    st.plotly_chart(plots.rank_intervals(table, title), key="dx-rank", width="stretch")
+zero_shot = ranked.get("zero_shot") or {}
+if zero_shot:
+    with st.expander("Zero-shot transcripts and error rate per group"):
+        for name, block in zero_shot.items():
+            st.markdown(f"**{name}**: WER {block.get('wer', 0):.1%}, CER {block.get('cer', 0):.1%}"
+                        + (f", {block['runaway']} runaway transcript(s)" if block.get("runaway") else ""))
+            rows = [{"group": f"{column}: {value}", "WER": round(v.get("wer", 0), 3), "CER": round(v.get("cer", 0), 3),
+                     "clips": v.get("n")} for column, values in (block.get("per_group") or {}).items()
+                    for value, v in values.items()]
+            if rows:
+                st.dataframe(rows, hide_index=True, width="stretch")
+            st.dataframe(block.get("examples") or [], hide_index=True, width="stretch")
 if ranked.get("advice"):
     st.info(ranked["advice"], icon=":material/lightbulb:")

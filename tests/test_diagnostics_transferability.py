@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 from scipy.optimize import minimize
 from scipy.stats import multivariate_normal
+from sklearn.covariance import LedoitWolf
 
 from tlcore.diagnostics import (
     FEATURE_SCORES,
@@ -129,7 +130,8 @@ def test_h_score_equals_naive_formula():
     f, y = small_case(seed=6, n=50)
     assert h_score(f, y) == pytest.approx(naive_h_score(f, y), rel=1e-9)
     shrunk = h_score(f, y, inverse="shrinkage")
-    assert np.isfinite(shrunk) and shrunk > 0
+    # Ledoit–Wolf picks α = 1 here (near-isotropic features): Σ_α = μI and (1 − α) cov(g) = 0.
+    assert LedoitWolf().fit(f).shrinkage_ == 1.0 and shrunk == 0.0
     with pytest.raises(ValueError, match="inverse"):
         h_score(f, y, inverse="nope")
 
@@ -138,6 +140,67 @@ def test_h_score_pinv_with_more_dims_than_items_is_number_of_classes_minus_one()
     # With d ≥ n the class means are always perfectly "explained": H = rank of cov(E[f|y]) = K − 1.
     rng = np.random.default_rng(7)
     assert h_score(rng.standard_normal((12, 50)), np.arange(12) % 3) == pytest.approx(2.0, rel=1e-6)
+
+
+def naive_shrinkage_h_score(f, y):
+    """Ibrahim, Ponomareva & Mazumder 2022: tr(Σ_α⁻¹ (1 − α) cov(g)), Σ_α = (1 − α) Σ + α tr(Σ)/d I, with
+    Σ, cov(g) the (n − 1) sample covariances and α sklearn's Ledoit–Wolf intensity."""
+    n, d = f.shape
+    lw = LedoitWolf().fit(f)
+    alpha = lw.shrinkage_
+    cov_f = np.cov(f, rowvar=False, ddof=1).reshape(d, d)
+    sigma_alpha = (1 - alpha) * cov_f + alpha * np.trace(cov_f) / d * np.eye(d)
+    # sklearn's covariance_ is the same shrinkage of the 1/n covariance: n/(n − 1) times smaller.
+    np.testing.assert_allclose(lw.covariance_ * n / (n - 1), sigma_alpha, rtol=1e-10, atol=1e-12)
+    g = np.zeros_like(f)
+    for c in np.unique(y):
+        g[y == c] = f[y == c].mean(axis=0)
+    cov_g = np.cov(g, rowvar=False, ddof=1).reshape(d, d)
+    return np.trace(np.linalg.solve(sigma_alpha, (1 - alpha) * cov_g)), alpha
+
+
+def test_shrinkage_h_score_equals_the_papers_formula():
+    f, y = small_case(seed=11, n=12, d=6)
+    expected, alpha = naive_shrinkage_h_score(f, y)
+    assert 0.05 < alpha < 0.95                      # a case where the (1 − α) factor matters
+    assert h_score(f, y, inverse="shrinkage") == pytest.approx(expected, rel=1e-9)
+    # d > n: Σ is singular, Σ_α is not.
+    wide = np.random.default_rng(12).standard_normal((10, 25))
+    wide_y = np.arange(10) % 2
+    wide[:, 0] += 2 * wide_y
+    assert h_score(wide, wide_y, inverse="shrinkage") == pytest.approx(naive_shrinkage_h_score(wide, wide_y)[0], rel=1e-9)
+
+
+def test_shrinkage_h_score_one_feature_hand_case():
+    # d = 1: sklearn's Ledoit–Wolf gives α = 0, so H_α = H = between-class / total variance.
+    # f = 0, 2 | 4, 6: class means 1, 5, overall mean 3 -> Σ(g − 3)² = 4·4 = 16, Σ(f − 3)² = 9+1+1+9 = 20.
+    f = np.array([[0.0], [2.0], [4.0], [6.0]])
+    y = np.array([0, 0, 1, 1])
+    assert LedoitWolf().fit(f).shrinkage_ == 0.0
+    assert h_score(f, y, inverse="shrinkage") == pytest.approx(16 / 20, rel=1e-12)
+    assert h_score(f, y) == pytest.approx(16 / 20, rel=1e-12)
+
+
+def test_shrinkage_h_score_ranks_high_dimensional_noise_last():
+    # Two informative backbones (class c shifts feature c) and one of 500-dimensional pure noise, n = 60.
+    # Without the (1 − α) factor the noise, with α ≈ 0.97, scored ≈ 13, far above the informative
+    # features (≤ K − 1 = 2): tr(Σ_α⁻¹ cov(g)) grows with d.
+    rng = np.random.default_rng(13)
+    n, k = 60, 3
+    y = np.arange(n) % k
+    onehot = np.eye(k)[y]
+    backbones = {
+        "strong": np.c_[4 * onehot, np.zeros((n, 2))] + rng.standard_normal((n, 5)),
+        "medium": np.c_[3 * onehot, np.zeros((n, 7))] + rng.standard_normal((n, 10)),
+        "noise": rng.standard_normal((n, 500)),
+    }
+    scores = {name: h_score(f, y, inverse="shrinkage") for name, f in backbones.items()}
+    assert LedoitWolf().fit(backbones["noise"]).shrinkage_ > 0.9
+    assert sorted(scores, key=scores.get, reverse=True) == ["strong", "medium", "noise"]
+    assert scores["noise"] < 0.5 * scores["medium"]
+    assert all(0 < v < k - 1 for v in scores.values())
+    table = rank_backbones({name: {"h_score": (v, v, v)} for name, v in scores.items()})
+    assert table[-1]["backbone"] == "noise"
 
 
 # --- kNN, bootstrap, ranking -----------------------------------------------------------------------

@@ -33,7 +33,7 @@ class FinetuneConfig:
     strategy: str = _f("linear_probe", "Transfer strategy: linear_probe, partial, full, lora.")
     epochs: int = _f(10, "Training epochs (upper bound; early stopping may end sooner).", min=1, max=500)
     batch_size: int = _f(16, "Mini-batch size for fine-tuning.", min=1, max=1024)
-    lr: Optional[float] = _f(None, "Learning rate; default depends on the strategy.", min=1e-7, max=1.0)
+    lr: Optional[float] = _f(None, "Learning rate; default depends on the strategy.", min=1e-12, max=1.0)
     seed: int = _f(0, "Random seed: same seed, same data, same result.", min=0, max=2**32 - 1)
     eval_fraction: float = _f(0.3, "Share of the labeled target held out for evaluation when --eval is not given.", min=0.05, max=0.9)
     partial_blocks: int = _f(2, "partial: number of top backbone blocks to unfreeze.", min=1, max=48)

@@ -19,8 +19,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from tlcore.adaptation.dann import DomainDiscriminator, grl_coefficient
-from tlcore.adaptation.trainer import _split_source, alignment_objective
+from tlcore.adaptation.dann import DomainDiscriminator
+from tlcore.adaptation.trainer import AlignmentTask, _split_source
 from tlcore.progress import CancelFn, ProgressFn, never_cancel, no_progress
 from tlcore.tasks.classify import BatchSource
 from tlcore.training.trainer import TrainConfig, Trainer, TrainResult
@@ -28,7 +28,7 @@ from tlcore.training.trainer import TrainConfig, Trainer, TrainResult
 BACKBONE_METHODS = ("dann", "coral", "mcc")
 
 
-class _BackboneAlignTask:
+class _BackboneAlignTask(AlignmentTask):
     def __init__(self, model: nn.Module, disc: Optional[nn.Module], method: str, trade_off: float,
                  source: Sequence[Any], ys: np.ndarray, target: Sequence[Any], val: Sequence[Any], val_y: np.ndarray,
                  batch_size: int, seed: int):
@@ -38,8 +38,8 @@ class _BackboneAlignTask:
         self.bs_t = min(batch_size, len(self.tgt))
         self.rng = np.random.default_rng([seed, 7])
         self.t_order, self.t_pos = self.rng.permutation(len(self.tgt)), 0
-        self.sums: dict[str, float] = {}
-        self.steps, self.coeff, self.batch_size = 0, 0.0, batch_size
+        self.batch_size = batch_size
+        self._reset_terms()
 
     def __len__(self) -> int:
         return len(self.ys)
@@ -51,27 +51,18 @@ class _BackboneAlignTask:
         return self.t_order[self.t_pos - self.bs_t:self.t_pos].tolist()
 
     def loss(self, idx: Sequence[int], state) -> tuple[torch.Tensor, float]:
-        self.coeff = grl_coefficient(state.step / max(state.total_steps - 1, 1))
         fs = self.model.backbone(**self.src.get(idx))
         ft = self.model.backbone(**self.tgt.get(self._target_idx()))
-        loss, terms = alignment_objective(self.method, fs, ft, self.ys[idx], self.model.head, self.disc, self.coeff,
-                                          self.trade_off)
-        for k, v in terms.items():
-            self.sums[k] = self.sums.get(k, 0.0) + v
-        self.steps += 1
-        return loss, float(len(idx))
+        return self._objective(state, fs, ft, self.ys[idx], self.model.head), float(len(idx))
 
     @torch.no_grad()
     def validate(self) -> dict:
         self.model.eval()
-        correct = 0
-        for start in range(0, len(self.val_y), 2 * self.batch_size):
-            idx = range(start, min(start + 2 * self.batch_size, len(self.val_y)))
+        correct, bs = 0, 2 * self.batch_size
+        for start in range(0, len(self.val_y), bs):
+            idx = range(start, min(start + bs, len(self.val_y)))
             correct += int((self.model(**self.val.get(idx)).argmax(1) == self.val_y[list(idx)]).sum())
-        acc = correct / len(self.val_y) if len(self.val_y) else None
-        row = {"coeff": self.coeff, "source_val_accuracy": acc, **{k: v / max(self.steps, 1) for k, v in self.sums.items()}}
-        self.sums, self.steps = {}, 0
-        return {"score": acc if acc is not None else -row["loss_cls"], **row}
+        return self._epoch_row(correct / len(self.val_y) if len(self.val_y) else None)
 
 
 def adapt_backbone(model: nn.Module, source_items: Sequence[Any], source_y: np.ndarray, target_items: Sequence[Any], *,

@@ -21,8 +21,6 @@ import numpy as np
 import torch
 from sklearn.linear_model import LogisticRegression
 
-from tlcore.diagnostics._common import check_pair
-
 
 def _fit(clf: LogisticRegression, z: np.ndarray, y: np.ndarray, n_classes: int) -> tuple[np.ndarray, np.ndarray]:
     """Fit ``clf`` on standardised ``z``; return (weight (C, d), bias (C,)), absent classes never predicted."""
@@ -77,12 +75,9 @@ def self_train(source_f: np.ndarray, source_y: np.ndarray, target_f: np.ndarray,
         features, as in ``nn.Linear``. ``info``: ``rounds`` (list of dicts with ``n_selected`` and
         ``per_class``), ``n_pseudo`` (pseudo-labels used by the final head), ``threshold``, ``C``.
     """
-    xs, xt = check_pair(source_f, target_f)
-    ys = np.asarray(source_y, dtype=np.int64).ravel()
-    if ys.shape[0] != xs.shape[0]:
-        raise ValueError(f"source_y has {ys.shape[0]} labels for {xs.shape[0]} source items")
-    if ys.min() < 0 or ys.max() >= n_classes:
-        raise ValueError(f"source labels must lie in [0, {n_classes}); got range [{ys.min()}, {ys.max()}]")
+    from tlcore.adaptation.trainer import check_labeled_pair
+
+    xs, ys, xt = check_labeled_pair(source_f, source_y, target_f, n_classes)
     if not 0.0 < threshold < 1.0:
         raise ValueError(f"threshold must be in (0, 1); got {threshold}")
     pooled = np.concatenate([xs, xt])

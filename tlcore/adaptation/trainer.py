@@ -73,6 +73,19 @@ class AdapterResult(JsonResult):
         return d
 
 
+def check_labeled_pair(source_f: np.ndarray, source_y, target_f: np.ndarray,
+                       n_classes: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(source features, integer labels, target features) checked: same feature width, one label per source item,
+    labels in [0, n_classes)."""
+    xs, xt = check_pair(source_f, target_f)
+    ys = np.asarray(source_y, dtype=np.int64).ravel()
+    if ys.shape[0] != xs.shape[0]:
+        raise ValueError(f"source_y has {ys.shape[0]} labels for {xs.shape[0]} source items")
+    if ys.min() < 0 or ys.max() >= n_classes:
+        raise ValueError(f"source labels must lie in [0, {n_classes}); got range [{ys.min()}, {ys.max()}]")
+    return xs, ys, xt
+
+
 def _split_source(y: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Stratified (when possible) train / validation indices of the source."""
     idx = np.arange(y.shape[0])
@@ -119,12 +132,7 @@ def train_adapter(source_f: np.ndarray, source_y: np.ndarray, target_f: np.ndarr
     """
     if method not in METHODS:
         raise ValueError(f"unknown adaptation method {method!r}; known: {', '.join(METHODS)}")
-    xs, xt = check_pair(source_f, target_f)
-    ys = np.asarray(source_y, dtype=np.int64).ravel()
-    if ys.shape[0] != xs.shape[0]:
-        raise ValueError(f"source_y has {ys.shape[0]} labels for {xs.shape[0]} source items")
-    if ys.min() < 0 or ys.max() >= n_classes:
-        raise ValueError(f"source labels must lie in [0, {n_classes}); got range [{ys.min()}, {ys.max()}]")
+    xs, ys, xt = check_labeled_pair(source_f, source_y, target_f, n_classes)
     if epochs is not None and epochs < 1:
         raise ValueError(f"epochs must be ≥ 1 (or None for the default); got {epochs}")
     train_idx, val_idx = _split_source(ys, source_val_fraction, seed)
@@ -177,7 +185,36 @@ def alignment_objective(method: str, fs: torch.Tensor, ft: torch.Tensor, ys: tor
     return loss_cls + trade_off * loss_align, terms
 
 
-class _AlignTask:
+class AlignmentTask:
+    """What the two adapters (MLP head on features, whole backbone) share as trainer tasks: the GRL schedule, the
+    objective, the epoch's mean terms and the history row with the source-validation accuracy."""
+
+    method: str
+    trade_off: float
+    disc: nn.Module | None
+
+    def _reset_terms(self) -> None:
+        self.sums: dict[str, float] = {}
+        self.steps, self.coeff = 0, 0.0
+
+    def _objective(self, state, fs: torch.Tensor, ft: torch.Tensor, ys: torch.Tensor,
+                   classifier: nn.Module) -> torch.Tensor:
+        self.coeff = grl_coefficient(state.step / max(state.total_steps - 1, 1))
+        loss, terms = alignment_objective(self.method, fs, ft, ys, classifier, self.disc, self.coeff, self.trade_off)
+        for k, v in terms.items():
+            self.sums[k] = self.sums.get(k, 0.0) + v
+        self.steps += 1
+        return loss
+
+    def _epoch_row(self, source_val_accuracy: float | None) -> dict:
+        row = {"coeff": self.coeff, "source_val_accuracy": source_val_accuracy,
+               **{k: v / max(self.steps, 1) for k, v in self.sums.items()}}
+        self.sums, self.steps = {}, 0
+        score = source_val_accuracy if source_val_accuracy is not None else -row.get("loss_cls", 0.0)
+        return {"score": score, **row}
+
+
+class _AlignTask(AlignmentTask):
     """Each step: the labeled source batch ``idx`` and the next unlabeled target batch; the loss of the module
     docstring. The epoch's mean terms and the source-validation accuracy go into the history row."""
 
@@ -189,7 +226,7 @@ class _AlignTask:
         self.bs_t = min(batch_size, zt.shape[0])
         self.gen = torch.Generator().manual_seed(seed)
         self.t_perm, self.t_pos = torch.randperm(zt.shape[0], generator=self.gen), 0
-        self.sums, self.steps, self.coeff = {}, 0, 0.0
+        self._reset_terms()
 
     def __len__(self) -> int:
         return self.z_train.shape[0]
@@ -202,23 +239,14 @@ class _AlignTask:
 
     def loss(self, idx, state) -> tuple[torch.Tensor, float]:
         head = self.head
-        self.coeff = grl_coefficient(state.step / max(state.total_steps - 1, 1))
         fs, ft = head[1](head[0](self.z_train[idx])), head[1](head[0](self._target_batch()))
-        loss, terms = alignment_objective(self.method, fs, ft, self.y_train[idx], head[2], self.disc, self.coeff,
-                                          self.trade_off)
-        for k, v in terms.items():
-            self.sums[k] = self.sums.get(k, 0.0) + v
-        self.steps += 1
-        return loss, float(len(idx))
+        return self._objective(state, fs, ft, self.y_train[idx], head[2]), float(len(idx))
 
     @torch.no_grad()
     def validate(self) -> dict:
         self.head.eval()
         val_acc = float((self.head(self.z_val).argmax(1) == self.y_val).float().mean()) if len(self.y_val) else None
-        row = {"coeff": self.coeff, "source_val_accuracy": val_acc,
-               **{k: v / max(self.steps, 1) for k, v in self.sums.items()}}
-        self.sums, self.steps = {}, 0
-        return {"score": val_acc if val_acc is not None else -row["loss_cls"], **row}
+        return self._epoch_row(val_acc)
 
 
 def _train(z_train: torch.Tensor, y_train: torch.Tensor, z_val: torch.Tensor, y_val: torch.Tensor, zt: torch.Tensor,

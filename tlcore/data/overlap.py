@@ -58,6 +58,13 @@ def other_overlaps(eval_items: Sequence[Any], sets: dict[str, Sequence[Any] | No
     return {name: len(overlapping(eval_items, items, kind)) for name, items in sets.items() if items}
 
 
+def split_overlaps(eval_items: Sequence[Any], train_items: Sequence[Any], train_names: Sequence[str], *, kind: str,
+                   eval_given: bool, others: dict[str, Sequence[Any] | None]) -> tuple[list[int], dict[str, int]]:
+    """Both checks at once: (training indices to keep, {"target": duplicates dropped, "source": n, ...})."""
+    keep = check_target_overlap(eval_items, train_items, train_names, kind=kind, eval_given=eval_given)
+    return keep, {"target": len(train_items) - len(keep), **other_overlaps(eval_items, others, kind)}
+
+
 def overlap_warnings(counts: dict[str, int], n_eval: int) -> list[str]:
     out = []
     for name, n in counts.items():

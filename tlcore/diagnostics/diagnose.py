@@ -2,15 +2,23 @@
 
 ``run_diagnose`` embeds both sets with a backbone, measures the mismatch (MMD + permutation test, proxy
 A-distance, Fréchet, CORAL, label shift, a 2-D map), tests per-property drift of the raw inputs, and writes a
-plain-language verdict. ``run_rank`` scores every candidate backbone on the labeled target without
-fine-tuning (LogME, H-score, k-NN CV accuracy; LEEP and NCE where the backbone has a pretrained classifier),
-each with a subsampling interval, and can validate the ranking by fine-tuning each candidate (Kendall tau).
+plain-language verdict. Per task (``task=None`` detects it from the data):
+
+* classify: class label shift; text sets also get vocabulary overlap and separating words.
+* ner: sentences (words joined by spaces) are embedded like classification text; instead of class label shift,
+  the entity-type shift (entity spans per type, chi-square test) and the share of target entity mentions never
+  seen in the source; text properties plus entities per sentence drift.
+* asr: clips are embedded like classification audio; audio properties plus words per clip and speaking rate
+  drift; the word out-of-vocabulary rate of the target transcripts w.r.t. the source transcripts.
+
+``run_rank`` (in :mod:`tlcore.diagnostics.rank`, importable from here) scores candidate backbones on the
+labeled target without fine-tuning.
 """
 
 from __future__ import annotations
 
 import time
-from typing import Optional, Sequence
+from typing import Optional
 
 import numpy as np
 import soundfile as sf
@@ -20,25 +28,31 @@ from tlcore.data.loaders import load_dataset
 from tlcore.diagnostics import (
     DEFINITIONS,
     audio_properties,
-    bootstrap_score,
     compare_embeddings,
-    h_score,
+    embedding_map,
     image_properties,
-    kendall_tau,
-    knn_cv_accuracy,
-    leep,
-    logme,
     mismatch_verdict,
-    nce,
     property_drift,
-    rank_backbones,
     separating_words,
     text_properties,
     vocabulary_overlap,
 )
+from tlcore.diagnostics.rank import candidate_backbones, run_rank, validate_ranking
+from tlcore.diagnostics.task_data import joined_sentences, load_asr_set, load_ner_set, require_items, resolve_task
+from tlcore.diagnostics.task_shift import (
+    TASK_DEFINITIONS,
+    entity_properties,
+    entity_type_shift,
+    transcript_properties,
+    transcript_vocabulary,
+    unseen_entities,
+)
+from tlcore.diagnostics.task_verdict import task_verdict
 from tlcore.models.features import extract_features
-from tlcore.models.registry import RANDOM_SUFFIX, build_backbone, list_backbones
+from tlcore.models.registry import build_backbone
 from tlcore.progress import Progress, ProgressFn, no_progress
+
+__all__ = ["candidate_backbones", "run_diagnose", "run_rank", "validate_ranking"]
 
 MAX_PROPERTY_ITEMS = 1000
 
@@ -63,17 +77,50 @@ def _properties(ds: Dataset, tokenizer, seed: int) -> dict[str, np.ndarray]:
     return audio_properties(waves)
 
 
+def _text_section(a: Dataset, b: Dataset) -> dict:
+    return {"vocabulary": vocabulary_overlap(a.items, b.items), "separating_words": separating_words(a.items, b.items, k=15)}
+
+
 def run_diagnose(modality: str, source: str, target: str, *, backbone: Optional[str] = None, seed: int = 0,
-                 n_permutations: int = 200, progress: ProgressFn = no_progress) -> dict:
-    """The diagnose report (JSON-ready): verdict first, then scores with definitions, drift, map."""
+                 n_permutations: int = 200, task: Optional[str] = None, progress: ProgressFn = no_progress) -> dict:
+    """The diagnose report (JSON-ready): verdict first, then scores with definitions, drift, map, and the task's
+    own section (``report["ner"]`` / ``report["asr"]``). ``task``: classify, ner, asr or None (detect)."""
     t0 = time.time()
+    task = resolve_task(task, modality, ("source", source), ("target", target))
     progress(Progress("data", 0, 2, "loading data"))
-    a = load_dataset(source, modality)
-    b = load_dataset(target, modality)
+    if task == "ner":
+        report = _diagnose_ner(source, target, backbone=backbone, seed=seed, n_permutations=n_permutations,
+                               progress=progress)
+    elif task == "asr":
+        report = _diagnose_asr(source, target, backbone=backbone, seed=seed, n_permutations=n_permutations,
+                               progress=progress)
+    else:
+        report = _diagnose_classify(modality, source, target, backbone=backbone, seed=seed,
+                                    n_permutations=n_permutations, progress=progress)
+    report["timings_s"] = {"total": round(time.time() - t0, 3)}
+    progress(Progress("done", 1, 1, report["verdict"]["summary"]))
+    return report
+
+
+def _embed(modality: str, a: Dataset, b: Dataset, backbone: Optional[str], progress: ProgressFn):
     progress(Progress("features", 0, 2, "embedding both sets"))
     bb = build_backbone(backbone, modality)
     fa = extract_features(bb, a, stage="features: source", progress=progress)
     fb = extract_features(bb, b, stage="features: target", progress=progress)
+    return bb, fa, fb
+
+
+def _head(modality: str, task: str, bb, seed: int) -> dict:
+    return {"modality": modality, "task": task, "backbone": bb.backbone_name, "seed": seed}  # type: ignore[attr-defined]
+
+
+def _diagnose_classify(modality: str, source: str, target: str, *, backbone: Optional[str], seed: int,
+                       n_permutations: int, progress: ProgressFn) -> dict:
+    a = load_dataset(source, modality)
+    b = load_dataset(target, modality)
+    require_items(len(a), "source", "items")
+    require_items(len(b), "target", "items")
+    bb, fa, fb = _embed(modality, a, b, backbone, progress)
     progress(Progress("mismatch", 0, 1, "MMD, domain classifier, Fréchet, CORAL"))
     mismatch = compare_embeddings(fa, fb, seed=seed, labels_a=a.labels, labels_b=b.labels, n_permutations=n_permutations)
     progress(Progress("drift", 0, 1, "per-property two-sample tests"))
@@ -81,7 +128,7 @@ def run_diagnose(modality: str, source: str, target: str, *, backbone: Optional[
     drift = property_drift(_properties(a, tokenizer, seed), _properties(b, tokenizer, seed))
     verdict = mismatch_verdict(mismatch, drift, n_target_labels=len(b) if b.labels is not None else None)
     report = {
-        "modality": modality, "backbone": bb.backbone_name, "seed": seed,  # type: ignore[attr-defined]
+        **_head(modality, "classify", bb, seed),
         "data": {"source": len(a), "target": len(b), "source_path": source, "target_path": target,
                  "source_classes": a.classes, "target_classes": b.classes},
         "verdict": verdict.to_dict(),
@@ -90,97 +137,85 @@ def run_diagnose(modality: str, source: str, target: str, *, backbone: Optional[
         "definitions": DEFINITIONS,
     }
     if modality == "text":
-        report["text"] = {"vocabulary": vocabulary_overlap(a.items, b.items),
-                          "separating_words": separating_words(a.items, b.items, k=15)}
-    report["timings_s"] = {"total": round(time.time() - t0, 3)}
-    progress(Progress("done", 1, 1, verdict.summary))
+        report["text"] = _text_section(a, b)
     return report
 
 
-def _source_probs(bb, ds: Dataset) -> Optional[np.ndarray]:
-    """Softmax of the backbone's own pretrained classifier (ImageNet head), when it has one."""
-    import torch
+def _diagnose_ner(source: str, target: str, *, backbone: Optional[str], seed: int, n_permutations: int,
+                  progress: ProgressFn) -> dict:
+    na, nb = load_ner_set(source, "source"), load_ner_set(target, "target")
+    a = Dataset("text", joined_sentences(na.sentences), origin=na.origin)
+    b = Dataset("text", joined_sentences(nb.sentences), origin=nb.origin)
+    bb, fa, fb = _embed("text", a, b, backbone, progress)
+    progress(Progress("mismatch", 0, 1, "MMD, domain classifier, Fréchet, CORAL"))
+    mismatch = compare_embeddings(fa, fb, seed=seed, n_permutations=n_permutations)
+    progress(Progress("drift", 0, 1, "per-property two-sample tests"))
+    tokenizer = getattr(bb, "tokenizer", None)
+    props_a, props_b = _properties(a, tokenizer, seed), _properties(b, tokenizer, seed)
+    tagged = na.tags is not None and nb.tags is not None
+    if tagged:
+        props_a.update(entity_properties(na.tags))  # type: ignore[arg-type]
+        props_b.update(entity_properties(nb.tags))  # type: ignore[arg-type]
+    drift = property_drift(props_a, props_b)
+    shift = entity_type_shift(na.tags, nb.tags) if tagged else None  # type: ignore[arg-type]
+    unseen = unseen_entities(na.sentences, na.tags, nb.sentences, nb.tags) if tagged else None  # type: ignore[arg-type]
+    n_labels = len(nb) if nb.tags is not None else None
+    verdict = task_verdict(mismatch_verdict(mismatch, drift, n_target_labels=n_labels), "ner",
+                           n_target_labels=n_labels, entity_shift=shift, unseen=unseen)
+    return {
+        **_head("text", "ner", bb, seed),
+        "data": {"source": len(na), "target": len(nb), "source_path": source, "target_path": target,
+                 "source_classes": na.entity_types(), "target_classes": nb.entity_types(),
+                 "source_entities": na.entity_counts(), "target_entities": nb.entity_counts(), "unit": "sentences"},
+        "verdict": verdict.to_dict(),
+        "mismatch": mismatch.to_dict(),
+        "drift": drift.to_dict(),
+        "definitions": {**DEFINITIONS, **TASK_DEFINITIONS["ner"]},
+        "text": _text_section(a, b),
+        "ner": {"entity_shift": shift.to_dict() if shift else None, "unseen_entities": unseen.to_dict() if unseen else None,
+                "note": None if tagged else "entity shift and unseen entities need tags in both sets; "
+                                            "one of them is untagged"},
+    }
 
-    net = getattr(bb, "net", None)
-    if bb.modality != "image" or not hasattr(net, "forward_features") or not getattr(bb, "pretrained", False):
-        return None
+
+def _durations(paths: list[str]) -> list[float]:
     out = []
-    with torch.no_grad():
-        for i in range(0, len(ds), 32):
-            logits = net(bb.preprocess(ds.items[i:i + 32])["pixel_values"])
-            out.append(torch.softmax(logits, -1).numpy())
-    return np.concatenate(out)
+    for p in paths:
+        info = sf.info(p)
+        out.append(info.frames / max(info.samplerate, 1))
+    return out
 
 
-def candidate_backbones(modality: str) -> list[str]:
-    """Registered (non-test) backbones of the modality plus each one's random-init twin (a built-in control)."""
-    names = [s.name for s in list_backbones(modality)]
-    return names + [n + RANDOM_SUFFIX for n in names]
-
-
-def run_rank(modality: str, target: str, *, backbones: Optional[Sequence[str]] = None, seed: int = 0,
-             n_boot: int = 30, validate: bool = False, validate_eval: Optional[str] = None,
-             progress: ProgressFn = no_progress) -> dict:
-    """Rank backbones for a labeled target set without fine-tuning; optionally validate by fine-tuning each."""
-    ds = load_dataset(target, modality, require_labels=True)
-    classes = ds.classes
-    y = np.array([classes.index(c) for c in ds.labels])  # type: ignore[union-attr]
-    names = list(backbones or candidate_backbones(modality))
-    scores: dict[str, dict[str, tuple[float, float, float]]] = {}
-    for i, name in enumerate(names):
-        progress(Progress("rank", i, len(names), f"scoring {name}"))
-        bb = build_backbone(name, modality)
-        f = extract_features(bb, ds, stage=f"features: {name}", progress=progress)
-        sub = dict(n_boot=n_boot, seed=seed, replace=False, fraction=0.8)
-        per = {
-            "logme": bootstrap_score(logme, f, y, **sub),
-            "h_score": bootstrap_score(lambda a, b: h_score(a, b, inverse="shrinkage"), f, y, **sub),
-            "knn_accuracy": bootstrap_score(lambda a, b: knn_cv_accuracy(a, b, seed=seed), f, y, n_boot=n_boot,
-                                            seed=seed, replace=False, fraction=0.8),
-        }
-        probs = _source_probs(bb, ds)
-        if probs is not None:
-            per["leep"] = bootstrap_score(leep, probs, y, **sub)
-            per["nce"] = bootstrap_score(lambda p, t: nce(p.argmax(1), t), probs, y, **sub)
-        scores[name] = per
-    table = rank_backbones(scores)
-    report: dict = {"modality": modality, "target": target, "n": len(ds), "classes": classes, "ranking": table,
-                    "advice": _advice(table)}
-    if validate:
-        report["validation"] = validate_ranking(modality, target, names, scores, eval_path=validate_eval, seed=seed,
-                                                progress=progress)
-    progress(Progress("done", 1, 1, f"best: {table[0]['backbone']}"))
-    return report
-
-
-def _advice(table: list[dict]) -> str:
-    if len(table) < 2:
-        return "Only one candidate: nothing to rank."
-    best, second = table[0], table[1]
-    close = [s for s in second["tied_with_best"]]
-    if close:
-        return (f"{best['backbone']} ranks first, but {second['backbone']} is within the interval on "
-                f"{', '.join(close)}: the data cannot separate them; fine-tune both.")
-    return f"{best['backbone']} ranks first on every score's interval; start with it."
-
-
-def validate_ranking(modality: str, target: str, names: Sequence[str], scores: dict, *, eval_path: Optional[str],
-                     seed: int, progress: ProgressFn) -> dict:
-    """Fine-tune (linear probe) every candidate and correlate each score with the real accuracy (Kendall tau)."""
-    import tempfile
-
-    from tlcore.config import FinetuneConfig
-    from tlcore.settings.inductive import run_finetune
-
-    accuracy = {}
-    for name in names:
-        progress(Progress("validate", len(accuracy), len(names), f"fine-tuning {name}"))
-        with tempfile.TemporaryDirectory() as out:
-            cfg = FinetuneConfig(modality=modality, target=target, eval=eval_path, backbone=name, seed=seed,
-                                 strategy="linear_probe", out=out, baselines=[])
-            accuracy[name] = run_finetune(cfg)["after"]["accuracy"]
-    score_names = sorted({s for per in scores.values() for s in per})
-    tau = {s: kendall_tau({n: scores[n][s][0] for n in names if s in scores[n]}, accuracy) for s in score_names}
-    return {"strategy": "linear_probe", "accuracy": accuracy,
-            "kendall_tau": {k: (None if v != v else round(v, 3)) for k, v in tau.items()}}
-
+def _diagnose_asr(source: str, target: str, *, backbone: Optional[str], seed: int, n_permutations: int,
+                  progress: ProgressFn) -> dict:
+    sa, sb = load_asr_set(source, "source"), load_asr_set(target, "target")
+    a = Dataset("audio", list(sa.paths), origin=sa.origin, names=list(sa.names))
+    b = Dataset("audio", list(sb.paths), origin=sb.origin, names=list(sb.names))
+    bb, fa, fb = _embed("audio", a, b, backbone, progress)
+    progress(Progress("mismatch", 0, 1, "MMD, domain classifier, Fréchet, CORAL"))
+    mismatch = compare_embeddings(fa, fb, seed=seed, n_permutations=n_permutations, include_map=False)
+    group = next((g for g in ("accent", "speaker") if g in sa.groups and g in sb.groups), None)
+    mismatch.map = embedding_map(fa, fb, labels_a=sa.groups.get(group) if group else None,
+                                 labels_b=sb.groups.get(group) if group else None, seed=seed)
+    progress(Progress("drift", 0, 1, "per-property two-sample tests"))
+    length_a = transcript_properties(sa.texts, _durations(sa.paths))
+    length_b = transcript_properties(sb.texts, _durations(sb.paths))
+    drift = property_drift({**_properties(a, None, seed), **length_a}, {**_properties(b, None, seed), **length_b})
+    vocabulary = transcript_vocabulary(sa.texts, sb.texts)
+    verdict = task_verdict(mismatch_verdict(mismatch, drift, n_target_labels=len(sb)), "asr",
+                           n_target_labels=len(sb), vocabulary=vocabulary)
+    return {
+        **_head("audio", "asr", bb, seed),
+        "data": {"source": len(sa), "target": len(sb), "source_path": source, "target_path": target,
+                 "source_classes": [], "target_classes": [], "map_label": group, "unit": "clips",
+                 "source_groups": {g: sorted(set(v)) for g, v in sa.groups.items()},
+                 "target_groups": {g: sorted(set(v)) for g, v in sb.groups.items()},
+                 "problems": [str(p) for p in sa.problems + sb.problems]},
+        "verdict": verdict.to_dict(),
+        "mismatch": mismatch.to_dict(),
+        "drift": drift.to_dict(),
+        "definitions": {**DEFINITIONS, **TASK_DEFINITIONS["asr"]},
+        "asr": {"vocabulary": vocabulary.to_dict(),
+                "utterance_length": {name: {"source": float(np.mean(length_a[name])), "target": float(np.mean(length_b[name]))}
+                                     for name in length_a}},
+    }

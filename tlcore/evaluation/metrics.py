@@ -28,7 +28,10 @@ def classification_metrics(y_true: Sequence[int], y_pred: Sequence[int], classes
     correct = (yt == yp).astype(np.float64)
     return {
         "accuracy": float(correct.mean()) if len(yt) else 0.0,
-        "macro_f1": float(f1_score(yt, yp, labels=labels, average="macro", zero_division=0)),
+        # Averaged over the classes present in the truth or the predictions (sklearn's default, as seqeval does for
+        # NER): a class absent from this eval split and never predicted has no F1 to count.
+        "macro_f1": float(f1_score(yt, yp, labels=sorted(set(yt.tolist()) | set(yp.tolist())), average="macro",
+                                   zero_division=0)) if len(yt) else 0.0,
         "accuracy_ci95": bootstrap_ci(correct, seed=seed),
         "per_class": {c: {"precision": float(p[i]), "recall": float(r[i]), "f1": float(f[i]), "support": int(s[i])}
                       for i, c in enumerate(classes)},

@@ -111,3 +111,11 @@ class RunWriter:
         _write_text(self.out / "report.json", json.dumps(report, indent=2, default=float))
         _write_text(self.out / "README.md", model_card_markdown(report))
         return report
+
+
+def begin_run(cfg) -> RunWriter:
+    """Check a :class:`FinetuneConfig` (the one validation) and open its run folder: how every run starts."""
+    cfg.validate()
+    writer = RunWriter(cfg.out, cfg.to_dict())
+    writer.start()
+    return writer

@@ -19,7 +19,7 @@ import torch
 from tlcore.config import FinetuneConfig
 from tlcore.data.dataset import Dataset
 from tlcore.data.loaders import check_trainable, load_dataset
-from tlcore.data.overlap import check_target_overlap, item_kind, other_overlaps, overlap_warnings
+from tlcore.data.overlap import item_kind, overlap_warnings, split_overlaps
 from tlcore.data.split import cap_per_class, eval_split, stratified_split
 from tlcore.errors import DataError
 from tlcore.evaluation.metrics import classification_metrics, flipped_examples, paired_difference
@@ -29,7 +29,7 @@ from tlcore.models.features import extract_features
 from tlcore.models.registry import build_backbone
 from tlcore.models.transfer_model import TransferModel
 from tlcore.progress import CancelFn, Progress, ProgressFn, never_cancel, no_progress
-from tlcore.reporting.writer import RunWriter
+from tlcore.reporting.writer import begin_run
 from tlcore.strategies import get_strategy
 from tlcore.strategies.linear_probe import fit_linear_head
 from tlcore.tasks.classify import train_classifier
@@ -54,11 +54,6 @@ def _load(path: Optional[str], cfg: FinetuneConfig, what: str, labeled: bool) ->
         except DataError as exc:
             raise DataError(f"{what} data: {exc}") from None
     return ds
-
-
-def validate_config(cfg: FinetuneConfig) -> None:
-    """The run's settings, checked in one place (:meth:`FinetuneConfig.validate`)."""
-    cfg.validate()
 
 
 def _indices(labels: list[str], classes: list[str]) -> np.ndarray:
@@ -87,10 +82,8 @@ def run_finetune(cfg: FinetuneConfig, *, progress: Optional[ProgressFn] = None, 
         from tlcore.settings.transductive import run_adaptation
 
         return run_adaptation(cfg, progress=progress, should_cancel=should_cancel)
-    validate_config(cfg)
-    strategy = get_strategy(cfg.strategy)
-    writer = RunWriter(cfg.out, cfg.to_dict())
-    out = writer.start()
+    writer = begin_run(cfg)
+    out, strategy = writer.out, get_strategy(cfg.strategy)
     timings: dict[str, float] = {}
     torch.manual_seed(cfg.seed)
 
@@ -106,12 +99,10 @@ def run_finetune(cfg: FinetuneConfig, *, progress: Optional[ProgressFn] = None, 
     else:
         train_ds, eval_ds, split_file = eval_split(target, cfg.eval_fraction)
     assert eval_ds is not None and eval_ds.labels is not None and train_ds.labels is not None
-    kind = item_kind(cfg.modality)
-    train_ds = train_ds.subset(check_target_overlap(eval_ds.items, train_ds.items, train_ds.names, kind=kind,
-                                                    eval_given=bool(cfg.eval)))
-    overlap = {"target": len(target) - len(train_ds) - (0 if cfg.eval else len(eval_ds)),
-               **other_overlaps(eval_ds.items, {"source": source and source.items,
-                                                "unlabeled": unlabeled and unlabeled.items}, kind)}
+    keep, overlap = split_overlaps(eval_ds.items, train_ds.items, train_ds.names, kind=item_kind(cfg.modality),
+                                   eval_given=bool(cfg.eval), others={"source": source and source.items,
+                                                                      "unlabeled": unlabeled and unlabeled.items})
+    train_ds = train_ds.subset(keep)
     train_ds = cap_per_class(train_ds, cfg.max_per_class, seed=cfg.seed)
     classes = sorted(set(train_ds.labels))
     unseen = sorted(set(eval_ds.labels) - set(classes))

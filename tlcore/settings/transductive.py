@@ -25,7 +25,7 @@ from tlcore.models.features import extract_features
 from tlcore.models.registry import build_backbone
 from tlcore.models.transfer_model import TransferModel
 from tlcore.progress import CancelFn, Progress, ProgressFn, never_cancel, no_progress
-from tlcore.reporting.writer import RunWriter
+from tlcore.reporting.writer import begin_run
 from tlcore.strategies import get_strategy
 from tlcore.strategies.linear_probe import fit_linear_head
 
@@ -56,7 +56,6 @@ def run_adaptation(cfg: FinetuneConfig, *, progress: Optional[ProgressFn] = None
                    should_cancel: Optional[CancelFn] = None) -> dict:
     progress = progress or no_progress
     should_cancel = should_cancel or never_cancel
-    cfg.validate()
     strategy = get_strategy(cfg.strategy)
     if not strategy.needs_unlabeled:
         raise ConfigError(f"strategy {cfg.strategy!r} is not a domain-adaptation strategy")
@@ -64,8 +63,7 @@ def run_adaptation(cfg: FinetuneConfig, *, progress: Optional[ProgressFn] = None
         raise ConfigError(f"{cfg.strategy} adapts a labeled source to unlabeled target data: pass --source and --unlabeled")
     if not cfg.eval and not cfg.target:
         raise ConfigError("pass --eval (labeled target data) so source-only and adapted accuracy can be measured")
-    writer = RunWriter(cfg.out, cfg.to_dict())
-    writer.start()
+    writer = begin_run(cfg)
     timings: dict[str, float] = {}
     progress(Progress("data", 0, 1, "loading data"))
     source = _load(cfg.source, cfg, "source")

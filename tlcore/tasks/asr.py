@@ -23,12 +23,12 @@ import numpy as np
 import torch
 
 from tlcore.config import FinetuneConfig
-from tlcore.data.overlap import check_target_overlap, other_overlaps, overlap_warnings
+from tlcore.data.overlap import overlap_warnings, split_overlaps
 from tlcore.data.split import stored_split
 from tlcore.errors import ConfigError, DataError
 from tlcore.evaluation.policy import transfer_warnings
 from tlcore.progress import CancelFn, Progress, ProgressFn, never_cancel, no_progress
-from tlcore.reporting.writer import RunWriter
+from tlcore.reporting.writer import begin_run
 from tlcore.tasks.asr_data import AsrData, load_asr_dataset
 from tlcore.tasks.asr_metrics import asr_metrics, changed_utterances, paired_wer_difference, utterance_errors
 from tlcore.tasks.asr_model import (
@@ -53,11 +53,6 @@ MARKER = "asr.json"  # in model/: tells predict (and the CLI) that a run folder 
 SCRATCH_NOTE = ("no scratch baseline: a speech recognizer trained from random initialisation on a few minutes of "
                 "audio transcribes nothing useful, so it would be a strawman, not a comparison")
 MAX_SECONDS = 30.0
-
-
-def validate_asr_config(cfg: FinetuneConfig) -> None:
-    """The run's settings, checked in one place (:meth:`FinetuneConfig.validate`)."""
-    cfg.validate()
 
 
 def _load(path: Optional[str], what: str, cfg: FinetuneConfig) -> Optional[AsrData]:
@@ -118,9 +113,7 @@ def run(cfg: FinetuneConfig, *, progress: Optional[ProgressFn] = None, should_ca
     """One speech recognition transfer run; writes ``cfg.out`` (model/, report.json, README.md); returns the report."""
     progress = progress or no_progress
     should_cancel = should_cancel or never_cancel
-    validate_asr_config(cfg)
-    writer = RunWriter(cfg.out, cfg.to_dict())
-    writer.start()
+    writer = begin_run(cfg)
     timings: dict[str, float] = {}
     torch.manual_seed(cfg.seed)
 
@@ -135,10 +128,9 @@ def run(cfg: FinetuneConfig, *, progress: Optional[ProgressFn] = None, should_ca
     else:
         train_data, eval_data, split_file = _eval_split(target, cfg.eval_fraction)
     assert eval_data is not None
-    train_data = train_data.subset(check_target_overlap(eval_data.paths, train_data.paths, train_data.names, kind="file",
-                                                        eval_given=bool(cfg.eval)))
-    overlap = {"target": len(target) - len(train_data) - (0 if cfg.eval else len(eval_data)),
-               **other_overlaps(eval_data.paths, {"source": source and source.paths}, "file")}
+    keep, overlap = split_overlaps(eval_data.paths, train_data.paths, train_data.names, kind="file",
+                                   eval_given=bool(cfg.eval), others={"source": source and source.paths})
+    train_data = train_data.subset(keep)
     fit_idx, val_idx = (list(range(len(train_data))), [])
     if cfg.val_fraction > 0 and len(train_data) >= 8:
         fit_idx, val_idx = hold_out(train_data, cfg.val_fraction, seed=cfg.seed)
@@ -164,8 +156,13 @@ def run(cfg: FinetuneConfig, *, progress: Optional[ProgressFn] = None, should_ca
     # ---- before
     t0 = time.time()
     progress(Progress("before", 0, 1, "transcribing with the pretrained model"))
-    before_eval = transcribe(model, tok, feats["eval"], should_cancel=should_cancel)
-    before_source = transcribe(model, tok, feats["source"], should_cancel=should_cancel) if source else None
+
+    def transcripts(model) -> tuple[list[str], Optional[list[str]]]:
+        """The model's transcripts of the eval set and of the source set (when given)."""
+        return tuple(transcribe(model, tok, feats[name], should_cancel=should_cancel) if name in feats else None
+                     for name in ("eval", "source"))  # type: ignore[return-value]
+
+    before_eval, before_source = transcripts(model)
     timings["before"] = time.time() - t0
 
     # ---- adapt
@@ -190,8 +187,7 @@ def run(cfg: FinetuneConfig, *, progress: Optional[ProgressFn] = None, should_ca
     # ---- after
     t0 = time.time()
     progress(Progress("eval", 0, 1, "transcribing with the adapted model"))
-    after_eval = transcribe(model, tok, feats["eval"], should_cancel=should_cancel)
-    after_source = transcribe(model, tok, feats["source"], should_cancel=should_cancel) if source else None
+    after_eval, after_source = transcripts(model)
     timings["after"] = time.time() - t0
 
     # ---- report

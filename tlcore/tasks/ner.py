@@ -25,11 +25,11 @@ import numpy as np
 import torch
 
 from tlcore.config import FinetuneConfig
-from tlcore.data.overlap import check_target_overlap, other_overlaps, overlap_warnings
+from tlcore.data.overlap import overlap_warnings, split_overlaps
 from tlcore.errors import DataError
 from tlcore.evaluation.policy import transfer_warnings
 from tlcore.progress import CancelFn, Progress, ProgressFn, never_cancel, no_progress
-from tlcore.reporting.writer import RunWriter
+from tlcore.reporting.writer import begin_run
 from tlcore.tasks.ner_data import NerData, encode, eval_split_ner, find_ner_file, load_ner, tag_vocabulary
 from tlcore.tasks.ner_metrics import (
     extract_spans,
@@ -48,11 +48,6 @@ NER_LR = {"partial": 3e-4, "full": 1e-4, "lora": 1e-3}
 HEAD_LR = 3e-3
 SCRATCH_LR = 5e-4
 PROBE_STEPS = 300
-
-
-def validate_ner_config(cfg: FinetuneConfig) -> None:
-    """The run's settings, checked in one place (:meth:`FinetuneConfig.validate`)."""
-    cfg.validate()
 
 
 def _load(path: Optional[str], what: str, *, labeled: bool = True) -> Optional[NerData]:
@@ -133,9 +128,8 @@ def run(cfg: FinetuneConfig, *, progress: Optional[ProgressFn] = None, should_ca
 
     progress = progress or no_progress
     should_cancel = should_cancel or never_cancel
-    validate_ner_config(cfg)
-    writer = RunWriter(cfg.out, cfg.to_dict())
-    out = writer.start()
+    writer = begin_run(cfg)
+    out = writer.out
     timings: dict[str, float] = {}
     notes: list[str] = []
     torch.manual_seed(cfg.seed)
@@ -154,12 +148,11 @@ def run(cfg: FinetuneConfig, *, progress: Optional[ProgressFn] = None, should_ca
     else:
         train_data, eval_data, split_file = eval_split_ner(target, cfg.eval_fraction)
     assert eval_data is not None and eval_data.tags is not None and train_data.tags is not None
-    train_data = train_data.subset(check_target_overlap(eval_data.sentences, train_data.sentences,
-                                                        [f"sentence {i + 1}" for i in range(len(train_data))],
-                                                        kind="tokens", eval_given=bool(cfg.eval)))
-    overlap = {"target": len(target) - len(train_data) - (0 if cfg.eval else len(eval_data)),
-               **other_overlaps(eval_data.sentences, {"source": source and source.sentences,
-                                                      "unlabeled": unlabeled and unlabeled.sentences}, "tokens")}
+    keep, overlap = split_overlaps(eval_data.sentences, train_data.sentences,
+                                   [f"sentence {i + 1}" for i in range(len(train_data))], kind="tokens",
+                                   eval_given=bool(cfg.eval), others={"source": source and source.sentences,
+                                                                      "unlabeled": unlabeled and unlabeled.sentences})
+    train_data = train_data.subset(keep)
     types = sorted(set(train_data.entity_types()) | set(source.entity_types() if source else []))
     if not types:
         raise DataError("target data: no entities tagged (every tag is O); tag some entities with B-TYPE / I-TYPE")

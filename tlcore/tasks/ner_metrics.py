@@ -22,7 +22,13 @@ N_BOOT = 1000
 
 def extract_spans(tags: Sequence[str]) -> list[Span]:
     """Entities in a BIO tag sequence, conlleval style: ``["B-PER", "I-PER", "O", "I-LOC"]`` ->
-    ``[("PER", 0, 2), ("LOC", 3, 4)]``."""
+    ``[("PER", 0, 2), ("LOC", 3, 4)]``.
+
+    Same spans as seqeval's default (non-strict) ``get_entities`` for ``O`` / ``B-X`` / ``I-X`` tags: ``I-X``
+    after ``O``, at the start or after another type starts an entity; ``B-X`` always starts one. Differences:
+    IOBES ``E-X`` / ``S-X`` tags are not supported (they end the current entity and are otherwise ignored;
+    seqeval reads them as IOBES; the data loaders accept only BIO), and a bare ``B`` / ``I`` has type ``""``
+    here and ``"_"`` in seqeval. seqeval's end offsets are inclusive; these are exclusive."""
     spans: list[Span] = []
     current, start = None, 0
     for i, tag in enumerate(list(tags) + ["O"]):
@@ -105,32 +111,22 @@ def token_accuracy(gold_seqs: Sequence[Sequence[str]], pred_seqs: Sequence[Seque
 
 
 def ner_metrics(gold_seqs: Sequence[Sequence[str]], pred_seqs: Sequence[Sequence[str]], *, seed: int = 0) -> dict:
-    """The report's metric block for NER: entity_f1 / precision / recall, entity_f1_ci95, per_type, token_accuracy."""
+    """The report's metric block for NER: entity_f1 / precision / recall, entity_f1_ci95, macro_f1, per_type,
+    token_accuracy.
+
+    ``macro_f1`` is the unweighted mean of the per-type F1 over the union of gold and predicted entity types,
+    as seqeval's ``classification_report`` "macro avg": a type that is only predicted (never in gold) has
+    F1 0 and counts. 0 when there are no entities at all.
+    """
     s = entity_scores(gold_seqs, pred_seqs)
-    per_type = s["per_type"]
-    gold_types = [t for t, m in per_type.items() if m["support"]]
+    per_type = s["per_type"]     # keyed by the union of gold and predicted types
     return {
         "entity_f1": s["f1"], "entity_precision": s["precision"], "entity_recall": s["recall"],
         "entity_f1_ci95": f1_ci(sentence_counts(gold_seqs, pred_seqs), seed=seed),
-        "macro_f1": float(np.mean([per_type[t]["f1"] for t in gold_types])) if gold_types else 0.0,
+        "macro_f1": float(np.mean([m["f1"] for m in per_type.values()])) if per_type else 0.0,
         "per_type": per_type, "token_accuracy": token_accuracy(gold_seqs, pred_seqs),
         "entities": {"gold": s["n_gold"], "predicted": s["n_predicted"], "correct": s["n_correct"]},
     }
-
-
-def ner_warnings(comparisons: dict[str, dict]) -> list[str]:
-    """Negative-transfer warnings: 'after' must beat each reference beyond the paired 95% interval of the F1 difference."""
-    out = []
-    for ref, d in comparisons.items():
-        lo, hi = d["ci95"]
-        pts = 100 * d["difference"]
-        if hi < 0:
-            out.append(f"negative transfer: the fine-tuned model's entity F1 is below {ref} by {-pts:.1f} points "
-                       f"(95% CI of the difference {100 * lo:.1f} to {100 * hi:.1f}); try another strategy or more epochs")
-        elif lo <= 0:
-            out.append(f"negative transfer risk: the fine-tuned model does not beat {ref} beyond the 95% CI "
-                       f"(entity F1 difference {pts:+.1f} points, CI {100 * lo:.1f} to {100 * hi:.1f})")
-    return out
 
 
 def flipped_sentences(sentences: Sequence[Sequence[str]], gold: Sequence[Sequence[str]], before: Sequence[Sequence[str]],

@@ -132,6 +132,20 @@ def trainable_state(model: nn.Module) -> dict[str, torch.Tensor]:
             if k in names or "running_" in k or "num_batches_tracked" in k}
 
 
+def snapshot_into(best: Optional[dict], model: nn.Module) -> dict:
+    """:func:`trainable_state`, copied into the previous snapshot's buffers when they fit (no second copy of the
+    weights alive at once)."""
+    if best is None:
+        return trainable_state(model)
+    state = model.state_dict()
+    if any(k not in state or state[k].shape != v.shape for k, v in best.items()):
+        return trainable_state(model)
+    with torch.no_grad():
+        for k, v in best.items():
+            v.copy_(state[k])
+    return best
+
+
 class Trainer:
     """Trains the parameters of ``model`` that have ``requires_grad`` on ``task``.
 
@@ -167,9 +181,12 @@ class Trainer:
 
     def _optimizer(self) -> torch.optim.Optimizer:
         c = self.config
-        if c.optimizer == "adam":
-            return torch.optim.Adam(self.groups, weight_decay=c.weight_decay)
-        return torch.optim.AdamW(self.groups, weight_decay=c.weight_decay)
+        # The fused kernel updates all tensors at once: on CPU the default per-tensor loop cost a quarter of a
+        # fine-tuning step (see docs/benchmarks.md, P2). Same update rule.
+        fused = {"fused": True} if self.params and all(
+            p.is_floating_point() and p.device.type in ("cpu", "cuda") for p in self.params) else {}
+        cls = torch.optim.Adam if c.optimizer == "adam" else torch.optim.AdamW
+        return cls(self.groups, weight_decay=c.weight_decay, **fused)
 
     def _schedule(self, total_steps: int):
         if self.config.schedule == "constant":
@@ -219,8 +236,10 @@ class Trainer:
                     idx = order[b * c.batch_size:(b + 1) * c.batch_size].tolist()
                     if not idx:
                         continue
-                    loss, weight = self.task.loss(idx, s)
+                    # Gradients are dropped before the forward pass, so the last step's are not held beside the
+                    # activations (lower peak memory).
                     self.optimizer.zero_grad(set_to_none=True)
+                    loss, weight = self.task.loss(idx, s)
                     loss.backward()
                     if c.grad_clip:
                         torch.nn.utils.clip_grad_norm_(self.params, c.grad_clip)
@@ -259,7 +278,7 @@ class Trainer:
             s.best_score, r.best_epoch, s.bad_epochs = score, s.epoch, 0
             r.best_val_score = score if has_val else None
             if self.config.keep_best:
-                s.best_state = trainable_state(self.checkpoint_modules())
+                s.best_state = snapshot_into(s.best_state, self.checkpoint_modules())
         elif validated:
             s.bad_epochs += 1
         self._last_has_val = has_val

@@ -18,7 +18,7 @@ import numpy as np
 from tlcore.errors import DataError
 from tlcore.registry import Registry
 
-FORMAT_VERSION = 2  # bump when a generator changes its output: cached demos of older versions are remade
+FORMAT_VERSION = 3  # bump when a generator changes its output: cached demos of older versions are remade
 SIZES = ("small", "default")
 SPLITS = ("source", "target", "eval", "unlabeled")
 MANIFEST = "demo.json"

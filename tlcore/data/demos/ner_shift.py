@@ -137,15 +137,21 @@ def _fill(template: str, lists: dict[str, Sequence[str]], rng: np.random.Generat
 
 
 def _sentences(n: int, templates: Sequence[str], lists: dict[str, Sequence[str]], rng: np.random.Generator,
-               extra: Sequence[str] = ()) -> tuple[list[list[str]], list[list[str]]]:
+               extra: Sequence[str] = (), *, seen: set) -> tuple[list[list[str]], list[list[str]]]:
+    """``n`` sentences none of which is in ``seen`` (updated), so the splits share no sentence: an eval sentence
+    that also sits in the training data would be scored on something the model has seen."""
     sentences, tags = [], []
-    for _ in range(n):
+    for _ in range(200 * n):
+        if len(sentences) == n:
+            break
         if extra and rng.random() < 0.05:
-            words = extra[int(rng.integers(len(extra)))].split()
-            sentences.append(words)
-            tags.append(["O"] * len(words))
+            w = extra[int(rng.integers(len(extra)))].split()
+            t = ["O"] * len(w)
+        else:
+            w, t = _fill(templates[int(rng.integers(len(templates)))], lists, rng)
+        if tuple(w) in seen:
             continue
-        w, t = _fill(templates[int(rng.integers(len(templates)))], lists, rng)
+        seen.add(tuple(w))
         sentences.append(w)
         tags.append(t)
     return sentences, tags
@@ -157,12 +163,13 @@ def make_ner_shift(out: Path, seed: int, size: str) -> None:
     rng = _rng(seed, NAME)
     src = {"PER": SOURCE_PER, "LOC": SOURCE_LOC, "ORG": SOURCE_ORG}
     tgt = {"PER": TARGET_PER, "LOC": TARGET_LOC, "ORG": TARGET_ORG}
-    s, t = _sentences(counts["source"], SOURCE_TEMPLATES, src, rng)
+    seen: set = set()
+    s, t = _sentences(counts["source"], SOURCE_TEMPLATES, src, rng, seen=seen)
     write_jsonl(out / "source" / "data.jsonl", s, t)
     for split in ("target", "eval"):
-        s, t = _sentences(counts[split], TARGET_TEMPLATES, tgt, rng, NO_ENTITY_POSTS)
+        s, t = _sentences(counts[split], TARGET_TEMPLATES, tgt, rng, NO_ENTITY_POSTS, seen=seen)
         write_jsonl(out / split / "data.jsonl", s, t)
-    s, _ = _sentences(counts["unlabeled"], TARGET_TEMPLATES, tgt, rng, NO_ENTITY_POSTS)
+    s, _ = _sentences(counts["unlabeled"], TARGET_TEMPLATES, tgt, rng, NO_ENTITY_POSTS, seen=seen)
     write_jsonl(out / "unlabeled" / "data.jsonl", s)
 
 
