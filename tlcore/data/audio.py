@@ -27,3 +27,12 @@ def load_audio(src: Union[str, Path, bytes], sample_rate: int) -> np.ndarray:
     if sr != sample_rate:
         wave = AF.resample(torch.from_numpy(wave), sr, sample_rate).numpy()
     return wave.astype(np.float32)
+
+
+def clip_seconds(paths) -> list[float]:
+    """Duration in seconds of each audio file (from its header: nothing is decoded)."""
+    out = []
+    for p in paths:
+        info = sf.info(str(p))
+        out.append(info.frames / max(info.samplerate, 1))
+    return out

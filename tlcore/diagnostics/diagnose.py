@@ -23,6 +23,7 @@ from typing import Optional
 import numpy as np
 import soundfile as sf
 
+from tlcore.data.audio import clip_seconds
 from tlcore.data.dataset import Dataset
 from tlcore.data.loaders import load_dataset
 from tlcore.diagnostics import (
@@ -178,14 +179,6 @@ def _diagnose_ner(source: str, target: str, *, backbone: Optional[str], seed: in
     }
 
 
-def _durations(paths: list[str]) -> list[float]:
-    out = []
-    for p in paths:
-        info = sf.info(p)
-        out.append(info.frames / max(info.samplerate, 1))
-    return out
-
-
 def _diagnose_asr(source: str, target: str, *, backbone: Optional[str], seed: int, n_permutations: int,
                   progress: ProgressFn) -> dict:
     sa, sb = load_asr_set(source, "source"), load_asr_set(target, "target")
@@ -198,8 +191,8 @@ def _diagnose_asr(source: str, target: str, *, backbone: Optional[str], seed: in
     mismatch.map = embedding_map(fa, fb, labels_a=sa.groups.get(group) if group else None,
                                  labels_b=sb.groups.get(group) if group else None, seed=seed)
     progress(Progress("drift", 0, 1, "per-property two-sample tests"))
-    length_a = transcript_properties(sa.texts, _durations(sa.paths))
-    length_b = transcript_properties(sb.texts, _durations(sb.paths))
+    length_a = transcript_properties(sa.texts, clip_seconds(sa.paths))
+    length_b = transcript_properties(sb.texts, clip_seconds(sb.paths))
     drift = property_drift({**_properties(a, None, seed), **length_a}, {**_properties(b, None, seed), **length_b})
     vocabulary = transcript_vocabulary(sa.texts, sb.texts)
     verdict = task_verdict(mismatch_verdict(mismatch, drift, n_target_labels=len(sb)), "asr",

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from tlcore.config import FinetuneConfig
+from tlcore.data.audio import clip_seconds
 from tlcore.data.overlap import overlap_warnings, split_overlaps
 from tlcore.data.split import stored_split
 from tlcore.errors import ConfigError, DataError
@@ -94,16 +95,6 @@ def _eval_split(target: AsrData, fraction: float) -> tuple[AsrData, AsrData, Pat
     return target.subset(keep), target.subset(held), path
 
 
-def _durations(paths: Sequence[str]) -> list[float]:
-    import soundfile as sf
-
-    out = []
-    for p in paths:
-        info = sf.info(p)
-        out.append(info.frames / max(info.samplerate, 1))
-    return out
-
-
 def _score(data: AsrData, hyps: list[str], seed: int) -> dict:
     return asr_metrics(data.texts, hyps, groups=data.groups, seed=seed)
 
@@ -137,7 +128,7 @@ def run(cfg: FinetuneConfig, *, progress: Optional[ProgressFn] = None, should_ca
     fit_data, val_data = train_data.subset(fit_idx), train_data.subset(val_idx)
     problems = [str(p) for d in (target, source, eval_data) if d is not None for p in d.problems]
     all_sets = [d for d in (train_data, eval_data, source) if d is not None]
-    longest = max(max(_durations(d.paths)) for d in all_sets)
+    longest = max(max(clip_seconds(d.paths)) for d in all_sets)
     warnings: list[str] = []
     if longest > MAX_SECONDS:
         warnings.append(f"clips longer than {MAX_SECONDS:.0f} s are cut to {MAX_SECONDS:.0f} s (longest: {longest:.1f} s)")
