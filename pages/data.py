@@ -49,8 +49,8 @@ else:
     cols = st.columns(4)
     for col, split, required in zip(cols, ("target", "source", "eval", "unlabeled"), (True, False, False, False)):
         with col:
-            up = st.file_uploader(f"{split} set" + ("" if required else " (optional)"), type=datasets.UPLOAD_TYPES,
-                                  key=f"upload-{split}", help=f"{split}: .zip of a folder, or a CSV/TSV/JSONL table")
+            up = st.file_uploader(f"{split} set" + ("" if required else " (optional)"), type=datasets.upload_types(task),
+                                  key=f"upload-{split}", help=f"{split}: {datasets.UPLOAD_HELP[task]}")
             if up is not None:
                 splits[split] = str(datasets.save_upload(up.name, up.getvalue()))
     if "target" in splits or ("source" in splits and "unlabeled" in splits):

@@ -8,6 +8,10 @@ from __future__ import annotations
 
 from typing import Mapping, Optional, Sequence
 
+# plotly looks pandas up in sys.modules without importing it; while another script thread is half-way through
+# importing pandas that lookup fails ("partially initialized module 'pandas'"). Importing it here, under the
+# import lock, means pandas is complete before any page builds a figure.
+import pandas  # noqa: F401
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 

@@ -23,6 +23,18 @@ from tlcore.errors import DataError
 
 SPLITS = ("source", "target", "eval", "unlabeled")
 UPLOAD_TYPES = ["zip", "csv", "tsv", "jsonl"]
+TASK_UPLOAD_TYPES = {"ner": ["jsonl", "conll", "txt", "zip"], "asr": ["zip"]}
+UPLOAD_HELP = {
+    "classify": ".zip of a folder (<label>/<file>), or a CSV/TSV/JSONL table with text and label columns",
+    "ner": ".jsonl with tokens and tags (BIO) per line, CoNLL text (.txt / .conll: token … tag per line, blank line "
+           "between sentences), or a .zip of a folder holding one such file",
+    "asr": ".zip of a folder of clips with a metadata.csv (file_name,transcription; optional speaker, accent)",
+}
+
+
+def upload_types(task: str) -> list[str]:
+    """The file types an upload of ``task`` data accepts (classification by default)."""
+    return TASK_UPLOAD_TYPES.get(task, UPLOAD_TYPES)
 
 
 @dataclass

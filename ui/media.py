@@ -79,7 +79,7 @@ def dataset_preview(ds: Dataset, split: str, key: str) -> None:
 
 def ner_preview(data, split: str, key: str) -> None:
     """NER split: sentence and entity counts per type, and a few sentences with their spans marked."""
-    from ui.spans import legend_html, tagged_html
+    from ui.spans import tagged_html
 
     head = f"**{split}**: {len(data)} sentences"
     if data.tags is not None:
@@ -87,12 +87,23 @@ def ner_preview(data, split: str, key: str) -> None:
         head += f", {sum(counts.values())} entities of {len(counts)} types"
         st.markdown(head)
         st.plotly_chart(plots.class_counts_bar(counts, "entities per type"), key=f"{key}-counts", width="stretch")
-        st.markdown(legend_html(sorted(counts)), unsafe_allow_html=True)
+        st.markdown(types_legend_html(sorted(counts)), unsafe_allow_html=True)
     else:
         st.markdown(head + " (untagged)")
     for i in range(min(6, len(data))):
         tags = data.tags[i] if data.tags is not None else ["O"] * len(data.sentences[i])
         st.markdown(f'<div style="line-height:1.9">{tagged_html(data.sentences[i], tags)}</div>', unsafe_allow_html=True)
+
+
+def types_legend_html(types: Sequence[str]) -> str:
+    """The entity types in their span colors (a data legend: no predicted-vs-gold outlines here)."""
+    from html import escape
+
+    from ui.spans import type_color
+
+    marks = " ".join(f'<mark style="background:{type_color(t)};border-radius:4px;padding:1px 6px">{escape(t)}</mark>'
+                     for t in types)
+    return f'<div style="font-size:0.85em;line-height:2">Entity types: {marks}</div>'
 
 
 def asr_preview(data, split: str, key: str) -> None:

@@ -81,7 +81,7 @@ class LoadedRun:
         if self.task == "asr":      # "before" is the pretrained Whisper as it is
             from tlcore.tasks.asr_model import load_whisper, resolve_whisper
 
-            return load_whisper(resolve_whisper(self.report.get("backbone"))[0])
+            return load_whisper(resolve_whisper(self._backbone_spec())[0])
         if not folder.is_dir():
             raise DataError(f"{self.path} has no saved 'before' model (runs made before TransferLab saved it); "
                             "re-run it to compare before and after on new inputs")
@@ -92,8 +92,13 @@ class LoadedRun:
         from tlcore.models.before import BeforeHead
         from tlcore.models.registry import build_backbone
 
-        backbone = build_backbone(self.report.get("backbone"), self.modality, pretrained=True)
+        backbone = build_backbone(self._backbone_spec(), self.modality, pretrained=True)
         return backbone, BeforeHead.load(folder)
+
+    def _backbone_spec(self) -> str | None:
+        """What the run was asked to use (a registered name, a folder, an HF id): the report's ``backbone`` is only
+        its display name for folders."""
+        return (self.report.get("config") or {}).get("backbone") or self.report.get("backbone")
 
     @property
     def classes(self) -> list[str]:
