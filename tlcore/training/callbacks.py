@@ -57,7 +57,7 @@ class EarlyStopping:
         self.patience = patience
 
     def on_epoch_end(self, trainer, state, control) -> None:
-        if trainer._last_has_val and state.bad_epochs >= self.patience:
+        if state.has_val and state.bad_epochs >= self.patience:
             state.result.stopped_early = True
             control.should_training_stop = True
 

@@ -81,6 +81,7 @@ class TrainState:
     best_score: float = -math.inf
     best_state: Optional[dict] = None
     bad_epochs: int = 0
+    has_val: bool = False                # the last epoch was scored on a validation split
     started: float = field(default_factory=time.time)
     result: TrainResult = field(default_factory=lambda: TrainResult(0, 0, None))
 
@@ -171,6 +172,7 @@ class Trainer:
         self.params = [p for g in self.groups for p in g["params"]]
         self.state = TrainState(stage)
         self.control = TrainControl()
+        self.checkpoint_dir = checkpoint_dir
         self.callbacks = default_callbacks(config, checkpoint_dir, progress, should_cancel) + list(callbacks)
 
     # ------------------------------------------------------------ pieces the callbacks use
@@ -281,14 +283,13 @@ class Trainer:
                 s.best_state = snapshot_into(s.best_state, self.checkpoint_modules())
         elif validated:
             s.bad_epochs += 1
-        self._last_has_val = has_val
+        s.has_val = has_val
         self._call("on_epoch_end")
 
     def _resume(self) -> int:
         from tlcore.training.checkpoint import load_checkpoint
 
-        cp = next((cb for cb in self.callbacks if hasattr(cb, "folder")), None)
-        resumed = load_checkpoint(cp.folder if cp else None, self.checkpoint_modules(), self.optimizer, self.scheduler)
+        resumed = load_checkpoint(self.checkpoint_dir, self.checkpoint_modules(), self.optimizer, self.scheduler)
         if resumed is None:
             return 0
         s = self.state
