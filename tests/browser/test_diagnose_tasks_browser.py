@@ -51,3 +51,38 @@ def test_diagnose_task_demo_in_browser(app_server, page, demo, encoder, section,
     assert page.locator('[data-testid="stPlotlyChart"] .js-plotly-plot .main-svg').count() >= 3  # scores, map, drift
     assert page.get_by_text("Traceback").count() == 0
     assert page.locator('[data-testid="stException"]').count() == 0
+
+
+def _table_cell(page, text: str) -> None:
+    """Wait for a dataframe cell holding ``text`` (in the DOM: the grid draws the visible cells on a canvas)."""
+    page.locator('[data-testid="stDataFrame"] [role="gridcell"]', has_text=text).first.wait_for(state="attached")
+
+
+def test_rank_ner_and_asr_in_browser(app_server, page, tiny_whisper):
+    """The ranking half of Diagnose for both tasks: NER on word features of the real minilm-l6 and its random twin,
+    ASR by the zero-shot error rate of a (tiny) Whisper folder typed into the page."""
+    from tlcore.data.demos import DEMOS
+
+    for demo in ("ner-shift", "accent-asr"):
+        if DEMOS.get(demo).available():
+            pytest.skip(DEMOS.get(demo).available())
+    open_page(page, f"{app_server.url}/diagnose?data=demo:ner-shift", "Diagnose", timeout=120_000)
+    _choose(page, "dx-backbone", "tiny-text")
+    page.get_by_role("button", name="Run diagnosis").click()
+    page.get_by_role("heading", name="Which backbone? Ranking without fine-tuning").wait_for(timeout=240_000)
+    wait_idle(page, 240_000)
+    _table_cell(page, "minilm-l6@random")      # a row of the ranking table (dataframes draw cells on a canvas)
+    page.get_by_text("NER: scores on word features").first.wait_for()
+
+    open_page(page, f"{app_server.url}/diagnose?data=demo:accent-asr", "Diagnose", timeout=120_000)
+    _choose(page, "dx-backbone", "tiny-audio")
+    _clear(page, "dx-candidates")
+    page.locator(".st-key-dx-extra input").fill(str(tiny_whisper))
+    page.locator(".st-key-dx-extra input").press("Enter")
+    wait_idle(page)
+    page.get_by_role("button", name="Run diagnosis").click()
+    page.get_by_role("heading", name="Which speech recognizer? Zero-shot error rates").wait_for(timeout=240_000)
+    wait_idle(page, 240_000)
+    _table_cell(page, str(tiny_whisper))
+    assert page.get_by_text("Traceback").count() == 0
+    assert page.locator('[data-testid="stException"]').count() == 0
