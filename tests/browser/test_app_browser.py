@@ -81,7 +81,7 @@ def test_c_reload_mid_run_keeps_live_progress(app_server, page, demo_run):
     store = app_server.store()
     d = demo_dir("sentiment")
     cfg = FinetuneConfig(modality="text", target=str(d / "target"), eval=str(d / "eval"), backbone="tiny-text",
-                         strategy="full", epochs=400, patience=400, baselines=[], batch_size=4)
+                         strategy="full", epochs=400, patience=100, baselines=[], batch_size=4)
     run = store.create_run(cfg, name="long run")
     store.enqueue(run.id)
     open_page(page, f"{app_server.url}/compare?run={run.id}", "Compare")
