@@ -14,17 +14,14 @@ via_app()
 
 import streamlit as st
 
+import tlcore
 from tlcore import plots
+from tlcore.diagnostics.rank import candidate_backbones
 from tlcore.errors import TransferLabError
 from tlcore.models.registry import DEFAULT_BACKBONE, RANDOM_SUFFIX, list_backbones
 from ui import datasets
 
 st.title("Diagnose")
-try:
-    from tlcore.diagnostics.diagnose import candidate_backbones, run_diagnose, run_rank
-except ImportError:
-    st.info("Diagnostics are not installed in this version yet (`tlcore.diagnostics.diagnose` is missing).")
-    st.stop()
 
 SEVERITY_BOX = {"none": st.success, "mild": st.warning, "strong": st.error}
 SEVERITY_TITLE = {"none": "No detectable mismatch", "mild": "Mild mismatch", "strong": "Strong mismatch"}
@@ -36,12 +33,12 @@ SCORE_NAMES = {"logme": "LogME", "knn_accuracy": "k-NN accuracy", "h_score": "H-
 @st.cache_data(show_spinner="Comparing source and target (pretrained features, mismatch scores, drift tests)…",
                max_entries=16)
 def diagnose(modality: str, source: str, target: str, backbone: str, seed: int, task: str) -> dict:
-    return run_diagnose(modality, source, target, backbone=backbone, seed=seed, task=task)
+    return tlcore.diagnose(source, target, modality=modality, backbone=backbone, seed=seed, task=task).to_dict()
 
 
 @st.cache_data(show_spinner="Scoring each candidate backbone on the labeled target (no fine-tuning)…", max_entries=16)
 def rank(modality: str, target: str, backbones: tuple, seed: int, task: str) -> dict:
-    return run_rank(modality, target, backbones=list(backbones), seed=seed, task=task)
+    return tlcore.rank(target, modality=modality, backbones=list(backbones), seed=seed, task=task).to_dict()
 
 
 st.caption("Compares the source and target sets on pretrained features and simple data properties, before you "

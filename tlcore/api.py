@@ -107,6 +107,12 @@ def finetune(config: Optional[FinetuneConfig] = None, *, progress: Optional[Prog
     return RunResult.from_report(cfg.out, report)
 
 
+def finetune_job(config: FinetuneConfig, *, progress: Optional[ProgressFn] = None,
+                 should_cancel: Optional[CancelFn] = None, resume: bool = False) -> dict:
+    """:func:`finetune` as the app's background worker calls it (``RunStore`` job path): returns the report."""
+    return finetune(config, progress=progress, should_cancel=should_cancel, resume=resume).to_dict()
+
+
 def diagnose(source: str | Path, target: str | Path, *, modality: str, task: Optional[str] = None,
              backbone: Optional[str] = None, seed: int = 0, progress: Optional[ProgressFn] = None) -> DiagnosisResult:
     """Domain mismatch between a source and a target set before any training (classification, NER or ASR sets)."""

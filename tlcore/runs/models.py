@@ -16,7 +16,7 @@ from sqlalchemy.types import TypeDecorator
 
 STATUSES = ("queued", "running", "done", "failed", "cancelled")
 FINISHED = ("done", "failed", "cancelled")
-DEFAULT_JOB = "tlcore.settings.inductive:run_finetune"
+DEFAULT_JOB = "tlcore.api:finetune_job"   # runs queued before 0.2 keep their own job path (still valid)
 
 NAMING = {
     "ix": "ix_%(table_name)s_%(column_0_name)s",
