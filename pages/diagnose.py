@@ -212,8 +212,10 @@ if task == "asr":
 else:
     st.subheader("Which backbone? Ranking without fine-tuning")
     st.caption("**Which score to trust:** in our validation on the demos (ranking vs. real fine-tuned accuracy, see the "
-               "README) **H-score** agreed with the fine-tuned ranking on every demo; **LogME** got one demo "
-               "backwards and **k-NN accuracy** two. With few labeled examples every score is rough: when two candidates' intervals overlap, the "
+               "README) **LogME** agreed with the fine-tuned ranking on three of four demos, **k-NN accuracy** on two, "
+               "and the shrinkage **H-score** (as its paper defines it) on one: with a few dozen labeled examples it "
+               "shrinks almost fully and cannot tell backbones apart. With few labeled examples every score is "
+               "rough: when two candidates' intervals overlap, or the scores favour different candidates, the "
                "data **cannot tell** them apart, so treat them as equal and fine-tune both if it matters. Intervals come "
                "from repeated 80% subsamples of the target, so they describe the score at 80% of the data and need not "
                "contain the full-data point.")

@@ -76,3 +76,16 @@ def test_rank_real_image_backbone_has_leep(tmp_path):
     target = write_image_set(tmp_path / "t", n_per_class=6)
     report = run_rank("image", str(target), backbones=["efficientnet-lite0-128"], n_boot=3)
     assert {"leep", "nce"} <= set(report["ranking"][0]["scores"])
+
+
+def test_rank_advice_says_when_scores_disagree_on_the_best():
+    from tlcore.diagnostics.rank import _advice
+    from tlcore.diagnostics.transferability import rank_backbones
+
+    agree = rank_backbones({"a": {"logme": (2.0, 1.9, 2.1), "knn_accuracy": (0.9, 0.85, 0.95)},
+                            "b": {"logme": (1.0, 0.9, 1.1), "knn_accuracy": (0.5, 0.45, 0.55)}})
+    assert _advice(agree) == "a ranks first on every score's interval; start with it."
+    split = rank_backbones({"a": {"logme": (2.0, 1.9, 2.1), "h_score": (3.0, 2.9, 3.1), "knn_accuracy": (0.5, 0.45, 0.55)},
+                            "b": {"logme": (1.0, 0.9, 1.1), "h_score": (1.0, 0.9, 1.1), "knn_accuracy": (0.9, 0.85, 0.95)}})
+    advice = _advice(split)
+    assert "scores disagree" in advice and "k-NN accuracy favours b" in advice and "H-score, LogME favour a" in advice

@@ -226,10 +226,24 @@ def _rank_asr(target: str, names: list[str], *, seed: int, progress: ProgressFn)
 # ---------------------------------------------------------------- advice and validation
 
 
+SCORE_LABELS = {"logme": "LogME", "h_score": "H-score", "knn_accuracy": "k-NN accuracy", "leep": "LEEP", "nce": "NCE",
+                "wer": "WER", "cer": "CER"}
+
+
 def _advice(table: list[dict]) -> str:
+    """One line: which candidate to start with, or why the data cannot say (overlapping intervals, or scores that
+    favour different candidates)."""
     if len(table) < 2:
         return "Only one candidate: nothing to rank."
     best, second = table[0], table[1]
+    favourite: dict[str, list[str]] = {}
+    for name in best["scores"]:
+        top = min(table, key=lambda row: row["scores"].get(name, {}).get("rank", float("inf")))
+        favourite.setdefault(top["backbone"], []).append(SCORE_LABELS.get(name, name))
+    if len(favourite) > 1:
+        views = "; ".join(f"{', '.join(labels)} favour{'s' * (len(labels) == 1)} {b}" for b, labels in favourite.items())
+        return (f"{best['backbone']} ranks first on the mean rank, but the scores disagree on the best backbone "
+                f"({views}): fine-tune the top candidates before choosing.")
     close = [s for s in second["tied_with_best"]]
     if close:
         return (f"{best['backbone']} ranks first, but {second['backbone']} is within the interval on "
