@@ -1,6 +1,7 @@
 """The command line contract of DESIGN.md: commands, JSON report, exit code 2 with one line on bad input."""
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -69,3 +70,57 @@ def test_engine_never_imports_streamlit():
     assert out.stdout.strip() == "False", out.stderr
     offenders = [p for p in (ROOT / "tlcore").rglob("*.py") if "import streamlit" in p.read_text()]
     assert offenders == []
+
+
+def test_ner_everywhere_on_the_command_line(tmp_path):
+    """diagnose, rank and predict (after and before) on an NER set, from the CLI (tiny test backbone)."""
+    from tlcore.data.demos import make_demo
+
+    d = make_demo("ner-shift", tmp_path / "ner", size="small")
+    out = cli("diagnose", "--modality", "text", "--task", "ner", "--source", str(d / "source"), "--target",
+              str(d / "target"), "--backbone", "tiny-text", "--json", str(tmp_path / "dx.json"), "--quiet")
+    assert out.returncode == 0, out.stderr
+    dx = json.loads((tmp_path / "dx.json").read_text())
+    assert dx["task"] == "ner" and "ner" in dx and "verdict:" in out.stderr
+    out = cli("rank", "--modality", "text", "--target", str(d / "target"), "--backbones", "tiny-text,tiny-text@random",
+              "--json", str(tmp_path / "rk.json"), "--quiet")
+    assert out.returncode == 0, out.stderr
+    assert json.loads((tmp_path / "rk.json").read_text())["task"] == "ner"      # detected from the data
+    run = tmp_path / "run"
+    out = cli("finetune", "--task", "ner", "--modality", "text", "--target", str(d / "target"), "--eval", str(d / "eval"),
+              "--backbone", "tiny-text", "--strategy", "full", "--epochs", "1", "--baselines", "", "--out", str(run), "--quiet")
+    assert out.returncode == 0, out.stderr
+    for which in ("after", "before"):
+        out = cli("predict", "--run", str(run), "--input", "just saw priya at tesco in leeds", "--model", which)
+        assert out.returncode == 0, out.stderr
+        row = json.loads(out.stdout.strip().splitlines()[0])
+        assert row["tokens"] == "just saw priya at tesco in leeds".split() and len(row["tags"]) == 7
+    out = cli("rank", "--modality", "text", "--target", str(d / "target"), "--backbones", "tiny-text", "--validate")
+    assert out.returncode == 2 and "error:" in out.stderr
+
+
+def test_asr_everywhere_on_the_command_line(tmp_path, tiny_whisper):
+    """diagnose, rank and predict (after and before) on ASR sets, from the CLI (tiny test models)."""
+    from conftest import write_asr_clips
+
+    src = write_asr_clips(tmp_path / "source", 4, speakers=("s1",), first=0)
+    tgt = write_asr_clips(tmp_path / "target", 6, speakers=("s2", "s3"), first=10)
+    ev = write_asr_clips(tmp_path / "eval", 3, speakers=("s4",), first=20)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    out = cli("diagnose", "--modality", "audio", "--source", str(src), "--target", str(tgt), "--backbone", "tiny-audio",
+              "--json", str(tmp_path / "dx.json"), "--quiet", env=env)
+    assert out.returncode == 0, out.stderr
+    dx = json.loads((tmp_path / "dx.json").read_text())
+    assert dx["task"] == "asr" and "asr" in dx
+    out = cli("rank", "--modality", "audio", "--task", "asr", "--target", str(tgt), "--backbones", str(tiny_whisper),
+              "--json", str(tmp_path / "rk.json"), "--quiet", env=env)
+    assert out.returncode == 0, out.stderr
+    assert {"wer", "cer"} <= set(json.loads((tmp_path / "rk.json").read_text())["ranking"][0]["scores"])
+    run = tmp_path / "run"
+    out = cli("finetune", "--task", "asr", "--modality", "audio", "--target", str(tgt), "--eval", str(ev), "--backbone",
+              str(tiny_whisper), "--epochs", "1", "--batch-size", "2", "--out", str(run), "--quiet", env=env)
+    assert out.returncode == 0, out.stderr
+    for which in ("after", "before"):
+        out = cli("predict", "--run", str(run), "--input", str(ev / "c0.wav"), "--model", which, env=env)
+        assert out.returncode == 0, out.stderr
+        assert "transcript" in json.loads(out.stdout.strip().splitlines()[0])
