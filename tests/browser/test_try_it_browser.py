@@ -9,7 +9,8 @@ import shutil
 import pytest
 
 from tests.browser.conftest import open_page, screenshot, wait_idle
-from tests.test_try_it import make_asr_run, make_ner_run, register, write_clips
+from tests.conftest import write_asr_clips
+from tests.test_try_it import make_asr_run, make_ner_run, register
 
 pytestmark = pytest.mark.browser
 
@@ -57,7 +58,7 @@ def test_try_it_asr_run_shows_two_transcripts(app_server, page, tmp_path):
         eval_set = _subset(demo / "eval", tmp_path / "eval", 2)
         clip = demo / "eval" / "utt_0002.wav"
     else:                                              # no speech synthesizer here: tones
-        target, eval_set = write_clips(tmp_path / "target", 4), write_clips(tmp_path / "eval", 2, first=10)
+        target, eval_set = write_asr_clips(tmp_path / "target", 4), write_asr_clips(tmp_path / "eval", 2, first=10)
         clip = eval_set / "c1.wav"
     run_dir = make_asr_run(tmp_path, target, eval_set)
     run = register(run_dir, "asr · decoder · whisper-tiny-en", store=app_server.store())
