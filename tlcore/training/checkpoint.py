@@ -24,16 +24,17 @@ class Resumed:
     best_state: Optional[dict]
 
 
-def _trainable_state(model: nn.Module) -> dict[str, torch.Tensor]:
-    from tlcore.training.trainer import trainable_state
-
-    return trainable_state(model)
+def trainable_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    """The tensors that training changes: trainable parameters and BatchNorm statistics (what a checkpoint holds)."""
+    names = {n for n, p in model.named_parameters() if p.requires_grad}
+    return {k: v.detach().clone().contiguous() for k, v in model.state_dict().items()
+            if k in names or "running_" in k or "num_batches_tracked" in k}
 
 
 def save_checkpoint(folder: Path, model: nn.Module, optimizer, scheduler, best_state: Optional[dict], epoch: int,
                     best_score: float, result) -> None:
     folder.mkdir(parents=True, exist_ok=True)
-    save_file(_trainable_state(model), str(folder / "last.safetensors.tmp"))
+    save_file(trainable_state(model), str(folder / "last.safetensors.tmp"))
     (folder / "last.safetensors.tmp").replace(folder / "last.safetensors")
     if best_state is not None:
         save_file(best_state, str(folder / "best.safetensors.tmp"))

@@ -27,6 +27,7 @@ import torch
 from torch import nn
 
 from tlcore.progress import CancelFn, ProgressFn, never_cancel, no_progress
+from tlcore.training.checkpoint import load_checkpoint, trainable_state
 
 
 @dataclass
@@ -124,13 +125,6 @@ def warmup_linear_schedule(optimizer: torch.optim.Optimizer, total_steps: int, w
 
 def batchnorms(model: nn.Module) -> list[nn.Module]:
     return [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-
-
-def trainable_state(model: nn.Module) -> dict[str, torch.Tensor]:
-    """The tensors that training changes: trainable parameters and BatchNorm statistics (what a checkpoint holds)."""
-    names = {n for n, p in model.named_parameters() if p.requires_grad}
-    return {k: v.detach().clone().contiguous() for k, v in model.state_dict().items()
-            if k in names or "running_" in k or "num_batches_tracked" in k}
 
 
 def snapshot_into(best: Optional[dict], model: nn.Module) -> dict:
@@ -287,8 +281,6 @@ class Trainer:
         self._call("on_epoch_end")
 
     def _resume(self) -> int:
-        from tlcore.training.checkpoint import load_checkpoint
-
         resumed = load_checkpoint(self.checkpoint_dir, self.checkpoint_modules(), self.optimizer, self.scheduler)
         if resumed is None:
             return 0
