@@ -244,3 +244,16 @@ def test_ensure_worker_starts_one_detached_worker(store):
         os.waitpid(pid, 0)  # reap it (it is our child in tests)
     except ChildProcessError:
         pass
+
+
+def test_a_resumed_run_whose_report_was_written_is_finished_not_rerun(store):
+    """The worker died after the job wrote report.json but before the run was marked done: the resumed claim
+    keeps that report (a run folder with a report is never overwritten) instead of training again."""
+    run_id = submit(store)
+    queue.claim_next(store, pid=_dead_pid())
+    report = {"before": {"accuracy": 0.4}, "after": {"accuracy": 0.9, "macro_f1": 0.9}, "baselines": {}}
+    (store.artifact_dir(run_id) / "report.json").write_text(json.dumps(report))
+    assert queue.recover_stale(store) == [run_id]
+    assert worker(store).run() == 1
+    assert store.get(run_id).status == "done" and calls(store, run_id) == []
+    assert json.loads((store.artifact_dir(run_id) / "report.json").read_text()) == report

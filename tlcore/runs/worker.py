@@ -99,9 +99,13 @@ class Worker:
         log.info("run %s: starting %s (attempt %d%s)", run_id, claim.job, claim.attempt, ", resume" if claim.resume else "")
         with Heartbeat(self.store, claim, o.heartbeat_s, on_lost=cancel.force):
             try:
-                job = resolve_job(claim.job)
-                report = job(FinetuneConfig.from_dict(claim.config), progress=progress, should_cancel=cancel,
-                             resume=claim.resume)
+                # A resumed run whose report was written before the crash is finished: keep it (a run folder with a
+                # report is never overwritten).
+                report = read_report(out) if claim.resume else None
+                if report is None:
+                    job = resolve_job(claim.job)
+                    report = job(FinetuneConfig.from_dict(claim.config), progress=progress, should_cancel=cancel,
+                                 resume=claim.resume)
             except Cancelled:
                 progress.flush()
                 self._finish(run_id, self.store.mark_cancelled, attempt=claim.attempt)
