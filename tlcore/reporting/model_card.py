@@ -105,7 +105,8 @@ def model_card_markdown(report: dict) -> str:
     if report.get("scoring"):
         lines.append(f"- scoring: {report['scoring']}")
     better = "higher" if spec["metrics"][0][2] else "lower"
-    lines += ["", f"## {spec['metrics'][0][1]} on the held-out target eval split ({better} is better)", ""]
+    headline = spec["metrics"][0][1]
+    lines += ["", f"## {headline[:1].upper() + headline[1:]} on the held-out target eval split ({better} is better)", ""]
     lines += _table(report, spec["metrics"], pct)
     skipped = report.get("baselines_skipped") or {}
     if skipped:
