@@ -126,8 +126,7 @@ def run_finetune(cfg: FinetuneConfig, *, progress: Optional[ProgressFn] = None, 
 
     # ---- before
     progress(Progress("before", 0, 1, "scoring the model before transfer"))
-    ncm_kind = "nearest class mean of the pretrained features, fitted on the target's training labels (no fine-tuning)"
-    before_kind = ncm_kind
+    before_kind = "nearest class mean of the pretrained features, fitted on the target's training labels (no fine-tuning)"
     if source is not None and f_source is not None:
         keep = np.array([y in classes for y in source.labels or []])
         if keep.sum() and len(set(np.array(source.labels)[keep])) >= 2:
