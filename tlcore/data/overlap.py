@@ -33,17 +33,25 @@ def item_kind(modality: str) -> str:
     return "text" if modality == "text" else "file"
 
 
-def overlapping(eval_items: Sequence[Any], items: Sequence[Any], kind: str) -> list[int]:
-    """Indices into ``items`` of those identical to some eval item."""
-    keys = {content_key(x, kind) for x in eval_items}
+def content_keys(items: Sequence[Any], kind: str) -> set[str]:
+    """The content keys of a set's items (each file read once)."""
+    return {content_key(x, kind) for x in items}
+
+
+def _matching(keys: set[str], items: Sequence[Any], kind: str) -> list[int]:
     return [i for i, x in enumerate(items) if content_key(x, kind) in keys]
 
 
-def check_target_overlap(eval_items: Sequence[Any], train_items: Sequence[Any], train_names: Sequence[str], *,
+def overlapping(eval_items: Sequence[Any], items: Sequence[Any], kind: str) -> list[int]:
+    """Indices into ``items`` of those identical to some eval item."""
+    return _matching(content_keys(eval_items, kind), items, kind)
+
+
+def check_target_overlap(eval_keys: set[str], train_items: Sequence[Any], train_names: Sequence[str], *,
                          kind: str, eval_given: bool) -> list[int]:
     """The training indices to keep. A user-given eval set sharing items with the target's training data is
     refused (a clear error naming a few); with a held-out split, the duplicates are dropped from training."""
-    shared = overlapping(eval_items, train_items, kind)
+    shared = _matching(eval_keys, train_items, kind)
     if shared and eval_given:
         names = ", ".join(str(train_names[i]) if i < len(train_names) else f"#{i}" for i in shared[:3])
         raise DataError(f"{len(shared)} item(s) of the target training data also appear in the eval data (e.g. {names}); "
@@ -53,16 +61,17 @@ def check_target_overlap(eval_items: Sequence[Any], train_items: Sequence[Any], 
     return [i for i in range(len(train_items)) if i not in drop]
 
 
-def other_overlaps(eval_items: Sequence[Any], sets: dict[str, Sequence[Any] | None], kind: str) -> dict[str, int]:
+def other_overlaps(eval_keys: set[str], sets: dict[str, Sequence[Any] | None], kind: str) -> dict[str, int]:
     """{set name: number of its items identical to an eval item} for the source / unlabeled sets given."""
-    return {name: len(overlapping(eval_items, items, kind)) for name, items in sets.items() if items}
+    return {name: len(_matching(eval_keys, items, kind)) for name, items in sets.items() if items}
 
 
 def split_overlaps(eval_items: Sequence[Any], train_items: Sequence[Any], train_names: Sequence[str], *, kind: str,
                    eval_given: bool, others: dict[str, Sequence[Any] | None]) -> tuple[list[int], dict[str, int]]:
     """Both checks at once: (training indices to keep, {"target": duplicates dropped, "source": n, ...})."""
-    keep = check_target_overlap(eval_items, train_items, train_names, kind=kind, eval_given=eval_given)
-    return keep, {"target": len(train_items) - len(keep), **other_overlaps(eval_items, others, kind)}
+    keys = content_keys(eval_items, kind)
+    keep = check_target_overlap(keys, train_items, train_names, kind=kind, eval_given=eval_given)
+    return keep, {"target": len(train_items) - len(keep), **other_overlaps(keys, others, kind)}
 
 
 def overlap_warnings(counts: dict[str, int], n_eval: int) -> list[str]:

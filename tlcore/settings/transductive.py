@@ -16,7 +16,7 @@ import torch
 from tlcore.config import FinetuneConfig
 from tlcore.data.dataset import Dataset
 from tlcore.data.loaders import check_trainable, load_dataset
-from tlcore.data.overlap import item_kind, other_overlaps, overlap_warnings
+from tlcore.data.overlap import content_keys, item_kind, other_overlaps, overlap_warnings
 from tlcore.errors import ConfigError, DataError
 from tlcore.evaluation.metrics import classification_metrics, flipped_examples, paired_difference
 from tlcore.evaluation.policy import transfer_warnings
@@ -77,7 +77,8 @@ def run_adaptation(cfg: FinetuneConfig, *, progress: Optional[ProgressFn] = None
     unseen = sorted(set(eval_ds.labels) - set(classes))
     if unseen:
         raise DataError(f"eval classes {unseen} do not occur in the source data; adaptation keeps the source's classes")
-    overlap = other_overlaps(eval_ds.items, {"source": source.items, "unlabeled": unlabeled.items}, item_kind(cfg.modality))
+    kind = item_kind(cfg.modality)
+    overlap = other_overlaps(content_keys(eval_ds.items, kind), {"source": source.items, "unlabeled": unlabeled.items}, kind)
     ys = np.array([classes.index(c) for c in source.labels])  # type: ignore[union-attr]
     ye = np.array([classes.index(c) for c in eval_ds.labels])
 
