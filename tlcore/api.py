@@ -48,8 +48,7 @@ class RunResult(_Result):
 
     @classmethod
     def from_report(cls, run_dir: str | Path, report: dict) -> "RunResult":
-        keys = {f.name for f in dataclasses.fields(cls)} - {"report", "run_dir"}
-        return cls(report=report, run_dir=Path(run_dir), **{k: report[k] for k in keys if k in report})
+        return _typed(cls, report, run_dir=Path(run_dir))
 
     def load(self) -> LoadedRun:
         """The run folder with its before/after models, for predictions."""
@@ -88,9 +87,10 @@ class CurveResult(_Result):
     points: list = field(default_factory=list)
 
 
-def _typed(cls: type, report: dict) -> Any:
-    keys = {f.name for f in dataclasses.fields(cls)} - {"report"}
-    return cls(report=report, **{k: report[k] for k in keys if k in report})
+def _typed(cls: type, report: dict, **fixed: Any) -> Any:
+    """``cls`` with its typed fields taken from the report (``fixed`` ones given here)."""
+    keys = {f.name for f in dataclasses.fields(cls)} - {"report"} - set(fixed)
+    return cls(report=report, **fixed, **{k: report[k] for k in keys if k in report})
 
 
 def finetune(config: Optional[FinetuneConfig] = None, *, progress: Optional[ProgressFn] = None,
