@@ -33,6 +33,26 @@ def resolve_job(path: str) -> Callable[..., Any]:
     return obj
 
 
+def config_class(path: str) -> Any:
+    """The settings class a job takes: its ``config_class`` attribute, else :class:`FinetuneConfig`.
+
+    A job declares its own settings (``cluster_job.config_class = ClusterConfig``); the class needs ``from_dict``
+    (checks names, raises ``ConfigError``) and ``to_dict`` (plain JSON, with ``"out"``). A job path that cannot be
+    imported here falls back to fine-tuning settings; the worker reports the import error when it runs the job.
+    """
+    from tlcore.config import FinetuneConfig
+
+    try:
+        return getattr(resolve_job(path), "config_class", FinetuneConfig)
+    except (ImportError, AttributeError, TypeError, ValueError):
+        return FinetuneConfig
+
+
+def job_config(path: str, config: dict) -> Any:
+    """The stored ``config`` dict as the settings object the job at ``path`` takes."""
+    return config_class(path).from_dict(config)
+
+
 class ProgressWriter:
     """A ``ProgressFn`` that stores events at most once per ``min_interval_s``.
 

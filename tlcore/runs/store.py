@@ -135,10 +135,13 @@ class RunStore:
         run_id = uuid.uuid4().hex
         out = self.artifact_dir(run_id)
         config["out"] = str(out)
-        config = FinetuneConfig.from_dict(config).to_dict()  # validate names now, not in the worker
         if ":" not in job:
             raise ValueError(f"job must look like 'package.module:function', got {job!r}")
-        name = (name or "").strip() or f"{config['modality']} {config['strategy']} {run_id[:6]}"
+        from tlcore.runs.jobs import job_config
+
+        config = job_config(job, config).to_dict()  # validate names now, not in the worker
+        kind = config.get("strategy") or config.get("kind") or job.rpartition(":")[2]
+        name = (name or "").strip() or f"{config.get('modality', '')} {kind} {run_id[:6]}".strip()
         out.mkdir(parents=True, exist_ok=True)
         row = RunRow(id=run_id, name=name[:200], owner=owner, status="queued", job=job, config=config,
                      dataset=dataset, created_at=utcnow(), cancel_requested=False, attempts=0)

@@ -21,10 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tlcore.config import FinetuneConfig
 from tlcore.errors import Cancelled, TransferLabError
 from tlcore.runs import queue
-from tlcore.runs.jobs import CancelCheck, Heartbeat, ProgressWriter, headline_metrics, read_report, resolve_job
+from tlcore.runs.jobs import CancelCheck, Heartbeat, ProgressWriter, headline_metrics, job_config, read_report, resolve_job
 from tlcore.runs.queue import Claim
 from tlcore.runs.store import RunStore
 
@@ -104,7 +103,7 @@ class Worker:
                 report = read_report(out) if claim.resume else None
                 if report is None:
                     job = resolve_job(claim.job)
-                    report = job(FinetuneConfig.from_dict(claim.config), progress=progress, should_cancel=cancel,
+                    report = job(job_config(claim.job, claim.config), progress=progress, should_cancel=cancel,
                                  resume=claim.resume)
             except Cancelled:
                 progress.flush()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
@@ -56,6 +57,50 @@ def _load(path: Optional[str], cfg: FinetuneConfig, what: str, labeled: bool) ->
     return ds
 
 
+@dataclass
+class RunData:
+    """The data of one classification run: the loaded sets, the training and eval splits, class indices."""
+
+    target: Dataset
+    source: Optional[Dataset]
+    unlabeled: Optional[Dataset]
+    train: Dataset
+    eval: Dataset
+    classes: list[str]
+    y_train: np.ndarray
+    y_eval: np.ndarray
+    overlap: dict
+    split_file: Optional[Path]
+    problems: list[str]
+
+
+def prepare_data(cfg: FinetuneConfig) -> RunData:
+    """Load the sets and make the splits exactly as a run does (the stored eval split, duplicates of eval items
+    dropped from training, the per-class cap), so a later job (the scratch follow-up) scores on the same items."""
+    target = _load(cfg.target, cfg, "target", labeled=True)
+    assert target is not None
+    source = _load(cfg.source, cfg, "source", labeled=True)
+    unlabeled = _load(cfg.unlabeled, cfg, "unlabeled", labeled=False)
+    if cfg.eval:
+        eval_ds = _load(cfg.eval, cfg, "eval", labeled=True)
+        train_ds, split_file = target, None
+    else:
+        train_ds, eval_ds, split_file = eval_split(target, cfg.eval_fraction)
+    assert eval_ds is not None and eval_ds.labels is not None and train_ds.labels is not None
+    keep, overlap = split_overlaps(eval_ds.items, train_ds.items, train_ds.names, kind=item_kind(cfg.modality),
+                                   eval_given=bool(cfg.eval), others={"source": source and source.items,
+                                                                      "unlabeled": unlabeled and unlabeled.items})
+    train_ds = train_ds.subset(keep)
+    train_ds = cap_per_class(train_ds, cfg.max_per_class, seed=cfg.seed)
+    classes = sorted(set(train_ds.labels))
+    unseen = sorted(set(eval_ds.labels) - set(classes))
+    if unseen:
+        raise DataError(f"eval classes {unseen} do not occur in the target training data; add examples of them to --target")
+    problems = [str(p) for d in (target, source, eval_ds, unlabeled) if d is not None for p in d.problems]
+    return RunData(target, source, unlabeled, train_ds, eval_ds, classes, _indices(train_ds.labels, classes),
+                   _indices(eval_ds.labels, classes), overlap, split_file, problems)
+
+
 def _indices(labels: list[str], classes: list[str]) -> np.ndarray:
     pos = {c: i for i, c in enumerate(classes)}
     return np.array([pos[y] for y in labels], dtype=np.int64)
@@ -89,28 +134,9 @@ def run_finetune(cfg: FinetuneConfig, *, progress: Optional[ProgressFn] = None, 
 
     # ---- data
     progress(Progress("data", 0, 1, "loading data"))
-    target = _load(cfg.target, cfg, "target", labeled=True)
-    assert target is not None
-    source = _load(cfg.source, cfg, "source", labeled=True)
-    unlabeled = _load(cfg.unlabeled, cfg, "unlabeled", labeled=False)
-    if cfg.eval:
-        eval_ds = _load(cfg.eval, cfg, "eval", labeled=True)
-        train_ds, split_file = target, None
-    else:
-        train_ds, eval_ds, split_file = eval_split(target, cfg.eval_fraction)
-    assert eval_ds is not None and eval_ds.labels is not None and train_ds.labels is not None
-    keep, overlap = split_overlaps(eval_ds.items, train_ds.items, train_ds.names, kind=item_kind(cfg.modality),
-                                   eval_given=bool(cfg.eval), others={"source": source and source.items,
-                                                                      "unlabeled": unlabeled and unlabeled.items})
-    train_ds = train_ds.subset(keep)
-    train_ds = cap_per_class(train_ds, cfg.max_per_class, seed=cfg.seed)
-    classes = sorted(set(train_ds.labels))
-    unseen = sorted(set(eval_ds.labels) - set(classes))
-    if unseen:
-        raise DataError(f"eval classes {unseen} do not occur in the target training data; add examples of them to --target")
-    y_train = _indices(train_ds.labels, classes)
-    y_eval = _indices(eval_ds.labels, classes)
-    problems = [str(p) for d in (target, source, eval_ds, unlabeled) if d is not None for p in d.problems]
+    d = prepare_data(cfg)
+    source, unlabeled, train_ds, eval_ds, classes = d.source, d.unlabeled, d.train, d.eval, d.classes
+    y_train, y_eval, overlap, split_file, problems = d.y_train, d.y_eval, d.overlap, d.split_file, d.problems
     progress(Progress("data", 1, 1, f"{len(train_ds)} train / {len(eval_ds)} eval items, {len(classes)} classes"))
 
     # ---- pretrained features (cached): before, k-NN, linear probe
