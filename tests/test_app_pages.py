@@ -91,13 +91,17 @@ def test_home_demo_click_queues_linear_probe_and_opens_compare(home):
     no_exceptions(at)
     from tlcore.runs import RunStore
 
-    runs = RunStore().list_runs()
-    assert len(runs) == 1 and runs[0].status == "queued"
-    assert runs[0].config["strategy"] == "linear_probe" and runs[0].dataset == "demo:sentiment"
-    assert runs[0].config["backbone"] is None  # the real default text backbone
+    runs = {r.config.get("strategy", "follow-up"): r for r in RunStore().list_runs()}
+    assert sorted(runs) == ["follow-up", "linear_probe"]
+    demo, follow = runs["linear_probe"], runs["follow-up"]
+    assert demo.status == "queued" and demo.queued_at is not None and demo.dataset == "demo:sentiment"
+    assert demo.config["backbone"] is None  # the real default text backbone
+    # The scratch baseline follows as its own job, submitted only once the demo run is done.
+    assert follow.config["parent_run"] == demo.id and follow.queued_at is None
+    assert follow.job == "tlcore.settings.followup:scratch_job"
     assert home.started, "the app must make sure a worker runs"
     assert at.title[0].value == "Compare"
-    assert at.query_params["run"] == [runs[0].id] or at.query_params["run"] == runs[0].id
+    assert at.query_params["run"] == [demo.id] or at.query_params["run"] == demo.id
 
 
 # ------------------------------------------------------------------ Data

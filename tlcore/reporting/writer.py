@@ -15,9 +15,11 @@ labeled target items used for training (including the ``val`` items held out of 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import platform
 import shutil
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -26,6 +28,7 @@ import torch
 from tlcore import __version__
 from tlcore.reporting.model_card import model_card_markdown
 
+log = logging.getLogger(__name__)
 REPORT_SCHEMA = 2
 #: Baselines a classification run can compute; NER has no k-NN, ASR neither (see ``baselines_skipped``).
 BASELINES = ("scratch", "knn")
@@ -35,6 +38,11 @@ def _write_text(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     tmp.write_text(text)
     os.replace(tmp, path)
+
+
+def write_json(path: Path, data: object) -> None:
+    """``data`` as indented JSON at ``path``, written atomically (temporary name, then rename)."""
+    _write_text(path, json.dumps(data, indent=2, default=float))
 
 
 def complete_report(report: dict, config: dict, *, setting: str, skipped: Optional[dict[str, str]] = None) -> dict:
@@ -105,6 +113,8 @@ class RunWriter:
                save_before: Optional[Callable[[Path], object]] = None, skipped: Optional[dict[str, str]] = None) -> dict:
         """Save the model (and the "before" model's own parts), then report.json and README.md; return the report."""
         report = complete_report(report, self.config, setting=setting, skipped=skipped)
+        if "diagnosis" not in report:
+            report["diagnosis"] = diagnosis_summary(self.config)
         self.save_folder("model", save_model)
         if save_before is not None:
             self.save_folder("before", save_before)
@@ -119,3 +129,48 @@ def begin_run(cfg) -> RunWriter:
     writer = RunWriter(cfg.out, cfg.to_dict())
     writer.start()
     return writer
+
+
+def diagnosis_summary(config: dict, *, top: int = 5) -> Optional[dict]:
+    """The domain-mismatch diagnosis of the run's source vs target (the Diagnose page's verdict and the properties
+    that drift most) for the report and model card; None without a source set. The backbone features are the run's
+    own (cached), so this costs seconds. A failure here never fails the run: the summary then says why it is missing."""
+    source, target = config.get("source"), config.get("target")
+    if not source or not target:
+        return None
+    from tlcore.diagnostics.diagnose import run_diagnose
+
+    try:
+        full = run_diagnose(config["modality"], str(source), str(target), backbone=config.get("backbone"),
+                            seed=int(config.get("seed") or 0), task=config.get("task"))
+    except Exception as exc:  # noqa: BLE001 - the run's results must not depend on the diagnosis
+        log.warning("diagnosis summary failed", exc_info=True)
+        return {"error": f"not computed: {type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"}
+    rows = sorted((r for r in (full.get("drift") or {}).get("rows", []) if r.get("drifting")),
+                  key=lambda r: -float(r.get("effect") or 0))
+    drift = []
+    for r in rows[:top]:
+        text = f"{r['name']} (effect {float(r['effect']):.2f}"
+        if r.get("mean_a") is not None and r.get("mean_b") is not None:
+            text += f"; source mean {float(r['mean_a']):.3g} → target mean {float(r['mean_b']):.3g}"
+        drift.append(text + ")")
+    verdict = full.get("verdict") or {}
+    return {"severity": verdict.get("severity"), "verdict": verdict.get("summary"), "top_drift": drift,
+            "backbone": full.get("backbone"), "source": str(source), "target": str(target)}
+
+
+def amend_report(folder: str | Path, report: dict, *, what: str) -> dict:
+    """Rewrite a finished run's report.json and model card with results a follow-up job added (the scratch baseline).
+
+    Only additions are allowed: every key of the old report stays (values may be extended), and the amendment is
+    recorded in ``report["amendments"]`` with its time, so nothing the run saved is silently changed."""
+    folder = Path(folder)
+    old = json.loads((folder / "report.json").read_text(encoding="utf-8"))
+    missing = sorted(set(old) - set(report))
+    if missing:
+        raise ValueError(f"an amendment may only add to a report; it drops {missing}")
+    report = {**report, "amendments": [*old.get("amendments", []),
+                                       {"added": what, "at": datetime.now(UTC).isoformat(timespec="seconds")}]}
+    write_json(folder / "report.json", report)
+    _write_text(folder / "README.md", model_card_markdown(report))
+    return report

@@ -100,6 +100,7 @@ class CancelCheck:
     def __init__(self, store: RunStore, claim: Claim, min_interval_s: float = 1.0):
         self.store, self.claim, self.min_interval_s = store, claim, min_interval_s
         self._stop = False
+        self.yielded = False  # stopped to let a run a user waits for go first (follow-ups only)
         self._checked = float("-inf")
 
     def force(self) -> None:
@@ -111,6 +112,8 @@ class CancelCheck:
             self._checked = time.monotonic()
             try:
                 self._stop = queue.should_stop(self.store, self.claim)
+                if not self._stop and queue.should_yield(self.store, self.claim):
+                    self._stop = self.yielded = True
             except Exception:
                 log.warning("run %s: cancel check failed; will retry", self.claim.run_id, exc_info=True)
         return self._stop

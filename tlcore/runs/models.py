@@ -17,6 +17,9 @@ from sqlalchemy.types import TypeDecorator
 STATUSES = ("queued", "running", "done", "failed", "cancelled")
 FINISHED = ("done", "failed", "cancelled")
 DEFAULT_JOB = "tlcore.api:finetune_job"   # runs queued before 0.2 keep their own job path (still valid)
+#: Jobs that complete a finished run in the background (the scratch baseline after a one-click demo). They wait
+#: for their run (``config["parent_run"]``) and yield the queue to runs a user is waiting for.
+FOLLOWUP_JOBS = ("tlcore.settings.followup:scratch_job",)
 
 NAMING = {
     "ix": "ix_%(table_name)s_%(column_0_name)s",

@@ -16,7 +16,7 @@ from datetime import timedelta
 
 from sqlalchemy import select, update
 
-from tlcore.runs.models import RunRow, utcnow
+from tlcore.runs.models import FOLLOWUP_JOBS, RunRow, utcnow
 from tlcore.runs.records import Run
 from tlcore.runs.store import RunStore
 
@@ -47,8 +47,9 @@ def enqueue(store: RunStore, run_id: str) -> Run:
 def claim_next(store: RunStore, *, pid: int | None = None, host: str = HOST) -> Claim | None:
     """Atomically take the oldest queued run for this worker; None when the queue is empty."""
     pid = os.getpid() if pid is None else pid
+    # Runs a user waits for go before follow-ups (which complete an already finished run), then oldest first.
     oldest = (select(RunRow.id).where(RunRow.status == "queued", RunRow.queued_at.is_not(None))
-              .order_by(RunRow.queued_at, RunRow.id).limit(1))
+              .order_by(RunRow.job.in_(FOLLOWUP_JOBS), RunRow.queued_at, RunRow.id).limit(1))
     with store.session() as s:  # cheap read first, so idle polling takes no write lock
         if s.scalar(oldest) is None:
             return None
@@ -75,6 +76,39 @@ def claim_next(store: RunStore, *, pid: int | None = None, host: str = HOST) -> 
     return None
 
 
+def release_followups(store: RunStore) -> list[str]:
+    """Submit follow-up runs whose run has finished; returns the ids it changed.
+
+    A follow-up (e.g. the scratch baseline after a one-click demo) is created with ``config["parent_run"]`` and not
+    submitted. Once that run is done it is queued; when it failed, was cancelled or deleted, the follow-up is
+    cancelled with the reason, so it never waits forever or completes a run that has no results.
+    """
+    with store.session() as s:
+        waiting = [(r.id, r.config.get("parent_run")) for r in
+                   s.scalars(select(RunRow).where(RunRow.status == "queued", RunRow.queued_at.is_(None)))]
+    changed = []
+    for run_id, parent_id in waiting:
+        if not parent_id:
+            continue  # an ordinary run that was created but not submitted (yet)
+        with store.write_session() as s:
+            row = s.get(RunRow, run_id, with_for_update=True)
+            if row is None or row.status != "queued" or row.queued_at is not None:
+                continue
+            parent = s.get(RunRow, parent_id)
+            if parent is not None and parent.status == "done":
+                row.queued_at = utcnow()
+                log.info("run %s: queued after run %s finished", run_id, parent_id)
+            elif parent is None or parent.status in ("failed", "cancelled"):
+                row.status, row.finished_at = "cancelled", utcnow()
+                row.error = (f"the run it follows ({parent_id[:8]}) was deleted" if parent is None
+                             else f"the run it follows ({parent.name}) {parent.status}")
+                log.info("run %s: cancelled: %s", run_id, row.error)
+            else:
+                continue
+            changed.append(run_id)
+    return changed
+
+
 def heartbeat(store: RunStore, claim: Claim) -> bool:
     """Refresh the claim's heartbeat; False when the run is no longer ours (finished or taken over)."""
     with store.write_session() as s:
@@ -93,6 +127,30 @@ def should_stop(store: RunStore, claim: Claim) -> bool:
         row = s.execute(select(RunRow.status, RunRow.attempts, RunRow.cancel_requested)
                         .where(RunRow.id == claim.run_id)).first()
     return row is None or row.cancel_requested or row.status != "running" or row.attempts != claim.attempt
+
+
+def should_yield(store: RunStore, claim: Claim) -> bool:
+    """True when ``claim`` is a follow-up and a run a user waits for is queued: the follow-up then stops at its next
+    check and goes back to the queue (:func:`requeue_yielded`), resuming from its checkpoints afterwards."""
+    if claim.job not in FOLLOWUP_JOBS:
+        return False
+    waiting = (select(RunRow.id).where(RunRow.status == "queued", RunRow.queued_at.is_not(None),
+                                       RunRow.job.not_in(FOLLOWUP_JOBS)).limit(1))
+    with store.session() as s:
+        return s.scalar(waiting) is not None
+
+
+def requeue_yielded(store: RunStore, claim: Claim) -> bool:
+    """Put a follow-up that yielded back in the queue (keeping its place among follow-ups and its attempt count)."""
+    with store.write_session() as s:
+        result = s.execute(
+            update(RunRow)
+            .where(RunRow.id == claim.run_id, RunRow.status == "running", RunRow.attempts == claim.attempt)
+            .values(status="queued", attempts=RunRow.attempts - 1, worker_pid=None, worker_host=None,
+                    heartbeat_at=None, started_at=None)
+            .execution_options(synchronize_session=False)
+        )
+        return result.rowcount == 1
 
 
 def pid_alive(pid: int) -> bool:

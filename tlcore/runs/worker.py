@@ -60,6 +60,7 @@ class Worker:
         """Recover dead runs, then claim and run one queued run; returns its final status or None if idle."""
         o = self.options
         queue.recover_stale(self.store, stale_after_s=o.stale_after_s, max_resumes=o.max_resumes)
+        queue.release_followups(self.store)
         claim = queue.claim_next(self.store)
         return None if claim is None else self.execute(claim)
 
@@ -107,6 +108,9 @@ class Worker:
                                  resume=claim.resume)
             except Cancelled:
                 progress.flush()
+                if cancel.yielded and queue.requeue_yielded(self.store, claim):
+                    log.info("run %s: yielded to a waiting run; queued again to resume", run_id)
+                    return "yielded"
                 self._finish(run_id, self.store.mark_cancelled, attempt=claim.attempt)
                 log.info("run %s: cancelled", run_id)
                 return "cancelled"

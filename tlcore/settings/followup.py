@@ -1,0 +1,141 @@
+"""Follow-up jobs that complete a finished run: the scratch baseline after a fast one-click demo.
+
+A one-click demo shows its before/after as soon as the linear probe is done; training the random-init twin takes
+minutes more, so it runs afterwards as its own background job (:func:`scratch_job`). The job rebuilds the run's
+data exactly as the run did (:func:`~tlcore.settings.inductive.prepare_data`: the stored eval split, the same
+training items), refuses when the data changed since, trains the twin with the run's settings in its own folder,
+and then adds ``baselines.scratch``, ``comparisons.scratch`` and the scratch predictions to the run's report (and
+its model card), re-deriving the negative-transfer warnings. The amendment is recorded in the report.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+
+from tlcore.config import FinetuneConfig
+from tlcore.errors import ConfigError, DataError
+from tlcore.evaluation.metrics import classification_metrics, paired_difference
+from tlcore.evaluation.policy import transfer_warnings
+from tlcore.progress import CancelFn, Progress, ProgressFn, never_cancel, no_progress
+from tlcore.runs.models import FOLLOWUP_JOBS
+
+#: The job path the run store and worker use for :func:`scratch_job`.
+SCRATCH_JOB = FOLLOWUP_JOBS[0]
+
+
+@dataclass
+class ScratchFollowupConfig:
+    """Settings of a scratch follow-up: which finished run to complete (``parent_out``), and this job's own folder."""
+
+    parent_out: str = ""                 # the finished run folder whose report gets the scratch baseline
+    parent_run: str = ""                 # that run's id in the run store (the app waits for it); empty from Python
+    modality: str = ""                   # copied from the run, for names and lists
+    kind: str = "scratch baseline"
+    out: str = ""                        # this job's folder: checkpoints of the twin and scratch.json
+
+    @classmethod
+    def from_dict(cls, data: dict) -> ScratchFollowupConfig:
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(data) - names
+        if unknown:
+            raise ConfigError(f"unknown setting(s) {sorted(unknown)} for a scratch follow-up; known: {sorted(names)}")
+        return cls(**data)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def scratch_job(cfg: ScratchFollowupConfig, *, progress: Optional[ProgressFn] = None,
+                should_cancel: Optional[CancelFn] = None, resume: bool = False) -> dict:
+    """Train the scratch baseline for the finished run in ``cfg.parent_out`` and add it to that run's report.
+    Returns this job's own small report (also ``out/report.json``): the scratch metrics and the comparison."""
+    from tlcore.reporting.writer import amend_report
+    from tlcore.settings.inductive import _scratch, prepare_data
+
+    progress = progress or no_progress
+    should_cancel = should_cancel or never_cancel
+    parent, out = Path(cfg.parent_out), Path(cfg.out)
+    if not cfg.out:
+        raise ConfigError("no folder for the scratch follow-up: set 'out'")
+    report = _finished_report(parent)
+    done = (report.get("baselines") or {}).get("scratch")
+    if done is not None:  # already added (a resumed job, or the run computed it itself)
+        return _own_report(out, report, parent)
+    run_cfg = FinetuneConfig.from_dict(json.loads((parent / "config.json").read_text(encoding="utf-8")))
+    progress(Progress("data", 0, 1, "rebuilding the run's training and eval split"))
+    d = prepare_data(run_cfg)
+    stored = report.get("eval_predictions") or {}
+    if [str(x) for x in d.eval.items] != list(stored.get("items", [])) or d.classes != report["data"]["classes"]:
+        raise DataError(f"the data of run {parent} changed since it ran (its eval items or classes differ now); "
+                        "the scratch baseline would not be comparable — start a new run with scratch in its baselines")
+    if len(d.train) != report["data"]["train"]:
+        raise DataError(f"the training data of run {parent} changed since it ran ({len(d.train)} items now, "
+                        f"{report['data']['train']} then); start a new run with scratch in its baselines")
+    progress(Progress("data", 1, 1, f"{len(d.train)} train / {len(d.eval)} eval items, {len(d.classes)} classes"))
+    t0 = time.time()
+    out.mkdir(parents=True, exist_ok=True)
+    # This folder is the job's own: checkpoints in it come from an earlier attempt (it yielded the queue to a run a
+    # user was waiting for, or its worker died), so continue from them.
+    resume = resume or (out / "checkpoints" / "scratch").exists()
+    pred, info = _scratch(run_cfg, d.train, d.y_train, d.eval.items, d.classes, out, resume, progress, should_cancel)
+    elapsed = time.time() - t0
+
+    y_eval, pred_after = np.asarray(stored["true"]), np.asarray(stored["after"])
+    metrics = {**classification_metrics(y_eval, pred, d.classes, seed=run_cfg.seed), "training": info}
+    comparisons = {**report.get("comparisons", {}),
+                   "scratch": paired_difference(y_eval, pred_after, pred, seed=run_cfg.seed)}
+    old_policy = set(transfer_warnings(report.get("comparisons", {}), metric="accuracy"))
+    warnings = (transfer_warnings(comparisons, metric="accuracy")
+                + [w for w in report.get("warnings", []) if w not in old_policy])
+    skipped = {k: v for k, v in (report.get("baselines_skipped") or {}).items() if k != "scratch"}
+    amended = {**report, "baselines": {**report.get("baselines", {}), "scratch": metrics}, "comparisons": comparisons,
+               "warnings": warnings, "baselines_skipped": skipped,
+               "eval_predictions": {**stored, "scratch": np.asarray(pred).tolist()},
+               "timings_s": {**report.get("timings_s", {}), "scratch": round(elapsed, 3)}}
+    progress(Progress("save", 0, 1, "adding the scratch baseline to the run's report"))
+    amended = amend_report(parent, amended, what=f"baselines.scratch (follow-up job, folder {out})")
+    result = _own_report(out, amended, parent)
+    progress(Progress("done", 1, 1, f"scratch accuracy {metrics['accuracy']:.3f} "
+                                    f"(pretrained {amended['after']['accuracy']:.3f})"))
+    return result
+
+
+def _finished_report(parent: Path) -> dict:
+    try:
+        report = json.loads((parent / "report.json").read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise DataError(f"{parent} holds no finished run (no report.json); the scratch baseline follows a finished "
+                        "run") from None
+    except (OSError, ValueError) as exc:
+        raise DataError(f"cannot read {parent / 'report.json'}: {exc}") from None
+    if report.get("task", "classify") != "classify" or report.get("setting", "inductive") != "inductive":
+        raise ConfigError(f"a scratch follow-up completes classification runs with labeled target data; {parent} is a "
+                          f"{report.get('setting')} {report.get('task')} run")
+    return report
+
+
+def _own_report(out: Path, report: dict, parent: Path) -> dict:
+    """This job's report: what it added to which run (the Runs list shows its scratch accuracy)."""
+    from tlcore.reporting.writer import write_json
+
+    scratch = report["baselines"]["scratch"]
+    own: dict[str, Any] = {
+        "kind": "scratch baseline", "parent_out": str(parent), "task": "classify",
+        "modality": report.get("modality"), "backbone": report.get("backbone"),
+        "baselines": {"scratch": scratch}, "comparisons": {"scratch": report["comparisons"]["scratch"]},
+        "after": {"accuracy": report["after"]["accuracy"]}, "data": {"train": report["data"]["train"],
+                                                                    "eval": report["data"]["eval"]},
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / "report.json", own)
+    return own
+
+
+scratch_job.config_class = ScratchFollowupConfig  # type: ignore[attr-defined]
