@@ -7,12 +7,14 @@ via_app()
 import streamlit as st
 
 from tlcore import plots
-from ui.progress import finished_note, live_progress
+from ui.demos import followups_of
+from ui.progress import finished_note, followup_progress, live_progress
 from ui.report import _value, ladder_rows, phase_names, render_report, task_of, view_of
 from ui.runs import get_run, read_report, run_picker, selected_run_id, visible_runs
 
 st.title("Compare")
-runs = visible_runs()
+everything = visible_runs()
+runs = [r for r in everything if not r.config.get("parent_run")]  # follow-ups show inside the run they complete
 if not runs:
     st.info("No runs yet. Start one from **Home** (one-click demos) or **Fine-tune**.")
     st.stop()
@@ -32,7 +34,18 @@ if report is None:
         st.error("This run has no readable report.json in its folder.")
     st.stop()
 
-render_report(report, key="cmp", title=run.name)
+followups = followups_of(run, everything)
+pending = [f for f in followups if not f.is_finished and "scratch" not in (report.get("baselines") or {})]
+if pending:
+    # Not "skipped": it is on its way.
+    report = {**report, "baselines_skipped": {k: v for k, v in (report.get("baselines_skipped") or {}).items()
+                                              if k != "scratch"}}
+render_report(report, key="cmp", title=run.name, below_headline=(lambda: followup_progress(
+    pending[0].id, "Scratch baseline (the same network trained from random weights on the same labels)"))
+    if pending else None)
+for f in followups:
+    if f.status in ("failed", "cancelled") and "scratch" not in (report.get("baselines") or {}):
+        st.warning(f"The scratch-baseline follow-up {f.status}" + (f": {f.error}" if f.error else "."))
 
 same_data = [r for r in runs if r.status == "done" and r.dataset and r.dataset == run.dataset
              and (r.config.get("task") or "classify") == task_of(report)]

@@ -32,8 +32,10 @@ SCORE_NAMES = {"logme": "LogME", "knn_accuracy": "k-NN accuracy", "h_score": "H-
 
 @st.cache_data(show_spinner="Comparing source and target (pretrained features, mismatch scores, drift tests)…",
                max_entries=16)
-def diagnose(modality: str, source: str, target: str, backbone: str, seed: int, task: str) -> dict:
-    return tlcore.diagnose(source, target, modality=modality, backbone=backbone, seed=seed, task=task).to_dict()
+def diagnose(modality: str, source: str, target: str, backbone: str, seed: int, task: str,
+             map_method: str = "pca") -> dict:
+    return tlcore.diagnose(source, target, modality=modality, backbone=backbone, seed=seed, task=task,
+                           map_method=map_method).to_dict()
 
 
 @st.cache_data(show_spinner="Scoring each candidate backbone on the labeled target (no fine-tuning)…", max_entries=16)
@@ -124,13 +126,26 @@ with right:
     m = mismatch.get("map") or result.get("map") or {}
     if m.get("x"):
         label_name = data.get("map_label") or "label"
-        color = "domain"
+        color, c_left, c_right = "domain", *st.columns(2)
+        projection = c_left.radio(
+            "Projection", ["pca", "umap"], horizontal=True, key="dx-projection", format_func=str.upper,
+            help="PCA: the two directions of largest variance (linear; distances mean something). UMAP: keeps each "
+                 "point's nearest neighbours together, so groups that PCA overlaps separate; distances between "
+                 "far-apart groups and the axes mean nothing.")
+        if projection == "umap":
+            try:
+                umap_result = diagnose(*key, "umap")
+            except TransferLabError as exc:
+                st.error(str(exc))
+            else:
+                m = (umap_result.get("mismatch") or {}).get("map") or umap_result.get("map") or m
         if any(v is not None for v in m.get("label") or []):
-            color = st.radio("Color the map by", ["domain", "label"], horizontal=True, key="dx-color",
-                             format_func=lambda c: c if c == "domain" else label_name)
+            color = c_right.radio("Color the map by", ["domain", "label"], horizontal=True, key="dx-color",
+                                  format_func=lambda c: c if c == "domain" else label_name)
         domains = [DOMAIN_NAMES.get(str(d), str(d)) for d in m["domain"]]
+        name = "UMAP" if m.get("method") == "umap" else "PCA"
         st.plotly_chart(plots.embedding_map(m["x"], m["y"], domains, m.get("label"), color_by=color,
-                                            title="Embedding map (2-D projection of pretrained features)"),
+                                            title=f"Embedding map ({name} of pretrained features)"),
                         key="dx-map", width="stretch")
 
 # ------------------------------------------------------------------ drift

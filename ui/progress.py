@@ -78,6 +78,33 @@ def live_progress(run_id: str, *, allow_cancel: bool = True) -> None:
     panel()
 
 
+def followup_progress(run_id: str, what: str) -> None:
+    """A follow-up job (the scratch baseline) of the run on screen: what it is doing and its ETA, polled every
+    second; the page reruns (and so shows the amended report) when it finishes."""
+
+    @st.fragment(run_every=POLL_S)
+    def panel() -> None:
+        store = get_store()
+        try:
+            run = store.get(run_id)
+        except RunNotFound:
+            return
+        if run.is_finished:
+            st.rerun()
+        with st.container(border=True):
+            if run.status == "queued":
+                start_worker(store)
+                state = ("starts when this run's results are saved" if run.queued_at is None
+                         else "queued: starts after the runs ahead of it")
+                st.markdown(f":material/hourglass_top: **{what}**: {state}.")
+            else:
+                st.markdown(f":material/model_training: **{what}** — training in the background; this page fills it "
+                            "in when it is done.")
+                render_status(run)
+
+    panel()
+
+
 def finished_note(run: Run) -> None:
     """One line for a finished run that has no results to show."""
     if run.status == "failed":

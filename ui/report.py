@@ -7,7 +7,7 @@ adaptation with unlabeled target data); :class:`TaskView` says which number lead
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
+from typing import Callable, Optional
 
 import streamlit as st
 
@@ -321,8 +321,34 @@ def baselines_skipped(report: dict) -> dict[str, str]:
     return {}
 
 
-def render_report(report: dict, *, key: str, title: str | None = None) -> None:
-    """The full before/after comparison of one run (read-only: safe for share links)."""
+def scratch_claim(report: dict) -> None:
+    """The core claim of transfer in one line, once the scratch baseline is in: pretrained vs the same network
+    trained from random weights on the same labels, with the paired 95% interval of the difference."""
+    view = view_of(report)
+    scratch = (report.get("baselines") or {}).get("scratch")
+    comp = (report.get("comparisons") or {}).get("scratch")
+    if not scratch or not comp or view.lower_is_better:
+        return
+    a, s_ = _value(report.get("after"), view.metric), _value(scratch, view.metric)
+    if a is None or s_ is None:
+        return
+    lo, hi = (100 * x for x in comp["ci95"])
+    labels = (report.get("data") or {}).get("train")
+    text = (f"**Pretrained vs scratch: {view.fmt(a)} vs {view.fmt(s_)}**"
+            + (f" with {labels} labeled {view.unit}" if labels else "")
+            + f" — {100 * comp['difference']:+.1f} points (95% CI {lo:+.1f} to {hi:+.1f}).")
+    if lo > 0:
+        st.success(text + " Transfer beats training from scratch beyond noise.", icon=":material/trending_up:")
+    elif hi < 0:
+        st.error(text + " Training from scratch is better here: negative transfer.", icon=":material/trending_down:")
+    else:
+        st.info(text + " Not beyond noise: this much data may not need a pretrained model.")
+
+
+def render_report(report: dict, *, key: str, title: str | None = None,
+                  below_headline: Optional[Callable[[], None]] = None) -> None:
+    """The full before/after comparison of one run (read-only: safe for share links). ``below_headline`` draws
+    something right under the headline numbers (the Compare page's follow-up progress)."""
     if title:
         st.subheader(title)
     task = task_of(report)
@@ -336,6 +362,9 @@ def render_report(report: dict, *, key: str, title: str | None = None) -> None:
         else:
             st.warning(w)
     headline(report)
+    scratch_claim(report)
+    if below_headline is not None:
+        below_headline()
     skipped = baselines_skipped(report)
     if skipped:
         st.caption("Baselines not computed for this run: " + "; ".join(f"**{k}** — {v}" for k, v in skipped.items()) + ".")

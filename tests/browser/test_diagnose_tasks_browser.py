@@ -86,3 +86,19 @@ def test_rank_ner_and_asr_in_browser(app_server, page, tiny_whisper):
     _table_cell(page, str(tiny_whisper))
     assert page.get_by_text("Traceback").count() == 0
     assert page.locator('[data-testid="stException"]').count() == 0
+
+
+def test_diagnose_map_switches_to_umap_in_browser(app_server, page):
+    open_page(page, f"{app_server.url}/diagnose?data=demo:sentiment", "Diagnose", timeout=120_000)
+    _choose(page, "dx-backbone", "tiny-text")
+    _clear(page, "dx-candidates")
+    page.get_by_role("button", name="Run diagnosis").click()
+    page.get_by_text("Embedding map (PCA of pretrained features)").wait_for(timeout=180_000)
+    wait_idle(page, 180_000)
+    page.locator(".st-key-dx-projection").get_by_text("UMAP").click()
+    page.get_by_text("Embedding map (UMAP of pretrained features)").wait_for(timeout=180_000)
+    wait_idle(page, 180_000)
+    chart = page.locator('[data-testid="stPlotlyChart"]', has_text="UMAP of pretrained features")
+    assert chart.locator(".js-plotly-plot .main-svg").count() >= 1
+    assert chart.locator(".legendtext", has_text="target").count() == 1  # coloured by domain, as with PCA
+    assert page.locator('[data-testid="stException"]').count() == 0

@@ -38,6 +38,7 @@ from tlcore.diagnostics import (
     text_properties,
     vocabulary_overlap,
 )
+from tlcore.diagnostics.embedding_map import MAP_METHODS
 from tlcore.diagnostics.rank import candidate_backbones, run_rank, validate_ranking
 from tlcore.diagnostics.task_data import joined_sentences, load_asr_set, load_ner_set, require_items, resolve_task
 from tlcore.diagnostics.task_shift import (
@@ -83,21 +84,27 @@ def _text_section(a: Dataset, b: Dataset) -> dict:
 
 
 def run_diagnose(modality: str, source: str, target: str, *, backbone: Optional[str] = None, seed: int = 0,
-                 n_permutations: int = 200, task: Optional[str] = None, progress: ProgressFn = no_progress) -> dict:
+                 n_permutations: int = 200, task: Optional[str] = None, progress: ProgressFn = no_progress,
+                 map_method: str = "pca") -> dict:
     """The diagnose report (JSON-ready): verdict first, then scores with definitions, drift, map, and the task's
-    own section (``report["ner"]`` / ``report["asr"]``). ``task``: classify, ner, asr or None (detect)."""
+    own section (``report["ner"]`` / ``report["asr"]``). ``task``: classify, ner, asr or None (detect).
+    ``map_method``: the 2-D map's projection, "pca" or "umap" (see :func:`embedding_map`)."""
+    if map_method not in MAP_METHODS:
+        from tlcore.errors import ConfigError
+
+        raise ConfigError(f"unknown map method {map_method!r}; choose one of {', '.join(MAP_METHODS)}")
     t0 = time.time()
     task = resolve_task(task, modality, ("source", source), ("target", target))
     progress(Progress("data", 0, 2, "loading data"))
     if task == "ner":
         report = _diagnose_ner(source, target, backbone=backbone, seed=seed, n_permutations=n_permutations,
-                               progress=progress)
+                               progress=progress, map_method=map_method)
     elif task == "asr":
         report = _diagnose_asr(source, target, backbone=backbone, seed=seed, n_permutations=n_permutations,
-                               progress=progress)
+                               progress=progress, map_method=map_method)
     else:
         report = _diagnose_classify(modality, source, target, backbone=backbone, seed=seed,
-                                    n_permutations=n_permutations, progress=progress)
+                                    n_permutations=n_permutations, progress=progress, map_method=map_method)
     report["timings_s"] = {"total": round(time.time() - t0, 3)}
     progress(Progress("done", 1, 1, report["verdict"]["summary"]))
     return report
@@ -116,14 +123,15 @@ def _head(modality: str, task: str, bb, seed: int) -> dict:
 
 
 def _diagnose_classify(modality: str, source: str, target: str, *, backbone: Optional[str], seed: int,
-                       n_permutations: int, progress: ProgressFn) -> dict:
+                       n_permutations: int, progress: ProgressFn, map_method: str = "pca") -> dict:
     a = load_dataset(source, modality)
     b = load_dataset(target, modality)
     require_items(len(a), "source", "items")
     require_items(len(b), "target", "items")
     bb, fa, fb = _embed(modality, a, b, backbone, progress)
     progress(Progress("mismatch", 0, 1, "MMD, domain classifier, Fréchet, CORAL"))
-    mismatch = compare_embeddings(fa, fb, seed=seed, labels_a=a.labels, labels_b=b.labels, n_permutations=n_permutations)
+    mismatch = compare_embeddings(fa, fb, seed=seed, labels_a=a.labels, labels_b=b.labels, n_permutations=n_permutations,
+                                  map_method=map_method)
     progress(Progress("drift", 0, 1, "per-property two-sample tests"))
     tokenizer = getattr(bb, "tokenizer", None)
     drift = property_drift(_properties(a, tokenizer, seed), _properties(b, tokenizer, seed))
@@ -143,13 +151,13 @@ def _diagnose_classify(modality: str, source: str, target: str, *, backbone: Opt
 
 
 def _diagnose_ner(source: str, target: str, *, backbone: Optional[str], seed: int, n_permutations: int,
-                  progress: ProgressFn) -> dict:
+                  progress: ProgressFn, map_method: str = "pca") -> dict:
     na, nb = load_ner_set(source, "source"), load_ner_set(target, "target")
     a = Dataset("text", joined_sentences(na.sentences), origin=na.origin)
     b = Dataset("text", joined_sentences(nb.sentences), origin=nb.origin)
     bb, fa, fb = _embed("text", a, b, backbone, progress)
     progress(Progress("mismatch", 0, 1, "MMD, domain classifier, Fréchet, CORAL"))
-    mismatch = compare_embeddings(fa, fb, seed=seed, n_permutations=n_permutations)
+    mismatch = compare_embeddings(fa, fb, seed=seed, n_permutations=n_permutations, map_method=map_method)
     progress(Progress("drift", 0, 1, "per-property two-sample tests"))
     tokenizer = getattr(bb, "tokenizer", None)
     props_a, props_b = _properties(a, tokenizer, seed), _properties(b, tokenizer, seed)
@@ -180,7 +188,7 @@ def _diagnose_ner(source: str, target: str, *, backbone: Optional[str], seed: in
 
 
 def _diagnose_asr(source: str, target: str, *, backbone: Optional[str], seed: int, n_permutations: int,
-                  progress: ProgressFn) -> dict:
+                  progress: ProgressFn, map_method: str = "pca") -> dict:
     sa, sb = load_asr_set(source, "source"), load_asr_set(target, "target")
     a = Dataset("audio", list(sa.paths), origin=sa.origin, names=list(sa.names))
     b = Dataset("audio", list(sb.paths), origin=sb.origin, names=list(sb.names))
@@ -189,7 +197,7 @@ def _diagnose_asr(source: str, target: str, *, backbone: Optional[str], seed: in
     mismatch = compare_embeddings(fa, fb, seed=seed, n_permutations=n_permutations, include_map=False)
     group = next((g for g in ("accent", "speaker") if g in sa.groups and g in sb.groups), None)
     mismatch.map = embedding_map(fa, fb, labels_a=sa.groups.get(group) if group else None,
-                                 labels_b=sb.groups.get(group) if group else None, seed=seed)
+                                 labels_b=sb.groups.get(group) if group else None, seed=seed, method=map_method)
     progress(Progress("drift", 0, 1, "per-property two-sample tests"))
     length_a = transcript_properties(sa.texts, clip_seconds(sa.paths))
     length_b = transcript_properties(sb.texts, clip_seconds(sb.paths))

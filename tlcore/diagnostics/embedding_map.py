@@ -1,4 +1,4 @@
-"""A 2-D map of two feature sets (PCA fitted on both), for a scatter plot coloured by domain or label."""
+"""A 2-D map of two feature sets (PCA or UMAP fitted on both), for a scatter plot coloured by domain or label."""
 
 from __future__ import annotations
 
@@ -17,7 +17,8 @@ class MapResult(JsonResult):
 
     ``x``, ``y``: first and second principal-component coordinates. ``domain``: "A" or "B" (or the given
     names). ``label``: the item's label as a string, or None when no labels were given.
-    ``explained_variance``: share of pooled variance on each of the two axes.
+    ``explained_variance``: share of pooled variance on each of the two axes (PCA only; empty for UMAP).
+    ``method``: "pca" or "umap".
     """
 
     x: list = field(default_factory=list)
@@ -25,6 +26,10 @@ class MapResult(JsonResult):
     domain: list = field(default_factory=list)
     label: list = field(default_factory=list)
     explained_variance: list = field(default_factory=list)
+    method: str = "pca"
+
+
+MAP_METHODS = ("pca", "umap")
 
 
 def _pick(n: int, cap: int, rng: np.random.Generator) -> np.ndarray:
@@ -40,6 +45,7 @@ def embedding_map(
     seed: int = 0,
     max_points: int = 2000,
     domain_names: tuple[str, str] = ("A", "B"),
+    method: str = "pca",
 ) -> MapResult:
     """Project both feature sets onto the first two principal components of the pooled data.
 
@@ -50,17 +56,28 @@ def embedding_map(
 
     Shapes: features_a (n, d), features_b (m, d); labels_a (n,), labels_b (m,) optional.
     At most ``max_points`` points per domain are kept (seeded random subsample), for a readable plot.
+
+    ``method="umap"``: McInnes, Healy & Melville (2018) UMAP (umap-learn) on the pooled points with cosine
+    distance, ``n_neighbors`` = min(15, n − 1), seeded. Unlike PCA it keeps local neighbourhoods, so clusters
+    (classes, or a target domain that sits apart) show up that a linear projection can overlap; distances between
+    far-apart groups and the axes themselves mean nothing. Fewer than 4 points fall back to PCA.
     """
+    if method not in MAP_METHODS:
+        raise ValueError(f"unknown map method {method!r}; choose one of {', '.join(MAP_METHODS)}")
     a, b = check_pair(features_a, features_b, min_rows=1)
     rng = np.random.default_rng(seed)
     ia, ib = _pick(a.shape[0], max_points, rng), _pick(b.shape[0], max_points, rng)
     pooled = np.concatenate([a[ia], b[ib]], axis=0)
-    n_comp = int(min(2, pooled.shape[0], pooled.shape[1]))
-    pca = PCA(n_components=n_comp, random_state=seed)
-    coords = pca.fit_transform(pooled) if n_comp > 0 else np.zeros((pooled.shape[0], 0))
-    if coords.shape[1] < 2:
-        coords = np.concatenate([coords, np.zeros((coords.shape[0], 2 - coords.shape[1]))], axis=1)
-    explained = list(pca.explained_variance_ratio_) + [0.0] * (2 - n_comp)
+    if method == "umap" and pooled.shape[0] >= 4:
+        coords, explained = _umap(pooled, seed), []
+    else:
+        method = "pca"
+        n_comp = int(min(2, pooled.shape[0], pooled.shape[1]))
+        pca = PCA(n_components=n_comp, random_state=seed)
+        coords = pca.fit_transform(pooled) if n_comp > 0 else np.zeros((pooled.shape[0], 0))
+        if coords.shape[1] < 2:
+            coords = np.concatenate([coords, np.zeros((coords.shape[0], 2 - coords.shape[1]))], axis=1)
+        explained = list(pca.explained_variance_ratio_) + [0.0] * (2 - n_comp)
 
     def labels_for(labels: Sequence | None, idx: np.ndarray, n: int, which: str) -> list:
         if labels is None:
@@ -76,4 +93,18 @@ def embedding_map(
         domain=[domain_names[0]] * len(ia) + [domain_names[1]] * len(ib),
         label=labels_for(labels_a, ia, a.shape[0], "a") + labels_for(labels_b, ib, b.shape[0], "b"),
         explained_variance=[float(v) for v in explained],
+        method=method,
     )
+
+
+def _umap(points: np.ndarray, seed: int) -> np.ndarray:
+    import warnings
+
+    import umap
+
+    n = points.shape[0]
+    reducer = umap.UMAP(n_components=2, n_neighbors=int(min(15, n - 1)), metric="cosine", random_state=seed,
+                        init="spectral" if n > 10 else "random")
+    with warnings.catch_warnings():  # "n_jobs overridden to 1 by setting random_state": wanted (reproducible)
+        warnings.simplefilter("ignore", UserWarning)
+        return np.asarray(reducer.fit_transform(points.astype(np.float32)), dtype=np.float64)

@@ -63,6 +63,7 @@ def compare_embeddings(
     labels_b: Sequence | None = None,
     n_permutations: int = 200,
     include_map: bool = True,
+    map_method: str = "pca",
 ) -> MismatchReport:
     """Run every embedding-level mismatch measure on features_a (n×d) vs features_b (m×d).
 
@@ -80,7 +81,8 @@ def compare_embeddings(
         frechet=frechet_distance(a, b),
         coral=coral_distance(a, b),
         label_shift=shift,
-        map=embedding_map(a, b, labels_a=labels_a, labels_b=labels_b, seed=seed) if include_map else None,
+        map=(embedding_map(a, b, labels_a=labels_a, labels_b=labels_b, seed=seed, method=map_method)
+             if include_map else None),
         n_a=int(a.shape[0]),
         n_b=int(b.shape[0]),
         dim=int(a.shape[1]),
