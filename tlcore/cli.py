@@ -1,4 +1,4 @@
-"""The command line (DESIGN.md): ``python -m tlcore demo|backbones|finetune|predict|worker ...``.
+"""The command line (DESIGN.md): ``python -m tlcore demo|backbones|finetune|predict|export|worker ...``.
 
 Bad input exits with code 2 and one line on stderr (no traceback); progress bars go to stderr.
 """
@@ -241,8 +241,22 @@ def cmd_cluster(args: argparse.Namespace) -> int:
 def cmd_predict(args: argparse.Namespace) -> int:
     from tlcore.inference.predict import predict_run
 
-    for row in predict_run(args.run, args.input, top_k=args.top_k, model=args.model):
+    backend = "onnx" if args.onnx else "torch"
+    for row in predict_run(args.run, args.input, top_k=args.top_k, model=args.model, backend=backend):
         print(json.dumps(row))
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from tlcore.inference.onnx_export import export_onnx, parity_summary
+
+    bar = _Bar(args.quiet)
+    try:
+        result = export_onnx(args.run, out=args.out, progress=bar)
+    finally:
+        bar.close()
+    print(f"ONNX export written; parity with PyTorch on {parity_summary(result.parity)}", file=sys.stderr)
+    print(result.folder)
     return 0
 
 
@@ -276,6 +290,15 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--top-k", type=int, default=3, help="classification: how many classes to list per input")
     pr.add_argument("--model", choices=("after", "before"), default="after",
                     help="the model after transfer (default) or the one before it, as the report scored them")
+    pr.add_argument("--onnx", action="store_true",
+                    help="run the model after transfer through onnxruntime, from the run's ONNX export (see `export`)")
+
+    ex = sub.add_parser("export", help="export a finished run's model (after transfer) to ONNX, checked against PyTorch")
+    ex.add_argument("--run", required=True, help="run folder (holds model/)")
+    ex.add_argument("--format", choices=("onnx",), default="onnx", help="export format (onnx)")
+    ex.add_argument("--out", help="folder to write (default RUN/export/onnx); must be new or empty — an existing export "
+                                  "is never overwritten")
+    ex.add_argument("--quiet", action="store_true", help="no progress bars")
 
     dg = sub.add_parser("diagnose", help="how far is the target from the source? (before any training)")
     dg.add_argument("--modality", required=True, choices=("image", "text", "audio"))
@@ -332,7 +355,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     handlers = {"demo": cmd_demo, "backbones": cmd_backbones, "finetune": cmd_finetune, "predict": cmd_predict,
                 "diagnose": cmd_diagnose, "rank": cmd_rank, "curve": cmd_curve,
-                "cluster": cmd_cluster}
+                "cluster": cmd_cluster, "export": cmd_export}
     try:
         return handlers[args.cmd](args)
     except TransferLabError as exc:

@@ -5,6 +5,7 @@ the pretrained Whisper for speech recognition).
     run = load_run("runs/sentiment-lora")
     run.predict(["the battery died after two days"])                  # the model after transfer
     run.predict(["the battery died after two days"], model="before")  # the model before transfer
+    run.predict(["the battery died after two days"], backend="onnx")  # the "after" model's ONNX export (onnxruntime)
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ import torch
 from tlcore.errors import ConfigError, DataError
 
 MODELS = ("after", "before")
+#: How the "after" model runs: PyTorch, or its ONNX export (``python -m tlcore export``) through onnxruntime.
+BACKENDS = ("torch", "onnx")
 
 
 def _read_json(path: Path, what: str) -> dict:
@@ -95,6 +98,17 @@ class LoadedRun:
         backbone = build_backbone(self._backbone_spec(), self.modality, pretrained=True)
         return backbone, BeforeHead.load(folder)
 
+    @cached_property
+    def onnx_model(self):
+        """The ONNX export of the "after" model (``RUN/export/onnx``), run through onnxruntime."""
+        if self.task == "asr":
+            from tlcore.inference.onnx_export import ASR_REFUSAL
+
+            raise ConfigError(f"{self.path}: no ONNX backend — {ASR_REFUSAL}")
+        from tlcore.inference.onnx_export import load_run_export
+
+        return load_run_export(self.path)
+
     def _backbone_spec(self) -> str | None:
         """What the run was asked to use (a registered name, a folder, an HF id): the report's ``backbone`` is only
         its display name for folders."""
@@ -106,12 +120,15 @@ class LoadedRun:
 
     # ------------------------------------------------------------ predictions
 
-    def predict(self, inputs: Sequence[Any], *, model: str = "after", top_k: int = 3, names: Sequence[str] = ()) -> list[dict]:
+    def predict(self, inputs: Sequence[Any], *, model: str = "after", top_k: int = 3, names: Sequence[str] = (),
+                backend: str = "torch") -> list[dict]:
         """One dict per input: classification ``{"input", "prediction", "top": [[class, score], ...], "score"}``
         (``score`` says "probability" or "cosine"), NER ``{"text", "tokens", "tags", "spans"}``, ASR
-        ``{"input", "path", "transcript", ...}``. Inputs: texts, or image / audio file paths."""
+        ``{"input", "path", "transcript", ...}``. Inputs: texts, or image / audio file paths. ``backend="onnx"``
+        runs the "after" model's ONNX export instead of PyTorch (same output)."""
         if model not in MODELS:
             raise ConfigError(f"model must be 'after' or 'before'; got {model!r}")
+        _check_backend(backend, model)
         if not isinstance(top_k, int) or top_k < 1:
             raise ConfigError(f"top-k must be a whole number ≥ 1; got {top_k!r}")
         inputs = list(inputs)
@@ -120,12 +137,18 @@ class LoadedRun:
             from tlcore.tasks.ner import predict as ner_predict
 
             texts = [str(x) for x in inputs]
+            if backend == "onnx":
+                return ner_predict(self.path, texts, model=self.onnx_model)
             return ner_predict(self.path, texts, model=self.after_model if model == "after" else self.before_model)
         if self.task == "asr":
             from tlcore.tasks.asr import predict as asr_predict
 
-            return asr_predict(self.path, inputs, model=self.after_model if model == "after" else self.before_model)
-        scores, kind = self._class_scores(inputs, model)
+            chosen = self.onnx_model if backend == "onnx" else self.after_model if model == "after" else self.before_model
+            return asr_predict(self.path, inputs, model=chosen)
+        if backend == "onnx":
+            scores, kind = self.onnx_model.predict_proba(inputs), "probability"
+        else:
+            scores, kind = self._class_scores(inputs, model)
         classes = self.classes
         out = []
         for name, p in zip(names, scores):
@@ -143,6 +166,13 @@ class LoadedRun:
         feats = [backbone(**backbone.preprocess(items[i:i + 32])).float().numpy() for i in range(0, len(items), 32)]
         x = np.concatenate(feats) if feats else np.zeros((0, head.weight.shape[1]), np.float32)
         return head.scores(x), "probability" if head.score == "softmax" else "cosine"
+
+
+def _check_backend(backend: str, model: str) -> None:
+    if backend not in BACKENDS:
+        raise ConfigError(f"backend must be 'torch' or 'onnx'; got {backend!r}")
+    if backend == "onnx" and model != "after":
+        raise ConfigError("only the model after transfer is exported to ONNX; predict with the 'before' model through PyTorch (without --onnx)")
 
 
 def load_run(path: str | Path) -> LoadedRun:
@@ -174,15 +204,19 @@ def _inputs(modality: str, value: str) -> tuple[list[Any], list[str]]:
     return ds.items, ds.names or [str(i) for i in range(len(ds))]
 
 
-def predict_run(run: str | Path, value: str, *, top_k: int = 3, model: str = "after") -> Iterator[dict]:
-    """Predictions for the CLI ``--input`` (a text, a file, a folder or a table), one dict per input."""
+def predict_run(run: str | Path, value: str, *, top_k: int = 3, model: str = "after", backend: str = "torch") -> Iterator[dict]:
+    """Predictions for the CLI ``--input`` (a text, a file, a folder or a table), one dict per input;
+    ``backend="onnx"``: through the run's ONNX export."""
+    _check_backend(backend, model)
     loaded = load_run(run)
     if loaded.task in ("ner", "asr"):
         import importlib
 
         task = importlib.import_module(f"tlcore.tasks.{loaded.task}")
-        chosen = loaded.after_model if model == "after" else loaded.before_model
+        chosen = loaded.onnx_model if backend == "onnx" else loaded.after_model if model == "after" else loaded.before_model
         yield from task.predict_input(run, value, model=chosen)
         return
+    if backend == "onnx":
+        loaded.onnx_model   # noqa: B018 - a missing export is reported before the inputs are read
     items, names = _inputs(loaded.modality, value)
-    yield from loaded.predict(items, model=model, top_k=top_k, names=names)
+    yield from loaded.predict(items, model=model, top_k=top_k, names=names, backend=backend)

@@ -1,6 +1,11 @@
 """The run folder's README.md: one model card for every task — what was transferred, the before/after table
 with 95% intervals, the baselines (and those skipped, with the reason), the per-class / per-type / per-group
-detail, the warnings and how to use the model."""
+detail, the warnings and how to use the model.
+
+Given an export record (``export/onnx/parity.json``, see :mod:`tlcore.inference.onnx_export`) the card also has an
+"Export" section. The run's own README.md is written once, when the run finishes, and is never rewritten: an
+export writes the card with its Export section to ``export/onnx/README.md``, and the app can render a run's card
+with ``model_card_markdown(report, export=read_export(...))``."""
 
 from __future__ import annotations
 
@@ -82,7 +87,30 @@ def _diagnosis(summary: Optional[dict]) -> list[str]:
     return lines + [""]
 
 
-def model_card_markdown(report: dict) -> str:
+def _export(export: Optional[dict]) -> list[str]:
+    if not export:
+        return []
+    p = export.get("parity") or {}
+    inputs = ", ".join(f"`{i['name']}` {i['dtype']} {i['shape']}" for i in export.get("inputs", []))
+    outputs = ", ".join(f"`{o['name']}` {o['shape']}" for o in export.get("outputs", []))
+    folder = export.get("folder", "export/onnx")
+    unit = f"real tokens of {p.get('items')} eval sentences" if p.get("unit") == "tokens" else "eval items"
+    capped = f" (the first {p.get('items')} of {p.get('items_available')})" if p.get("items_available", 0) > p.get("items", 0) else ""
+    lines = ["## Export (ONNX)", "",
+             f"- `{folder}/{export.get('file', 'model.onnx')}`: the model after transfer, exported with "
+             f"{export.get('exporter', 'torch.onnx.export')} (opset {export.get('opset')}, onnxruntime "
+             f"{export.get('onnxruntime', '?')}); inputs {inputs}; output {outputs}.",
+             "- `labels.json`: the order of the logits; `preprocessing.json`: what to do to raw inputs first.",
+             f"- parity with PyTorch on {p.get('compared', 0)} {unit}{capped}: max |Δ logit| "
+             f"{p.get('max_abs_diff', float('nan')):.2e} (tolerance {p.get('tolerance', float('nan')):.1e} = "
+             f"{p.get('rel_tolerance', 0):g} × max(1, largest |logit| {p.get('logit_scale', float('nan')):.2f})), argmax "
+             f"agreement {100 * p.get('argmax_agreement', 0):.1f}% — {'passed' if p.get('passed') else 'FAILED'}.",
+             f"- inputs compared: {p.get('inputs', 'the run’s eval items')}.",
+             "- predict with it: `python -m tlcore predict --run RUN_DIR --input PATH_OR_TEXT --onnx`."]
+    return lines
+
+
+def model_card_markdown(report: dict, *, export: Optional[dict] = None) -> str:
     task = report.get("task", "classify")
     spec = TASKS.get(task, TASKS["classify"])
     d, unit = report.get("data", {}), spec["unit"]
@@ -115,6 +143,8 @@ def model_card_markdown(report: dict) -> str:
     notes = list(report.get("warnings", [])) + list(report.get("notes", []))
     if notes:
         lines += ["", "## Warnings and notes", ""] + [f"- {w}" for w in notes]
+    if export:
+        lines += [""] + _export(export)
     lines += ["", "## Use", "", "```python"] + spec["use"] + ["```", "",
               "Or: `python -m tlcore predict --run RUN_DIR --input PATH_OR_TEXT`.", ""]
     return "\n".join(lines)
