@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # Debian packages the tests use: Chromium for the real-browser tests (Playwright cannot download its own browser
-# offline) and Fashion-MNIST for the fashion-shift demo. Without root/apt those tests skip with a reason.
+# offline), Fashion-MNIST for the fashion-shift demo and the Noto Color Emoji + Symbola fonts for the emoji demo.
+# Without root/apt those tests skip with a reason.
 set -euo pipefail
 need=()
 [ -x /usr/bin/chromium ] || need+=(chromium fonts-dejavu-core)
 [ -d /usr/share/datasets/fashion-mnist ] || need+=(dataset-fashion-mnist)
+[ -f /usr/share/fonts/truetype/noto/NotoColorEmoji.ttf ] || need+=(fonts-noto-color-emoji)
+[ -f /usr/share/fonts/truetype/ancient-scripts/Symbola_hint.ttf ] || need+=(fonts-symbola)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null

@@ -56,7 +56,7 @@ def _contents(split: Path, modality: str) -> list[str]:
 
 
 def test_every_demo_is_registered_with_a_description_and_license():
-    assert {"digits", "fashion-shift", "sentiment", "spoken-digits"} <= set(NAMES)
+    assert {"emoji", "digits", "fashion-shift", "sentiment", "spoken-digits"} <= set(NAMES)
     for spec in list_demos():
         assert spec.modality in ("image", "text", "audio") and spec.task in ("classify", "ner", "asr")
         assert spec.description and "\n" not in spec.description and spec.license

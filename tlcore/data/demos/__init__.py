@@ -10,7 +10,7 @@ folder is either a finished demo or absent.
     make_demo("digits", "demo-out", seed=0)   # writes demo-out/{source,target,eval,unlabeled,demo.json}
     demo_dir("digits")                        # the same, cached under cache_dir("demos", ...)
 
-One module per demo (``digits``, ``fashion``, ``sentiment``, ``spoken_digits``, ``accent_asr``,
+One module per demo (``emoji``, ``digits``, ``fashion``, ``sentiment``, ``spoken_digits``, ``accent_asr``,
 ``ner_shift``) registers its :class:`DemoSpec` into :data:`DEMOS` on import; the shared writers live in
 ``_common`` and the eSpeak NG binding in ``espeak``. Heavy libraries are imported only when a demo is made.
 """
@@ -39,9 +39,10 @@ from tlcore.data.demos._common import (
 from tlcore.errors import ConfigError, DataError
 from tlcore.paths import cache_dir
 
-# Each module registers its demo on import, so this order is list_demos() order: keep it.
+# Each module registers its demo on import, so this order is list_demos() order: keep it (emoji is the first
+# image demo).
 # isort: off
-from tlcore.data.demos import digits, fashion, sentiment, spoken_digits  # noqa: F401
+from tlcore.data.demos import emoji, digits, fashion, sentiment, spoken_digits  # noqa: F401
 from tlcore.data.demos import accent_asr, ner_shift  # noqa: F401
 # isort: on
 

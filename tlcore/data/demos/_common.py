@@ -111,6 +111,15 @@ def _write_images(folder: Path, images: Sequence[np.ndarray], labels: Optional[S
     _write_files(folder, labels, ".png", len(images), lambda i, p: Image.fromarray(images[i], "L").save(p))
 
 
+def _write_rgb_images(folder: Path, images: Sequence[np.ndarray], labels: Optional[Sequence[str]],
+                      tags: Optional[Sequence[str]] = None) -> None:
+    """Like :func:`_write_images` for (H, W, 3) uint8 arrays: 8-bit RGB PNGs; ``tags`` end the labeled names
+    (``folder/<label>/<label>_0000_<tag>.png``), e.g. to record which source item each file was made from."""
+    from PIL import Image
+
+    _write_files(folder, labels, ".png", len(images), lambda i, p: Image.fromarray(images[i], "RGB").save(p), tags=tags)
+
+
 def _write_audio(folder: Path, clips: Sequence[np.ndarray], labels: Optional[Sequence[str]], rate: int) -> None:
     """``folder/<label>/<label>_0000.wav`` or ``folder/clip_00000.wav``, 16-bit PCM mono."""
     import soundfile
@@ -120,7 +129,7 @@ def _write_audio(folder: Path, clips: Sequence[np.ndarray], labels: Optional[Seq
 
 
 def _write_files(folder: Path, labels: Optional[Sequence[str]], ext: str, n: int,
-                 save: Callable[[int, Path], None]) -> None:
+                 save: Callable[[int, Path], None], tags: Optional[Sequence[str]] = None) -> None:
     folder.mkdir(parents=True)
     seen: dict[str, int] = {}
     for i in range(n):
@@ -129,7 +138,8 @@ def _write_files(folder: Path, labels: Optional[Sequence[str]], ext: str, n: int
         else:
             label = labels[i]
             (folder / label).mkdir(exist_ok=True)
-            path = folder / label / f"{label}_{seen.get(label, 0):04d}{ext}"
+            tag = f"_{tags[i]}" if tags is not None else ""
+            path = folder / label / f"{label}_{seen.get(label, 0):04d}{tag}{ext}"
             seen[label] = seen.get(label, 0) + 1
         save(i, path)
 
