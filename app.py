@@ -22,7 +22,8 @@ pages = {
                 st.Page("pages/diagnose.py", title="Diagnose", icon=":material/troubleshoot:")],
     "Transfer": [st.Page("pages/finetune.py", title="Fine-tune", icon=":material/model_training:"),
                  st.Page("pages/compare.py", title="Compare", icon=":material/compare:"),
-                 st.Page("pages/try_it.py", title="Try it", icon=":material/science:")],
+                 st.Page("pages/try_it.py", title="Try it", icon=":material/science:"),
+                 st.Page("pages/analyze.py", title="Analyze", icon=":material/insights:")],
     "Manage": [st.Page("pages/runs.py", title="Runs", icon=":material/history:"),
                st.Page("pages/share.py", title="Share", icon=":material/share:")],
 }

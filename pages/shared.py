@@ -7,8 +7,9 @@ via_app()
 import streamlit as st
 
 from tlcore.runs import ShareError, resolve_share
+from ui.analyses import render_analysis
 from ui.report import render_report
-from ui.runs import get_store, read_report
+from ui.runs import get_store, read_report, run_kind
 
 st.markdown("<style>[data-testid='stSidebar'], [data-testid='stSidebarCollapsedControl'] {display: none}</style>",
             unsafe_allow_html=True)
@@ -26,4 +27,7 @@ report = read_report(run) if run.status == "done" else None
 if report is None:
     st.warning("This run has no results to show.")
     st.stop()
-render_report(report, key="shared")
+if run_kind(run) in ("cluster", "curve"):
+    render_analysis(report, run.out, key="shared")
+else:
+    render_report(report, key="shared")

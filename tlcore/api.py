@@ -17,7 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
-from tlcore.config import FinetuneConfig
+from tlcore.config import MODALITIES, FinetuneConfig, _f
+from tlcore.errors import ConfigError
+from tlcore.experiments.curve import DEFAULT_SHOTS
 from tlcore.inference.predict import LoadedRun, load_run
 from tlcore.progress import CancelFn, ProgressFn
 
@@ -114,12 +116,15 @@ def finetune_job(config: FinetuneConfig, *, progress: Optional[ProgressFn] = Non
 
 
 def diagnose(source: str | Path, target: str | Path, *, modality: str, task: Optional[str] = None,
-             backbone: Optional[str] = None, seed: int = 0, progress: Optional[ProgressFn] = None) -> DiagnosisResult:
-    """Domain mismatch between a source and a target set before any training (classification, NER or ASR sets)."""
+             backbone: Optional[str] = None, seed: int = 0, map_method: str = "pca",
+             progress: Optional[ProgressFn] = None) -> DiagnosisResult:
+    """Domain mismatch between a source and a target set before any training (classification, NER or ASR sets).
+    ``map_method``: projection of the 2-D embedding map, "pca" or "umap"."""
     from tlcore.diagnostics.diagnose import run_diagnose
 
     kwargs = {"progress": progress} if progress else {}
-    report = run_diagnose(modality, str(source), str(target), backbone=backbone, seed=seed, task=task, **kwargs)
+    report = run_diagnose(modality, str(source), str(target), backbone=backbone, seed=seed, task=task,
+                          map_method=map_method, **kwargs)
     return _typed(DiagnosisResult, report)
 
 
@@ -155,5 +160,207 @@ def curve(config: Optional[FinetuneConfig] = None, *, shots: Optional[Sequence[i
     return _typed(CurveResult, data_efficiency_curve(cfg, shots=shots or DEFAULT_SHOTS, seeds=seeds, scratch=scratch, **kwargs))
 
 
-__all__ = ["ClusteringResult", "CurveResult", "DiagnosisResult", "FinetuneConfig", "LoadedRun", "RankResult",
-           "RunResult", "cluster", "curve", "diagnose", "finetune", "load_run", "rank"]
+# ------------------------------------------------------------------ clustering and the curve as background runs
+# The app's worker runs a job with the settings class it declares (``job.config_class``): the store validates the
+# stored dict with ``from_dict``, the worker hands the job ``from_dict(stored)``; the job writes ``out/report.json``.
+
+def _settings_problem(cfg: Any) -> Optional[str]:
+    """The first field whose value is the wrong type or out of its limits (metadata as in FinetuneConfig), or None."""
+    from tlcore.config import _field_problem
+
+    for f in dataclasses.fields(cfg):
+        value, flag = getattr(cfg, f.name), f.name.replace("_", "-")
+        kind = str(f.type).replace("typing.", "")
+        if value is None and not kind.startswith("Optional"):
+            return f"{flag} is required"
+        if value is not None and kind in ("str", "Optional[str]") and not isinstance(value, str):
+            return f"{flag} must be text; got {value!r}"
+        if kind == "bool" and not isinstance(value, bool):
+            return f"{flag} must be true or false; got {value!r}"
+        problem = _field_problem(f.name, value, f.metadata)
+        if problem:
+            return problem
+    return None
+
+
+def _settings_from_dict(cls: type, data: dict, what: str) -> Any:
+    names = [f.name for f in dataclasses.fields(cls)]
+    if not isinstance(data, dict):
+        raise ConfigError(f"{what} settings must be a mapping of names to values; got {type(data).__name__}")
+    unknown = sorted(set(data) - set(names))
+    if unknown:
+        raise ConfigError(f"unknown setting(s) {unknown} for {what}; known: {', '.join(names)}")
+    return cls(**data)
+
+
+def _check_common(cfg: Any, need_out: bool) -> None:
+    problem = _settings_problem(cfg)
+    if problem:
+        raise ConfigError(problem)
+    if need_out and not cfg.out:
+        raise ConfigError("no run folder given: set out to a new folder")
+    from tlcore.models.registry import resolve_backbone_name
+
+    resolve_backbone_name(cfg.backbone, cfg.modality)
+
+
+def _check_path(value: Optional[str], what: str) -> None:
+    if value and not Path(value).expanduser().exists():
+        raise ConfigError(f"{what} {value} does not exist; pick a data set again (it may have been moved or deleted)")
+
+
+@dataclass
+class ClusterConfig:
+    """One clustering analysis (unsupervised transfer) as a background run: cluster ``data`` on the backbone's
+    features and on raw inputs; labels, when the data has them, only score the clusters. ``out`` is the run folder."""
+
+    modality: str = _f("image", "Data modality: image, text or audio.", choices=MODALITIES)
+    data: str = _f("", "Data to cluster (folder, .zip or table). Labels, if it has any, are used only to score the "
+                       "clusters (NMI/ARI), never to form them.")
+    out: str = _f("", "Run folder to write (report.json, clusters.json, examples/).")
+    backbone: Optional[str] = _f(None, "Backbone whose features are clustered; default per modality.")
+    k: Optional[int] = _f(None, "Number of clusters; empty = chosen by the silhouette between 2 and 12.", min=2, max=50)
+    seed: int = _f(0, "Random seed (PCA, k-means, sampling): same seed, same data, same clusters.", min=0, max=2**32 - 1)
+    max_items: int = _f(5000, "Cluster at most this many items (a seeded random sample of larger sets).",
+                        min=10, max=50_000)
+    on_bad_file: str = _f("skip", "What to do with unreadable files: skip (counted in the report) or refuse.",
+                          choices=("skip", "refuse"))
+
+    def validate(self, *, need_out: bool = True) -> "ClusterConfig":
+        """Refuse settings no clustering run can use, with a message that says what to change. Returns ``self``."""
+        _check_common(self, need_out)
+        if not self.data:
+            raise ConfigError("no data given: pick the data set to cluster (a folder, .zip or table)")
+        _check_path(self.data, "the data")
+        return self
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "ClusterConfig":
+        return _settings_from_dict(cls, data, "a clustering run")
+
+
+MAX_CURVE_SHOTS = 12
+MAX_CURVE_RUNS = 60
+
+
+@dataclass
+class CurveConfig:
+    """One data-efficiency curve as a background run: fine-tune at each number of labeled examples per class
+    (``shots``, 0 = all) and seed, pretrained vs scratch, all scored on the same eval split."""
+
+    modality: str = _f("text", "Data modality: image, text or audio.", choices=MODALITIES)
+    target: str = _f("", "Labeled target data; the curve trains on subsets of it. Part is held out for eval unless "
+                         "eval is given.")
+    out: str = _f("", "Run folder to write (report.json).")
+    eval: Optional[str] = _f(None, "Labeled held-out target data every point is scored on.")
+    backbone: Optional[str] = _f(None, "Backbone name; default per modality.")
+    strategy: str = _f("linear_probe", "Transfer strategy at every point: linear_probe, partial, full or lora.")
+    epochs: int = _f(10, "Training epochs per point (upper bound; early stopping may end sooner).", min=1, max=500)
+    eval_fraction: float = _f(0.3, "Share of the target held out for evaluation when no eval set is given.",
+                              min=0.05, max=0.9)
+    shots: list = _f(list(DEFAULT_SHOTS), "Labeled examples per class to try (0 = all of them).",
+                     item_min=0, item_max=100_000)
+    seeds: int = _f(3, "Seeds per point: each draws other labeled examples (the band shows how much that matters).",
+                    min=1, max=10)
+    scratch: bool = _f(True, "Also train the random-init twin of the backbone (same budget) at every point.")
+    on_bad_file: str = _f("skip", "What to do with unreadable files: skip or refuse.", choices=("skip", "refuse"))
+
+    @staticmethod
+    def parse_shots(text: str) -> list:
+        """``"1, 2, 5, all"`` -> ``[1, 2, 5, 0]`` (``all`` = 0 = every labeled example). Raises ``ConfigError``."""
+        shots = []
+        for part in str(text).replace(";", ",").split(","):
+            part = part.strip().lower()
+            if not part:
+                continue
+            if part == "all":
+                shots.append(0)
+            elif part.isdigit():
+                shots.append(int(part))
+            else:
+                raise ConfigError(f"shots: {part!r} is not a whole number; write e.g. 1, 2, 5, 10, all "
+                                  "(all or 0 = every labeled example)")
+        if not shots:
+            raise ConfigError("shots: give at least one number of labeled examples per class, e.g. 1, 2, 5, 10, all")
+        return shots
+
+    def shot_list(self) -> list:
+        """The shots in measuring order: ascending, duplicates dropped, 0 (all) last."""
+        return sorted(set(self.shots), key=lambda s: (s == 0, s))
+
+    def finetune_config(self) -> FinetuneConfig:
+        """The fine-tuning settings every point starts from (``out``, ``seed`` and ``max_per_class`` set per point)."""
+        return FinetuneConfig(modality=self.modality, target=self.target, eval=self.eval, backbone=self.backbone,
+                              strategy=self.strategy, epochs=self.epochs, eval_fraction=self.eval_fraction,
+                              on_bad_file=self.on_bad_file, baselines=["scratch"] if self.scratch else [])
+
+    def validate(self, *, need_out: bool = True) -> "CurveConfig":
+        """Refuse settings no curve can use, with a message that says what to change. Returns ``self``."""
+        _check_common(self, need_out)
+        if not isinstance(self.shots, (list, tuple)) or not self.shots:
+            raise ConfigError("shots must list labeled examples per class, e.g. [1, 2, 5, 10, 0] (0 = all)")
+        bad = [s for s in self.shots if isinstance(s, bool) or not isinstance(s, int) or not 0 <= s <= 100_000]
+        if bad:
+            raise ConfigError(f"shots must be whole numbers from 0 (all) to 100000; got {bad[0]!r}")
+        if len(self.shot_list()) > MAX_CURVE_SHOTS:
+            raise ConfigError(f"at most {MAX_CURVE_SHOTS} shot values per curve; got {len(self.shot_list())}")
+        runs = len(self.shot_list()) * self.seeds
+        if runs > MAX_CURVE_RUNS:
+            raise ConfigError(f"{len(self.shot_list())} shot values × {self.seeds} seeds = {runs} fine-tuning runs; at "
+                              f"most {MAX_CURVE_RUNS}: use fewer shot values or seeds")
+        if not self.target:
+            raise ConfigError("no labeled target data given: the curve trains on labeled examples, so pick a data "
+                              "set with a labeled target split")
+        _check_path(self.target, "the target data")
+        _check_path(self.eval, "the eval data")
+        from tlcore.strategies import get_strategy
+
+        if get_strategy(self.strategy).needs_unlabeled:
+            raise ConfigError(f"strategy {self.strategy!r} adapts to unlabeled data; the curve trains on labeled "
+                              "examples: pick linear_probe, partial, full or lora")
+        self.finetune_config().validate(need_out=False)
+        return self
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "CurveConfig":
+        return _settings_from_dict(cls, data, "a data-efficiency curve")
+
+
+def cluster_job(config: ClusterConfig, *, progress: Optional[ProgressFn] = None,
+                should_cancel: Optional[CancelFn] = None, resume: bool = False) -> dict:
+    """A clustering analysis as the app's background worker runs it: writes ``report.json``, ``clusters.json`` and
+    ``examples/`` into ``config.out`` and returns the report. ``resume`` starts over (features are cached)."""
+    from tlcore.progress import never_cancel, no_progress
+    from tlcore.settings.unsupervised import write_clustering_run
+
+    config.validate()
+    return write_clustering_run(config.to_dict(), progress=progress or no_progress,
+                                should_cancel=should_cancel or never_cancel)
+
+
+def curve_job(config: CurveConfig, *, progress: Optional[ProgressFn] = None,
+              should_cancel: Optional[CancelFn] = None, resume: bool = False) -> dict:
+    """A data-efficiency curve as the app's background worker runs it: writes ``report.json`` into ``config.out`` and
+    returns it. ``resume`` starts over (finished points are not kept)."""
+    from tlcore.experiments.curve import write_curve_run
+    from tlcore.progress import never_cancel, no_progress
+
+    config.validate()
+    return write_curve_run(config.finetune_config(), config.to_dict(), shots=config.shot_list(),
+                           seeds=list(range(config.seeds)), scratch=config.scratch, progress=progress or no_progress,
+                           should_cancel=should_cancel or never_cancel)
+
+
+cluster_job.config_class = ClusterConfig   # type: ignore[attr-defined]
+curve_job.config_class = CurveConfig       # type: ignore[attr-defined]
+
+
+__all__ = ["ClusterConfig", "ClusteringResult", "CurveConfig", "CurveResult", "DiagnosisResult", "FinetuneConfig",
+           "LoadedRun", "RankResult", "RunResult", "cluster", "cluster_job", "curve", "curve_job", "diagnose", "finetune",
+           "load_run", "rank"]

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import streamlit as st
 
 from tlcore import paths
 from tlcore.config import FinetuneConfig
 from tlcore.runs import RunStore, ensure_worker
+from tlcore.runs.models import DEFAULT_JOB, FOLLOWUP_JOBS
 from tlcore.runs.records import Run
 from ui.auth import current_user
 
@@ -40,6 +41,59 @@ def start_run(cfg: FinetuneConfig, *, name: str = "", dataset: Optional[str] = N
     cfg.validate(need_out=False)
     store = get_store()
     run = store.create_run(cfg, name=name, owner=current_user(), dataset=dataset)
+    store.enqueue(run.id)
+    start_worker(store)
+    return store.get(run.id)
+
+
+# ------------------------------------------------------------------ run kinds: fine-tuning and the analyses
+CLUSTER_JOB = "tlcore.api:cluster_job"
+CURVE_JOB = "tlcore.api:curve_job"
+LEGACY_FINETUNE_JOBS = ("tlcore.settings.inductive:run_finetune",)   # runs queued before 0.2
+KIND_LABELS = {"finetune": "fine-tune", "cluster": "clustering", "curve": "data-efficiency curve",
+               "followup": "follow-up", "other": "other job"}
+
+
+def run_kind(run: Run) -> str:
+    """``finetune``, ``cluster``, ``curve``, ``followup`` (completes another run, e.g. its scratch baseline) or
+    ``other``, from the job the run was queued with."""
+    job = run.job or DEFAULT_JOB
+    if job == CLUSTER_JOB:
+        return "cluster"
+    if job == CURVE_JOB:
+        return "curve"
+    if job in FOLLOWUP_JOBS:
+        return "followup"
+    if job == DEFAULT_JOB or job in LEGACY_FINETUNE_JOBS:
+        return "finetune"
+    from tlcore.runs.jobs import config_class
+
+    return "finetune" if config_class(job) is FinetuneConfig else "other"
+
+
+def is_finetune_run(run: Run) -> bool:
+    """True for fine-tuning / adaptation runs (a model before and after: what Compare and Try it show); False for
+    the analyses (clustering, data-efficiency curve) and other jobs."""
+    return run_kind(run) == "finetune"
+
+
+def run_page(run: Run) -> tuple[str, str]:
+    """(page, run id) that shows this run: Analyze for the analyses, Compare with the completed run for a follow-up,
+    Compare for everything else."""
+    kind = run_kind(run)
+    if kind in ("cluster", "curve"):
+        return "pages/analyze.py", run.id
+    if kind == "followup" and run.config.get("parent_run"):
+        return "pages/compare.py", str(run.config["parent_run"])
+    return "pages/compare.py", run.id
+
+
+def start_analysis(cfg: Any, *, job: str, name: str = "", dataset: Optional[str] = None) -> Run:
+    """Like :func:`start_run` for an analysis (``ClusterConfig`` with ``CLUSTER_JOB``, ``CurveConfig`` with
+    ``CURVE_JOB``): checked by the config's own ``validate``, stored, queued, and a worker made sure of."""
+    cfg.validate(need_out=False)
+    store = get_store()
+    run = store.create_run(cfg.to_dict(), name=name, owner=current_user(), dataset=dataset, job=job)
     store.enqueue(run.id)
     start_worker(store)
     return store.get(run.id)
@@ -86,7 +140,9 @@ def read_report(run: Run) -> Optional[dict]:
 
 def run_label(run: Run) -> str:
     # No status or scores here: a selectbox keeps its first labels while a run changes state.
-    return f"{run.name} · {run.created_at:%Y-%m-%d %H:%M} · {run.id[:6]}"
+    kind = run_kind(run)
+    prefix = f"[{KIND_LABELS[kind]}] " if kind in ("cluster", "curve") else ""
+    return f"{prefix}{run.name} · {run.created_at:%Y-%m-%d %H:%M} · {run.id[:6]}"
 
 
 def run_picker(label: str, runs: list[Run], key: str) -> Optional[Run]:
