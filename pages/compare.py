@@ -10,16 +10,18 @@ from tlcore import plots
 from ui.demos import followups_of
 from ui.progress import finished_note, followup_progress, live_progress
 from ui.report import _value, ladder_rows, phase_names, render_report, task_of, view_of
-from ui.runs import get_run, read_report, run_picker, selected_run_id, visible_runs
+from ui.runs import get_run, is_finetune_run, read_report, run_picker, selected_run_id, visible_runs
 
 st.title("Compare")
 everything = visible_runs()
-runs = [r for r in everything if not r.config.get("parent_run")]  # follow-ups show inside the run they complete
+runs = [r for r in everything if is_finetune_run(r)]  # follow-ups show inside the run they complete; analyses on Analyze
 if not runs:
     st.info("No runs yet. Start one from **Home** (one-click demos) or **Fine-tune**.")
     st.stop()
 
 selected = get_run(selected_run_id())
+if selected is not None and not is_finetune_run(selected):
+    selected = None  # e.g. a clustering run's id: Compare shows fine-tuning runs only
 run = run_picker("Run", runs if selected is None or selected.id in {r.id for r in runs} else [selected, *runs], key="cmp-run")
 assert run is not None
 if not run.is_finished:

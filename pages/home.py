@@ -10,7 +10,7 @@ from tlcore.errors import TransferLabError
 from ui import datasets
 from ui.demos import HOME_DEMOS, demo_result_line, launch_demo
 from ui.report import headline_numbers
-from ui.runs import read_report, visible_runs
+from ui.runs import is_finetune_run, read_report, run_page, visible_runs
 
 st.title("TransferLab")
 st.markdown(
@@ -29,7 +29,7 @@ specs = {d["name"]: d for d in datasets.demo_specs()}
 mine = visible_runs()
 last_done = {}
 for r in mine:  # newest first: the latest finished run of each demo
-    if r.status == "done" and r.dataset and not r.config.get("parent_run"):
+    if r.status == "done" and r.dataset and is_finetune_run(r):
         last_done.setdefault(r.dataset, r)
 cols = st.columns(3)
 for col, (modality, name) in zip(cols, HOME_DEMOS.items()):
@@ -62,5 +62,6 @@ if runs:
     for run in runs:
         label, before, after, _ = headline_numbers(run.config.get("task"), run.metrics)
         extra = f" · {label} {before:.3f} → {after:.3f}" if before is not None and after is not None else ""
-        st.page_link("pages/compare.py", label=f"{run.name} [{run.status}]{extra}", query_params={"run": run.id},
+        page, run_id = run_page(run)
+        st.page_link(page, label=f"{run.name} [{run.status}]{extra}", query_params={"run": run_id},
                      icon=":material/chevron_right:")

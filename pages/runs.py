@@ -10,6 +10,7 @@ import streamlit as st
 
 from tlcore.errors import TransferLabError
 from ui.analyses import analysis_headline
+from ui.export import export_panel
 from ui.report import headline_numbers
 from ui.runs import KIND_LABELS, get_store, model_zip, read_report, run_kind, run_page, run_picker, select_run, visible_runs
 
@@ -72,6 +73,9 @@ elif run.status == "done" and model_dir.exists():
                            mime="application/zip", icon=":material/download:", type="primary", on_click="ignore")
 else:
     c2.caption("No exported model (the run did not finish).")
+if run_kind(run) == "finetune" and run.status == "done":
+    with st.expander("Export to ONNX", icon=":material/deployed_code:"):
+        export_panel(run)
 with c3.popover("Delete", icon=":material/delete:", width="stretch"):
     st.write(f"Delete **{run.name}**, its files and its share links?")
     if st.button("Yes, delete", type="primary", key="delete-yes"):

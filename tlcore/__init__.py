@@ -7,8 +7,9 @@ and ``FinetuneConfig``; it is imported on first use, so ``import tlcore`` stays 
 
 __version__ = "0.2.0"
 
-_API = ("ClusteringResult", "CurveResult", "DiagnosisResult", "FinetuneConfig", "LoadedRun", "RankResult",
-        "RunResult", "cluster", "curve", "diagnose", "finetune", "load_run", "rank")
+_API = ("ClusterConfig", "ClusteringResult", "CurveConfig", "CurveResult", "DiagnosisResult", "FinetuneConfig",
+        "LoadedRun", "RankResult", "RunResult", "cluster", "cluster_job", "curve", "curve_job", "diagnose",
+        "export_onnx", "finetune", "load_onnx_model", "load_run", "rank")
 
 
 def __getattr__(name: str):

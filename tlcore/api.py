@@ -361,6 +361,21 @@ cluster_job.config_class = ClusterConfig   # type: ignore[attr-defined]
 curve_job.config_class = CurveConfig       # type: ignore[attr-defined]
 
 
+def export_onnx(run: str | Path, **kwargs: Any):
+    """ONNX export of a finished run's after model, with a parity check (see
+    :func:`tlcore.inference.onnx_export.export_onnx` for the options and the folder it writes)."""
+    from tlcore.inference.onnx_export import export_onnx as _export
+
+    return _export(run, **kwargs)
+
+
+def load_onnx_model(folder: str | Path):
+    """An exported ONNX model (``export/onnx`` folder) for ``predict_proba`` through ONNX Runtime."""
+    from tlcore.inference.onnx_export import load_onnx_model as _load
+
+    return _load(folder)
+
+
 __all__ = ["ClusterConfig", "ClusteringResult", "CurveConfig", "CurveResult", "DiagnosisResult", "FinetuneConfig",
-           "LoadedRun", "RankResult", "RunResult", "cluster", "cluster_job", "curve", "curve_job", "diagnose", "finetune",
-           "load_run", "rank"]
+           "LoadedRun", "RankResult", "RunResult", "cluster", "cluster_job", "curve", "curve_job", "diagnose",
+           "export_onnx", "finetune", "load_onnx_model", "load_run", "rank"]
