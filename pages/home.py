@@ -8,7 +8,7 @@ import streamlit as st
 
 from tlcore.errors import TransferLabError
 from ui import datasets
-from ui.demos import HOME_DEMOS, demo_result_line, launch_demo
+from ui.demos import HOME_DEMOS, demo_result_line, followups_of, launch_demo
 from ui.report import headline_numbers
 from ui.runs import is_finetune_run, read_report, run_page, visible_runs
 
@@ -44,7 +44,8 @@ for col, (modality, name) in zip(cols, HOME_DEMOS.items()):
         st.caption(spec["description"])
         done = last_done.get(f"demo:{name}")
         report = read_report(done) if done else None
-        line = demo_result_line(report) if report else ""
+        pending = done is not None and any(not f.is_finished for f in followups_of(done, mine))
+        line = demo_result_line(report, scratch_pending=pending) if report else ""
         if line:
             st.markdown(f":material/insights: **Last run:** {line}.")
             st.page_link("pages/compare.py", label="Open its comparison", query_params={"run": done.id})

@@ -47,8 +47,9 @@ def followups_of(run: Run, runs: list[Run]) -> list[Run]:
     return [r for r in runs if r.config.get("parent_run") == run.id]
 
 
-def demo_result_line(report: dict) -> str:
-    """One line with a finished demo's result: "pretrained 0.79 vs scratch 0.50 with 40 labels"."""
+def demo_result_line(report: dict, *, scratch_pending: bool = False) -> str:
+    """One line with a finished demo's result: "pretrained 0.79 vs scratch 0.50 with 40 labels"; without the
+    scratch baseline, the before/after and (``scratch_pending``) that it is on its way."""
     after = (report.get("after") or {}).get("accuracy")
     if after is None:
         return ""
@@ -57,4 +58,4 @@ def demo_result_line(report: dict) -> str:
     line = f"pretrained {after:.2f}"
     line += f" vs scratch {scratch:.2f}" if scratch is not None else f" (before transfer {report['before']['accuracy']:.2f})"
     line += f" with {labels} labels" if labels else ""
-    return line + ("" if scratch is not None else "; scratch baseline not in yet")
+    return line + ("; scratch baseline training" if scratch is None and scratch_pending else "")
