@@ -9,6 +9,8 @@ from typing import Any, Optional
 MODALITIES = ("image", "text", "audio")
 TASKS = ("classify", "ner", "asr")
 BASELINES = ("scratch", "knn")
+AUGMENT_LEVELS = ("none", "light", "standard")   # training-time image augmentation, see tlcore/models/image.py
+MIN_VAL_ITEMS = 50   # fewest validation items partial/full/lora stop early on (tlcore/settings/inductive.py)
 
 
 def _f(default: Any, help: str, **kw: Any) -> Any:
@@ -33,13 +35,24 @@ class FinetuneConfig:
     strategy: str = _f("linear_probe", "Transfer strategy: linear_probe, partial, full, lora.")
     epochs: int = _f(10, "Training epochs (upper bound; early stopping may end sooner).", min=1, max=500)
     batch_size: int = _f(16, "Mini-batch size for fine-tuning.", min=1, max=1024)
-    lr: Optional[float] = _f(None, "Learning rate; default depends on the strategy.", min=1e-12, max=1.0)
+    lr: Optional[float] = _f(None, "Learning rate (of the top block with --layer-decay); default depends on the strategy "
+                             "and modality.", min=1e-12, max=1.0)
     seed: int = _f(0, "Random seed: same seed, same data, same result.", min=0, max=2**32 - 1)
     eval_fraction: float = _f(0.3, "Share of the labeled target held out for evaluation when --eval is not given.", min=0.05, max=0.9)
     partial_blocks: int = _f(2, "partial: number of top backbone blocks to unfreeze.", min=1, max=48)
     lora_r: int = _f(8, "lora: rank of the low-rank update.", min=1, max=256)
+    layer_decay: float = _f(0.8, "partial/full: discriminative learning rates; each backbone block trains at this factor "
+                            "of the lr of the block above it (1 = the same lr everywhere).", min=0.05, max=1.0)
+    augment: str = _f("standard", "Image fine-tuning (partial, full, lora): augment the training batches: none, light or "
+                      "standard (random resized crop, small rotation and shift, colour jitter; no flips). Never applied "
+                      "to eval, validation or the linear probe's features; text and audio runs ignore it.",
+                      choices=AUGMENT_LEVELS)
+    augment_flip: bool = _f(False, "Image fine-tuning: also flip training images left-right at random; only for data "
+                            "whose labels survive mirroring (not digits, letters or arrows).")
     patience: int = _f(3, "Early stopping: epochs without validation improvement before stopping.", min=1, max=100)
-    val_fraction: float = _f(0.15, "Share of the training data used for early stopping (never the eval split).", min=0.0, max=0.5)
+    val_fraction: float = _f(0.15, "Share of the training data used for early stopping (never the eval split); partial, "
+                             f"full and lora stop early only when it holds at least {MIN_VAL_ITEMS} items, else they train the "
+                             "whole schedule on all training data.", min=0.0, max=0.5)
     max_per_class: Optional[int] = _f(None, "Use at most this many labeled target training examples per class.",
                                       min=1, max=1_000_000)
     baselines: list = _f(["scratch", "knn"], "Baselines to compute: scratch (random-init twin, same budget), knn.",

@@ -1,15 +1,22 @@
-"""Image backbones: the bundled EfficientNet-Lite0 (ImageNet) and any Hugging Face vision encoder."""
+"""Image backbones: the bundled EfficientNet-Lite0 (ImageNet) and any Hugging Face vision encoder, and the
+training-time augmentation of their inputs.
+
+Both backbones split ``preprocess`` into ``pixels(items)`` (RGB in [0, 1] at the model's input size) and
+``normalize(pixels)``, so fine-tuning can augment the pixels of a training batch in between
+(:func:`image_augmentation`) while evaluation, validation and feature extraction keep calling ``preprocess``.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 import torch
 from PIL import Image
 from torch import nn
 
+from tlcore.config import AUGMENT_LEVELS
 from tlcore.models.base import Backbone
 
 
@@ -19,6 +26,45 @@ def load_rgb(item: Any) -> Image.Image:
         return item.convert("RGB")
     with Image.open(item) as im:
         return im.convert("RGB")
+
+
+# Label-safe for digits, glyphs and objects alike: small rotations and shifts, a mild zoom-in, brightness /
+# contrast / saturation jitter. No flip here: a mirrored '2', 'b' or arrow is another class (opt in separately).
+_AUGMENT = {
+    "light": {"degrees": 5.0, "translate": 0.04, "scale": (0.9, 1.0), "jitter": 0.1},
+    "standard": {"degrees": 10.0, "translate": 0.08, "scale": (0.8, 1.0), "jitter": 0.25},
+}
+
+
+def image_augmentation(level: str, size: tuple[int, int], *, flip: bool = False) -> Optional[Callable]:
+    """The training-time augmentation ``level`` (``AUGMENT_LEVELS``) for one ``(3, H, W)`` image in [0, 1] of
+    ``size`` (H, W); ``None`` for "none" (and no flip).
+
+    Pipeline (torchvision.transforms.v2): pad by a quarter of the size replicating the border, random rotation
+    + translation, crop the centre back to ``size`` (so what moves in is the image's own background, never
+    black corners), random resized crop (zoom in by up to ``1/sqrt(scale)``, aspect 0.9-1.1), colour jitter,
+    and a horizontal flip only with ``flip``. Randomness comes from torch's global CPU generator: the caller
+    seeds it (see ``BatchSource.get``), which makes a batch's augmentation a function of the seed and step.
+    """
+    from torchvision.transforms import v2
+
+    if level not in AUGMENT_LEVELS:
+        raise ValueError(f"unknown augmentation {level!r}; choose from {', '.join(AUGMENT_LEVELS)}")
+    steps: list = []
+    if level != "none":
+        p, (h, w) = _AUGMENT[level], size
+        pad_h, pad_w = max(1, round(h / 4)), max(1, round(w / 4))
+        # RandomAffine translates by a fraction of the padded image; scale it to a fraction of the original.
+        shift = (p["translate"] * w / (w + 2 * pad_w), p["translate"] * h / (h + 2 * pad_h))
+        jitter = p["jitter"]
+        steps += [v2.Pad([pad_w, pad_h], padding_mode="edge"),
+                  v2.RandomAffine(degrees=p["degrees"], translate=shift, interpolation=v2.InterpolationMode.BILINEAR),
+                  v2.CenterCrop([h, w]),
+                  v2.RandomResizedCrop([h, w], scale=p["scale"], ratio=(0.9, 1 / 0.9), antialias=True),
+                  v2.ColorJitter(brightness=jitter, contrast=jitter, saturation=jitter)]
+    if flip:
+        steps.append(v2.RandomHorizontalFlip())
+    return v2.Compose(steps) if steps else None
 
 
 class EfficientNetLiteBackbone(Backbone):
@@ -35,11 +81,17 @@ class EfficientNetLiteBackbone(Backbone):
         self.feature_dim = int(net.feature_dim)
 
     def preprocess(self, items: Sequence[Any]) -> dict[str, torch.Tensor]:
+        return {"pixel_values": self.normalize(self.pixels(items))}
+
+    def pixels(self, items: Sequence[Any]) -> torch.Tensor:
+        """``(B, 3, image_size, image_size)`` RGB in [0, 1], before normalization."""
+        arrays = [np.asarray(load_rgb(i).resize((self.image_size, self.image_size), Image.BILINEAR), dtype=np.float32) for i in items]
+        return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2) / 255.0
+
+    def normalize(self, pixels: torch.Tensor) -> torch.Tensor:
         from tlcore.models.efficientnet_lite import normalize_lite
 
-        arrays = [np.asarray(load_rgb(i).resize((self.image_size, self.image_size), Image.BILINEAR), dtype=np.float32) for i in items]
-        x = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2) / 255.0
-        return {"pixel_values": normalize_lite(x)}
+        return normalize_lite(pixels)
 
     def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
         return self.net.forward_features(pixel_values)
@@ -74,6 +126,17 @@ class HFImageBackbone(Backbone):
 
     def preprocess(self, items: Sequence[Any]) -> dict[str, torch.Tensor]:
         return {"pixel_values": self.processor(images=[load_rgb(i) for i in items], return_tensors="pt")["pixel_values"]}
+
+    def pixels(self, items: Sequence[Any]) -> torch.Tensor:
+        """The processor's resized / cropped / rescaled images without its normalization (RGB in [0, 1])."""
+        return self.processor(images=[load_rgb(i) for i in items], do_normalize=False, return_tensors="pt")["pixel_values"]
+
+    def normalize(self, pixels: torch.Tensor) -> torch.Tensor:
+        if not getattr(self.processor, "do_normalize", False):
+            return pixels
+        mean = torch.as_tensor(self.processor.image_mean, dtype=pixels.dtype).view(1, -1, 1, 1)
+        std = torch.as_tensor(self.processor.image_std, dtype=pixels.dtype).view(1, -1, 1, 1)
+        return (pixels - mean) / std
 
     def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
         out = self.net(pixel_values=pixel_values)

@@ -4,6 +4,13 @@
 training-free nearest-class-mean classifier on the pretrained features; "after" is the model the strategy
 produced. Both, and the baselines (random-init twin trained with the same budget; k-NN on pretrained features),
 are scored on the same eval split.
+
+The loop strategies (partial, full, lora) are LP-FT (Kumar et al., "Fine-Tuning can Distort Pretrained Features
+and Underperform Out-of-Distribution", ICLR 2022): the head starts as the linear probe fitted on the cached
+features, then head and backbone train together at the strategy's small lr (the head too: a large head lr would
+undo the probe and drag the features after it), partial/full with layer-wise lr decay, warm-up + cosine decay,
+and image batches augmented (``cfg.augment``). The probe is scored on the eval split as well; when the
+fine-tuned model does not beat it beyond the paired 95% interval, the report's notes recommend the probe.
 """
 
 from __future__ import annotations
@@ -17,7 +24,7 @@ from typing import Optional
 import numpy as np
 import torch
 
-from tlcore.config import FinetuneConfig
+from tlcore.config import MIN_VAL_ITEMS, FinetuneConfig
 from tlcore.data.dataset import Dataset
 from tlcore.data.loaders import check_trainable, load_dataset
 from tlcore.data.overlap import item_kind, overlap_warnings, split_overlaps
@@ -33,11 +40,17 @@ from tlcore.progress import CancelFn, Progress, ProgressFn, never_cancel, no_pro
 from tlcore.reporting.writer import begin_run
 from tlcore.strategies import get_strategy
 from tlcore.strategies.linear_probe import fit_linear_head
-from tlcore.tasks.classify import train_classifier
+from tlcore.tasks.classify import can_augment, train_classifier
 from tlcore.training.trainer import TrainConfig
 
 log = logging.getLogger(__name__)
 SCRATCH_LR = 1e-3
+# LP-FT: the head starts from the linear probe and trains at the backbone's (top block's) lr times this. It was
+# max(lr, 1e-3): 5-20x the backbone's, which moves the probe's decision boundary first and the features after it.
+FT_HEAD_LR_FACTOR = 1.0
+FT_SCHEDULE = "warmup_cosine"
+# Early stopping of the loop strategies needs at least this many validation items (else: the whole schedule).
+FT_MIN_VAL_ITEMS = MIN_VAL_ITEMS
 
 
 def _load(path: Optional[str], cfg: FinetuneConfig, what: str, labeled: bool) -> Optional[Dataset]:
@@ -177,26 +190,62 @@ def run_finetune(cfg: FinetuneConfig, *, progress: Optional[ProgressFn] = None, 
         model.head.weight.copy_(w)
         model.head.bias.copy_(b)
     train_info: dict = {"linear_probe": probe_info}
+    notes: list[str] = []
     if strategy.uses_loop:
         fit_idx, val_idx = _val_split(train_ds.labels, cfg)
-        tcfg = TrainConfig(epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr or strategy.default_lr,
-                           head_lr=max(cfg.lr or strategy.default_lr, 1e-3), patience=cfg.patience, seed=cfg.seed)
+        if 0 < len(val_idx) < FT_MIN_VAL_ITEMS:
+            # Epochs differ by a few points; the accuracy of n validation items has a 95% interval of about
+            # ±100/sqrt(n) points (±22 for 20 items), so stopping on it picks an epoch at random, and measured on
+            # the image demos it cost 1-4 points against the end of the schedule. Train on everything instead.
+            train_info["early_stopping"] = (
+                f"off: {len(val_idx)} validation items cannot tell epochs apart (needs {FT_MIN_VAL_ITEMS}); trained the "
+                f"whole schedule on all {len(train_ds)} training items and kept the last epoch")
+            fit_idx, val_idx = np.arange(len(train_ds)), np.array([], dtype=np.int64)
+        if len(val_idx):
+            # LP-FT's head starts from a probe that has not seen the early-stopping items: a probe fitted on them
+            # scores ~100% there, and early stopping would then stop on a validation split that cannot tell.
+            w_fit, b_fit, train_info["head_init"] = fit_linear_head(f_train[fit_idx], y_train[fit_idx], len(classes),
+                                                                    seed=cfg.seed)
+            with torch.no_grad():
+                model.head.weight.copy_(w_fit)
+                model.head.bias.copy_(b_fit)
+        lr = cfg.lr or strategy.lr_for(cfg.modality)
+        tcfg = TrainConfig(epochs=cfg.epochs, batch_size=cfg.batch_size, lr=lr, head_lr=lr * FT_HEAD_LR_FACTOR,
+                           patience=cfg.patience, seed=cfg.seed, schedule=FT_SCHEDULE, keep_best=bool(len(val_idx)))
         train_modules = strategy.prepare(model, partial_blocks=cfg.partial_blocks, lora_r=cfg.lora_r, seed=cfg.seed)  # type: ignore[misc]
+        groups = (strategy.param_groups(model, lr=tcfg.lr, head_lr=tcfg.head_lr, layer_decay=cfg.layer_decay)
+                  if strategy.param_groups else None)
+        augmented = can_augment(backbone)
+        augment, flip = (cfg.augment, cfg.augment_flip) if augmented else ("none", False)
         result = train_classifier(
             model, [train_ds.items[i] for i in fit_idx], y_train[fit_idx],
             val_items=[train_ds.items[i] for i in val_idx], val_y=y_train[val_idx], config=tcfg,
             train_modules=train_modules, checkpoint_dir=writer.checkpoints("after"), resume=resume,
-            stage="train", progress=progress, should_cancel=should_cancel)
+            stage="train", progress=progress, should_cancel=should_cancel, augment=augment, augment_flip=flip,
+            param_groups=groups)
         if strategy.finalize:
             strategy.finalize(model)
         for p in model.parameters():
             p.requires_grad_(False)
-        train_info.update(epochs_run=result.epochs_run, best_epoch=result.best_epoch, history=result.history,
+        # best_epoch: the epoch whose weights the model has (the last one when there was nothing to select on)
+        train_info.update(epochs_run=result.epochs_run, history=result.history,
+                          best_epoch=result.best_epoch if tcfg.keep_best else result.epochs_run,
                           best_val_accuracy=result.best("val_accuracy"), stopped_early=result.stopped_early,
                           resumed_from_epoch=result.resumed_from_epoch, train_size=len(fit_idx), val_size=len(val_idx),
-                          lr=tcfg.lr, head_lr=tcfg.head_lr)
+                          lr=tcfg.lr, head_lr=tcfg.head_lr, schedule=tcfg.schedule,
+                          layer_decay=cfg.layer_decay if groups else None, augment=augment, augment_flip=flip)
+        if not augmented and cfg.modality != "image" and (cfg.augment != "none" or cfg.augment_flip):
+            train_info["augment_ignored"] = f"{cfg.modality} inputs are not augmented (image fine-tuning only)"
         progress(Progress("eval", 0, 1, "scoring the transferred model"))
         pred_after = model.predict_proba(eval_ds.items, batch_size=64).argmax(1)
+        # The probe this run started from, scored on the same eval items: did fine-tuning earn its cost?
+        pred_probe = (torch.from_numpy(f_eval) @ w.T + b).argmax(1).numpy()
+        probe_vs = paired_difference(y_eval, pred_after, pred_probe, seed=cfg.seed)
+        train_info.update(linear_probe_eval_accuracy=float((pred_probe == y_eval).mean()) if len(y_eval) else 0.0,
+                          linear_probe_comparison=probe_vs)
+        note = probe_recommendation(cfg.strategy, float((pred_after == y_eval).mean()) if len(y_eval) else 0.0,
+                                    train_info["linear_probe_eval_accuracy"], probe_vs)
+        notes += [note] if note else []
     else:
         pred_after = (torch.from_numpy(f_eval) @ w.T + b).argmax(1).numpy()
         train_info.update(epochs_run=0, train_size=len(train_ds), val_size=0)
@@ -241,6 +290,7 @@ def run_finetune(cfg: FinetuneConfig, *, progress: Optional[ProgressFn] = None, 
         "baselines": baselines,
         "comparisons": comparisons,
         "warnings": warnings,
+        "notes": notes,
         "flipped": flipped_examples(y_eval, pred_before, pred_after, classes, eval_ds.items, eval_ds.names),
         "eval_predictions": {"true": y_eval.tolist(), "before": np.asarray(pred_before).tolist(),
                              "after": np.asarray(pred_after).tolist(),
@@ -254,6 +304,25 @@ def run_finetune(cfg: FinetuneConfig, *, progress: Optional[ProgressFn] = None, 
                            save_before=lambda folder: before_head.save(folder, kind=before_kind))
     progress(Progress("done", 1, 1, f"after accuracy {after['accuracy']:.3f} (before {before['accuracy']:.3f})"))
     return report
+
+
+def probe_recommendation(strategy: str, after_accuracy: float, probe_accuracy: float, comparison: dict) -> Optional[str]:
+    """A note recommending the linear probe when the fine-tuned model does not beat it beyond the 95% interval of
+    the paired difference on the same eval items (``comparison`` = ``paired_difference(after, probe)``); None when
+    fine-tuning won clearly. Driven only by the numbers of the run."""
+    lo, hi = comparison["ci95"]
+    if lo > 0:
+        return None
+    gain = 100 * comparison["difference"]
+    if hi < 0:
+        verdict, why = "is worse than", "fine-tuning lost accuracy that the frozen pretrained features had"
+    else:
+        verdict, why = ("is not clearly better than", "fine-tuning has not shown that it earns its extra cost (more "
+                        "labeled eval data would narrow the interval)")
+    return (f"linear probe recommended: the {strategy} fine-tuned model ({after_accuracy:.3f} accuracy) {verdict} the "
+            f"linear probe on the same pretrained features ({probe_accuracy:.3f}) on the same eval items (difference "
+            f"{gain:+.1f} points, 95% CI {100 * lo:+.1f} to {100 * hi:+.1f}); on this data {why}. Use strategy "
+            "linear_probe: features computed once, no backbone to train or store")
 
 
 def _val_split(labels: list[str], cfg: FinetuneConfig) -> tuple[np.ndarray, np.ndarray]:

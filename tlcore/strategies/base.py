@@ -3,7 +3,7 @@ finalized (``finalize``, e.g. merging LoRA weights); all of them produce a :clas
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, Optional
 
 from torch import nn
@@ -18,9 +18,19 @@ class Strategy:
     # Freeze/unfreeze and wrap the model; return the modules that run in train mode (dropout, BatchNorm).
     prepare: Optional[Callable[..., list[nn.Module]]] = None
     finalize: Optional[Callable[[nn.Module], None]] = None
+    # Optimizer parameter groups for the prepared model: (model, *, lr, head_lr, layer_decay) -> [{"params", "lr"}].
+    # None: the trainer's default (the head at head_lr, every other trainable parameter at lr).
+    param_groups: Optional[Callable[..., list[dict]]] = None
     default_lr: float = 1e-4
     uses_loop: bool = True       # False: trained on cached features only (linear probe)
     needs_unlabeled: bool = False  # transductive: labeled source + unlabeled target (see tlcore/settings/transductive.py)
+    # Per-modality lrs where they differ from ``default_lr``, e.g. the image CNN (augmented, BatchNorm statistics
+    # fixed) fine-tunes best at larger AdamW lrs than the text transformer; measured values in finetune.py / lora.py.
+    default_lrs: dict[str, float] = field(default_factory=dict)
+
+    def lr_for(self, modality: str) -> float:
+        """The default learning rate of this strategy for ``modality``."""
+        return self.default_lrs.get(modality, self.default_lr)
 
 
 STRATEGIES: Registry[Strategy] = Registry("strategy")

@@ -1,10 +1,22 @@
-"""Partial fine-tuning (top-k blocks + head) and full fine-tuning (everything)."""
+"""Partial fine-tuning (top-k blocks + head) and full fine-tuning (everything), both with discriminative
+(layer-wise) learning rates: lower blocks, which hold the general features, move less than the top ones.
+"""
 
 from __future__ import annotations
 
 from torch import nn
 
 from tlcore.strategies.base import STRATEGIES, Strategy, freeze, unfreeze
+
+# LP-FT lrs (AdamW; of the top block, layer decay 0.8 below it), 10 epochs, seed 0, measured on the demos.
+# Image (EfficientNet-Lite, BatchNorm statistics fixed, augmented batches), eval accuracy digits / emoji with the
+# linear probe at 0.87 / 0.39: full 2e-4 0.89 / 0.43 (5e-5: 0.85 on digits); partial 5e-4 0.87 / 0.44, 1e-3
+# 0.87 / 0.40 (2e-4: 0.85 on digits). Text (MiniLM, sentiment, no augmentation, 40 items the probe already
+# separates): partial 2e-4 drifted from 0.79 to 0.65 over the epochs, 1e-4 to 0.74, 5e-5 stayed at 0.79.
+# Audio keeps ``default_lr``.
+IMAGE_FULL_LR = 2e-4
+IMAGE_PARTIAL_LR = 5e-4
+TEXT_PARTIAL_LR = 5e-5
 
 
 def _after_blocks(backbone) -> list[nn.Module]:
@@ -16,6 +28,36 @@ def _after_blocks(backbone) -> list[nn.Module]:
         if isinstance(mod, nn.Module):
             out.append(mod)
     return out
+
+
+def layerwise_param_groups(model, *, lr: float, head_lr: float, layer_decay: float = 1.0) -> list[dict]:
+    """Discriminative fine-tuning (Howard & Ruder, "Universal Language Model Fine-tuning", ACL 2018) in the form
+    of layer-wise lr decay (Clark et al., ELECTRA, 2020; Bao et al., BEiT, ICLR 2022): with blocks ``0..n-1``
+    (bottom → top) of ``model.backbone.blocks()``,
+
+        lr(block i) = lr · layer_decay^(n-1-i),   lr(below block 0: stem, embeddings) = lr · layer_decay^n,
+
+    the modules above the last block (final norm, head conv; see ``_after_blocks``) train at ``lr`` and
+    ``model.head`` at ``head_lr``. Only parameters with ``requires_grad`` are included (partial: the frozen
+    lower blocks have none), one group per depth, top first. ``layer_decay=1`` is one lr for the whole backbone.
+    """
+    head_ids = {id(p) for p in model.head.parameters()}
+    blocks = model.backbone.blocks()
+    n = len(blocks)
+    depth: dict[int, int] = {}                       # parameter id -> blocks below the top (0 = top / above)
+    for i, block in enumerate(blocks):
+        for p in block.parameters():
+            depth[id(p)] = n - 1 - i
+    for module in _after_blocks(model.backbone):
+        for p in module.parameters():
+            depth.setdefault(id(p), 0)
+    groups: dict[int, list] = {}
+    head = [p for p in model.head.parameters() if p.requires_grad]
+    for p in model.backbone.parameters():
+        if p.requires_grad and id(p) not in head_ids:
+            groups.setdefault(depth.get(id(p), n), []).append(p)
+    out = [{"params": head, "lr": head_lr}] if head else []
+    return out + [{"params": groups[d], "lr": lr * layer_decay ** d} for d in sorted(groups)]
 
 
 def prepare_partial(model, *, partial_blocks: int = 2, **_) -> list[nn.Module]:
@@ -35,6 +77,7 @@ def prepare_full(model, **_) -> list[nn.Module]:
 
 STRATEGIES.register("partial", Strategy(
     "partial", "Partial fine-tuning: the top k backbone blocks and the head train, the rest stays frozen.",
-    prepare=prepare_partial, default_lr=2e-4))
+    prepare=prepare_partial, param_groups=layerwise_param_groups, default_lr=2e-4, default_lrs={"image": IMAGE_PARTIAL_LR, "text": TEXT_PARTIAL_LR}))
 STRATEGIES.register("full", Strategy(
-    "full", "Full fine-tuning: every backbone weight and the head train.", prepare=prepare_full, default_lr=5e-5))
+    "full", "Full fine-tuning: every backbone weight and the head train.", prepare=prepare_full,
+    param_groups=layerwise_param_groups, default_lr=5e-5, default_lrs={"image": IMAGE_FULL_LR}))

@@ -3,8 +3,8 @@
 A task says only what differs, through :class:`TrainTask`: how many training items there are, the loss of a
 batch of them, the validation score, and (optionally) its own parameter groups and an end-of-epoch step.
 Classification, NER, speech recognition, the scratch baseline and domain adaptation are all such tasks.
-Everything else lives here once: AdamW (or Adam) with warm-up + linear decay, gradient clipping, epochs over a
-seeded permutation, keeping the best epoch by the validation score, early stopping, safetensors checkpoints
+Everything else lives here once: AdamW (or Adam) with warm-up + linear or cosine decay, gradient clipping, epochs
+over a seeded permutation, keeping the best epoch by the validation score, early stopping, safetensors checkpoints
 every epoch and resume, cancellation and progress. The last four are callbacks (:mod:`tlcore.training.callbacks`)
 that read a :class:`TrainState` and set :class:`TrainControl` flags, as in transformers' ``TrainerCallback``.
 
@@ -41,7 +41,7 @@ class TrainConfig:
     seed: int = 0
     grad_clip: Optional[float] = 1.0
     warmup_frac: float = 0.1
-    schedule: str = "warmup_linear"      # or "constant"
+    schedule: str = "warmup_linear"      # or "warmup_cosine", "constant"
     optimizer: str = "adamw"             # or "adam" (L2 penalty in the gradient, as the adapter papers use)
     min_delta: float = 0.0               # an epoch improves when score > best + min_delta
     keep_best: bool = True               # restore the best epoch's weights at the end (else keep the last)
@@ -123,6 +123,22 @@ def warmup_linear_schedule(optimizer: torch.optim.Optimizer, total_steps: int, w
         optimizer, lambda s: min(1.0, (s + 1) / warmup) * max(0.0, (total_steps - s) / max(1, total_steps - warmup)))
 
 
+def warmup_cosine_schedule(optimizer: torch.optim.Optimizer, total_steps: int, warmup_frac: float):
+    """Linear warm-up over ``warmup_frac`` of the steps, then half a cosine down to zero (Loshchilov & Hutter,
+    "SGDR", ICLR 2017, without restarts): the lr stays high longer than a linear decay and lands softly."""
+    warmup = max(1, int(warmup_frac * total_steps))
+
+    def factor(s: int) -> float:
+        if s < warmup:
+            return (s + 1) / warmup
+        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, (s - warmup) / max(1, total_steps - warmup))))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+SCHEDULES = {"warmup_linear": warmup_linear_schedule, "warmup_cosine": warmup_cosine_schedule}
+
+
 def batchnorms(model: nn.Module) -> list[nn.Module]:
     return [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
 
@@ -187,7 +203,9 @@ class Trainer:
     def _schedule(self, total_steps: int):
         if self.config.schedule == "constant":
             return torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda s: 1.0)
-        return warmup_linear_schedule(self.optimizer, total_steps, self.config.warmup_frac)
+        if self.config.schedule not in SCHEDULES:
+            raise ValueError(f"unknown schedule {self.config.schedule!r}; known: constant, {', '.join(SCHEDULES)}")
+        return SCHEDULES[self.config.schedule](self.optimizer, total_steps, self.config.warmup_frac)
 
     def _set_modes(self) -> None:
         self.model.eval()
