@@ -138,13 +138,15 @@ def tiny_whisper(tmp_path_factory) -> Path:
 
 @pytest.fixture
 def app_home(tmp_path, monkeypatch):
-    """An empty TRANSFERLAB_HOME for AppTest pages, with no background worker started."""
+    """An empty TRANSFERLAB_HOME for AppTest pages, with no background worker started (``started`` lists the
+    stores the app asked a worker for)."""
     import types
 
     monkeypatch.setenv("TRANSFERLAB_HOME", str(tmp_path / "home"))
     monkeypatch.delenv("TRANSFERLAB_DB_URL", raising=False)
+    started: list = []
     import ui.runs
 
-    monkeypatch.setattr(ui.runs, "ensure_worker", lambda store, **kw: 0)
+    monkeypatch.setattr(ui.runs, "ensure_worker", lambda store, **kw: started.append(store) or 0)
     (tmp_path / "home").mkdir()
-    return types.SimpleNamespace(path=tmp_path / "home", tmp=tmp_path)
+    return types.SimpleNamespace(path=tmp_path / "home", tmp=tmp_path, started=started)

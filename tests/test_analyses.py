@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import threading
 import time
-import types
 from datetime import timedelta
 from pathlib import Path
 
@@ -338,15 +337,8 @@ def test_cluster_verdict_and_headline():
 # ------------------------------------------------------------------------------------------------ pages (AppTest)
 
 @pytest.fixture
-def home(tmp_path, monkeypatch):
-    monkeypatch.setenv("TRANSFERLAB_HOME", str(tmp_path / "home"))
-    monkeypatch.delenv("TRANSFERLAB_DB_URL", raising=False)
-    started = []
-    import ui.runs
-
-    monkeypatch.setattr(ui.runs, "ensure_worker", lambda store, **kw: started.append(store) or 0)
-    (tmp_path / "home").mkdir()
-    return types.SimpleNamespace(path=tmp_path / "home", tmp=tmp_path, started=started)
+def home(app_home):
+    return app_home
 
 
 def app(page: str | None = None, state: dict | None = None, **query) -> AppTest:

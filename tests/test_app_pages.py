@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import types
 import zipfile
 from datetime import timedelta
 from pathlib import Path
@@ -27,15 +26,8 @@ def _texts(n_per_class: int = 12) -> str:
 
 
 @pytest.fixture
-def home(tmp_path, monkeypatch):
-    monkeypatch.setenv("TRANSFERLAB_HOME", str(tmp_path / "home"))
-    monkeypatch.delenv("TRANSFERLAB_DB_URL", raising=False)
-    started = []
-    import ui.runs
-
-    monkeypatch.setattr(ui.runs, "ensure_worker", lambda store, **kw: started.append(store) or 0)
-    tmp_path.joinpath("home").mkdir()
-    return types.SimpleNamespace(path=tmp_path / "home", tmp=tmp_path, started=started)
+def home(app_home):
+    return app_home
 
 
 def app(page: str | None = None, **query) -> AppTest:

@@ -54,8 +54,10 @@ def render_status(run: Run) -> None:
         st.plotly_chart(plots.training_curves(history), key=f"curves-{run.id}", width="stretch")
 
 
-def live_progress(run_id: str, *, allow_cancel: bool = True) -> None:
-    """Poll the store every second (``st.fragment(run_every=...)``) until the run finishes, then rerun the page."""
+def _poll(run_id: str, draw, *, deleted: str = "") -> None:
+    """Every second (``st.fragment(run_every=...)``): read the run, rerun the whole page once it finished (it then
+    shows the results), else ``draw(store, run)``. A queued run gets a worker (after a restart the queue survives,
+    the worker may not)."""
 
     @st.fragment(run_every=POLL_S)
     def panel() -> None:
@@ -63,37 +65,38 @@ def live_progress(run_id: str, *, allow_cancel: bool = True) -> None:
         try:
             run = store.get(run_id)
         except RunNotFound:
-            st.warning("This run was deleted.")
+            if deleted:
+                st.warning(deleted)
             return
         if run.is_finished:
-            st.rerun()  # the page shows the results now
+            st.rerun()
         if run.status == "queued":
-            start_worker(store)  # e.g. after a restart: the queue survives, the worker may not
+            start_worker(store)
+        draw(store, run)
+
+    panel()
+
+
+def live_progress(run_id: str, *, allow_cancel: bool = True) -> None:
+    """The live status of one run until it finishes, with a cancel button."""
+
+    def draw(store, run: Run) -> None:
         render_status(run)
         if allow_cancel and not run.cancel_requested:
             if st.button("Cancel run", key=f"cancel-{run_id}", icon=":material/stop_circle:"):
                 store.request_cancel(run_id)
                 st.toast("Cancel requested")
 
-    panel()
+    _poll(run_id, draw, deleted="This run was deleted.")
 
 
 def followup_progress(run_id: str, what: str) -> None:
-    """A follow-up job (the scratch baseline) of the run on screen: what it is doing and its ETA, polled every
-    second; the page reruns (and so shows the amended report) when it finishes."""
+    """A follow-up job (the scratch baseline) of the run on screen: what it is doing and its ETA; the page reruns
+    (and so shows the amended report) when it finishes."""
 
-    @st.fragment(run_every=POLL_S)
-    def panel() -> None:
-        store = get_store()
-        try:
-            run = store.get(run_id)
-        except RunNotFound:
-            return
-        if run.is_finished:
-            st.rerun()
+    def draw(store, run: Run) -> None:
         with st.container(border=True):
             if run.status == "queued":
-                start_worker(store)
                 state = ("starts when this run's results are saved" if run.queued_at is None
                          else "queued: starts after the runs ahead of it")
                 st.markdown(f":material/hourglass_top: **{what}**: {state}.")
@@ -102,7 +105,7 @@ def followup_progress(run_id: str, what: str) -> None:
                             "in when it is done.")
                 render_status(run)
 
-    panel()
+    _poll(run_id, draw)
 
 
 def finished_note(run: Run) -> None:
