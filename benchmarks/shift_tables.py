@@ -59,12 +59,12 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(a.threads)
-    from tlcore.settings.unsupervised import run_clustering
     from tlcore.config import FinetuneConfig
-    from tlcore.experiments.curve import data_efficiency_curve
     from tlcore.data.demos import DEMOS, demo_dir
     from tlcore.diagnostics.diagnose import run_diagnose, run_rank
+    from tlcore.experiments.curve import data_efficiency_curve
     from tlcore.settings.inductive import run_finetune
+    from tlcore.settings.unsupervised import run_clustering
 
     parts = a.parts.split(",")
     out: dict = {}
