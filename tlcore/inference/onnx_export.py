@@ -144,16 +144,6 @@ def _destination(run_dir: Path, out: Optional[str | Path]) -> Path:
 
 # ---------------------------------------------------------------- preprocessing that travels with the export
 
-def _whole_frames(feature_extractor):
-    """``WhisperFeatureExtractor`` re-derives ``n_samples = chunk_length * sampling_rate``: a float when the chunk
-    was saved as ``2.0``, and then padding fails (``pad_width must be of integral type``). Make both counts ints."""
-    for name in ("n_samples", "nb_max_frames"):
-        value = getattr(feature_extractor, name, None)
-        if isinstance(value, float) and value.is_integer():
-            setattr(feature_extractor, name, int(value))
-    return feature_extractor
-
-
 def _save_processor(backbone, kind: str, folder: Path) -> dict:
     """Save the tokenizer / processor files next to the .onnx; return what rebuilding the preprocessing needs."""
     if kind == "efficientnet_lite":
@@ -203,7 +193,8 @@ def _preprocessor(folder: Path, kind: str, attrs: dict) -> Callable[[Sequence[An
     elif kind == "whisper_encoder":
         from transformers import WhisperFeatureExtractor
 
-        shell = _shell(audio.WhisperEncoderBackbone, feature_extractor=_whole_frames(WhisperFeatureExtractor.from_pretrained(folder)),
+        fe = WhisperFeatureExtractor.from_pretrained(folder)
+        shell = _shell(audio.WhisperEncoderBackbone, feature_extractor=audio.fit_chunk(fe, fe.chunk_length),
                        sample_rate=attrs["sample_rate"])
     elif kind == "hf_audio":
         from transformers import AutoFeatureExtractor
@@ -597,8 +588,6 @@ def export_onnx(run: str | Path, *, out: Optional[str | Path] = None, rel_tolera
     progress(Progress("export", 0, 3, "loading the model"))
     model = loaded.after_model.eval()
     backbone = model.backbone
-    if kind == "whisper_encoder":
-        _whole_frames(backbone.feature_extractor)
     labels = list(model.tags if task == "ner" else model.classes)
     items, parity_info = _parity_items(loaded, max_items)
 

@@ -65,11 +65,11 @@ class WhisperEncoderBackbone(Backbone):
         from transformers.models.whisper.modeling_whisper import WhisperEncoder
 
         config = WhisperConfig.from_pretrained(folder)
-        fe = _fit_chunk(WhisperFeatureExtractor.from_pretrained(folder), spec["chunk_seconds"])
+        fe = fit_chunk(WhisperFeatureExtractor.from_pretrained(folder), spec["chunk_seconds"])
         return cls(WhisperEncoder(config), fe, spec["chunk_seconds"])
 
 
-def _fit_chunk(fe, chunk_seconds: float):
+def fit_chunk(fe, chunk_seconds: float):
     """Cut the feature extractor's window to ``chunk_seconds``. The sample and frame counts must be ints: a saved
     extractor stores ``chunk_length`` as a float (2.0), and transformers then pads by a float count and fails."""
     fe.chunk_length = chunk_seconds
@@ -89,7 +89,7 @@ def whisper_encoder_backbone(folder: str | Path, *, pretrained: bool = True, chu
     from transformers import WhisperConfig, WhisperFeatureExtractor, WhisperModel
     from transformers.models.whisper.modeling_whisper import WhisperEncoder
 
-    fe = _fit_chunk(WhisperFeatureExtractor.from_pretrained(folder, chunk_length=chunk_seconds), chunk_seconds)
+    fe = fit_chunk(WhisperFeatureExtractor.from_pretrained(folder, chunk_length=chunk_seconds), chunk_seconds)
     if pretrained and not config_overrides:
         full = WhisperModel.from_pretrained(folder).encoder
         positions = _short_encoder(full.config, chunk_seconds)
