@@ -1,0 +1,41 @@
+"""The reliability campaign's checks (docs/reliability.md): each line of the figures table has its script in
+benchmarks/ and, in a shorter form, a test here."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _bench(name: str):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_hostile_share_links_open_nothing(tmp_path):
+    from tlcore.runs import RunStore
+
+    store = RunStore(f"sqlite:///{tmp_path / 'runs.db'}", artifacts_root=tmp_path / "runs")
+    rows = _bench("reliability_share_links").campaign(store)
+    hostile, controls = rows[:-2], rows[-2:]
+    assert len(hostile) >= 15
+    assert [r for r in hostile if r["outcome"] != "refused" or r["reads"]] == []
+    assert all(r["message"] for r in hostile)          # each says why
+    assert [(r["outcome"], r["reads"]) for r in controls] == [("opened its own run", 1)] * 2
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", ["training", "checkpoint write", "report write"])
+def test_a_worker_killed_mid_run_loses_nothing(mode, tmp_path):
+    """SIGKILL the real worker process at a kill point; a second worker resumes the run to a readable report."""
+    r = _bench("reliability_worker_kill").trial(mode, tmp_path, seed=3)
+    assert r["killed"], f"the worker was not killed at {mode!r} (the run finished first): {r}"
+    assert r["stuck"] == [] and r["final"] == "done" and r["report_ok"] and r["attempts"] == 2, r
