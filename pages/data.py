@@ -9,6 +9,7 @@ import streamlit as st
 from tlcore.config import MODALITIES
 from tlcore.errors import TransferLabError
 from ui import datasets
+from ui.auth import current_user
 from ui.media import asr_preview, dataset_preview, ner_preview
 from ui.tasks import TASK_MODALITY, TASKS
 
@@ -45,14 +46,21 @@ else:
     modality = TASK_MODALITY.get(task) or c2.selectbox("Modality", MODALITIES, key="upload-modality")
     if task in TASK_MODALITY:
         c2.caption(f"Modality: {modality}")
-    splits = {}
+    splits: dict[str, str] = {}
+    refused = False
     cols = st.columns(4)
     for col, split, required in zip(cols, ("target", "source", "eval", "unlabeled"), (True, False, False, False)):
         with col:
             up = st.file_uploader(f"{split} set" + ("" if required else " (optional)"), type=datasets.upload_types(task),
                                   key=f"upload-{split}", help=f"{split}: {datasets.UPLOAD_HELP[task]}")
             if up is not None:
-                splits[split] = str(datasets.save_upload(up.name, up.getvalue()))
+                try:
+                    splits[split] = str(datasets.save_upload(up.name, up.getvalue(), also=splits.values()))
+                except datasets.QuotaExceeded as exc:
+                    refused = True
+                    st.error(f"{split}: {exc}", icon=":material/block:")
+    if refused:
+        st.stop()
     if "target" in splits or ("source" in splits and "unlabeled" in splits):
         ref = datasets.save_upload_set(modality, splits, task=task)
         st.query_params["data"] = ref
@@ -65,6 +73,15 @@ else:
         if prior is not None and not prior.is_demo:
             st.caption(f"Current upload: **{prior.name}** ({prior.modality}). Upload files to replace it.")
             choice = prior
+            with st.popover("Remove this upload set", icon=":material/delete:"):
+                st.write("Remove it from your data sets? Runs made on it keep their results.")
+                if st.button("Yes, remove", type="primary", key="remove-upload-set"):
+                    datasets.delete_upload_set(prior.ref)
+                    del st.query_params["data"]
+                    st.rerun()
+    if current_user() is not None:
+        used, quota = datasets.usage_bytes(current_user()), datasets.user_quota_bytes()
+        st.caption(f"Your uploads use {datasets.format_size(used)} of your {datasets.format_size(quota)} quota.")
 
 if choice is not None:
     if choice.is_demo:

@@ -20,6 +20,7 @@ from tlcore.diagnostics.rank import candidate_backbones
 from tlcore.errors import TransferLabError
 from tlcore.models.registry import DEFAULT_BACKBONE, RANDOM_SUFFIX, list_backbones
 from ui import datasets
+from ui.auth import current_user
 
 st.title("Diagnose")
 
@@ -33,13 +34,15 @@ SCORE_NAMES = {"logme": "LogME", "knn_accuracy": "k-NN accuracy", "h_score": "H-
 @st.cache_data(show_spinner="Comparing source and target (pretrained features, mismatch scores, drift tests)…",
                max_entries=16)
 def diagnose(modality: str, source: str, target: str, backbone: str, seed: int, task: str,
-             map_method: str = "pca") -> dict:
+             map_method: str = "pca", owner: str | None = None) -> dict:
+    # ``owner`` only keys the cache: a diagnosis belongs to its user (uploads are content-addressed, so two users
+    # with the same bytes have the same paths; neither may learn from a cache hit that the other has them)
     return tlcore.diagnose(source, target, modality=modality, backbone=backbone, seed=seed, task=task,
                            map_method=map_method).to_dict()
 
 
 @st.cache_data(show_spinner="Scoring each candidate backbone on the labeled target (no fine-tuning)…", max_entries=16)
-def rank(modality: str, target: str, backbones: tuple, seed: int, task: str) -> dict:
+def rank(modality: str, target: str, backbones: tuple, seed: int, task: str, owner: str | None = None) -> dict:
     return tlcore.rank(target, modality=modality, backbones=list(backbones), seed=seed, task=task).to_dict()
 
 
@@ -88,7 +91,7 @@ if st.button("Run diagnosis", type="primary", icon=":material/troubleshoot:"):
 if st.session_state.get("dx-key") != key:
     st.stop()
 try:
-    result = diagnose(*key)
+    result = diagnose(*key, owner=current_user())
 except TransferLabError as exc:
     st.error(str(exc))
     st.stop()
@@ -134,7 +137,7 @@ with right:
                  "far-apart groups and the axes mean nothing.")
         if projection == "umap":
             try:
-                umap_result = diagnose(*key, "umap")
+                umap_result = diagnose(*key, "umap", owner=current_user())
             except TransferLabError as exc:
                 st.error(str(exc))
             else:
@@ -248,7 +251,7 @@ if st.session_state.get("dx-rank-key") != rank_key:
     else:
         st.stop()
 try:
-    ranked = rank(*rank_key)
+    ranked = rank(*rank_key, owner=current_user())
 except TransferLabError as exc:
     st.warning(f"Cannot rank backbones on this target: {exc}")
     st.stop()

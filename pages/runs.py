@@ -10,11 +10,13 @@ import streamlit as st
 
 from tlcore.errors import TransferLabError
 from ui.analyses import analysis_headline
+from ui.auth import is_admin
 from ui.export import export_panel
 from ui.report import headline_numbers
 from ui.runs import KIND_LABELS, get_store, model_zip, read_report, run_kind, run_page, run_picker, select_run, visible_runs
 
 st.title("Runs")
+ADMIN_VIEW = is_admin()   # an admin sees every user's runs: say whose each one is
 runs = visible_runs()
 if not runs:
     st.info("No runs yet. Start one from **Home** (one-click demos), **Fine-tune** or **Analyze**.")
@@ -40,7 +42,8 @@ def _row(r) -> dict:
             "before": _num(before), "after": _num(after), "improvement": _num(gain), "task": task,
             "strategy": strategy, "backbone": r.config.get("backbone") or "default",
             "created": r.created_at.strftime("%Y-%m-%d %H:%M"),
-            "duration (s)": None if r.duration_s is None else round(r.duration_s, 1), "error": r.error or ""}
+            "duration (s)": None if r.duration_s is None else round(r.duration_s, 1), "error": r.error or "",
+            **({"owner": r.owner or "(before login)"} if ADMIN_VIEW else {})}
 
 
 SMALL = {c: st.column_config.Column(width="small") for c in ("kind", "status", "task", "duration (s)", "after")}

@@ -10,7 +10,7 @@ import streamlit as st
 
 from tlcore.errors import TransferLabError
 from tlcore.runs import create_share, list_shares, revoke_share
-from ui.auth import current_user
+from ui.auth import current_user, is_admin
 from ui.runs import get_store, run_picker, visible_runs
 
 EXPIRY = {"1 hour": timedelta(hours=1), "1 day": timedelta(days=1), "7 days": timedelta(days=7),
@@ -34,7 +34,8 @@ with st.form("new-share"):
     created = st.form_submit_button("Create link", type="primary", icon=":material/link:")
 if created:
     try:
-        token, link = create_share(store, run.id, expires_in=EXPIRY[expiry], created_by=current_user(), label=label)
+        token, link = create_share(store, run.id, expires_in=EXPIRY[expiry], created_by=current_user(), label=label,
+                                   admin=is_admin())
     except (TransferLabError, PermissionError, ValueError) as exc:
         st.error(str(exc))
     else:
@@ -53,7 +54,7 @@ for link in links:
                     f"{link.expires_at:%Y-%m-%d %H:%M} UTC · {link.views} view(s)")
         if link.state == "active" and c2.button("Revoke", key=f"revoke-{link.id}", icon=":material/link_off:"):
             try:
-                revoke_share(store, link.id, by=current_user())
+                revoke_share(store, link.id, by=current_user(), admin=is_admin())
             except (TransferLabError, PermissionError) as exc:
                 st.error(str(exc))
             else:

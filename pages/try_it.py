@@ -13,6 +13,16 @@ from ui import datasets
 from ui import try_it as ti
 from ui.runs import run_picker, visible_runs
 
+
+def _save(name: str, data: bytes):
+    """Store an uploaded input (the user's quota applies); a refused upload ends the page with its message."""
+    try:
+        return datasets.save_upload(name, data)
+    except datasets.QuotaExceeded as exc:
+        st.error(str(exc), icon=":material/block:")
+        st.stop()
+
+
 st.title("Try it")
 runs = [r for r in visible_runs(status="done") if ti.usable(r.out)]
 if not runs:
@@ -40,7 +50,7 @@ elif loaded.modality == "text":
 elif loaded.modality == "image":
     up = st.file_uploader("Upload an image", type=["png", "jpg", "jpeg", "bmp", "webp"], key="try-image")
     if up is not None:
-        inputs = [str(datasets.save_upload(up.name, up.getvalue()))]
+        inputs = [str(_save(up.name, up.getvalue()))]
         st.image(inputs[0], width=160)
 else:
     c1, c2 = st.columns(2)
@@ -48,7 +58,7 @@ else:
     rec = c2.audio_input("…or record one", key="try-record")
     src = ti.pick_audio(rec, up)
     if src is not None:
-        inputs = [str(datasets.save_upload(ti.upload_name(src), src.getvalue()))]
+        inputs = [str(_save(ti.upload_name(src), src.getvalue()))]
         st.audio(inputs[0])
         if rec is not None and up is not None:
             st.caption("Using the recording (clear it to use the uploaded file).")

@@ -1,7 +1,19 @@
-"""Who is using the app: an OIDC user when ``st.login`` is configured, else single-user local mode."""
+"""Who is using the app, and what they may see: an OIDC user when ``st.login`` is configured, else local mode.
+
+The ownership rules, in one place (pages and ``ui.runs`` / ``ui.datasets`` ask these functions):
+
+* **Local mode** (no ``[auth]`` section in ``.streamlit/secrets.toml``): one person on their own machine; every
+  run and upload set is theirs, as before accounts existed.
+* **Login configured**: a signed-in **member** sees and uses only what they own (runs, analyses, upload sets,
+  diagnoses); a run or upload set made before login was enabled (owner None) belongs to nobody and is visible to
+  admins only. An **admin** (email listed in ``[transferlab] admins = [...]`` in the secrets) sees everything.
+  Nobody else's thing is reachable by ``?run=``, ``?data=`` or a file name: it reads as "not found". The one way
+  to show a run to someone else is a share link (read-only, one run).
+"""
 
 from __future__ import annotations
 
+import hashlib
 from typing import Optional
 
 import streamlit as st
@@ -23,11 +35,52 @@ def is_logged_in() -> bool:
 
 
 def current_user() -> Optional[str]:
-    """The owner id for new runs and the filter for the runs list; None in local mode."""
+    """The owner id for new runs and upload sets; None in local mode (and before sign-in)."""
     if not login_configured() or not is_logged_in():
         return None
     user = st.user
     return str(user.get("email") or user.get("sub") or user.get("name") or "user")
+
+
+def admin_emails() -> frozenset[str]:
+    """The admins named in the secrets (``[transferlab] admins = ["ops@example.com"]``), lower-cased."""
+    try:
+        section = st.secrets.get("transferlab") or {}
+        admins = section.get("admins") or []
+    except Exception:
+        return frozenset()
+    if isinstance(admins, str):
+        admins = [admins]
+    return frozenset(str(a).strip().lower() for a in admins if str(a).strip())
+
+
+def is_admin() -> bool:
+    """True for a signed-in user whose email is in the admin list (login configured only)."""
+    user = current_user()
+    return user is not None and user.lower() in admin_emails()
+
+
+def may_see(owner: Optional[str], user: Optional[str], *, login: bool, admin: bool = False) -> bool:
+    """The ownership rule for one run / upload set owned by ``owner``, asked by ``user``.
+
+    Local mode (``login`` False): everything. With login: admins everything, members only their own; things
+    without an owner (made before login was enabled) belong to no member.
+    """
+    if not login:
+        return True
+    if admin:
+        return True
+    return user is not None and owner is not None and owner == user
+
+
+def can_see(owner: Optional[str]) -> bool:
+    """:func:`may_see` for the current session."""
+    return may_see(owner, current_user(), login=login_configured(), admin=is_admin())
+
+
+def owner_key(user: Optional[str]) -> str:
+    """A file-name-safe, fixed-length key for a user's folders (``sha256`` of the owner id, 24 hex digits)."""
+    return hashlib.sha256((user or "").encode("utf-8")).hexdigest()[:24]
 
 
 def sidebar_account() -> None:
@@ -37,7 +90,8 @@ def sidebar_account() -> None:
             st.caption("Single-user local mode: no login is configured, so every run here is yours. "
                        "Add an `[auth]` section to `.streamlit/secrets.toml` to enable accounts.")
         elif is_logged_in():
-            st.caption(f"Signed in as **{current_user()}**")
+            role = " (admin: sees every user's runs and uploads)" if is_admin() else ""
+            st.caption(f"Signed in as **{current_user()}**{role}")
             if st.button("Log out", key="logout"):
                 st.logout()
 

@@ -2,24 +2,33 @@
 
 A reference is ``demo:<name>`` or ``upload:<id>``; it lives in the URL (``?data=``) so reloads keep it.
 Uploaded files are stored once under ``home()/uploads/<sha256>/<file name>`` (content-addressed, so a
-file is never overwritten by a different one); an upload set is a small JSON manifest under
-``home()/uploads/sets/<id>.json`` naming its splits.
+file is never overwritten by a different one); an upload set is a small JSON manifest naming its splits. The
+manifest is what makes a set visible and usable, so it lives in its owner's folder:
+
+* local mode (no login): ``home()/uploads/sets/<id>.json`` (as before accounts existed);
+* with login: ``home()/uploads/sets/users/<owner key>/<id>.json`` (``ui.auth.owner_key``: sha256 of the email).
+
+A member reads only their own folder, so another user's ``upload:<id>`` reads as "not found" even when the same
+bytes (hence the same id) exist elsewhere; admins and local mode read every folder. Each user's uploads are
+limited to ``TRANSFERLAB_USER_QUOTA_GB`` (default 10), counted over the files their own sets name.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import Iterable, Optional
 
 import streamlit as st
 
 from tlcore import paths
 from tlcore.data.dataset import Dataset
 from tlcore.errors import DataError
+from ui.auth import current_user, is_admin, login_configured, owner_key
 
 SPLITS = ("source", "target", "eval", "unlabeled")
 UPLOAD_TYPES = ["zip", "csv", "tsv", "jsonl"]
@@ -46,6 +55,7 @@ class DataChoice:
     description: str = ""
     license: str = ""
     task: str = "classify"   # classify | ner | asr: which runs this data set can feed
+    owner: Optional[str] = None   # who uploaded it (None: local mode, or made before login was enabled)
 
     @property
     def is_demo(self) -> bool:
@@ -61,12 +71,75 @@ def _safe_name(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", name)[:120] or "upload"
 
 
-def save_upload(name: str, data: bytes) -> Path:
-    """Store uploaded bytes at ``uploads/<sha256>/<name>``; the same bytes are stored once, nothing is overwritten."""
+class QuotaExceeded(DataError):
+    """An upload that would take a user past their storage quota."""
+
+
+DEFAULT_QUOTA_GB = 10.0
+
+
+def user_quota_bytes() -> int:
+    """Each user's upload quota: ``TRANSFERLAB_USER_QUOTA_GB`` gigabytes (10^9 bytes; default 10)."""
+    raw = os.environ.get("TRANSFERLAB_USER_QUOTA_GB", "")
+    try:
+        gb = float(raw) if raw.strip() else DEFAULT_QUOTA_GB
+    except ValueError:
+        gb = DEFAULT_QUOTA_GB
+    return int(max(gb, 0.0) * 1e9)
+
+
+def format_size(n: int) -> str:
+    """Bytes as GB (10^9) with two decimals from 0.1 GB, else MB or kB with one."""
+    if n >= 1e8:
+        return f"{n / 1e9:.2f} GB"
+    return f"{n / 1e6:.1f} MB" if n >= 1e5 else f"{n / 1e3:.1f} kB"
+
+
+def _size(path: Path) -> int:
+    try:
+        if path.is_dir():
+            return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+def usage_bytes(owner: Optional[str]) -> int:
+    """Bytes used by ``owner``'s upload sets: every file their own manifests name, counted once."""
+    files = {Path(p).resolve() for meta in _manifests([_owner_dir(owner)]) for p in meta[1]["splits"].values()}
+    return sum(_size(f) for f in files)
+
+
+def _session_owner() -> Optional[str]:
+    return current_user() if login_configured() else None
+
+
+def check_quota(path: Path, n_bytes: int, owner: Optional[str], also: Iterable[Path] = ()) -> None:
+    """Refuse (``QuotaExceeded``) storing ``n_bytes`` at ``path`` for ``owner`` when it would pass their quota.
+    ``also``: files saved earlier in the same batch (not yet in a manifest). Local mode has no quota."""
+    if owner is None:
+        return
+    known = {Path(p).resolve() for meta in _manifests([_owner_dir(owner)]) for p in meta[1]["splits"].values()}
+    pending = {Path(p).resolve() for p in also} - known
+    if path.resolve() in known | pending:
+        return  # the same file again: nothing new is stored for this user
+    used = usage_bytes(owner) + sum(_size(p) for p in pending)
+    quota = user_quota_bytes()
+    if used + n_bytes > quota:
+        raise QuotaExceeded(f"upload refused: it needs {format_size(n_bytes)} and you already use {format_size(used)} of your "
+                            f"{format_size(quota)} quota. Remove upload sets you no longer need on the Data page, or ask "
+                            "the administrator to raise TRANSFERLAB_USER_QUOTA_GB")
+
+
+def save_upload(name: str, data: bytes, *, also: Iterable[Path] = ()) -> Path:
+    """Store uploaded bytes at ``uploads/<sha256>/<name>``; the same bytes are stored once, nothing is overwritten.
+    With login, the signed-in user's quota is checked first (``QuotaExceeded``); ``also``: files saved earlier in the
+    same batch."""
     digest = hashlib.sha256(data).hexdigest()
     folder = uploads_dir() / digest
-    folder.mkdir(parents=True, exist_ok=True)
     path = folder / _safe_name(name)
+    check_quota(path, len(data), _session_owner(), also)
+    folder.mkdir(parents=True, exist_ok=True)
     if not path.exists():
         tmp = path.with_name(f".{path.name}.part")
         tmp.write_bytes(data)
@@ -74,17 +147,90 @@ def save_upload(name: str, data: bytes) -> Path:
     return path
 
 
+def _sets_root() -> Path:
+    return uploads_dir() / "sets"
+
+
+def _owner_dir(owner: Optional[str]) -> Path:
+    """Where ``owner``'s manifests live: the sets folder itself for local mode (None), else a folder per user."""
+    return _sets_root() if owner is None else _sets_root() / "users" / owner_key(owner)
+
+
+def _readable_dirs() -> list[Path]:
+    """The manifest folders this session may read, its own first: local mode and admins every folder; a signed-in
+    member only their own; nobody (login configured, not signed in) none."""
+    if not login_configured():
+        own = _owner_dir(None)
+    else:
+        user = current_user()
+        if user is None:
+            return []
+        own = _owner_dir(user)
+        if not is_admin():
+            return [own]
+    users = _sets_root() / "users"
+    others = sorted(p for p in users.iterdir() if p.is_dir()) if users.is_dir() else []
+    return list(dict.fromkeys([own, _sets_root(), *others]))
+
+
+def _manifests(folders: list[Path]) -> list[tuple[Path, dict]]:
+    out = []
+    for folder in folders:
+        for f in folder.glob("*.json") if folder.is_dir() else ():
+            try:
+                meta = json.loads(f.read_text())
+                if isinstance(meta.get("splits"), dict) and meta.get("modality"):
+                    out.append((f, meta))
+            except (OSError, ValueError, AttributeError):
+                continue
+    return out
+
+
+def _manifests_named(folder: Path, ident: str) -> Optional[tuple[Path, dict]]:
+    f = folder / f"{ident}.json"
+    if not f.is_file():
+        return None
+    try:
+        meta = json.loads(f.read_text())
+    except (OSError, ValueError):
+        return None
+    return (f, meta) if isinstance(meta, dict) and isinstance(meta.get("splits"), dict) and meta.get("modality") else None
+
+
+def _choice(f: Path, meta: dict) -> DataChoice:
+    return DataChoice(f"upload:{f.stem}", str(meta.get("name") or f.stem), meta["modality"], meta["splits"],
+                      task=meta.get("task") or "classify", owner=meta.get("owner"))
+
+
 def save_upload_set(modality: str, splits: dict[str, str], name: str = "", task: str = "classify") -> str:
-    """Record an upload set; returns its reference ``upload:<id>`` (same files and task, same id)."""
+    """Record an upload set in the signed-in user's folder (local mode: the shared one); returns its reference
+    ``upload:<id>`` (same files and task, same id)."""
     clean = {k: str(v) for k, v in splits.items() if v}
     parts = [modality, sorted(clean.items())] + ([task] if task != "classify" else [])
     ident = hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:16]
-    sets = uploads_dir() / "sets"
+    owner = _session_owner()
+    if login_configured() and owner is None:
+        raise PermissionError("sign in to upload data")
+    sets = _owner_dir(owner)
     sets.mkdir(parents=True, exist_ok=True)
     label = name or " + ".join(Path(v).name for v in clean.values())
-    (sets / f"{ident}.json").write_text(json.dumps({"name": label, "modality": modality, "task": task, "splits": clean},
-                                                          indent=2))
+    (sets / f"{ident}.json").write_text(json.dumps({"name": label, "modality": modality, "task": task, "splits": clean,
+                                                    "owner": owner}, indent=2))
     return f"upload:{ident}"
+
+
+def delete_upload_set(ref: str) -> bool:
+    """Remove the signed-in user's upload set (its manifest; the files stay for other sets naming the same bytes
+    until the cleanup collects them). Returns False when this user has no such set."""
+    kind, _, ident = ref.partition(":")
+    if kind != "upload" or not re.fullmatch(r"[0-9a-f]{16}", ident):
+        return False
+    for folder in _readable_dirs():
+        f = folder / f"{ident}.json"
+        if f.is_file():
+            f.unlink()
+            return True
+    return False
 
 
 @st.cache_data(show_spinner=False, ttl=3600)
@@ -107,18 +253,12 @@ def demo_specs() -> list[dict]:
 
 
 def upload_sets() -> list[DataChoice]:
-    folder = uploads_dir() / "sets"
-    if not folder.exists():
-        return []
-    out = []
-    for f in sorted(folder.glob("*.json"), key=lambda p: p.stat().st_mtime, reverse=True):
-        try:
-            meta = json.loads(f.read_text())
-            out.append(DataChoice(f"upload:{f.stem}", meta["name"], meta["modality"], meta["splits"],
-                                  task=meta.get("task") or "classify"))
-        except (OSError, ValueError, KeyError):
-            continue
-    return out
+    """The upload sets this session may use (own first on equal ids), newest first."""
+    seen: dict[str, tuple[Path, dict]] = {}
+    for f, meta in _manifests(_readable_dirs()):
+        seen.setdefault(f.stem, (f, meta))
+    ordered = sorted(seen.values(), key=lambda fm: fm[0].stat().st_mtime, reverse=True)
+    return [_choice(f, meta) for f, meta in ordered]
 
 
 def resolve(ref: Optional[str]) -> Optional[DataChoice]:
@@ -135,7 +275,11 @@ def resolve(ref: Optional[str]) -> Optional[DataChoice]:
         return DataChoice(ref, f"demo: {ident}", spec["modality"], splits, spec["description"], spec["license"],
                           spec.get("task", "classify"))
     if kind == "upload" and re.fullmatch(r"[0-9a-f]{16}", ident):
-        return next((c for c in upload_sets() if c.ref == ref), None)
+        # only this session's folders: another user's set reads exactly like one that does not exist
+        for folder in _readable_dirs():
+            found = _manifests_named(folder, ident)
+            if found is not None:
+                return _choice(*found)
     return None
 
 
@@ -161,8 +305,9 @@ def all_choices(task: Optional[str] = None) -> list[tuple[str, str]]:
     """(reference, label) for every usable data set (of ``task`` when given): demos first, then uploads (newest first)."""
     out = [(f"demo:{d['name']}", f"demo · {d['name']} ({kind_label(d['modality'], d.get('task', 'classify'))})")
            for d in demo_specs() if not d["unavailable"] and task in (None, d.get("task", "classify"))]
-    out += [(c.ref, f"upload · {c.name} ({kind_label(c.modality, c.task)})") for c in upload_sets()
-            if task in (None, c.task)]
+    me = current_user()
+    out += [(c.ref, f"upload · {c.name} ({kind_label(c.modality, c.task)})"
+             + (f" · {c.owner}" if c.owner and c.owner != me else "")) for c in upload_sets() if task in (None, c.task)]
     return out
 
 

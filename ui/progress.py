@@ -9,6 +9,7 @@ import streamlit as st
 from tlcore import plots
 from tlcore.runs import RunNotFound
 from tlcore.runs.records import Run
+from ui.auth import can_see
 from ui.runs import get_store, start_worker
 
 POLL_S = 1.0
@@ -64,6 +65,8 @@ def _poll(run_id: str, draw, *, deleted: str = "") -> None:
         store = get_store()
         try:
             run = store.get(run_id)
+            if not can_see(run.owner):  # never another user's run, whatever id a caller passes
+                raise RunNotFound(run_id)
         except RunNotFound:
             if deleted:
                 st.warning(deleted)

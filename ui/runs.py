@@ -13,7 +13,7 @@ from tlcore.config import FinetuneConfig
 from tlcore.runs import RunStore, ensure_worker
 from tlcore.runs.models import DEFAULT_JOB, FOLLOWUP_JOBS
 from tlcore.runs.records import Run
-from ui.auth import current_user
+from ui.auth import can_see, current_user, is_admin, login_configured
 
 WORKER_IDLE_EXIT_S = 600.0  # a worker the app started exits after 10 idle minutes; the app starts another when needed
 
@@ -100,12 +100,19 @@ def start_analysis(cfg: Any, *, job: str, name: str = "", dataset: Optional[str]
 
 
 def visible_runs(status: Optional[str] = None) -> list[Run]:
-    """The runs this user may see: their own with login, all of them in local mode."""
-    return get_store().list_runs(owner=current_user(), status=status)
+    """The runs this user may see (:func:`ui.auth.may_see`): all of them in local mode and for admins, else only
+    the user's own (never the ownerless runs made before login was enabled)."""
+    store = get_store()
+    if not login_configured() or is_admin():
+        return store.list_runs(status=status)
+    user = current_user()
+    if user is None:
+        return []
+    return store.list_runs(owner=user, status=status)
 
 
 def get_run(run_id: Optional[str]) -> Optional[Run]:
-    """The run if it exists and this user may see it, else None."""
+    """The run if it exists and this user may see it, else None (another user's run reads as "not found")."""
     if not run_id:
         return None
     from tlcore.runs import RunNotFound
@@ -114,10 +121,7 @@ def get_run(run_id: Optional[str]) -> Optional[Run]:
         run = get_store().get(run_id)
     except RunNotFound:
         return None
-    user = current_user()
-    if run.owner is not None and run.owner != user:
-        return None
-    return run
+    return run if can_see(run.owner) else None
 
 
 def selected_run_id() -> Optional[str]:

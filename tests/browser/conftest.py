@@ -40,8 +40,9 @@ def _free_port() -> int:
 class AppServer:
     """One ``streamlit run app.py`` process with its own TRANSFERLAB_HOME; stopped (and its worker) on close."""
 
-    def __init__(self, home: Path):
+    def __init__(self, home: Path, extra_args: tuple[str, ...] = ()):
         self.home = home
+        self.extra_args = tuple(extra_args)   # e.g. ("--secrets.files", path): login against a test provider
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = home / "streamlit.log"
@@ -53,7 +54,7 @@ class AppServer:
         self.home.mkdir(parents=True, exist_ok=True)
         cmd = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.address",
                "127.0.0.1", "--server.port", str(self.port), "--browser.gatherUsageStats", "false",
-               "--server.fileWatcherType", "none"]
+               "--server.fileWatcherType", "none", *self.extra_args]
         self.proc = subprocess.Popen(cmd, cwd=ROOT, env=self.env, stdout=open(self.log, "wb"), stderr=subprocess.STDOUT)
         deadline = time.time() + 60
         while time.time() < deadline:

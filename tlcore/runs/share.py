@@ -2,8 +2,9 @@
 
 A token is ``secrets.token_urlsafe(32)`` (256 bits). Only its sha256 is stored, so a leaked
 database does not leak working links; lookups go by hash and are confirmed with
-``hmac.compare_digest``. When a run has an ``owner``, only that owner may share it or revoke its
-links; runs without owner (single-user local mode) may be shared by anyone.
+``hmac.compare_digest``. When a run has an ``owner``, only that owner (or a caller passing ``admin=True``:
+the app's admin role) may share it or revoke its links; runs without owner (single-user local mode) may be
+shared by anyone (the app lists them only in local mode and to admins).
 """
 
 from __future__ import annotations
@@ -34,14 +35,14 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
-def _check_owner(run: RunRow, user: str | None, action: str) -> None:
-    if run.owner is not None and user != run.owner:
+def _check_owner(run: RunRow, user: str | None, action: str, admin: bool = False) -> None:
+    if run.owner is not None and user != run.owner and not admin:
         who = f"user {user!r}" if user else "an anonymous user"
         raise PermissionError(f"run {run.name!r} belongs to {run.owner!r}; {who} cannot {action}")
 
 
 def create_share(store: RunStore, run_id: str, *, expires_in: timedelta, created_by: str | None = None,
-                 label: str | None = None) -> tuple[str, ShareLink]:
+                 label: str | None = None, admin: bool = False) -> tuple[str, ShareLink]:
     """Create a share link; returns ``(token, link)``. The token is shown once and never stored.
 
     Raises ``RunNotFound``, ``PermissionError`` (not the run's owner) or ``ValueError`` (bad expiry).
@@ -54,10 +55,10 @@ def create_share(store: RunStore, run_id: str, *, expires_in: timedelta, created
         run = s.get(RunRow, run_id)
         if run is None:
             raise RunNotFound(f"no run with id {run_id!r} (it may have been deleted)")
-        _check_owner(run, created_by, "share it")
+        _check_owner(run, created_by, "share it", admin)
         row = ShareLinkRow(id=uuid.uuid4().hex, run_id=run_id, token_hash=hash_token(token), created_at=now,
                            expires_at=now + expires_in, views=0, created_by=created_by,
-                           label=(label or None) and label[:200])
+                           label=(label or None) and label.replace("\x00", "\ufffd")[:200])  # PostgreSQL refuses NUL
         s.add(row)
         s.flush()
         link = share_from_row(row)
@@ -98,7 +99,7 @@ def list_shares(store: RunStore, run_id: str) -> list[ShareLink]:
         return [share_from_row(r) for r in rows]
 
 
-def revoke_share(store: RunStore, link_id: str, by: str | None = None) -> ShareLink:
+def revoke_share(store: RunStore, link_id: str, by: str | None = None, *, admin: bool = False) -> ShareLink:
     """Revoke a link now (idempotent). Raises ``InvalidShareToken`` for an unknown link id and
     ``PermissionError`` when ``by`` is not the run's owner."""
     with store.write_session() as s:
@@ -107,7 +108,7 @@ def revoke_share(store: RunStore, link_id: str, by: str | None = None) -> ShareL
             raise InvalidShareToken(f"no share link with id {link_id!r}")
         run = s.get(RunRow, row.run_id)
         if run is not None:
-            _check_owner(run, by, "revoke its share links")
+            _check_owner(run, by, "revoke its share links", admin)
         if row.revoked_at is None:
             row.revoked_at, row.revoked_by = utcnow(), by
             log.info("share link %s revoked by %s", link_id, by or "-")
