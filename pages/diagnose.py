@@ -20,7 +20,7 @@ from tlcore.diagnostics.rank import candidate_backbones
 from tlcore.errors import TransferLabError
 from tlcore.models.registry import DEFAULT_BACKBONE, RANDOM_SUFFIX, list_backbones
 from ui import datasets
-from ui.auth import current_user
+from ui.auth import current_user, split_server_paths
 
 st.title("Diagnose")
 
@@ -71,7 +71,12 @@ if task == "asr":
         help="Each Whisper transcribes the target clips as it is (zero-shot, no training); lower WER is better. "
              "`@random` is the same architecture with random weights: a control any pretrained model should beat.")
     extra = st.text_input("also rank (Whisper folders or Hugging Face ids, comma-separated)", key="dx-extra")
-    candidates = list(dict.fromkeys(candidates + [x.strip() for x in extra.split(",") if x.strip()]))
+    extra_ids = [x.strip() for x in extra.split(",") if x.strip()]
+    extra_ids, folders = split_server_paths(extra_ids)
+    if folders:
+        st.error(f"{', '.join(folders)}: only an admin can rank model folders on the server; give a Hugging Face "
+                 "id such as `openai/whisper-base.en` instead.")
+    candidates = list(dict.fromkeys(candidates + extra_ids))
 else:
     candidates_all = list(dict.fromkeys(candidate_backbones(choice.modality) + names + [n + RANDOM_SUFFIX for n in names]))
     candidates = st.multiselect(

@@ -299,3 +299,22 @@ def test_html_builders_escape_user_text():
     for out in outputs:
         assert "<img" not in out and "<script" not in out, out
         assert "&lt;" in out
+
+
+def test_members_may_rank_hub_ids_but_not_server_folders(monkeypatch, tmp_path):
+    import ui.auth
+
+    folder = tmp_path / "org" / "model"
+    folder.mkdir(parents=True)
+    monkeypatch.chdir(tmp_path)
+    typed = ["openai/whisper-base.en", "/etc", "../x", "~/models/w", "org/model", "plainname"]
+    monkeypatch.setattr(ui.auth, "login_configured", lambda: True)
+    monkeypatch.setattr(ui.auth, "is_admin", lambda: False)
+    allowed, refused = ui.auth.split_server_paths(typed)
+    assert allowed == ["openai/whisper-base.en"]          # "org/model" exists here as a folder: refused too
+    assert refused == ["/etc", "../x", "~/models/w", "org/model", "plainname"]
+    monkeypatch.setattr(ui.auth, "is_admin", lambda: True)
+    assert ui.auth.split_server_paths(typed) == (typed, [])
+    monkeypatch.setattr(ui.auth, "login_configured", lambda: False)
+    monkeypatch.setattr(ui.auth, "is_admin", lambda: False)
+    assert ui.auth.split_server_paths(typed) == (typed, [])

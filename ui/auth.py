@@ -14,6 +14,8 @@ The ownership rules, in one place (pages and ``ui.runs`` / ``ui.datasets`` ask t
 from __future__ import annotations
 
 import hashlib
+import re
+from pathlib import Path
 from typing import Optional
 
 import streamlit as st
@@ -104,3 +106,15 @@ def require_login() -> None:
         if st.button("Log in", type="primary"):
             st.login()
         st.stop()
+
+
+_HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
+
+
+def split_server_paths(names: list[str]) -> tuple[list[str], list[str]]:
+    """``(allowed, refused)`` model names a user typed: on a team server (login on) a member may name Hugging Face
+    ids only; a folder path would load whatever lies on the server, so only admins (and local mode) may."""
+    if not login_configured() or is_admin():
+        return list(names), []
+    refused = [n for n in names if not _HUB_ID.fullmatch(n) or Path(n).exists()]
+    return [n for n in names if n not in refused], refused
