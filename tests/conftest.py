@@ -5,6 +5,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from postgres_fixture import db_url, postgres_server, postgres_url  # noqa: F401 - fixtures (PostgreSQL, both backends)
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")

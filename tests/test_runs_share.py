@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import os
+import subprocess
 import time
 from datetime import timedelta
 
@@ -26,12 +28,29 @@ DAY = timedelta(days=1)
 
 
 @pytest.fixture
-def store(tmp_path, monkeypatch):
+def store(db_url, tmp_path, monkeypatch):
     monkeypatch.setenv("TRANSFERLAB_HOME", str(tmp_path))
     monkeypatch.delenv("TRANSFERLAB_DB_URL", raising=False)
-    s = RunStore()
+    s = RunStore(db_url)
     yield s
     s.dispose()
+
+
+def raw_database(store: RunStore, tmp_path) -> bytes:
+    """Every byte the database holds: SQLite's files, or a pg_dump of the PostgreSQL database."""
+    store.dispose()  # checkpoint SQLite's WAL so every byte is in files we can read
+    if store.url.startswith("sqlite"):
+        return b"".join(p.read_bytes() for p in (tmp_path / "app").glob("runs.db*"))
+    from postgres_fixture import find_bin_dir
+    from sqlalchemy.engine import make_url
+
+    url = make_url(store.url)
+    pg_dump = str(find_bin_dir() / "pg_dump") if find_bin_dir() else "pg_dump"
+    dump = subprocess.run([pg_dump, "-h", url.host, "-p", str(url.port), "-U", url.username,
+                           "-d", url.database], env={**os.environ, "PGPASSWORD": url.password or ""},
+                          capture_output=True, check=True)
+    assert b"CREATE TABLE public.share_links" in dump.stdout
+    return dump.stdout
 
 
 def test_tokens_are_strong_and_only_their_hash_is_stored(store, tmp_path):
@@ -40,10 +59,16 @@ def test_tokens_are_strong_and_only_their_hash_is_stored(store, tmp_path):
     other, _ = create_share(store, run.id, expires_in=DAY)
     assert len(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))) * 8 >= 128
     assert token != other and link.state == "active" and link.label == "for Ana"
-    store.dispose()  # checkpoint the WAL so every byte is in files we can read
-    raw = b"".join(p.read_bytes() for p in (tmp_path / "app").glob("runs.db*"))
+    raw = raw_database(store, tmp_path)
     assert token.encode() not in raw and other.encode() not in raw
     assert hash_token(token).encode() in raw
+
+
+def test_a_label_with_a_nul_character_is_stored_on_every_backend(store):
+    run = store.create_run({"modality": "text"}, "shared")
+    _, link = create_share(store, run.id, expires_in=DAY, label="for\x00Ana" + "x" * 300)
+    (listed,) = list_shares(store, run.id)
+    assert listed.label == link.label == "for\ufffdAna" + "x" * 193
 
 
 def test_resolve_counts_views(store):

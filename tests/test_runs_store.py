@@ -1,4 +1,4 @@
-"""Run store: migrations, SQLite settings, CRUD and lifecycle rules."""
+"""Run store: migrations, SQLite settings, CRUD and lifecycle rules, on SQLite and on PostgreSQL (``db_url``)."""
 
 from __future__ import annotations
 
@@ -18,10 +18,10 @@ from tlcore.runs.models import Base
 
 
 @pytest.fixture
-def store(tmp_path, monkeypatch):
+def store(db_url, tmp_path, monkeypatch):
     monkeypatch.setenv("TRANSFERLAB_HOME", str(tmp_path))
     monkeypatch.delenv("TRANSFERLAB_DB_URL", raising=False)
-    s = RunStore()
+    s = RunStore(db_url)
     yield s
     s.dispose()
 
@@ -32,7 +32,9 @@ def _diffs(store: RunStore, metadata: sa.MetaData) -> list:
 
 
 def test_fresh_database_is_upgraded_to_head_and_matches_the_orm(store, tmp_path):
-    assert store.url == f"sqlite:///{tmp_path / 'app' / 'runs.db'}"
+    if store.url.startswith("sqlite"):
+        assert store.url == RunStore().url == f"sqlite:///{tmp_path / 'app' / 'runs.db'}"  # the default place
+    assert db.current_revision(store._engine_pair()[0]) is None
     assert store.migrate() == db.head_revision() == "0001"
     assert db.current_revision(store._engine_pair()[0]) == "0001"
     assert _diffs(store, Base.metadata) == []
@@ -44,9 +46,8 @@ def test_fresh_database_is_upgraded_to_head_and_matches_the_orm(store, tmp_path)
     assert any(d[0] == "add_column" for d in _diffs(store, changed))
 
 
-def test_concurrent_first_opens_migrate_once(tmp_path):
-    url = f"sqlite:///{tmp_path / 'shared.db'}"
-    stores = [RunStore(url, artifacts_root=tmp_path / "runs") for _ in range(4)]
+def test_concurrent_first_opens_migrate_once(db_url, tmp_path):
+    stores = [RunStore(db_url, artifacts_root=tmp_path / "runs") for _ in range(4)]
     errors: list[BaseException] = []
 
     def open_it(s: RunStore) -> None:
@@ -66,6 +67,7 @@ def test_concurrent_first_opens_migrate_once(tmp_path):
         s.dispose()
 
 
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 def test_sqlite_uses_wal_and_busy_timeout(store):
     store.migrate()
     with store._engine_pair()[0].connect() as conn:
@@ -74,12 +76,15 @@ def test_sqlite_uses_wal_and_busy_timeout(store):
         assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
 
 
-def test_db_url_env_var_is_honoured(tmp_path, monkeypatch):
-    monkeypatch.setenv("TRANSFERLAB_DB_URL", f"sqlite:///{tmp_path / 'team.db'}")
+def test_db_url_env_var_is_honoured(db_url, tmp_path, monkeypatch):
+    monkeypatch.setenv("TRANSFERLAB_HOME", str(tmp_path / "elsewhere"))
+    monkeypatch.setenv("TRANSFERLAB_DB_URL", db_url)
     s = RunStore()
-    s.create_run({"modality": "image"}, "x")
-    assert (tmp_path / "team.db").exists()
+    assert s.url == db_url
+    run = s.create_run({"modality": "image"}, "x")
     s.dispose()
+    assert RunStore(db_url).get(run.id).name == "x"  # it went to that database, not the default one
+    assert not (tmp_path / "elsewhere" / "app" / "runs.db").exists()
 
 
 def test_create_get_list_and_artifact_dir(store, tmp_path):
@@ -161,3 +166,53 @@ def test_timestamps_are_timezone_aware_utc(store):
     run = store.create_run({"modality": "audio"}, "r")
     assert run.created_at.utcoffset() == timedelta(0)
     assert store.get(run.id).created_at == run.created_at
+
+
+def test_upgrade_to_head_and_downgrade_to_base(db_url):
+    store = RunStore(db_url, auto_migrate=False)
+    engine = store._engine_pair()[1]
+
+    def schema() -> tuple[set, set]:
+        inspector = sa.inspect(engine)
+        tables = set(inspector.get_table_names()) - {"alembic_version"}
+        return tables, {ix["name"] for t in tables for ix in inspector.get_indexes(t)}
+
+    assert schema() == (set(), set())
+    db.upgrade(engine)
+    assert db.current_revision(engine) == db.head_revision()
+    tables, indexes = schema()
+    assert tables == {"runs", "share_links"}
+    assert {"ix_runs_owner", "ix_runs_status", "ix_share_links_run_id"} <= indexes
+    assert _diffs(store, Base.metadata) == []  # the migrated schema is exactly the models' schema
+    run = store.create_run({"modality": "text"}, "kept through a no-op upgrade")
+    db.upgrade(engine)  # idempotent
+    assert store.get(run.id).name == "kept through a no-op upgrade"
+    db.downgrade(engine, "base")
+    assert db.current_revision(engine) is None
+    assert schema() == (set(), set())
+    db.upgrade(engine)  # and back up again, empty
+    assert store.list_runs() == []
+    store.dispose()
+
+
+def test_text_that_postgresql_refuses_is_stored_the_same_on_every_backend(store):
+    """NUL characters, NaN metrics and over-long identifiers: PostgreSQL refuses what SQLite silently kept."""
+    run = store.create_run({"modality": "text"}, "a\x00b", dataset="upload:x")
+    assert store.get(run.id).name == "a\ufffdb"
+    store.enqueue(run.id)
+    claim = queue.claim_next(store)
+    store.update_progress(run.id, Progress("train", 1, 2, metrics={"epoch": 1, "train_loss": float("nan")}))
+    assert store.get(run.id).progress["history"][0]["train_loss"] is None
+    assert store.mark_failed(run.id, "bad byte \x00 in row 7", attempt=claim.attempt)
+    assert store.get(run.id).error == "bad byte \ufffd in row 7"
+    done = store.create_run({"modality": "text"}, "nan metrics")
+    store.enqueue(done.id)
+    claim = queue.claim_next(store)
+    assert store.mark_done(done.id, {"after_accuracy": 0.5, "after_macro_f1": float("nan")}, attempt=claim.attempt)
+    assert store.get(done.id).metrics == {"after_accuracy": 0.5, "after_macro_f1": None}
+    with pytest.raises(ValueError, match="owner is 201 characters long; at most 200"):
+        store.create_run({"modality": "text"}, "long owner", owner="o" * 201)
+    with pytest.raises(ValueError, match="dataset is 301 characters long"):
+        store.create_run({"modality": "text"}, "long dataset", dataset="d" * 301)
+    assert [r.name for r in store.list_runs()] == ["nan metrics", "a\ufffdb"]  # nothing stored for the refused ones
+    assert sorted(p.name for p in store.artifacts_root.iterdir()) == sorted([run.id, done.id])  # nor a folder

@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
+from postgres_fixture import BACKENDS, backend_url
 from sqlalchemy import update
 
 from tlcore.errors import Cancelled, ConfigError
@@ -42,7 +43,8 @@ def fake_run(cfg, *, progress=None, should_cancel=None, resume=False):
         if should_cancel and should_cancel():
             raise Cancelled("cancelled by the user")
         time.sleep(sleep)
-        ckpt.write_text(str(step + 1))
+        (out / "ckpt.tmp").write_text(str(step + 1))
+        os.replace(out / "ckpt.tmp", ckpt)  # atomic, like real checkpoints: a kill never leaves it half-written
         if progress:
             progress(Progress("train", step + 1, steps, metrics={"epoch": step + 1, "train_loss": 1 / (step + 1)}))
     if spec.get("fail") == "user":
@@ -58,13 +60,22 @@ def fake_run(cfg, *, progress=None, should_cancel=None, resume=False):
 
 
 @pytest.fixture
-def store(tmp_path, monkeypatch):
+def db_url(request, tmp_path):
+    """SQLite (the default place) unless a test asks for both backends with ``both_backends``."""
+    return backend_url(request, getattr(request, "param", "sqlite"), tmp_path)
+
+
+both_backends = pytest.mark.parametrize("db_url", BACKENDS, indirect=True)
+
+
+@pytest.fixture
+def store(db_url, tmp_path, monkeypatch):
     monkeypatch.setenv("TRANSFERLAB_HOME", str(tmp_path))
     monkeypatch.delenv("TRANSFERLAB_DB_URL", raising=False)
     # Worker subprocesses must import this module (as whatever name pytest gave it) and tlcore.
     paths = [str(REPO), str(Path(__file__).parent), os.environ.get("PYTHONPATH", "")]
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join(p for p in paths if p))
-    s = RunStore.open()
+    s = RunStore.open(db_url)
     yield s
     s.dispose()
 
@@ -95,6 +106,7 @@ def worker(store: RunStore, **kw) -> Worker:
     return Worker(store, WorkerOptions(**{**FAST, "once": True, **kw}))
 
 
+@both_backends
 def test_worker_runs_a_job_to_done_and_stores_progress_and_metrics(store):
     run_id = submit(store, steps=6)
     assert worker(store).run() == 1
@@ -121,6 +133,7 @@ def test_progress_writes_are_throttled_but_no_epoch_is_lost(store, monkeypatch):
     assert run.progress["last"]["stage"] == "done"
 
 
+@both_backends
 def test_cancel_stops_a_running_job(store):
     run_id = submit(store, steps=500, sleep=0.01)
     w = worker(store)
@@ -147,6 +160,7 @@ def test_user_errors_fail_with_one_line_and_crashes_save_a_traceback(store):
     assert "No module named 'no_such_module_xyz'" in store.get(missing).error
 
 
+@both_backends
 def test_two_concurrent_claimers_never_claim_the_same_run(store):
     ids = {submit(store) for _ in range(30)}
     claimed: list[list[str]] = [[] for _ in range(4)]
@@ -169,6 +183,7 @@ def test_two_concurrent_claimers_never_claim_the_same_run(store):
     assert all(r.status == "running" and r.attempts == 1 for r in store.list_runs())
 
 
+@both_backends
 def test_a_killed_worker_is_detected_and_its_run_resumed(store):
     run_id = submit(store, steps=100, sleep=0.05, resume_sleep=0.0)  # slow until killed, fast once resumed
     proc = subprocess.Popen([sys.executable, "-m", "tlcore.runs.worker", "--db", store.url, "--poll", "0.05",
@@ -207,6 +222,7 @@ def test_a_run_that_keeps_dying_fails_after_max_resumes(store):
     assert queue.claim_next(store) is None
 
 
+@both_backends
 def test_a_worker_on_another_host_is_judged_by_its_heartbeat(store):
     run_id = submit(store)
     claim = queue.claim_next(store, pid=4242, host="elsewhere")
@@ -226,6 +242,7 @@ def test_cancel_requested_before_the_worker_died_ends_cancelled(store):
     assert store.get(run_id).status == "cancelled"
 
 
+@both_backends
 def test_main_once_processes_the_queue_and_exits(store):
     ids = [submit(store, steps=2) for _ in range(2)]
     assert main(["--once", "--db", store.url, "--poll", "0.05", "--log-level", "WARNING"]) == 0

@@ -27,3 +27,7 @@ class ShareExpired(ShareError):
 
 class ShareRevoked(ShareError):
     """The share link was revoked by the run's owner."""
+
+
+class DatabaseUnavailable(TransferLabError):
+    """The run database cannot be reached or opened (server down, wrong password, missing database, no driver)."""

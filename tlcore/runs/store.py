@@ -25,13 +25,30 @@ from sqlalchemy.orm import Session, sessionmaker
 from tlcore.config import FinetuneConfig
 from tlcore.progress import Progress
 from tlcore.runs import db
-from tlcore.runs.errors import RunNotFound, RunStateError
+from tlcore.runs.errors import DatabaseUnavailable, RunNotFound, RunStateError
 from tlcore.runs.models import DEFAULT_JOB, FINISHED, RunRow, ShareLinkRow, utcnow
 from tlcore.runs.records import Run, run_from_row
 
 log = logging.getLogger(__name__)
 
 HISTORY_LIMIT = 5000  # per-epoch entries kept for live curves
+
+
+def _clean(text: str | None) -> str:
+    """Text as every backend stores it: PostgreSQL refuses NUL characters (SQLite kept them)."""
+    return (text or "").replace("\x00", "\ufffd")
+
+
+def _fits(value: str | None, table: type, column: str) -> str | None:
+    """``value`` when it fits its column; a clear error otherwise (SQLite would store it, PostgreSQL refuse it).
+    Identifiers are never cut short: two owners or data sets must not become one."""
+    if value is None:
+        return None
+    value = _clean(value)
+    limit = table.__table__.c[column].type.length
+    if limit is not None and len(value) > limit:
+        raise ValueError(f"{column} is {len(value)} characters long; at most {limit} are stored")
+    return value
 
 
 class RunStore:
@@ -66,9 +83,7 @@ class RunStore:
     @property
     def safe_url(self) -> str:
         """The URL with any password masked, for logs and messages."""
-        from sqlalchemy.engine import make_url
-
-        return make_url(self.url).render_as_string(hide_password=True)
+        return db.safe_url(self.url)
 
     def _engine_pair(self) -> tuple:
         if self._engines is None:
@@ -79,10 +94,19 @@ class RunStore:
         return self._engines
 
     def migrate(self) -> str:
-        """Upgrade the database to the newest migration; returns the revision it is at. Cheap when current."""
+        """Upgrade the database to the newest migration; returns the revision it is at. Cheap when current.
+
+        Raises ``DatabaseUnavailable`` (one line: which URL, what to check) when the database cannot be reached.
+        """
         read_engine, write_engine = self._engine_pair()
         head = db.head_revision()
-        if db.current_revision(read_engine) != head:
+        try:
+            current = db.current_revision(read_engine)
+        except Exception as error:
+            if db.is_connect_error(error):
+                raise DatabaseUnavailable(db.describe_error(error, self.url)) from None
+            raise
+        if current != head:
             log.info("upgrading run database %s to revision %s", self.safe_url, head)
             db.upgrade(write_engine, "head")
         self._migrated = True
@@ -94,16 +118,27 @@ class RunStore:
             self.migrate()
         return self._sessions
 
+    def _connect(self, s: Session) -> None:
+        """Take the session's connection now, so an unreachable database raises ``DatabaseUnavailable``."""
+        try:
+            s.connection()
+        except Exception as error:
+            if db.is_connect_error(error):
+                raise DatabaseUnavailable(db.describe_error(error, self.url)) from None
+            raise
+
     @contextmanager
     def session(self) -> Iterator[Session]:
         """A short read transaction (internal to tlcore.runs)."""
         with self._ready()[0]() as s:
+            self._connect(s)
             yield s
 
     @contextmanager
     def write_session(self) -> Iterator[Session]:
         """A write transaction, committed on success (BEGIN IMMEDIATE on SQLite; internal)."""
         with self._ready()[1].begin() as s:
+            self._connect(s)
             yield s
 
     def dispose(self) -> None:
@@ -137,18 +172,23 @@ class RunStore:
         config["out"] = str(out)
         if ":" not in job:
             raise ValueError(f"job must look like 'package.module:function', got {job!r}")
+        owner, dataset, job = (_fits(v, RunRow, k) for k, v in (("owner", owner), ("dataset", dataset), ("job", job)))
         from tlcore.runs.jobs import job_config
 
         config = job_config(job, config).to_dict()  # validate names now, not in the worker
         kind = config.get("strategy") or config.get("kind") or job.rpartition(":")[2]
-        name = (name or "").strip() or f"{config.get('modality', '')} {kind} {run_id[:6]}".strip()
-        out.mkdir(parents=True, exist_ok=True)
+        name = _clean(name).strip() or f"{config.get('modality', '')} {kind} {run_id[:6]}".strip()
         row = RunRow(id=run_id, name=name[:200], owner=owner, status="queued", job=job, config=config,
                      dataset=dataset, created_at=utcnow(), cancel_requested=False, attempts=0)
-        with self.write_session() as s:
-            s.add(row)
-            s.flush()
-            run = run_from_row(row)
+        try:
+            with self.write_session() as s:
+                s.add(row)
+                s.flush()
+                out.mkdir(parents=True, exist_ok=True)  # inside the transaction: no row without its folder
+                run = run_from_row(row)
+        except BaseException:
+            shutil.rmtree(out, ignore_errors=True)  # ... and no folder without its row
+            raise
         log.info("created run %s (%s)", run_id, name)
         return run
 
@@ -220,7 +260,7 @@ class RunStore:
             return
         dicts = [e.to_dict() if isinstance(e, Progress) else dict(e) for e in events]
         with self.write_session() as s:
-            row = self._row(s, run_id)
+            row = self._row(s, run_id, lock=True)  # read-modify-write of the history: one writer at a time
             progress = dict(row.progress or {})
             history = list(progress.get("history") or [])
             for ev in dicts:
@@ -252,7 +292,7 @@ class RunStore:
 
     def mark_failed(self, run_id: str, error: str, *, attempt: int | None = None) -> bool:
         """Mark a run failed with a one-line reason. Returns False if it was already finished / taken over."""
-        return self._finish(run_id, "failed", attempt, error=error)
+        return self._finish(run_id, "failed", attempt, error=_clean(error))
 
     def mark_cancelled(self, run_id: str, *, attempt: int | None = None) -> bool:
         """Mark a run cancelled. Returns False if it was already finished / taken over."""

@@ -71,11 +71,12 @@ class Worker:
         while not self._stop.is_set():
             try:
                 status = self.run_once()
-            except Exception:
+            except Exception as exc:
                 if self.options.once:
                     raise
                 # e.g. the database is unreachable for a moment: keep the worker alive and retry.
-                log.exception("worker %d: error while polling; retrying in %.0f s", os.getpid(), max(self.options.poll_s, 5))
+                log.error("worker %d: error while polling (%s); retrying in %.0f s", os.getpid(), exc,
+                          max(self.options.poll_s, 5), exc_info=not isinstance(exc, TransferLabError))
                 self._stop.wait(max(self.options.poll_s, 5))
                 continue
             if status is not None:
@@ -172,6 +173,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``python -m tlcore worker``; returns the process exit code."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    store = RunStore(args.db)
+    try:
+        store.migrate()  # at start: the schema is current (idempotent; concurrent starts serialize)
+    except TransferLabError as exc:  # e.g. DatabaseUnavailable: one line, no traceback
+        print(f"error: {exc}", file=sys.stderr)
+        store.dispose()
+        return 2
     lock = None
     if args.lock:
         from tlcore.runs.launcher import acquire_lock
@@ -179,6 +187,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         lock = acquire_lock(Path(args.lock))
         if lock is None:
             log.info("another worker holds %s; exiting", args.lock)
+            store.dispose()
             return 0
 
     def _terminate(signum: int, _frame: object) -> None:
@@ -188,7 +197,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     previous = signal.signal(signal.SIGTERM, _terminate)
     options = WorkerOptions(poll_s=args.poll, heartbeat_s=args.heartbeat, stale_after_s=args.stale_after,
                             max_resumes=args.max_resumes, once=args.once, idle_exit_s=args.idle_exit)
-    store = RunStore(args.db)
     try:
         Worker(store, options).run()
     except KeyboardInterrupt:
