@@ -7,6 +7,9 @@ import streamlit as st
 
 st.set_page_config(page_title="TransferLab", page_icon=":material/swap_horiz:", layout="wide")
 
+from ui.runs import require_store  # noqa: E402
+
+require_store()
 if "share" in st.query_params:
     # A share link: exactly one read-only page, no navigation, no sidebar, no login needed.
     st.navigation([st.Page("pages/shared.py", title="Shared run", url_path="shared", default=True)],

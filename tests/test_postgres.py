@@ -269,3 +269,19 @@ def test_the_app_uses_the_team_database_and_migrates_it(app_home, postgres_url, 
     assert not (app_home.path / "app" / "runs.db").exists()  # no SQLite file beside it
     store.dispose()
     engine.dispose()
+
+
+def test_the_app_says_in_one_line_when_the_team_database_is_down(app_home, postgres_server, postgres_url, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    url = _unreachable("refused port", postgres_server, make_url(postgres_url).database)
+    monkeypatch.setenv("TRANSFERLAB_DB_URL", url)
+    for query in ({}, {"share": "x" * 43}):            # the app and a share link
+        at = AppTest.from_file(str(REPO / "app.py"), default_timeout=120)
+        for k, v in query.items():
+            at.query_params[k] = v
+        at.run()
+        assert not at.exception, [e.value for e in at.exception]
+        errors = [e.value for e in at.error]
+        assert len(errors) == 1 and errors[0].startswith("cannot use the run database"), errors
+        assert make_url(url).password not in errors[0]

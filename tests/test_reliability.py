@@ -20,10 +20,10 @@ def _bench(name: str):
     return module
 
 
-def test_hostile_share_links_open_nothing(tmp_path):
+def test_hostile_share_links_open_nothing(db_url, tmp_path):
     from tlcore.runs import RunStore
 
-    store = RunStore(f"sqlite:///{tmp_path / 'runs.db'}", artifacts_root=tmp_path / "runs")
+    store = RunStore(db_url, artifacts_root=tmp_path / "runs")
     rows = _bench("reliability_share_links").campaign(store)
     hostile, controls = rows[:-2], rows[-2:]
     assert len(hostile) >= 15

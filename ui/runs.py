@@ -30,6 +30,18 @@ def get_store() -> RunStore:
     return _store(str(paths.home()), os.environ.get("TRANSFERLAB_DB_URL", ""))
 
 
+def require_store() -> None:
+    """Stop the page with the one-line reason when the run database cannot be used (e.g. PostgreSQL is down);
+    the next rerun tries again (``st.cache_resource`` does not keep a failed open)."""
+    from tlcore.runs.errors import DatabaseUnavailable
+
+    try:
+        get_store()
+    except DatabaseUnavailable as exc:
+        st.error(f"{exc}", icon=":material/database:")
+        st.stop()
+
+
 def start_worker(store: RunStore) -> None:
     """Make sure a background worker serves the queue (cheap when one is alive)."""
     ensure_worker(store, idle_exit_s=WORKER_IDLE_EXIT_S)
