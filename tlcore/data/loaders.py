@@ -9,14 +9,15 @@ Any of these may be a ``.zip`` of the folder.
 
 from __future__ import annotations
 
-import csv
-import io
 import json
+import os
 from pathlib import Path
 from typing import Optional
 
 from tlcore.data.archive import extract_zip
+from tlcore.data.confine import check_folder_links, confined_path
 from tlcore.data.dataset import Dataset, Problem
+from tlcore.data.tables import read_csv, read_jsonl, read_text
 from tlcore.errors import DataError
 
 IMAGE_EXT = {".png", ".jpg", ".jpeg", ".bmp", ".webp"}
@@ -40,7 +41,7 @@ def load_dataset(path: str | Path, modality: str, *, on_error: str = "skip", req
     path = resolve_data_path(path)
     if modality == "text":
         ds = _load_table(_single_table(path, TEXT_EXT), "text", on_error)
-    elif modality == "audio" and (path.suffix.lower() == ".csv" or (path.is_dir() and _tables(path, {".csv"}) and not _media_files(path, AUDIO_EXT))):
+    elif modality == "audio" and (path.suffix.lower() == ".csv" or (path.is_dir() and _is_audio_table(path))):
         ds = _load_table(_single_table(path, {".csv"}), "audio", on_error)
     else:
         ds = _load_media_folder(path, modality, on_error)
@@ -69,8 +70,20 @@ def _tables(folder: Path, exts: set[str]) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in exts)
 
 
+def _is_audio_table(folder: Path) -> bool:
+    """A folder is an audio table set when it holds one .csv whose header names a ``path`` column (the clips may lie
+    beside it), or .csv files and no audio at all (then loading it explains what is missing)."""
+    tables = _tables(folder, {".csv"})
+    if len(tables) == 1:
+        with open(tables[0], "rb") as f:
+            head = f.read(4096).decode("utf-8", "replace").lstrip("\ufeff").splitlines()[:1]
+        if head and "path" in [c.strip().strip('"').lower() for c in head[0].split(",")]:
+            return True
+    return bool(tables) and not _media_files(folder, AUDIO_EXT)
+
+
 def _media_files(folder: Path, exts: set[str]) -> list[Path]:
-    return [p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in exts]
+    return [p for p in _walk_files(folder, folder) if p.suffix.lower() in exts]
 
 
 def _single_table(path: Path, exts: set[str]) -> Path:
@@ -81,59 +94,57 @@ def _single_table(path: Path, exts: set[str]) -> Path:
     tables = _tables(path, exts)
     if len(tables) != 1:
         found = ", ".join(p.name for p in tables) or "none"
-        raise DataError(f"{path}: expected exactly one {'/'.join(sorted(exts))} file in the folder, found {found}")
+        hint = ""
+        if not tables:
+            kinds = {m for m, e in MEDIA_EXT.items() for p in _walk_files(path, path)[:200] if p.suffix.lower() in e}
+            hint = f"; the folder holds {' and '.join(sorted(kinds))} files: choose that modality" if kinds else ""
+        raise DataError(f"{path}: expected exactly one {'/'.join(sorted(exts))} file in the folder, found {found}{hint}")
+    check_folder_links(path, tables)
     return tables[0]
 
 
 def read_utf8(path: Path) -> str:
-    """The file's text; a DataError naming the line of the first non-UTF-8 byte otherwise."""
-    raw = path.read_bytes()
-    try:
-        return raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = raw[: exc.start].count(b"\n") + 1
-        raise DataError(f"{path.name} is not UTF-8 text (bad byte at line {line}); re-save it as UTF-8") from None
+    """The file's text (UTF-8, or UTF-16/32 with a BOM); a DataError naming the encoding problem and its line."""
+    return read_text(path)
 
 
 def _load_table(path: Path, modality: str, on_error: str) -> Dataset:
-    text = read_utf8(path)
-    rows: list[dict] = []
+    text = read_text(path)
     if path.suffix.lower() == ".jsonl":
-        for n, line in enumerate(text.splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DataError(f"{path.name} line {n}: not valid JSON ({exc.msg}); each line must be one JSON object") from None
-            if not isinstance(row, dict):
-                raise DataError(f"{path.name} line {n}: expected a JSON object like {{\"text\": ..., \"label\": ...}}")
-            rows.append(row)
-        columns = sorted({k for r in rows for k in r})
+        rows = list(read_jsonl(text, path.name))
+        columns = sorted({k for _, r in rows for k in r})
+        if not rows:
+            raise DataError(f"{path.name} is empty; it needs one JSON object per line like "
+                            '{"text": "...", "label": "..."}')
     else:
-        delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
-        reader = csv.DictReader(io.StringIO(text), delimiter=delimiter)
-        columns = [c.strip() for c in (reader.fieldnames or [])]
-        rows = [{(k or "").strip(): v for k, v in r.items()} for r in reader]
+        columns, rows = read_csv(text, path.name, "\t" if path.suffix.lower() == ".tsv" else ",")
     key = "text" if modality == "text" else "path"
     if key not in columns:
         want = "a 'text' column and an optional 'label' column" if modality == "text" else "columns 'path,label'"
-        raise DataError(f"{path.name}: no {key!r} column (found: {', '.join(columns) or 'none'}); the file needs {want}")
+        hint = ""
+        if modality == "text" and "path" in columns:
+            hint = "; it looks like an audio table (path,label): choose the audio modality"
+        raise DataError(f"{path.name}: no {key!r} column (found: {', '.join(columns) or 'none'}); the file needs {want}{hint}")
     if not rows:
-        raise DataError(f"{path.name} has a header but no rows")
+        raise DataError(f"{path.name} has a header but no rows; add one row per example")
     has_label = "label" in columns
+    line_word = "line" if path.suffix.lower() == ".jsonl" else "row"
     items, labels, names, problems = [], [], [], []
-    for n, row in enumerate(rows, 2 if path.suffix.lower() != ".jsonl" else 1):
+    for n, row in rows:
+        where = f"{path.name} {line_word} {n}"
         value = row.get(key)
         label = row.get("label") if has_label else None
-        where = f"{path.name} row {n}"
+        for col, v in ((key, value), ("label", label)):
+            if isinstance(v, (list, dict)):
+                raise DataError(f"{where}: {col!r} must be a string, not a JSON {type(v).__name__} ({json.dumps(v)[:60]}); "
+                                "fix the line")
         reason = None
         if value is None or str(value).strip() == "":
             reason = f"empty {key}"
         elif has_label and (label is None or str(label).strip() == ""):
             reason = "empty label"
         elif modality == "audio":
-            file = (path.parent / str(value)).resolve()
+            file = confined_path(path.parent, str(value), where)   # raises before the disk is looked at
             reason = _check_media(file, "audio")
             value = str(file)
         if reason:
@@ -151,36 +162,46 @@ def _load_table(path: Path, modality: str, on_error: str) -> Dataset:
 
 
 def _check_media(file: Path, modality: str) -> Optional[str]:
-    """Return why the file cannot be used, or None. Cheap checks: header decode, non-zero length."""
-    if not file.exists():
+    """Return why the file cannot be used, or None: extension, non-zero length, a header decode (audio: duration
+    cap) and, for images, a cheap decode with the pixel cap."""
+    if not file.is_file():
         return "file not found"
     if file.suffix.lower() not in MEDIA_EXT[modality]:
         return f"unsupported extension {file.suffix!r} (use {', '.join(sorted(MEDIA_EXT[modality]))})"
     if file.stat().st_size == 0:
         return "empty file"
-    try:
-        if modality == "image":
-            from PIL import Image
+    if modality == "image":
+        from tlcore.data.images import image_problem
 
-            with Image.open(file) as im:
-                im.verify()
-        else:
-            import soundfile as sf
+        return image_problem(file)
+    from tlcore.data.audio import audio_problem
 
-            info = sf.info(str(file))
-            if info.frames == 0:
-                return "audio of length zero"
-    except Exception as exc:  # any decoder error means the file is unusable; the message names it
-        return f"unreadable or corrupt ({type(exc).__name__}: {str(exc).splitlines()[0][:120] if str(exc) else 'no detail'})"
-    return None
+    return audio_problem(file)
+
+
+def _walk_files(folder: Path, root: Path) -> list[Path]:
+    """Regular, non-hidden files under ``folder``, sorted; symbolic links are not followed into other folders, and
+    one that leads outside ``root`` (file or folder) is refused before anything behind it is read."""
+    out = []
+    for dirpath, dirnames, filenames in os.walk(folder, followlinks=False):
+        here = Path(dirpath)
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        check_folder_links(root, [here / d for d in dirnames if (here / d).is_symlink()])
+        files = [here / f for f in filenames if not f.startswith(".") and f not in SKIP_NAMES]
+        check_folder_links(root, [f for f in files if f.is_symlink()])
+        out += [f for f in files if f.is_file()]
+    return sorted(out)
 
 
 def _load_media_folder(root: Path, modality: str, on_error: str) -> Dataset:
     if not root.is_dir():
         raise DataError(f"{root}: expected a folder (or .zip) of {modality} files, got a {root.suffix or 'file'}")
+    root = Path(os.path.realpath(root))
     exts = MEDIA_EXT[modality]
-    subdirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
-    top_files = sorted(p for p in root.iterdir() if p.is_file() and p.name not in SKIP_NAMES and not p.name.startswith("."))
+    entries = [p for p in root.iterdir() if not p.name.startswith(".")]
+    check_folder_links(root, [p for p in entries if p.is_symlink()])
+    subdirs = sorted(p for p in entries if p.is_dir())
+    top_files = sorted(p for p in entries if p.is_file() and p.name not in SKIP_NAMES)
     items, labels, names, problems = [], [], [], []
 
     def take(file: Path, label: Optional[str]) -> None:
@@ -197,13 +218,14 @@ def _load_media_folder(root: Path, modality: str, on_error: str) -> Dataset:
             labels.append(label)
 
     if subdirs:
-        empty = [d.name for d in subdirs if not any(f.is_file() and not f.name.startswith(".") for f in d.rglob("*"))]
+        files = {d: _walk_files(d, root) for d in subdirs}
+        empty = [d.name for d in subdirs if not files[d]]
         if empty:
             raise DataError(f"{root}: label folder(s) {', '.join(empty)} are empty; add files or remove the folder(s)")
         for f in top_files:
             problems.append(Problem(f.name, "file outside any label folder (ignored)"))
         for d in subdirs:
-            for f in sorted(p for p in d.rglob("*") if p.is_file() and not p.name.startswith(".")):
+            for f in files[d]:
                 take(f, d.name)
         result_labels: Optional[list[str]] = labels
     else:

@@ -24,11 +24,14 @@ def stratified_split(labels: Sequence[str], fraction: float, *, seed: int = 0, m
     for i, y in enumerate(labels):
         by_class[y].append(i)
     keep, held = [], []
+    single = sorted(y for y, idx in by_class.items() if len(idx) < 2)
+    if single:
+        many = f" ({len(single)} of {len(by_class)} classes have a single example)" if len(single) > 1 else ""
+        raise DataError(f"class {single[0]!r} has 1 example; at least 2 per class are needed to hold some out for "
+                        f"evaluation{many}; give an --eval set or add examples")
     for y in sorted(by_class):
         idx = np.array(by_class[y])
         rng.shuffle(idx)
-        if len(idx) < 2:
-            raise DataError(f"class {y!r} has {len(idx)} example; at least 2 per class are needed to hold some out for evaluation")
         n_held = min(len(idx) - 1, max(min_per_class, int(round(fraction * len(idx)))))
         held += idx[:n_held].tolist()
         keep += idx[n_held:].tolist()

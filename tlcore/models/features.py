@@ -9,6 +9,7 @@ from typing import Optional
 import numpy as np
 import torch
 
+from tlcore import storage
 from tlcore.data.dataset import Dataset
 from tlcore.models.base import Backbone
 from tlcore.paths import cache_dir
@@ -32,7 +33,13 @@ def extract_features(backbone: Backbone, ds: Dataset, *, batch_size: int = 32, s
     path = cache_dir("features") / f"{key}.npy" if key else None
     if path is not None and path.exists():
         progress(Progress(stage, len(ds), len(ds), "features from cache"))
-        return np.load(path)
+        try:
+            feats = np.load(path)
+        except (OSError, ValueError):
+            feats = None             # evicted meanwhile or damaged: extract again
+        if feats is not None and feats.shape[0] == len(ds):
+            storage.touch(path)      # the LRU clock of the cache's eviction
+            return feats
     was_training = backbone.training
     backbone.eval()
     out, start_t = [], time.time()
@@ -52,4 +59,5 @@ def extract_features(backbone: Backbone, ds: Dataset, *, batch_size: int = 32, s
         tmp = path.with_name(f".{path.stem}.{os.getpid()}.npy")
         np.save(tmp, feats)
         os.replace(tmp, path)
+        storage.evict_after_write(keep=path)
     return feats

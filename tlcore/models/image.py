@@ -21,11 +21,11 @@ from tlcore.models.base import Backbone
 
 
 def load_rgb(item: Any) -> Image.Image:
-    """An image path, bytes-like file object or PIL image as an RGB PIL image (grayscale is replicated)."""
-    if isinstance(item, Image.Image):
-        return item.convert("RGB")
-    with Image.open(item) as im:
-        return im.convert("RGB")
+    """An image path, bytes-like file object or PIL image as an RGB PIL image (grayscale is replicated).
+    Untrusted files go through the guarded decoder (pixel cap, every mode to 8-bit RGB, DataError naming the file)."""
+    from tlcore.data.images import load_rgb as guarded
+
+    return guarded(item)
 
 
 # Label-safe for digits, glyphs and objects alike: small rotations and shifts, a mild zoom-in, brightness /

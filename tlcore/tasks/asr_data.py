@@ -11,15 +11,16 @@ or refused with a message naming the row (``"refuse"``).
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, Sequence
 
+from tlcore.data.audio import audio_problem
+from tlcore.data.confine import check_folder_links, confined_path
 from tlcore.data.dataset import Problem
 from tlcore.data.loaders import read_utf8, resolve_data_path
+from tlcore.data.tables import read_csv
 from tlcore.errors import DataError
 
 AUDIO_EXT = {".wav", ".flac", ".ogg", ".mp3"}
@@ -61,8 +62,10 @@ def _find_csv(path: Path) -> Path:
             raise DataError(f"{path.name}: expected a folder (or .zip) with a metadata.csv, or the .csv itself")
         return path
     if (path / "metadata.csv").is_file():
+        check_folder_links(path, [path / "metadata.csv"])
         return path / "metadata.csv"
     tables = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() == ".csv")
+    check_folder_links(path, tables)
     if len(tables) != 1:
         found = ", ".join(p.name for p in tables) or "none"
         raise DataError(f"{path}: speech recognition data needs one metadata.csv (columns file_name,transcription) "
@@ -80,20 +83,12 @@ def _pick(columns: Sequence[str], names: Sequence[str], what: str, table: Path) 
 
 
 def _audio_problem(file: Path) -> Optional[str]:
+    """Why the clip cannot be used, or None (header checks only: length zero, duration cap, corrupt)."""
     if not file.is_file():
         return "audio file not found"
     if file.suffix.lower() not in AUDIO_EXT:
         return f"unsupported audio type {file.suffix!r} (use {', '.join(sorted(AUDIO_EXT))})"
-    if file.stat().st_size == 0:
-        return "empty audio file (0 bytes)"
-    try:
-        import soundfile as sf
-
-        if sf.info(str(file)).frames == 0:
-            return "audio of length zero"
-    except Exception as exc:  # soundfile raises several types for corrupt files; the message names it
-        return f"unreadable or corrupt audio ({type(exc).__name__}: {str(exc).splitlines()[0][:120] if str(exc) else 'no detail'})"
-    return None
+    return audio_problem(file)
 
 
 def load_asr_dataset(path: str | Path, *, on_bad_file: str = "skip") -> AsrData:
@@ -102,17 +97,15 @@ def load_asr_dataset(path: str | Path, *, on_bad_file: str = "skip") -> AsrData:
         raise DataError(f"on_bad_file must be 'skip' or 'refuse', not {on_bad_file!r}")
     origin = str(Path(path).expanduser())
     table = _find_csv(resolve_data_path(path))
-    text = read_utf8(table)
-    reader = csv.DictReader(io.StringIO(text))
-    columns = reader.fieldnames or []
-    if not columns:
-        raise DataError(f"{table.name} is empty; it needs a header line 'file_name,transcription' and one row per clip")
+    columns, rows = read_csv(read_utf8(table), table.name)
     file_col = _pick(columns, FILE_COLUMNS, "audio file", table)
     text_col = _pick(columns, TEXT_COLUMNS, "transcription", table)
     lowered = {c.strip().lower(): c for c in columns}
     group_cols = {g: lowered[g] for g in GROUP_COLUMNS if g in lowered}
     data = AsrData([], [], {g: [] for g in group_cols}, [], origin)
-    for n, row in enumerate(reader, 2):  # line 1 is the header
+    if not rows:
+        raise DataError(f"{table.name} has a header but no rows; add one row per clip (file_name,transcription)")
+    for n, row in rows:
         name = (row.get(file_col) or "").strip()
         transcript = " ".join((row.get(text_col) or "").split())
         where = f"{table.name} line {n}" + (f" ({name})" if name else "")
@@ -121,13 +114,14 @@ def load_asr_dataset(path: str | Path, *, on_bad_file: str = "skip") -> AsrData:
         elif not transcript:
             reason = f"empty transcription in column {text_col!r}"
         else:
-            reason = _audio_problem(table.parent / name)
+            file = confined_path(table.parent, name, f"{table.name} line {n}")   # before any disk access: no leak
+            reason = _audio_problem(file)
         if reason:
             if on_bad_file == "refuse":
                 raise DataError(f"{where}: {reason}; fix or remove the row, or use on_bad_file='skip'")
             data.problems.append(Problem(where, reason))
             continue
-        data.paths.append(str(table.parent / name))
+        data.paths.append(str(file))
         data.texts.append(transcript)
         data.names.append(name)
         for g, col in group_cols.items():

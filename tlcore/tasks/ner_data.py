@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, Sequence
 
+from tlcore.data.confine import check_folder_links
 from tlcore.data.loaders import read_utf8
 from tlcore.errors import DataError
 
@@ -90,6 +91,7 @@ def find_ner_file(path: str | Path) -> Path:
                             "or CoNLL text (.conll / .txt)")
         return path
     files = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in NER_EXTS)
+    check_folder_links(path, files)        # a linked file must not lead outside the data set folder
     if len(files) != 1:
         found = ", ".join(p.name for p in files) or "none"
         raise DataError(f"{path}: expected exactly one .jsonl / .conll / .txt file with NER data in the folder, found {found}")
@@ -111,13 +113,22 @@ def load_ner(path: str | Path, *, require_tags: bool = False) -> NerData:
     return data
 
 
+def _scheme_hint(tag) -> str:
+    """A pointer to the conversion when ``tag`` comes from another tagging scheme than BIO."""
+    if isinstance(tag, str) and re.match(r"^[SEUL]-\S+$", tag):
+        return f" ({tag[0]}- tags come from the BIOES/BILOU scheme: write S-/U- as B-, E-/L- as I-)"
+    if isinstance(tag, str) and re.match(r"^[A-Za-z]+$", tag) and tag != "O":
+        return f" (a bare type like {tag!r} is the IO scheme: write B-{tag} for an entity's first token, I-{tag} after)"
+    return ""
+
+
 def _check_tags(where: str, words: list[str], tags: list[str]) -> None:
     if len(words) != len(tags):
         raise DataError(f"{where}: {len(words)} tokens but {len(tags)} tags; every token needs exactly one tag")
     for k, tag in enumerate(tags):
         if not isinstance(tag, str) or not is_tag(tag):
-            raise DataError(f"{where}: tag {tag!r} of token {k + 1} ({words[k]!r}) is not a BIO tag; "
-                            "use O, B-TYPE or I-TYPE (e.g. B-PER, I-ORG)")
+            raise DataError(f"{where}: tag {tag!r} of token {k + 1} ({str(words[k])[:40]!r}) is not a BIO tag"
+                            f"{_scheme_hint(tag)}; use O, B-TYPE or I-TYPE (e.g. B-PER, I-ORG)")
 
 
 def _parse_jsonl(text: str, name: str) -> NerData:
@@ -186,8 +197,9 @@ def _parse_conll(text: str, name: str) -> NerData:
         if not words:
             start = n
         if kind == 2 and not is_tag(parts[-1]):
-            raise DataError(f"{name} line {n}: tag {parts[-1]!r} of token {parts[0]!r} is not a BIO tag; "
-                            "use O, B-TYPE or I-TYPE (e.g. B-PER, I-ORG) in the last column")
+            raise DataError(f"{name} line {n}: tag {parts[-1]!r} of token {parts[0][:40]!r} (sentence "
+                            f"{len(sentences) + 1}) is not a BIO tag{_scheme_hint(parts[-1])}; use O, B-TYPE or I-TYPE "
+                            "(e.g. B-PER, I-ORG) in the last column")
         words.append(parts[0])
         wtags.append(parts[-1] if kind == 2 else "O")
     flush()

@@ -1,0 +1,141 @@
+"""Storage housekeeping: usage per part, LRU eviction of the feature cache and unzipped copies past the cap (never an
+entry in use, never uploads or runs), and ``python -m tlcore gc`` (a dry run frees nothing)."""
+
+import os
+import time
+import zipfile
+
+import pytest
+
+from tlcore import storage
+from tlcore.cli import main
+from tlcore.errors import ConfigError
+from tlcore.paths import cache_dir, home
+
+HOUR = 3600
+
+
+def _feature(name: str, size: int, age_s: float):
+    path = cache_dir("features") / f"{name}.npy"
+    path.write_bytes(b"\0" * size)
+    t = time.time() - age_s
+    os.utime(path, (t, t))
+    return path
+
+
+def _unzipped(name: str, size: int, age_s: float):
+    folder = cache_dir("unzipped") / name
+    (folder / "set").mkdir(parents=True)
+    (folder / "set" / "x.bin").write_bytes(b"\0" * size)
+    (folder / ".complete").write_text(str(size))
+    t = time.time() - age_s
+    os.utime(folder, (t, t))
+    return folder
+
+
+def _precious():
+    up = home() / "uploads" / "abc" / "data.csv"
+    up.parent.mkdir(parents=True)
+    up.write_bytes(b"x" * 5000)
+    run = home() / "app" / "runs" / "r1" / "report.json"
+    run.parent.mkdir(parents=True)
+    run.write_bytes(b"y" * 5000)
+    return up, run
+
+
+def test_usage_counts_files_and_not_links(tmp_path):
+    folder = tmp_path / "f"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "a").write_bytes(b"x" * 100)
+    (folder / "sub" / "b").write_bytes(b"x" * 50)
+    (tmp_path / "big").write_bytes(b"x" * 10_000)
+    (folder / "link").symlink_to(tmp_path / "big")
+    assert storage.usage_bytes(folder) == 150
+    assert storage.usage_bytes(folder / "a") == 100 and storage.usage_bytes(tmp_path / "missing") == 0
+    _feature("f1", 300, 0)
+    _precious()
+    used = storage.usage()
+    assert used["features"] == 300 and used["uploads"] == 5000 and used["runs"] == 5000
+
+
+def test_eviction_is_least_recently_used_first_and_spares_entries_in_use():
+    old = _feature("old", 1000, 5 * HOUR)
+    middle = _unzipped("middle", 1000, 3 * HOUR)
+    recent = _feature("recent", 1000, 2 * HOUR)
+    in_use = _feature("in-use", 1000, 60)              # used a minute ago: a run may be reading it
+    up, run = _precious()
+    removed = storage.evict(max_bytes=1500)
+    assert [os.path.basename(r.path) for r in removed] == ["old.npy", "middle", "recent.npy"]
+    assert not old.exists() and not middle.exists() and not recent.exists()
+    assert in_use.exists() and up.exists() and run.exists()        # over the cap, yet in use / never evictable
+    assert not [p for p in cache_dir("unzipped").iterdir()]         # the renamed copy was deleted too
+
+
+def test_touch_on_use_changes_the_order():
+    a = _feature("a", 1000, 5 * HOUR)
+    b = _feature("b", 1000, 4 * HOUR)
+    storage.touch(a)
+    t = time.time() - 2 * HOUR
+    os.utime(a, (t, t))          # a used after b (but not so recently it is in use)
+    storage.evict(max_bytes=1500)
+    assert a.exists() and not b.exists()
+
+
+def test_gc_dry_run_frees_nothing_and_gc_removes_stale_temporaries(capsys):
+    stale_dir = cache_dir("unzipped") / ".0123456789abcdef-xyz"
+    stale_dir.mkdir()
+    (stale_dir / "half.png").write_bytes(b"z" * 700)
+    fresh_tmp = cache_dir("features") / ".tiny-abc.123.npy"
+    fresh_tmp.write_bytes(b"z" * 10)
+    part = home() / "uploads" / "d1" / ".up.zip.part"
+    part.parent.mkdir(parents=True)
+    part.write_bytes(b"z" * 20)
+    t = time.time() - 2 * HOUR
+    for p in (stale_dir, part):
+        os.utime(p, (t, t))
+    old = _feature("old", 2000, 5 * HOUR)
+    up, run = _precious()
+
+    report = storage.gc(dry_run=True, max_gb=1e-6)          # cap 1000 bytes
+    assert {os.path.basename(r.path) for r in report.removed} == {stale_dir.name, part.name, "old.npy"}
+    assert report.freed_bytes == 700 + 20 + 2000
+    assert stale_dir.exists() and part.exists() and old.exists() and fresh_tmp.exists()
+
+    assert main(["gc", "--max-gb", "0"]) == 0
+    out = capsys.readouterr().out
+    assert "removed" in out and "freed 2.7 kB" in out
+    assert not stale_dir.exists() and not part.exists() and not old.exists()
+    assert fresh_tmp.exists() and up.exists() and run.exists()
+
+
+def test_gc_cli_dry_run_and_bad_cap(capsys):
+    _feature("old", 2000, 5 * HOUR)
+    assert main(["gc", "--dry-run", "--max-gb", "0"]) == 0
+    out = capsys.readouterr().out
+    assert "would remove" in out and "old.npy" in out and (cache_dir("features") / "old.npy").exists()
+    assert main(["gc", "--max-gb", "-1"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "max-gb" in err and len(err.strip().splitlines()) == 1
+    with pytest.raises(ConfigError, match="cache cap must be a size in GB >= 0"):
+        storage.gc(max_gb=-1)
+
+
+def test_bad_cap_setting_is_a_config_error(monkeypatch):
+    monkeypatch.setenv("TRANSFERLAB_CACHE_MAX_GB", "lots")
+    with pytest.raises(ConfigError, match="TRANSFERLAB_CACHE_MAX_GB"):
+        storage.cache_max_bytes()
+    monkeypatch.setenv("TRANSFERLAB_CACHE_MAX_GB", "")
+    assert storage.cache_max_bytes() == int(storage.DEFAULT_CACHE_MAX_GB * 1e9)
+
+
+def test_unzipping_evicts_old_copies_past_the_cap(tmp_path, monkeypatch):
+    from tlcore.data.archive import extract_zip
+
+    old = _unzipped("oldcopy", 5000, 5 * HOUR)
+    monkeypatch.setenv("TRANSFERLAB_CACHE_MAX_GB", "0.000001")       # 1000 bytes
+    path = tmp_path / "n.zip"
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("set/a.txt", os.urandom(2000))
+    root = extract_zip(path)
+    assert root.is_dir() and (root / "a.txt").exists()              # the new copy is kept (it is about to be used)
+    assert not old.exists()

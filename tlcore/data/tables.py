@@ -1,0 +1,102 @@
+"""Reading user tables (CSV / TSV / JSONL) defensively: encodings, NUL bytes, huge fields and broken quoting end
+in a DataError that names the line and says how to fix it, never in a traceback or silently lost rows.
+
+Limits: one CSV field may hold up to ``MAX_FIELD_BYTES`` (16 MiB) - Python's default of 128 KiB refused ordinary
+long documents. A text file is decoded as UTF-8 (with or without BOM), or UTF-16 / UTF-32 when it starts with a
+BOM; anything else (Latin-1, UTF-16 without BOM, NUL bytes) is refused with the line of the first bad byte.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import io
+import json
+from pathlib import Path
+from typing import Iterator
+
+from tlcore.errors import DataError
+
+MAX_FIELD_BYTES = 16 * 1024**2
+_BOMS = [(codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"), (codecs.BOM_UTF8, "utf-8-sig"),
+         (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16")]
+
+
+def read_text(path: Path) -> str:
+    """The file's text (UTF-8, or UTF-16/32 with a BOM); a DataError naming the encoding problem and its line."""
+    raw = path.read_bytes()
+    encoding = next((enc for bom, enc in _BOMS if raw.startswith(bom)), "utf-8")
+    try:
+        text = raw.decode(encoding)
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        label = {"utf-8": "UTF-8", "utf-16": "UTF-16", "utf-32": "UTF-32"}[encoding]
+        hint = (f"byte 0x{raw[exc.start]:02x} looks like Latin-1 / Windows-1252" if encoding == "utf-8"
+                else "the text after its byte-order mark is damaged")
+        raise DataError(f"{path.name} is not {label} text (bad byte at line {line}); {hint}; re-save it as "
+                        "UTF-8") from None
+    if "\0" in text:
+        line = text[: text.index("\0")].count("\n") + 1
+        why = " (UTF-16 without a byte-order mark?)" if encoding == "utf-8" and raw.count(b"\0") * 3 > len(raw) else ""
+        raise DataError(f"{path.name} holds NUL bytes (first at line {line}){why}: not a text file; re-save it as "
+                        "UTF-8 text")
+    return text
+
+
+def read_jsonl(text: str, name: str) -> Iterator[tuple[int, dict]]:
+    """(line number, object) per non-blank line."""
+    for n, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise DataError(f"{name} line {n}: not valid JSON ({exc.msg}); each line must be one JSON object") from None
+        if not isinstance(row, dict):
+            raise DataError(f"{name} line {n}: expected a JSON object like {{\"text\": ..., \"label\": ...}}")
+        yield n, row
+
+
+def read_csv(text: str, name: str, delimiter: str = ",") -> tuple[list[str], list[tuple[int, dict]]]:
+    """(columns, [(line number, row)]) of a CSV/TSV text with a header line.
+
+    A row whose quotes swallow the lines after it is refused, naming the line where the quote opened: either the
+    row spans several lines and has the wrong number of fields, or the lines it swallowed each look like rows
+    of the table themselves.
+    """
+    if csv.field_size_limit() < MAX_FIELD_BYTES:
+        csv.field_size_limit(MAX_FIELD_BYTES)
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    shown = "tab" if delimiter == "\t" else repr(delimiter)
+    try:
+        header = next(reader, None)
+        if header is None or not any(h.strip() for h in header):
+            raise DataError(f"{name} is empty; it needs a header line (e.g. text,label) and one row per example")
+        columns = [h.strip() for h in header]
+        rows: list[tuple[int, dict]] = []
+        last = reader.line_num
+        for fields in reader:
+            start, last = last + 1, reader.line_num
+            if not fields or (len(fields) == 1 and not fields[0].strip() and start == last):
+                continue
+            if last > start and _swallowed(fields, columns, delimiter):
+                raise DataError(f"{name} line {start}: a quote (\") opened on this line is not closed where the row "
+                                f"ends, so lines {start}-{last} were read as one row; close or remove the quote "
+                                "(a quote inside a field is written as two quotes \"\")")
+            if len(fields) > len(columns) and any(f.strip() for f in fields[len(columns):]):
+                raise DataError(f"{name} line {start}: {len(fields)} fields but the header has {len(columns)}; quote "
+                                f"fields that contain the separator ({shown})")
+            rows.append((start, {c: (fields[i] if i < len(fields) else None) for i, c in enumerate(columns)}))
+    except csv.Error as exc:
+        raise DataError(f"{name} line {reader.line_num}: cannot parse the table ({exc}); check its quoting") from None
+    return columns, rows
+
+
+def _swallowed(fields: list[str], columns: list[str], delimiter: str) -> bool:
+    if len(fields) != len(columns):
+        return True
+    for f in fields:
+        inner = f.split("\n")[1:]
+        if len(inner) >= 2 and all(line.count(delimiter) >= len(columns) - 1 for line in inner if line.strip()):
+            return True
+    return False

@@ -1,0 +1,248 @@
+"""Disk housekeeping: how much each part of ``home()`` uses, LRU eviction of the caches past a size cap, and the
+``python -m tlcore gc`` clean-up.
+
+What may be evicted: only *derived* data that is rebuilt on demand - the feature cache (``cache/features/*.npy``)
+and unzipped copies of uploaded archives (``cache/unzipped/<hash>/``). Uploads, run folders, stored eval splits
+and demos are never evicted (splits are tiny and keep before/after numbers comparable; demos are rebuilt only by
+hand). Use is recorded by touching the entry's mtime on every hit; eviction removes the least recently used
+entries first until the evictable total is under the cap, and never an entry used in the last ``IN_USE_S``
+seconds (a run may still be reading it).
+
+Limits: ``TRANSFERLAB_CACHE_MAX_GB`` (default 20 GB, decimal) caps the evictable caches; temporary leftovers
+(``.part`` uploads, ``.<hash>-*`` extraction folders, ``.*.npy`` / ``*.tmp<pid>`` partial writes) older than
+``STALE_S`` (1 hour) are removed by ``gc``.
+
+    usage()                      # {"features": bytes, "unzipped": ..., "splits": ..., "demos": ..., "uploads": ..., "runs": ...}
+    usage_bytes(folder)          # bytes of regular files under a folder (links not followed): per-user quotas
+    gc(dry_run=True)             # GcReport: what would be removed and why
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Optional
+
+from tlcore.errors import ConfigError
+from tlcore.paths import home
+
+log = logging.getLogger(__name__)
+
+DEFAULT_CACHE_MAX_GB = 20.0
+IN_USE_S = 3600          # an entry used this recently is never evicted (a run may still read its files)
+STALE_S = 3600           # temporary leftovers older than this are removed by gc
+EVICTABLE = ("features", "unzipped")
+CACHE_PARTS = ("features", "unzipped", "splits", "demos")
+
+
+def usage_bytes(path: str | Path) -> int:
+    """Bytes of the regular files under ``path`` (or of the file itself); symbolic links are not followed."""
+    path = Path(path)
+    try:
+        st = path.lstat()
+    except OSError:
+        return 0
+    if not path.is_dir() or path.is_symlink():
+        return st.st_size if path.is_file() and not path.is_symlink() else 0
+    total = 0
+    for dirpath, _dirs, files in os.walk(path, followlinks=False):
+        for name in files:
+            try:
+                st = os.lstat(os.path.join(dirpath, name))
+            except OSError:
+                continue            # removed while we walked
+            if not os.path.islink(os.path.join(dirpath, name)):
+                total += st.st_size
+    return total
+
+
+def usage() -> dict[str, int]:
+    """Bytes used per part of ``home()``: the cache parts, uploads and run folders."""
+    root = home()
+    out = {part: usage_bytes(root / "cache" / part) for part in CACHE_PARTS}
+    out["uploads"] = usage_bytes(root / "uploads")
+    out["runs"] = usage_bytes(root / "app" / "runs")
+    return out
+
+
+def cache_max_bytes(max_gb: Optional[float] = None) -> int:
+    """The cap of the evictable caches: ``max_gb`` or ``TRANSFERLAB_CACHE_MAX_GB`` (default 20 GB)."""
+    if max_gb is None:
+        raw = os.environ.get("TRANSFERLAB_CACHE_MAX_GB", "")
+        try:
+            max_gb = float(raw) if raw.strip() else DEFAULT_CACHE_MAX_GB
+        except ValueError:
+            raise ConfigError(f"TRANSFERLAB_CACHE_MAX_GB={raw!r} is not a number; set it to a size in GB such as 20") from None
+    if not (max_gb >= 0) or max_gb == float("inf"):
+        raise ConfigError(f"the cache cap must be a size in GB >= 0, not {max_gb!r}")
+    return int(max_gb * 1e9)
+
+
+def touch(path: Path) -> None:
+    """Record a use of a cache entry (its mtime is the LRU clock)."""
+    try:
+        os.utime(path)
+    except OSError:
+        pass     # evicted meanwhile, or read-only: the entry is still usable
+
+
+@dataclass
+class Entry:
+    path: Path
+    size: int
+    used: float          # last use (mtime)
+
+
+def _entry_size(path: Path) -> int:
+    """Size of one cache entry; an unzipped copy records its byte count in ``.complete`` (cheap), else a walk."""
+    marker = path / ".complete"
+    if marker.is_file():
+        try:
+            return int(marker.read_text().strip())
+        except (OSError, ValueError):
+            pass
+    return usage_bytes(path)
+
+
+def cache_entries() -> list[Entry]:
+    """Evictable entries (feature files and unzipped copies), least recently used first."""
+    out = []
+    for part in EVICTABLE:
+        folder = home() / "cache" / part
+        if not folder.is_dir():
+            continue
+        for p in folder.iterdir():
+            if p.name.startswith(".") or p.is_symlink():
+                continue                # temporary (in progress) or not ours
+            try:
+                out.append(Entry(p, _entry_size(p), p.stat().st_mtime))
+            except OSError:
+                continue
+    return sorted(out, key=lambda e: e.used)
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        # rename first: a reader never sees a half-deleted copy, and a crash leaves a name gc knows is temporary
+        doomed = path.with_name(f".{path.name}-evicted-{os.getpid()}")
+        os.replace(path, doomed)
+        shutil.rmtree(doomed, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
+
+
+@dataclass
+class Removed:
+    path: str
+    bytes: int
+    why: str
+
+
+def evict(max_bytes: Optional[int] = None, *, dry_run: bool = False, keep: Optional[Path] = None,
+          now: Optional[float] = None) -> list[Removed]:
+    """Remove least recently used cache entries until the evictable caches fit ``max_bytes`` (default: the cap).
+    Entries used in the last ``IN_USE_S`` seconds and ``keep`` are never removed."""
+    cap = cache_max_bytes() if max_bytes is None else max_bytes
+    now = time.time() if now is None else now
+    entries = cache_entries()
+    total = sum(e.size for e in entries)
+    removed: list[Removed] = []
+    for e in entries:
+        if total <= cap:
+            break
+        if now - e.used < IN_USE_S or (keep is not None and e.path == keep):
+            continue
+        if not dry_run:
+            try:
+                _remove(e.path)
+            except OSError as exc:
+                log.warning("could not evict %s: %s", e.path, exc)
+                continue
+        total -= e.size
+        removed.append(Removed(str(e.path), e.size, f"least recently used (last use {_ago(now - e.used)} ago)"))
+    return removed
+
+
+def evict_after_write(keep: Optional[Path] = None) -> list[Removed]:
+    """Called after a new cache entry is written: evict past the cap. Never raises (a full cache must not fail a run)."""
+    try:
+        removed = evict(keep=keep)
+    except Exception as exc:  # noqa: BLE001 - housekeeping must not break the work that triggered it
+        log.warning("cache eviction failed: %s", exc)
+        return []
+    for r in removed:
+        log.info("evicted %s (%d bytes): %s", r.path, r.bytes, r.why)
+    return removed
+
+
+def _ago(seconds: float) -> str:
+    return f"{seconds / 86400:.1f} days" if seconds >= 86400 else f"{seconds / 3600:.1f} h"
+
+
+def stale_temporaries(now: Optional[float] = None) -> list[Path]:
+    """Leftovers of interrupted writes older than ``STALE_S``: ``.part`` uploads, ``.<hash>-*`` extraction folders,
+    partial feature files and split files."""
+    now = time.time() if now is None else now
+    root = home()
+    found: list[Path] = []
+    candidates: list[Path] = []
+    for part in ("unzipped", "features", "splits"):
+        folder = root / "cache" / part
+        if folder.is_dir():
+            candidates += [p for p in folder.iterdir() if p.name.startswith(".") or ".tmp" in p.name]
+    uploads = root / "uploads"
+    if uploads.is_dir():
+        candidates += [p for p in uploads.rglob(".*.part")]
+    for p in candidates:
+        try:
+            if not p.is_symlink() and now - p.lstat().st_mtime > STALE_S:
+                found.append(p)
+        except OSError:
+            continue
+    return sorted(found)
+
+
+@dataclass
+class GcReport:
+    removed: list[Removed] = field(default_factory=list)
+    freed_bytes: int = 0
+    dry_run: bool = False
+    cap_bytes: int = 0
+    usage_before: dict = field(default_factory=dict)
+    usage_after: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def gc(*, dry_run: bool = False, max_gb: Optional[float] = None, now: Optional[float] = None) -> GcReport:
+    """Remove stale temporaries and evict the caches past the cap (``max_gb`` or ``TRANSFERLAB_CACHE_MAX_GB``).
+    ``dry_run`` lists what would go and removes nothing."""
+    cap = cache_max_bytes(max_gb)
+    report = GcReport(dry_run=dry_run, cap_bytes=cap, usage_before=usage())
+    for p in stale_temporaries(now):
+        size = usage_bytes(p)
+        if not dry_run:
+            try:
+                shutil.rmtree(p) if p.is_dir() else p.unlink()
+            except OSError as exc:
+                log.warning("could not remove %s: %s", p, exc)
+                continue
+        report.removed.append(Removed(str(p), size, "temporary leftover of an interrupted write"))
+    report.removed += evict(cap, dry_run=dry_run, now=now)
+    report.freed_bytes = sum(r.bytes for r in report.removed)
+    report.usage_after = report.usage_before if dry_run else usage()
+    return report
+
+
+def human(n: float) -> str:
+    """Bytes as B / kB / MB / GB (decimal)."""
+    for unit in ("B", "kB", "MB", "GB"):
+        if abs(n) < 1000 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} GB"
