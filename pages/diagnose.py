@@ -19,6 +19,7 @@ from tlcore import plots
 from tlcore.diagnostics.rank import candidate_backbones
 from tlcore.errors import TransferLabError
 from tlcore.models.registry import DEFAULT_BACKBONE, RANDOM_SUFFIX, list_backbones
+from tlcore.paths import owner_scope
 from ui import datasets
 from ui.auth import current_user, split_server_paths
 
@@ -37,13 +38,15 @@ def diagnose(modality: str, source: str, target: str, backbone: str, seed: int, 
              map_method: str = "pca", owner: str | None = None) -> dict:
     # ``owner`` only keys the cache: a diagnosis belongs to its user (uploads are content-addressed, so two users
     # with the same bytes have the same paths; neither may learn from a cache hit that the other has them)
-    return tlcore.diagnose(source, target, modality=modality, backbone=backbone, seed=seed, task=task,
-                           map_method=map_method).to_dict()
+    with owner_scope(owner):   # features cached for this user only
+        return tlcore.diagnose(source, target, modality=modality, backbone=backbone, seed=seed, task=task,
+                               map_method=map_method).to_dict()
 
 
 @st.cache_data(show_spinner="Scoring each candidate backbone on the labeled target (no fine-tuning)…", max_entries=16)
 def rank(modality: str, target: str, backbones: tuple, seed: int, task: str, owner: str | None = None) -> dict:
-    return tlcore.rank(target, modality=modality, backbones=list(backbones), seed=seed, task=task).to_dict()
+    with owner_scope(owner):
+        return tlcore.rank(target, modality=modality, backbones=list(backbones), seed=seed, task=task).to_dict()
 
 
 st.caption("Compares the source and target sets on pretrained features and simple data properties, before you "

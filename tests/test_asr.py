@@ -223,8 +223,9 @@ def test_cancel_then_resume(tiny_whisper, tiny_sets, tmp_path) -> None:
     with pytest.raises(Cancelled, match="epoch 2"):  # cancelled as soon as epoch 1 is done
         asr.run(_cfg(tiny_whisper, tiny_sets, out, epochs=2), progress=lambda e: seen.append(e.message),
                 should_cancel=lambda: "epoch 1 done" in seen)
-    state = json.loads((out / "checkpoints" / "after" / "state.json").read_text())
-    assert state["epoch"] == 1 and (out / "checkpoints" / "after" / "last.safetensors").is_file()
+    staging = next(tmp_path.glob(".run.partial-*"))     # nothing at --out yet: the run waits in its staging folder
+    state = json.loads((staging / "checkpoints" / "after" / "state.json").read_text())
+    assert state["epoch"] == 1 and (staging / "checkpoints" / "after" / "last.safetensors").is_file()
     assert not (out / "report.json").exists()
     report = asr.run(_cfg(tiny_whisper, tiny_sets, out, epochs=2), resume=True)
     assert report["training"]["resumed_from_epoch"] == 1 and report["training"]["epochs_run"] == 2

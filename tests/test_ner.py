@@ -250,7 +250,8 @@ def test_cancel_then_resume(small_demo, tmp_path):
     cfg = _cfg(small_demo, tmp_path / "run", strategy="full", epochs=3)
     with pytest.raises(Cancelled):
         ner.run(cfg, should_cancel=cancel_in_second_epoch)
-    assert (tmp_path / "run" / "checkpoints" / "source" / "state.json").exists()
+    # nothing at --out yet: the checkpoints wait in the hidden staging folder next to it
+    assert not (tmp_path / "run").exists() and any(tmp_path.glob(".run.partial-*/checkpoints/source/state.json"))
     resumed = ner.run(cfg, resume=True)
     assert resumed["training"]["source"]["resumed_from_epoch"] == 1 and resumed["training"]["source"]["epochs_run"] == 3
     assert resumed["training"]["after"]["resumed_from_epoch"] == 0 and (tmp_path / "run" / "model" / "model.safetensors").exists()

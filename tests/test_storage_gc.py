@@ -139,3 +139,27 @@ def test_unzipping_evicts_old_copies_past_the_cap(tmp_path, monkeypatch):
     root = extract_zip(path)
     assert root.is_dir() and (root / "a.txt").exists()              # the new copy is kept (it is about to be used)
     assert not old.exists()
+
+
+def test_cached_features_and_unzipped_copies_belong_to_their_owner(tmp_path):
+    """Inside ``owner_scope`` the caches derived from a user's data live in that user's folder; gc and eviction
+    still see every user's entries."""
+    import zipfile
+
+    from tlcore.data.archive import extract_zip
+    from tlcore.paths import home, owner_key, owner_scope
+
+    archive = tmp_path / "set.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("set/pos/a.txt", "great")
+    with owner_scope("alice@example.org"):
+        a = extract_zip(archive)
+    with owner_scope("bob@example.org"):
+        b = extract_zip(archive)
+    local = extract_zip(archive)
+    users = home() / "cache" / "unzipped" / "users"
+    assert a.is_relative_to(users / owner_key("alice@example.org"))
+    assert b.is_relative_to(users / owner_key("bob@example.org"))
+    assert not local.is_relative_to(users) and len({a, b, local}) == 3
+    entries = {e.path for e in storage.cache_entries()}
+    assert {a.parent, b.parent, local.parent} <= entries and users not in entries

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
-from tlcore.config import MODALITIES, FinetuneConfig, _f
+from tlcore.config import LIMITS, MODALITIES, FinetuneConfig, _f, check_option
 from tlcore.errors import ConfigError
 from tlcore.experiments.curve import DEFAULT_SHOTS
 from tlcore.inference.predict import LoadedRun, load_run
@@ -96,23 +96,42 @@ def _typed(cls: type, report: dict, **fixed: Any) -> Any:
 
 
 def finetune(config: Optional[FinetuneConfig] = None, *, progress: Optional[ProgressFn] = None,
-             should_cancel: Optional[CancelFn] = None, resume: bool = False, **settings: Any) -> RunResult:
+             should_cancel: Optional[CancelFn] = None, resume: bool = False, overwrite: bool = False,
+             **settings: Any) -> RunResult:
     """Run one transfer experiment (inductive, or transductive with an adaptation strategy) and write its run
-    folder. Pass a :class:`FinetuneConfig` or its fields as keywords (``modality``, ``target``, ``out``, ...)."""
+    folder. Pass a :class:`FinetuneConfig` or its fields as keywords (``modality``, ``target``, ``out``, ...).
+
+    The run folder ``out`` is never overwritten: one that holds a run (or anything else) is refused unless ``resume``
+    (continue an unfinished run from its checkpoints) or ``overwrite`` (replace a finished run once this one
+    completes). The run is written to a hidden sibling folder and renamed into place when complete
+    (:class:`tlcore.reporting.writer.RunWriter`), so a failed run leaves nothing at ``out``."""
     from tlcore.settings.inductive import run_finetune
 
     cfg = config if config is not None else FinetuneConfig.from_dict(settings)
     if config is not None and settings:
         cfg = dataclasses.replace(config, **settings)
     cfg.validate()
-    report = run_finetune(cfg, progress=progress, should_cancel=should_cancel, resume=resume)
+    report = run_finetune(cfg, progress=progress, should_cancel=should_cancel, resume=resume, overwrite=overwrite)
     return RunResult.from_report(cfg.out, report)
 
 
 def finetune_job(config: FinetuneConfig, *, progress: Optional[ProgressFn] = None,
                  should_cancel: Optional[CancelFn] = None, resume: bool = False) -> dict:
-    """:func:`finetune` as the app's background worker calls it (``RunStore`` job path): returns the report."""
-    return finetune(config, progress=progress, should_cancel=should_cancel, resume=resume).to_dict()
+    """:func:`finetune` as the app's background worker calls it (``RunStore`` job path): returns the report.
+
+    The store gives every run its own folder, so a fresh attempt there (a failed or cancelled run queued again)
+    replaces what the earlier attempt left; a finished report is still never replaced. A failed run's checkpoints
+    are dropped (the app starts it over); a cancelled one keeps them (a run that yielded the queue resumes)."""
+    from tlcore.settings.inductive import run_finetune
+
+    config.validate()
+    return run_finetune(config, progress=progress, should_cancel=should_cancel, resume=resume,
+                        overwrite=_fresh_attempt(config.out, resume), keep_failed=False)
+
+
+def _fresh_attempt(out: str, resume: bool) -> bool:
+    """May a worker job replace its folder's leftovers? Yes for a fresh attempt, never over a finished report."""
+    return not resume and not (Path(out) / "report.json").exists()
 
 
 def diagnose(source: str | Path, target: str | Path, *, modality: str, task: Optional[str] = None,
@@ -122,6 +141,7 @@ def diagnose(source: str | Path, target: str | Path, *, modality: str, task: Opt
     ``map_method``: projection of the 2-D embedding map, "pca" or "umap"."""
     from tlcore.diagnostics.diagnose import run_diagnose
 
+    check_option("seed", seed)
     kwargs = {"progress": progress} if progress else {}
     report = run_diagnose(modality, str(source), str(target), backbone=backbone, seed=seed, task=task,
                           map_method=map_method, **kwargs)
@@ -134,6 +154,7 @@ def rank(target: str | Path, *, modality: str, backbones: Optional[Sequence[str]
     """Which backbone will transfer best to the labeled target, without fine-tuning (optionally validated)."""
     from tlcore.diagnostics.rank import run_rank
 
+    check_option("seed", seed)
     kwargs = {"progress": progress} if progress else {}
     report = run_rank(modality, str(target), backbones=list(backbones) if backbones else None, seed=seed,
                       validate=validate, validate_eval=str(eval) if eval else None, task=task, **kwargs)
@@ -145,6 +166,8 @@ def cluster(data: str | Path, *, modality: str, backbone: Optional[str] = None, 
     """Unsupervised transfer: cluster data with no labels on pretrained features, against raw inputs."""
     from tlcore.settings.unsupervised import run_clustering
 
+    check_option("k", k)
+    check_option("seed", seed)
     kwargs = {"progress": progress} if progress else {}
     return _typed(ClusteringResult, run_clustering(modality, str(data), backbone=backbone, k=k, seed=seed, **kwargs))
 
@@ -156,6 +179,10 @@ def curve(config: Optional[FinetuneConfig] = None, *, shots: Optional[Sequence[i
 
     cfg = config if config is not None else FinetuneConfig.from_dict(settings)
     cfg.validate(need_out=False)
+    seeds = list(seeds)
+    for s in seeds:
+        check_option("seed", s)
+    check_curve_plan(list(shots or DEFAULT_SHOTS), len(seeds))
     kwargs = {"progress": progress} if progress else {}
     return _typed(CurveResult, data_efficiency_curve(cfg, shots=shots or DEFAULT_SHOTS, seeds=seeds, scratch=scratch, **kwargs))
 
@@ -219,10 +246,11 @@ class ClusterConfig:
                        "clusters (NMI/ARI), never to form them.")
     out: str = _f("", "Run folder to write (report.json, clusters.json, examples/).")
     backbone: Optional[str] = _f(None, "Backbone whose features are clustered; default per modality.")
-    k: Optional[int] = _f(None, "Number of clusters; empty = chosen by the silhouette between 2 and 12.", min=2, max=50)
-    seed: int = _f(0, "Random seed (PCA, k-means, sampling): same seed, same data, same clusters.", min=0, max=2**32 - 1)
+    k: Optional[int] = _f(None, "Number of clusters (at most the number of items); empty = chosen by the silhouette "
+                          "between 2 and 12.", **LIMITS["k"])
+    seed: int = _f(0, "Random seed (PCA, k-means, sampling): same seed, same data, same clusters.", **LIMITS["seed"])
     max_items: int = _f(5000, "Cluster at most this many items (a seeded random sample of larger sets).",
-                        min=10, max=50_000)
+                        **LIMITS["max_items"])
     on_bad_file: str = _f("skip", "What to do with unreadable files: skip (counted in the report) or refuse.",
                           choices=("skip", "refuse"))
 
@@ -246,6 +274,25 @@ MAX_CURVE_SHOTS = 12
 MAX_CURVE_RUNS = 60
 
 
+def check_curve_plan(shots: Any, seeds: Any) -> None:
+    """Refuse a curve no one can wait for or that makes no sense: shots are whole numbers 0 (all)..100000, at most
+    ``MAX_CURVE_SHOTS`` distinct values, ``seeds`` within its limits and at most ``MAX_CURVE_RUNS`` runs in all.
+    The CLI's ``curve``, the API's :func:`curve` and the app's curve form all check through here."""
+    check_option("seeds", seeds)
+    if not isinstance(shots, (list, tuple)) or not shots:
+        raise ConfigError("shots must list labeled examples per class, e.g. [1, 2, 5, 10, 0] (0 = all)")
+    lo, hi = LIMITS["shots"]["min"], LIMITS["shots"]["max"]
+    bad = [s for s in shots if isinstance(s, bool) or not isinstance(s, int) or not lo <= s <= hi]
+    if bad:
+        raise ConfigError(f"shots must be whole numbers from {lo} (all) to {hi}; got {bad[0]!r}")
+    distinct = len(set(shots))
+    if distinct > MAX_CURVE_SHOTS:
+        raise ConfigError(f"at most {MAX_CURVE_SHOTS} shot values per curve; got {distinct}")
+    if distinct * seeds > MAX_CURVE_RUNS:
+        raise ConfigError(f"{distinct} shot values × {seeds} seeds = {distinct * seeds} fine-tuning runs; at "
+                          f"most {MAX_CURVE_RUNS}: use fewer shot values or seeds")
+
+
 @dataclass
 class CurveConfig:
     """One data-efficiency curve as a background run: fine-tune at each number of labeled examples per class
@@ -258,13 +305,13 @@ class CurveConfig:
     eval: Optional[str] = _f(None, "Labeled held-out target data every point is scored on.")
     backbone: Optional[str] = _f(None, "Backbone name; default per modality.")
     strategy: str = _f("linear_probe", "Transfer strategy at every point: linear_probe, partial, full or lora.")
-    epochs: int = _f(10, "Training epochs per point (upper bound; early stopping may end sooner).", min=1, max=500)
+    epochs: int = _f(10, "Training epochs per point (upper bound; early stopping may end sooner).", **LIMITS["epochs"])
     eval_fraction: float = _f(0.3, "Share of the target held out for evaluation when no eval set is given.",
-                              min=0.05, max=0.9)
+                              **LIMITS["eval_fraction"])
     shots: list = _f(list(DEFAULT_SHOTS), "Labeled examples per class to try (0 = all of them).",
-                     item_min=0, item_max=100_000)
+                     item_min=LIMITS["shots"]["min"], item_max=LIMITS["shots"]["max"])
     seeds: int = _f(3, "Seeds per point: each draws other labeled examples (the band shows how much that matters).",
-                    min=1, max=10)
+                    **LIMITS["seeds"])
     scratch: bool = _f(True, "Also train the random-init twin of the backbone (same budget) at every point.")
     on_bad_file: str = _f("skip", "What to do with unreadable files: skip or refuse.", choices=("skip", "refuse"))
 
@@ -300,17 +347,7 @@ class CurveConfig:
     def validate(self, *, need_out: bool = True) -> "CurveConfig":
         """Refuse settings no curve can use, with a message that says what to change. Returns ``self``."""
         _check_common(self, need_out)
-        if not isinstance(self.shots, (list, tuple)) or not self.shots:
-            raise ConfigError("shots must list labeled examples per class, e.g. [1, 2, 5, 10, 0] (0 = all)")
-        bad = [s for s in self.shots if isinstance(s, bool) or not isinstance(s, int) or not 0 <= s <= 100_000]
-        if bad:
-            raise ConfigError(f"shots must be whole numbers from 0 (all) to 100000; got {bad[0]!r}")
-        if len(self.shot_list()) > MAX_CURVE_SHOTS:
-            raise ConfigError(f"at most {MAX_CURVE_SHOTS} shot values per curve; got {len(self.shot_list())}")
-        runs = len(self.shot_list()) * self.seeds
-        if runs > MAX_CURVE_RUNS:
-            raise ConfigError(f"{len(self.shot_list())} shot values × {self.seeds} seeds = {runs} fine-tuning runs; at "
-                              f"most {MAX_CURVE_RUNS}: use fewer shot values or seeds")
+        check_curve_plan(self.shots, self.seeds)
         if not self.target:
             raise ConfigError("no labeled target data given: the curve trains on labeled examples, so pick a data "
                               "set with a labeled target split")
@@ -337,11 +374,13 @@ def cluster_job(config: ClusterConfig, *, progress: Optional[ProgressFn] = None,
     """A clustering analysis as the app's background worker runs it: writes ``report.json``, ``clusters.json`` and
     ``examples/`` into ``config.out`` and returns the report. ``resume`` starts over (features are cached)."""
     from tlcore.progress import never_cancel, no_progress
+    from tlcore.reporting.writer import run_folder_options
     from tlcore.settings.unsupervised import write_clustering_run
 
     config.validate()
-    return write_clustering_run(config.to_dict(), progress=progress or no_progress,
-                                should_cancel=should_cancel or never_cancel)
+    with run_folder_options(overwrite=_fresh_attempt(config.out, False), keep_failed=False):
+        return write_clustering_run(config.to_dict(), progress=progress or no_progress,
+                                    should_cancel=should_cancel or never_cancel)
 
 
 def curve_job(config: CurveConfig, *, progress: Optional[ProgressFn] = None,
@@ -350,11 +389,13 @@ def curve_job(config: CurveConfig, *, progress: Optional[ProgressFn] = None,
     returns it. ``resume`` starts over (finished points are not kept)."""
     from tlcore.experiments.curve import write_curve_run
     from tlcore.progress import never_cancel, no_progress
+    from tlcore.reporting.writer import run_folder_options
 
     config.validate()
-    return write_curve_run(config.finetune_config(), config.to_dict(), shots=config.shot_list(),
-                           seeds=list(range(config.seeds)), scratch=config.scratch, progress=progress or no_progress,
-                           should_cancel=should_cancel or never_cancel)
+    with run_folder_options(overwrite=_fresh_attempt(config.out, False), keep_failed=False):
+        return write_curve_run(config.finetune_config(), config.to_dict(), shots=config.shot_list(),
+                               seeds=list(range(config.seeds)), scratch=config.scratch,
+                               progress=progress or no_progress, should_cancel=should_cancel or never_cancel)
 
 
 cluster_job.config_class = ClusterConfig   # type: ignore[attr-defined]

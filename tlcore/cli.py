@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
-from tlcore.config import TASKS, FinetuneConfig, field_help
+from tlcore.config import LIMITS, TASKS, FinetuneConfig, check_option, field_help, limit_text
 from tlcore.errors import Cancelled, ConfigError, TransferLabError
 
 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
@@ -26,6 +26,8 @@ def _add_config_flags(parser: argparse.ArgumentParser, cls: type, skip: Sequence
             continue
         flag = "--" + name.replace("_", "-")
         kwargs: dict = {"help": meta.get("help", ""), "dest": name}
+        if limit_text(meta):     # the allowed range, as the config (and the app's form) enforce it
+            kwargs["help"] += f" Allowed: {limit_text(meta)}."
         default = meta["default"]
         if isinstance(default, list):
             kwargs.update(type=lambda s: [x for x in s.split(",") if x], default=default,
@@ -88,6 +90,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
             note = f" [unavailable: {why}]" if why else ""
             print(f"{d.name}\t{d.modality}\t{d.task}\t{d.description}{note}")
         return 0
+    check_option("seed", args.seed, flag="--seed")
     out = make_demo(args.name, args.out, seed=args.seed, size=args.size)
     print(out)
     return 0
@@ -111,7 +114,19 @@ def _json_target(path: Optional[str]) -> Optional[Path]:
         raise ConfigError(f"--json {path} is a folder; give a file name such as {target / 'report.json'}")
     if not target.parent.is_dir():
         raise ConfigError(f"--json {path}: the folder {target.parent} does not exist; create it or pick another path")
+    if not os.access(target.parent, os.W_OK) or (target.exists() and not os.access(target, os.W_OK)):
+        raise ConfigError(f"--json {path}: cannot write there (permission denied); pick a writable path")
     return target
+
+
+def _note_unfinished(out: str) -> None:
+    """After a failed or interrupted run: say where its checkpoints wait for --resume (nothing was written at --out)."""
+    from tlcore.reporting.writer import RunWriter
+
+    kept = [p for p, pid in RunWriter(out, {}).partials() if pid == os.getpid() and (p / "checkpoints").is_dir()]
+    if kept:
+        print(f"note: nothing was written to {out}; the checkpoints of this attempt are kept in {kept[0]}: run the "
+              "same command with --resume to continue from them", file=sys.stderr)
 
 
 def _write_json(report: dict, path: Optional[Path]) -> None:
@@ -132,10 +147,15 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     if values["task"] == "asr" and not any(a.startswith("--strategy") for a in args.argv):
         values["strategy"] = "decoder"   # the classification default (linear_probe) has no meaning for ASR
     cfg = FinetuneConfig.from_dict(values).validate()
+    if args.resume and args.overwrite:
+        raise ConfigError("--resume continues the run in --out and --overwrite replaces it: pass only one of them")
     json_path = _json_target(args.json)
     bar = _Bar(args.quiet)
     try:
-        result = tlcore.finetune(cfg, progress=bar, resume=args.resume)
+        result = tlcore.finetune(cfg, progress=bar, resume=args.resume, overwrite=args.overwrite)
+    except (TransferLabError, Cancelled, KeyboardInterrupt):
+        _note_unfinished(cfg.out)
+        raise
     finally:
         bar.close()
     report = result.report
@@ -158,6 +178,7 @@ def cmd_finetune(args: argparse.Namespace) -> int:
 def cmd_diagnose(args: argparse.Namespace) -> int:
     import tlcore
 
+    check_option("seed", args.seed, flag="--seed")
     json_path = _json_target(args.json)
     bar = _Bar(args.quiet)
     try:
@@ -174,6 +195,7 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
 def cmd_rank(args: argparse.Namespace) -> int:
     import tlcore
 
+    check_option("seed", args.seed, flag="--seed")
     json_path = _json_target(args.json)
     bar = _Bar(args.quiet)
     names = [b for b in (args.backbones or "").split(",") if b] or None
@@ -198,14 +220,10 @@ def cmd_curve(args: argparse.Namespace) -> int:
 
     values = {k: getattr(args, k) for k in field_help(FinetuneConfig) if hasattr(args, k)}
     cfg = FinetuneConfig.from_dict({**values, "out": ""}).validate(need_out=False)
-    try:
-        shots = [int(s) for s in args.shots.split(",") if s.strip()]
-    except ValueError:
-        raise ConfigError(f"--shots must be comma-separated whole numbers (0 = all); got {args.shots!r}") from None
-    if not shots or any(s < 0 for s in shots):
-        raise ConfigError(f"--shots must list examples per class ≥ 0 (0 = all); got {args.shots!r}")
-    if not 1 <= args.seeds <= 20:
-        raise ConfigError(f"--seeds must be between 1 and 20; got {args.seeds}")
+    from tlcore.api import CurveConfig, check_curve_plan
+
+    shots = CurveConfig.parse_shots(args.shots)
+    check_curve_plan(shots, check_option("seeds", args.seeds, flag="--seeds"))
     json_path = _json_target(args.json)
     bar = _Bar(args.quiet)
     try:
@@ -224,6 +242,8 @@ def cmd_curve(args: argparse.Namespace) -> int:
 def cmd_cluster(args: argparse.Namespace) -> int:
     import tlcore
 
+    check_option("k", args.k, flag="--k")
+    check_option("seed", args.seed, flag="--seed")
     json_path = _json_target(args.json)
     bar = _Bar(args.quiet)
     try:
@@ -241,6 +261,7 @@ def cmd_cluster(args: argparse.Namespace) -> int:
 def cmd_predict(args: argparse.Namespace) -> int:
     from tlcore.inference.predict import predict_run
 
+    check_option("top_k", args.top_k, flag="--top-k")
     backend = "onnx" if args.onnx else "torch"
     for row in predict_run(args.run, args.input, top_k=args.top_k, model=args.model, backend=backend):
         print(json.dumps(row))
@@ -257,6 +278,21 @@ def cmd_export(args: argparse.Namespace) -> int:
         bar.close()
     print(f"ONNX export written; parity with PyTorch on {parity_summary(result.parity)}", file=sys.stderr)
     print(result.folder)
+    return 0
+
+
+def cmd_gc(args: argparse.Namespace) -> int:
+    from tlcore import storage
+
+    check_option("max_gb", args.max_gb, flag="--max-gb")
+    report = storage.gc(dry_run=args.dry_run, max_gb=args.max_gb)
+    verb = "would remove" if report.dry_run else "removed"
+    for r in report.removed:
+        print(f"{verb} {r.path} ({storage.human(r.bytes)}): {r.why}")
+    cache = sum(report.usage_after.get(k, 0) for k in storage.EVICTABLE)
+    print(f"{'would free' if report.dry_run else 'freed'} {storage.human(report.freed_bytes)}; evictable cache "
+          f"{storage.human(cache)} of {storage.human(report.cap_bytes)} allowed; "
+          + ", ".join(f"{k} {storage.human(v)}" for k, v in report.usage_after.items()))
     return 0
 
 
@@ -281,13 +317,16 @@ def build_parser() -> argparse.ArgumentParser:
     ft = sub.add_parser("finetune", help="transfer a pretrained backbone to your data and measure before/after")
     _add_config_flags(ft, FinetuneConfig)
     ft.add_argument("--json", help="also write the report to this file")
-    ft.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --out")
+    ft.add_argument("--resume", action="store_true", help="continue an unfinished run of --out from its last checkpoint")
+    ft.add_argument("--overwrite", action="store_true",
+                    help="replace the run already in --out, once the new run completes (a failed run changes nothing)")
     ft.add_argument("--quiet", action="store_true", help="no progress bars")
 
     pr = sub.add_parser("predict", help="predict with a finished run's model")
     pr.add_argument("--run", required=True, help="run folder (holds model/)")
     pr.add_argument("--input", required=True, help="a file, a folder, or a text table / a text string (text runs)")
-    pr.add_argument("--top-k", type=int, default=3, help="classification: how many classes to list per input")
+    pr.add_argument("--top-k", type=int, default=3, help="classification: how many classes to list per input "
+                    f"(allowed: {limit_text(LIMITS['top_k'])})")
     pr.add_argument("--model", choices=("after", "before"), default="after",
                     help="the model after transfer (default) or the one before it, as the report scored them")
     pr.add_argument("--onnx", action="store_true",
@@ -324,7 +363,7 @@ def build_parser() -> argparse.ArgumentParser:
     cv = sub.add_parser("curve", help="data-efficiency curve: accuracy vs labeled examples per class, pretrained vs scratch")
     _add_config_flags(cv, FinetuneConfig, skip=("out", "seed", "max_per_class", "baselines", "unlabeled"))
     cv.add_argument("--shots", default="1,2,5,10,25,0", help="examples per class to try; 0 = all")
-    cv.add_argument("--seeds", type=int, default=3, help="number of seeds per point")
+    cv.add_argument("--seeds", type=int, default=3, help=f"number of seeds per point (allowed: {limit_text(LIMITS['seeds'])})")
     cv.add_argument("--no-scratch", action="store_true", help="skip the scratch curve (faster)")
     cv.add_argument("--json", help="write the curve here (else to stdout)")
     cv.add_argument("--quiet", action="store_true")
@@ -333,10 +372,15 @@ def build_parser() -> argparse.ArgumentParser:
     cl.add_argument("--modality", required=True, choices=("image", "text", "audio"))
     cl.add_argument("--data", required=True, help="data to cluster (labels, if present, are used only for NMI/ARI)")
     cl.add_argument("--backbone")
-    cl.add_argument("--k", type=int, help="number of clusters (default: chosen by silhouette)")
+    cl.add_argument("--k", type=int, help="number of clusters (default: chosen by silhouette; allowed: "
+                    f"{limit_text(LIMITS['k'])}, at most the number of items)")
     cl.add_argument("--seed", type=int, default=0)
     cl.add_argument("--json", help="write the report here (else to stdout)")
     cl.add_argument("--quiet", action="store_true")
+
+    gcp = sub.add_parser("gc", help="remove stale temporary files and evict the feature / unzip caches past the cap")
+    gcp.add_argument("--dry-run", action="store_true", help="list what would be removed; remove nothing")
+    gcp.add_argument("--max-gb", type=float, help="cache cap in GB (default $TRANSFERLAB_CACHE_MAX_GB or 20)")
 
     sub.add_parser("worker", help="background job runner used by the app", add_help=False)
     return p
@@ -355,7 +399,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     handlers = {"demo": cmd_demo, "backbones": cmd_backbones, "finetune": cmd_finetune, "predict": cmd_predict,
                 "diagnose": cmd_diagnose, "rank": cmd_rank, "curve": cmd_curve,
-                "cluster": cmd_cluster, "export": cmd_export}
+                "cluster": cmd_cluster, "export": cmd_export, "gc": cmd_gc}
     try:
         return handlers[args.cmd](args)
     except TransferLabError as exc:

@@ -12,8 +12,32 @@ BASELINES = ("scratch", "knn")
 AUGMENT_LEVELS = ("none", "light", "standard")   # training-time image augmentation, see tlcore/models/image.py
 MIN_VAL_ITEMS = 50   # fewest validation items partial/full/lora stop early on (tlcore/settings/inductive.py)
 
+#: The limits of every numeric option, in one place: the config fields below carry them as ``min``/``max`` metadata,
+#: and the options that are not config fields (the CLI's ``predict --top-k``, ``cluster --k``, ``curve --seeds`` ...,
+#: the API's keyword arguments) are checked against the same entries with :func:`check_option`.
+LIMITS: dict[str, dict] = {
+    "seed": {"min": 0, "max": 2**32 - 1},
+    "epochs": {"min": 1, "max": 500},
+    "batch_size": {"min": 1, "max": 1024},
+    "lr": {"min": 1e-12, "max": 1.0},
+    "eval_fraction": {"min": 0.05, "max": 0.9},
+    "partial_blocks": {"min": 1, "max": 48},
+    "lora_r": {"min": 1, "max": 256},
+    "layer_decay": {"min": 0.05, "max": 1.0},
+    "patience": {"min": 1, "max": 100},
+    "val_fraction": {"min": 0.0, "max": 0.5},
+    "max_per_class": {"min": 1, "max": 1_000_000},
+    "top_k": {"min": 1, "max": 1000},           # predict: classes listed per input (capped at the run's classes)
+    "k": {"min": 2, "max": 50},                 # cluster: number of clusters (and at most the number of items)
+    "max_items": {"min": 10, "max": 50_000},    # cluster: items sampled
+    "seeds": {"min": 1, "max": 10},             # curve: seeds per point
+    "shots": {"min": 0, "max": 100_000},        # curve: labeled examples per class of one point (0 = all)
+    "max_gb": {"min": 0, "max": 1_000_000},     # gc: cap of the evictable caches in GB (0 = evict everything)
+}
+
 
 def _f(default: Any, help: str, **kw: Any) -> Any:
+    """A config field with its help text and metadata (choices, min/max...): what the CLI and the forms read."""
     if isinstance(default, (list, dict)):
         return field(default_factory=lambda: type(default)(default), metadata={"help": help, **kw})
     return field(default=default, metadata={"help": help, **kw})
@@ -33,28 +57,28 @@ class FinetuneConfig:
                    "or asr (speech recognition, Whisper).", choices=TASKS)
     backbone: Optional[str] = _f(None, "Backbone name from `python -m tlcore backbones` or a Hugging Face model id; default per modality.")
     strategy: str = _f("linear_probe", "Transfer strategy: linear_probe, partial, full, lora.")
-    epochs: int = _f(10, "Training epochs (upper bound; early stopping may end sooner).", min=1, max=500)
-    batch_size: int = _f(16, "Mini-batch size for fine-tuning.", min=1, max=1024)
+    epochs: int = _f(10, "Training epochs (upper bound; early stopping may end sooner).", **LIMITS["epochs"])
+    batch_size: int = _f(16, "Mini-batch size for fine-tuning.", **LIMITS["batch_size"])
     lr: Optional[float] = _f(None, "Learning rate (of the top block with --layer-decay); default depends on the strategy "
-                             "and modality.", min=1e-12, max=1.0)
-    seed: int = _f(0, "Random seed: same seed, same data, same result.", min=0, max=2**32 - 1)
-    eval_fraction: float = _f(0.3, "Share of the labeled target held out for evaluation when --eval is not given.", min=0.05, max=0.9)
-    partial_blocks: int = _f(2, "partial: number of top backbone blocks to unfreeze.", min=1, max=48)
-    lora_r: int = _f(8, "lora: rank of the low-rank update.", min=1, max=256)
+                             "and modality.", **LIMITS["lr"])
+    seed: int = _f(0, "Random seed: same seed, same data, same result.", **LIMITS["seed"])
+    eval_fraction: float = _f(0.3, "Share of the labeled target held out for evaluation when --eval is not given.", **LIMITS["eval_fraction"])
+    partial_blocks: int = _f(2, "partial: number of top backbone blocks to unfreeze.", **LIMITS["partial_blocks"])
+    lora_r: int = _f(8, "lora: rank of the low-rank update.", **LIMITS["lora_r"])
     layer_decay: float = _f(0.8, "partial/full: discriminative learning rates; each backbone block trains at this factor "
-                            "of the lr of the block above it (1 = the same lr everywhere).", min=0.05, max=1.0)
+                            "of the lr of the block above it (1 = the same lr everywhere).", **LIMITS["layer_decay"])
     augment: str = _f("standard", "Image fine-tuning (partial, full, lora): augment the training batches: none, light or "
                       "standard (random resized crop, small rotation and shift, colour jitter; no flips). Never applied "
                       "to eval, validation or the linear probe's features; text and audio runs ignore it.",
                       choices=AUGMENT_LEVELS)
     augment_flip: bool = _f(False, "Image fine-tuning: also flip training images left-right at random; only for data "
                             "whose labels survive mirroring (not digits, letters or arrows).")
-    patience: int = _f(3, "Early stopping: epochs without validation improvement before stopping.", min=1, max=100)
+    patience: int = _f(3, "Early stopping: epochs without validation improvement before stopping.", **LIMITS["patience"])
     val_fraction: float = _f(0.15, "Share of the training data used for early stopping (never the eval split); partial, "
                              f"full and lora stop early only when it holds at least {MIN_VAL_ITEMS} items, else they train the "
-                             "whole schedule on all training data.", min=0.0, max=0.5)
+                             "whole schedule on all training data.", **LIMITS["val_fraction"])
     max_per_class: Optional[int] = _f(None, "Use at most this many labeled target training examples per class.",
-                                      min=1, max=1_000_000)
+                                      **LIMITS["max_per_class"])
     baselines: list = _f(["scratch", "knn"], "Baselines to compute: scratch (random-init twin, same budget), knn.",
                          choices_list=BASELINES)
     adapt_backbone: bool = _f(False, "Domain adaptation (dann, deep_coral, mcc): train the whole backbone end to end with "
@@ -72,6 +96,8 @@ class FinetuneConfig:
                 raise ConfigError(problem)
         if need_out and not self.out:
             raise ConfigError("no run folder given: pass --out RUN_DIR")
+        if not isinstance(self.baselines, (list, tuple)) or not all(isinstance(b, str) for b in self.baselines):
+            raise ConfigError(f"baselines must be a list of names ({', '.join(BASELINES)}); got {self.baselines!r}")
         unknown = sorted(set(self.baselines) - set(BASELINES))
         if unknown:
             raise ConfigError(f"unknown baseline(s) {unknown}; choose from {', '.join(BASELINES)} (or none)")
@@ -127,8 +153,37 @@ def _field_problem(name: str, value: Any, meta: Any) -> Optional[str]:
             return f"{flag} must be a whole number; got {value!r}"
         lo, hi = meta.get("min", -math.inf), meta.get("max", math.inf)
         if not lo <= value <= hi:
-            return f"{flag} must be between {lo:g} and {hi:g}; got {value:g}"
+            if hi == math.inf:
+                return f"{flag} must be at least {_num(lo)}; got {_num(value)}"
+            return f"{flag} must be between {_num(lo)} and {_num(hi)}; got {_num(value)}"
     return None
+
+
+def _num(x: Any) -> str:
+    """A limit or a value as a user typed it: whole numbers in full (500, 4294967295), others short (1e-12, 0.05)."""
+    if isinstance(x, int) or (isinstance(x, float) and x.is_integer() and abs(x) < 1e15):
+        return str(int(x))
+    return f"{x:g}"
+
+
+def limit_text(meta: dict) -> str:
+    """The allowed range of a field or option for help texts: "1..500", "≥ 1", or "" when it has none."""
+    if "min" in meta and "max" in meta:
+        return f"{_num(meta['min'])}..{_num(meta['max'])}"
+    if "min" in meta:
+        return f"≥ {_num(meta['min'])}"
+    return ""
+
+
+def check_option(name: str, value: Any, *, flag: Optional[str] = None) -> Any:
+    """Refuse ``value`` outside the limits of option ``name`` (:data:`LIMITS`) with a :class:`ConfigError` that
+    gives the allowed range; None (unset) passes. Returns ``value``. For options that are not config fields."""
+    from tlcore.errors import ConfigError
+
+    problem = _field_problem(name, value, LIMITS[name])
+    if problem:
+        raise ConfigError(problem.replace(name.replace("_", "-"), flag, 1) if flag else problem)
+    return value
 
 
 def _check_strategy(cfg: FinetuneConfig) -> None:

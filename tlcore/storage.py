@@ -108,21 +108,34 @@ def _entry_size(path: Path) -> int:
     return usage_bytes(path)
 
 
+def _cache_folders(part: str) -> list[Path]:
+    """``cache/<part>`` and each user's ``cache/<part>/users/<key>`` (``paths.owned_cache_dir``)."""
+    folder = home() / "cache" / part
+    if not folder.is_dir():
+        return []
+    users = folder / "users"
+    return [folder] + (sorted(p for p in users.iterdir() if p.is_dir() and not p.is_symlink()) if users.is_dir() else [])
+
+
 def cache_entries() -> list[Entry]:
-    """Evictable entries (feature files and unzipped copies), least recently used first."""
+    """Evictable entries (feature files and unzipped copies, every user's), least recently used first."""
     out = []
     for part in EVICTABLE:
-        folder = home() / "cache" / part
-        if not folder.is_dir():
-            continue
-        for p in folder.iterdir():
-            if p.name.startswith(".") or p.is_symlink():
-                continue                # temporary (in progress) or not ours
-            try:
-                out.append(Entry(p, _entry_size(p), p.stat().st_mtime))
-            except OSError:
-                continue
+        for folder in _cache_folders(part):
+            out += _entries(folder)
     return sorted(out, key=lambda e: e.used)
+
+
+def _entries(folder: Path) -> list[Entry]:
+    out = []
+    for p in folder.iterdir():
+        if p.name.startswith(".") or p.is_symlink() or (p.name == "users" and p.parent.parent.name == "cache"):
+            continue                # temporary (in progress), not ours, or the per-user folders
+        try:
+            out.append(Entry(p, _entry_size(p), p.stat().st_mtime))
+        except OSError:
+            continue
+    return out
 
 
 def _remove(path: Path) -> None:
@@ -191,8 +204,7 @@ def stale_temporaries(now: Optional[float] = None) -> list[Path]:
     found: list[Path] = []
     candidates: list[Path] = []
     for part in ("unzipped", "features", "splits"):
-        folder = root / "cache" / part
-        if folder.is_dir():
+        for folder in _cache_folders(part):
             candidates += [p for p in folder.iterdir() if p.name.startswith(".") or ".tmp" in p.name]
     uploads = root / "uploads"
     if uploads.is_dir():

@@ -13,7 +13,6 @@ The ownership rules, in one place (pages and ``ui.runs`` / ``ui.datasets`` ask t
 
 from __future__ import annotations
 
-import hashlib
 import re
 from pathlib import Path
 from typing import Optional
@@ -82,7 +81,9 @@ def can_see(owner: Optional[str]) -> bool:
 
 def owner_key(user: Optional[str]) -> str:
     """A file-name-safe, fixed-length key for a user's folders (``sha256`` of the owner id, 24 hex digits)."""
-    return hashlib.sha256((user or "").encode("utf-8")).hexdigest()[:24]
+    from tlcore.paths import owner_key as key
+
+    return key(user or "")
 
 
 def sidebar_account() -> None:

@@ -328,10 +328,12 @@ def data_picker(key: str, label: str = "Data set", task: Optional[str] = None) -
 
 
 @st.cache_data(show_spinner="Checking the data…", max_entries=64)
-def _load(path: str, modality: str, mtime: float) -> dict:
+def _load(path: str, modality: str, mtime: float, owner: Optional[str] = None) -> dict:
     from tlcore.data.loaders import load_dataset
+    from tlcore.paths import owner_scope
 
-    ds = load_dataset(path, modality, on_error="skip")
+    with owner_scope(owner):   # a .zip is unpacked into its owner's own cache folder
+        ds = load_dataset(path, modality, on_error="skip")
     return {"items": ds.items, "labels": ds.labels, "names": ds.names, "problems": [(p.where, p.reason) for p in ds.problems],
             "origin": ds.origin}
 
@@ -341,7 +343,7 @@ def load(path: str, modality: str) -> Dataset:
     p = Path(path)
     if not p.exists():
         raise DataError(f"{p.name} no longer exists; upload it again")
-    d = _load(str(p), modality, p.stat().st_mtime)
+    d = _load(str(p), modality, p.stat().st_mtime, current_user())
     from tlcore.data.dataset import Problem
 
     return Dataset(modality, list(d["items"]), None if d["labels"] is None else list(d["labels"]), origin=d["origin"],
@@ -349,14 +351,17 @@ def load(path: str, modality: str) -> Dataset:
 
 
 @st.cache_data(show_spinner="Checking the data…", max_entries=32)
-def _load_task(path: str, task: str, mtime: float):
-    if task == "ner":
-        from tlcore.tasks.ner_data import load_ner
+def _load_task(path: str, task: str, mtime: float, owner: Optional[str] = None):
+    from tlcore.paths import owner_scope
 
-        return load_ner(path)
-    from tlcore.tasks.asr_data import load_asr_dataset
+    with owner_scope(owner):
+        if task == "ner":
+            from tlcore.tasks.ner_data import load_ner
 
-    return load_asr_dataset(path, on_bad_file="skip")
+            return load_ner(path)
+        from tlcore.tasks.asr_data import load_asr_dataset
+
+        return load_asr_dataset(path, on_bad_file="skip")
 
 
 def load_task(path: str, task: str):
@@ -364,4 +369,4 @@ def load_task(path: str, task: str):
     p = Path(path)
     if not p.exists():
         raise DataError(f"{p.name} no longer exists; upload it again")
-    return _load_task(str(p), task, p.stat().st_mtime)
+    return _load_task(str(p), task, p.stat().st_mtime, current_user())

@@ -27,6 +27,17 @@ def finetune_settings() -> list[str]:
     return [f for f in field_help(FinetuneConfig) if f not in FINETUNE_FIXED_FIELDS]
 
 
+def number_limits(meta: dict, cast: type = int) -> dict:
+    """``min_value`` / ``max_value`` for ``st.number_input`` from a field's metadata or a ``tlcore.config.LIMITS``
+    entry: the same limits the config's validation and the CLI enforce (pages with hand-made inputs use this)."""
+    out = {}
+    if "min" in meta:
+        out["min_value"] = cast(meta["min"])
+    if "max" in meta:
+        out["max_value"] = cast(meta["max"])
+    return out
+
+
 def field_widget(name: str, meta: dict, key: str, value: Any = None) -> Any:
     """One widget for one config field; ``value`` overrides the default."""
     label = name.replace("_", " ")
@@ -43,11 +54,7 @@ def field_widget(name: str, meta: dict, key: str, value: Any = None) -> Any:
         return st.checkbox(label, value=bool(default), help=help_text, key=key)
     if kind in ("int", "float"):
         cast = int if kind == "int" else float
-        kwargs: dict = {"help": help_text, "key": key}
-        if "min" in meta:
-            kwargs["min_value"] = cast(meta["min"])
-        if "max" in meta:
-            kwargs["max_value"] = cast(meta["max"])
+        kwargs: dict = {"help": help_text, "key": key, **number_limits(meta, cast)}
         if kind == "float":
             kwargs["format"] = "%g"
             if default is not None and default < 0.01:

@@ -28,7 +28,7 @@ import zipfile
 from pathlib import Path, PurePosixPath
 
 from tlcore.errors import DataError
-from tlcore.paths import cache_dir
+from tlcore.paths import owned_cache_dir
 
 MAX_TOTAL_BYTES = 2 * 1024**3      # uncompressed size limit of one archive
 MAX_FILES = 100_000
@@ -135,7 +135,7 @@ def extract_zip(path: str | Path) -> Path:
 
     try:
         digest = file_digest(path)[:16]
-        dest = cache_dir("unzipped") / digest
+        dest = owned_cache_dir("unzipped") / digest
         if dest.exists() and not (dest / ".complete").exists():
             shutil.rmtree(dest, ignore_errors=True)     # left half-done by a crash (cannot happen with rename)
         if not (dest / ".complete").exists():

@@ -84,7 +84,7 @@ def data_efficiency_curve(base: FinetuneConfig, *, shots: Sequence[int] = DEFAUL
             with tempfile.TemporaryDirectory() as out:
                 cfg = replace(base, out=out, seed=seed, max_per_class=shot or None,
                               baselines=["scratch"] if scratch else [])
-                report = run_finetune(cfg, progress=inner, should_cancel=should_cancel)
+                report = run_finetune(cfg, progress=inner, should_cancel=should_cancel, keep_failed=False)
             per_seed["pretrained"].append(report["after"]["accuracy"])
             cis["pretrained"].append(report["after"].get("accuracy_ci95"))
             if scratch:
@@ -137,8 +137,8 @@ def labels_for_accuracy(points: Sequence[dict], target: float, *, side: str = "p
 
 def write_curve_run(base: FinetuneConfig, config: dict, *, shots: Sequence[int], seeds: Sequence[int], scratch: bool,
                     progress: ProgressFn = no_progress, should_cancel: CancelFn = never_cancel) -> dict:
-    """Measure the curve and write the run folder ``config['out']`` (config.json first, report.json last, each
-    written to a temporary name and renamed; a folder that already holds a report.json is refused)."""
+    """Measure the curve and write the run folder ``config['out']`` (config.json first, report.json last, in a
+    hidden staging folder renamed into place when complete; a folder that already holds a report.json is refused)."""
     from tlcore import __version__
     from tlcore.reporting.writer import RunWriter, _write_text
 
@@ -150,4 +150,5 @@ def write_curve_run(base: FinetuneConfig, config: dict, *, shots: Sequence[int],
     report = {"kind": "curve", "report_schema": 1, "tlcore_version": __version__, "setting": "inductive", **curve,
               "scratch": scratch, "config": config, "timings_s": {"curve": round(time.time() - t0, 3)}}
     _write_text(out / "report.json", json.dumps(report, indent=2, default=float))
+    writer.complete()     # the staging folder becomes config["out"] only now
     return report

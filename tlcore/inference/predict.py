@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Iterator, Optional, Sequence
 
 import numpy as np
 import torch
@@ -25,15 +25,53 @@ MODELS = ("after", "before")
 BACKENDS = ("torch", "onnx")
 
 
-def _read_json(path: Path, what: str) -> dict:
+#: Errors a damaged model folder raises while loading (bad JSON, missing or cut weights, wrong tensor shapes).
+_LOAD_ERRORS = (OSError, ValueError, KeyError, RuntimeError, EOFError, TypeError)
+
+
+def _corrupted(run: Path, file: Path | str, why: str) -> DataError:
+    rel = Path(file).relative_to(run) if Path(file).is_absolute() and Path(file).is_relative_to(run) else Path(file)
+    return DataError(f"run folder {run} is incomplete or corrupted: {rel}: {why}; re-run it or pick another run")
+
+
+def _read_json(path: Path, what: str, run: Optional[Path] = None) -> dict:
+    run = run or path.parent
     try:
-        data = json.loads(path.read_text())
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise _corrupted(run, path, f"the {what} is missing") from None
     except (OSError, ValueError) as exc:
-        raise DataError(f"{path}: cannot read the run's {what} ({type(exc).__name__}); the run folder is damaged or "
-                        "incomplete — re-run it or pick another run") from None
+        raise _corrupted(run, path, f"the {what} cannot be read ({type(exc).__name__}: truncated or not JSON)") from None
     if not isinstance(data, dict):
-        raise DataError(f"{path}: the run's {what} is not a JSON object; re-run it or pick another run")
+        raise _corrupted(run, path, f"the {what} is not a JSON object")
     return data
+
+
+def check_model_folder(run: Path, folder: Path) -> None:
+    """Refuse a damaged saved model before loading it: every JSON file must parse and every safetensors file must
+    have a readable header, and a model needs its weights. Errors name the file (:func:`_corrupted`)."""
+    if not folder.is_dir():
+        raise _corrupted(run, folder, "the folder is missing")
+    files = [f for f in sorted(folder.rglob("*")) if f.is_file() and not f.name.startswith(".")]
+    if not files:
+        raise _corrupted(run, folder, "the folder is empty")
+    for f in files:
+        if f.suffix == ".json":
+            try:
+                json.loads(f.read_text(encoding="utf-8"))
+            except (OSError, ValueError) as exc:
+                raise _corrupted(run, f, f"cannot be read ({type(exc).__name__}: truncated or not JSON)") from None
+        elif f.suffix == ".safetensors":
+            from safetensors import safe_open
+
+            try:
+                with safe_open(str(f), framework="pt") as handle:
+                    handle.keys()
+            except Exception as exc:  # noqa: BLE001 - safetensors raises its own error type for a cut header
+                raise _corrupted(run, f, f"the weights cannot be read ({type(exc).__name__}: truncated?)") from None
+    if (folder / "config.json").is_file() and not any(f.suffix in (".safetensors", ".bin", ".pt", ".onnx")
+                                                      for f in files):
+        raise _corrupted(run, folder / "model.safetensors", "the weights are missing")
 
 
 class LoadedRun:
@@ -43,7 +81,12 @@ class LoadedRun:
         self.path = Path(path)
         if not self.path.is_dir():
             raise DataError(f"{path}: no such run folder")
-        self.report = _read_json(self.path / "report.json", "report") if (self.path / "report.json").exists() else {}
+        if not any(self.path.iterdir()):
+            raise DataError(f"run folder {path} is empty: it holds no finished run; pick another run folder")
+        self.report = (_read_json(self.path / "report.json", "report", self.path)
+                       if (self.path / "report.json").exists() else {})
+        if (self.path / "config.json").exists():     # the run's settings: damaged means the folder was damaged
+            _read_json(self.path / "config.json", "settings file", self.path)
         self.task = self.report.get("task") or self._task_from_model()
         self.modality = self.report.get("modality") or ("text" if self.task == "ner" else
                                                          "audio" if self.task == "asr" else self._model_config().get("modality"))
@@ -52,7 +95,7 @@ class LoadedRun:
         path = self.path / "model" / "config.json"
         if not path.exists():
             raise DataError(f"{self.path} holds no finished run (no model/config.json); wait for the run to finish")
-        return _read_json(path, "model config")
+        return _read_json(path, "model config", self.path)
 
     def _task_from_model(self) -> str:
         from tlcore.tasks.asr import is_asr_run
@@ -66,6 +109,16 @@ class LoadedRun:
     @cached_property
     def after_model(self):
         folder = self.path / "model"
+        check_model_folder(self.path, folder)
+        try:
+            return self._load_after(folder)
+        except _LOAD_ERRORS as exc:
+            if isinstance(exc, DataError):
+                raise
+            raise _corrupted(self.path, folder, f"the model cannot be loaded ({type(exc).__name__}: "
+                                                f"{str(exc).splitlines()[0][:160] if str(exc) else ''})") from None
+
+    def _load_after(self, folder: Path):
         if self.task == "ner":
             from tlcore.tasks.ner_model import TokenTagger
 
@@ -88,6 +141,16 @@ class LoadedRun:
         if not folder.is_dir():
             raise DataError(f"{self.path} has no saved 'before' model (runs made before TransferLab saved it); "
                             "re-run it to compare before and after on new inputs")
+        check_model_folder(self.path, folder)
+        try:
+            return self._load_before(folder)
+        except _LOAD_ERRORS as exc:
+            if isinstance(exc, DataError):
+                raise
+            raise _corrupted(self.path, folder, f"the 'before' model cannot be loaded ({type(exc).__name__}: "
+                                                f"{str(exc).splitlines()[0][:160] if str(exc) else ''})") from None
+
+    def _load_before(self, folder: Path):
         if self.task == "ner":
             from tlcore.tasks.ner_model import TokenTagger
 
@@ -182,21 +245,64 @@ def load_run(path: str | Path) -> LoadedRun:
 
 # ---------------------------------------------------------------- the CLI's --input
 
+#: File name endings an --input that names a file usually has: one that does not exist is a typo, not a text.
+FILE_SUFFIXES = (".csv", ".tsv", ".jsonl", ".json", ".txt", ".conll", ".zip", ".png", ".jpg", ".jpeg", ".bmp",
+                 ".webp", ".gif", ".tif", ".tiff", ".wav", ".flac", ".ogg", ".mp3")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".gif", ".tif", ".tiff")
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3")
+
+
+def looks_like_path(value: str) -> bool:
+    """Does an --input that is not an existing file look like a file or folder name (so a typo is reported rather
+    than classified as text)? Yes when it ends in a known file extension, starts like a path (``/``, ``./``,
+    ``../``, ``~/``, ``C:\\``), or is one word with a path separator and letters (``data/eval``); "10/10" and
+    sentences are text."""
+    value = value.strip()
+    if not value or "\n" in value or len(value) > 4096:
+        return False
+    if Path(value).suffix.lower() in FILE_SUFFIXES and len(value) < 1024:
+        return True
+    if value.startswith(("/", "./", "../", "~/", ".\\", "..\\")) or (len(value) > 2 and value[1:3] in (":\\", ":/")):
+        return " " not in value.strip("/") or len(value.split()) <= 3
+    return not any(c.isspace() for c in value) and ("/" in value or "\\" in value) and any(c.isalpha() for c in value)
+
+
+def check_input_exists(value: str, modality: str = "text") -> None:
+    """Refuse an --input that looks like a path (:func:`looks_like_path`) but names nothing."""
+    if not Path(value).expanduser().exists() and looks_like_path(value):
+        hint = " (to classify this text itself, put it in a .txt file and pass that)" if modality == "text" else ""
+        raise DataError(f"no such file or folder: {value!r}; check the path{hint}")
+
+
 def _inputs(modality: str, value: str) -> tuple[list[Any], list[str]]:
-    path = Path(value)
+    path = Path(value).expanduser()
+    check_input_exists(value, modality)
     if modality == "text" and not path.exists():
-        if len(value) < 260 and Path(value).suffix.lower() in (".csv", ".tsv", ".jsonl", ".txt", ".png", ".jpg", ".wav"):
-            raise DataError(f"input {value!r} looks like a file name but no such file exists; check the path "
-                            "(to classify this text itself, pass text that is not a file name)")
         return [value], ["input"]
     if not path.exists():
-        raise DataError(f"input {value!r} does not exist")
-    if path.is_file() and not (modality == "text" and path.suffix.lower() in (".csv", ".tsv", ".jsonl")):
+        raise DataError(f"no such file or folder: {value!r}; this {modality} run predicts {modality} files or folders")
+    suffix = path.suffix.lower()
+    if path.is_file() and modality == "text" and suffix in IMAGE_SUFFIXES + AUDIO_SUFFIXES:
+        kind = "an image" if suffix in IMAGE_SUFFIXES else "an audio file"
+        raise DataError(f"{path.name} is {kind}, but this run classifies text: give a text, a .txt file or a "
+                        ".csv/.tsv/.jsonl table")
+    if path.is_file() and modality != "text" and suffix in (".csv", ".tsv", ".jsonl", ".txt", ".json", ".conll"):
+        if not (modality == "audio" and suffix == ".csv"):       # an audio table (path,label) is fine
+            raise DataError(f"{path.name} is a text file, but this is an {modality} run: give "
+                            f"{'an image' if modality == 'image' else 'an audio file'} or a folder of them")
+    if path.is_file() and not (modality == "text" and suffix in (".csv", ".tsv", ".jsonl")) and suffix != ".zip" \
+            and not (modality == "audio" and suffix == ".csv"):
         if modality == "text":
             try:
                 return [path.read_text(encoding="utf-8")], [path.name]
             except UnicodeDecodeError:
                 raise DataError(f"{path.name} is not a UTF-8 text file; this run classifies text") from None
+        if modality == "image":
+            from tlcore.data.images import image_problem
+
+            problem = image_problem(path)
+            if problem:
+                raise DataError(f"{path.name}: {problem}")
         return [str(path)], [path.name]
     from tlcore.data.loaders import load_dataset
 
@@ -208,7 +314,10 @@ def predict_run(run: str | Path, value: str, *, top_k: int = 3, model: str = "af
     """Predictions for the CLI ``--input`` (a text, a file, a folder or a table), one dict per input;
     ``backend="onnx"``: through the run's ONNX export."""
     _check_backend(backend, model)
+    if not isinstance(top_k, int) or isinstance(top_k, bool) or top_k < 1:
+        raise ConfigError(f"top-k must be a whole number ≥ 1; got {top_k!r}")
     loaded = load_run(run)
+    check_input_exists(value, loaded.modality or "text")
     if loaded.task in ("ner", "asr"):
         import importlib
 

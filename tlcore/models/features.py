@@ -12,7 +12,7 @@ import torch
 from tlcore import storage
 from tlcore.data.dataset import Dataset
 from tlcore.models.base import Backbone
-from tlcore.paths import cache_dir
+from tlcore.paths import owned_cache_dir
 from tlcore.progress import CancelFn, Progress, ProgressFn, never_cancel, no_progress
 
 
@@ -30,7 +30,7 @@ def extract_features(backbone: Backbone, ds: Dataset, *, batch_size: int = 32, s
                      use_cache: bool = True) -> np.ndarray:
     """(n, feature_dim) float32 pooled features of ``ds``; cached when the backbone is a named pretrained one."""
     key = _cache_key(backbone, ds) if use_cache else None
-    path = cache_dir("features") / f"{key}.npy" if key else None
+    path = owned_cache_dir("features") / f"{key}.npy" if key else None
     if path is not None and path.exists():
         progress(Progress(stage, len(ds), len(ds), "features from cache"))
         try:

@@ -37,6 +37,7 @@ class Claim:
     config: dict
     pid: int
     host: str
+    owner: str | None = None
 
 
 def enqueue(store: RunStore, run_id: str) -> Run:
@@ -72,7 +73,7 @@ def claim_next(store: RunStore, *, pid: int | None = None, host: str = HOST) -> 
             assert row is not None
             log.info("claimed run %s (attempt %d)", run_id, row.attempts)
             return Claim(run_id=run_id, attempt=row.attempts, resume=row.attempts > 1, job=row.job,
-                         config=dict(row.config), pid=pid, host=host)
+                         config=dict(row.config), pid=pid, host=host, owner=row.owner)
     return None
 
 

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from tlcore.errors import Cancelled, TransferLabError
+from tlcore.paths import owner_scope
 from tlcore.runs import queue
 from tlcore.runs.jobs import CancelCheck, Heartbeat, ProgressWriter, headline_metrics, job_config, read_report, resolve_job
 from tlcore.runs.queue import Claim
@@ -105,8 +106,9 @@ class Worker:
                 report = read_report(out) if claim.resume else None
                 if report is None:
                     job = resolve_job(claim.job)
-                    report = job(job_config(claim.job, claim.config), progress=progress, should_cancel=cancel,
-                                 resume=claim.resume)
+                    with owner_scope(claim.owner):   # the owner's own feature cache
+                        report = job(job_config(claim.job, claim.config), progress=progress, should_cancel=cancel,
+                                     resume=claim.resume)
             except Cancelled:
                 progress.flush()
                 if cancel.yielded and queue.requeue_yielded(self.store, claim):

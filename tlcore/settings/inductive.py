@@ -37,7 +37,7 @@ from tlcore.models.features import extract_features
 from tlcore.models.registry import build_backbone
 from tlcore.models.transfer_model import TransferModel
 from tlcore.progress import CancelFn, Progress, ProgressFn, never_cancel, no_progress
-from tlcore.reporting.writer import begin_run
+from tlcore.reporting.writer import begin_run, run_folder_options
 from tlcore.strategies import get_strategy
 from tlcore.strategies.linear_probe import fit_linear_head
 from tlcore.tasks.classify import can_augment, train_classifier
@@ -127,8 +127,18 @@ def _knn(train_f: np.ndarray, train_y: np.ndarray, eval_f: np.ndarray) -> np.nda
 
 
 def run_finetune(cfg: FinetuneConfig, *, progress: Optional[ProgressFn] = None, should_cancel: Optional[CancelFn] = None,
-                 resume: bool = False) -> dict:
-    """Run one transfer experiment; write the run folder ``cfg.out``; return the report (also report.json)."""
+                 resume: bool = False, overwrite: bool = False, keep_failed: bool = True) -> dict:
+    """Run one transfer experiment; write the run folder ``cfg.out``; return the report (also report.json).
+
+    ``resume`` continues an unfinished run from its checkpoints, ``overwrite`` replaces a finished one once this run
+    completes; without either an ``out`` that holds a run is refused (:class:`~tlcore.reporting.writer.RunWriter`).
+    ``keep_failed=False`` drops a failed run's checkpoints too (the app's jobs: a failed run there starts over)."""
+    with run_folder_options(resume=resume, overwrite=overwrite, keep_failed=keep_failed):
+        return _run_finetune(cfg, progress=progress, should_cancel=should_cancel, resume=resume)
+
+
+def _run_finetune(cfg: FinetuneConfig, *, progress: Optional[ProgressFn], should_cancel: Optional[CancelFn],
+                  resume: bool) -> dict:
     progress = progress or no_progress
     should_cancel = should_cancel or never_cancel
     if cfg.task in ("ner", "asr"):

@@ -69,13 +69,18 @@ def cluster_dataset(modality: str, data: str, *, backbone: Optional[str] = None,
 
     ``max_items`` clusters a seeded random sample of larger sets (the report says so). Raises ``DataError`` when the
     data cannot be clustered (too few items for ``k``), ``Cancelled`` when cancelled."""
+    from tlcore.config import check_option
     from tlcore.errors import DataError
 
+    check_option("k", k)      # 2..50 before any loading; the data's size is checked below
+    check_option("seed", seed)
+    check_option("max_items", max_items)
     progress(Progress("data", 0, 1, "loading data"))
     full = load_dataset(data, modality, on_error=on_bad_file)
     ds = _sample(full, max_items, seed)
-    if k is not None and not 2 <= k <= len(ds):
-        raise DataError(f"k = {k} clusters needs at least {k} items; the data has {len(ds)}: pick a smaller k")
+    if k is not None and k > len(ds):
+        raise DataError(f"k = {k} clusters needs at least {k} items; the data has {len(ds)}: pick a smaller k"
+                        if len(ds) >= 2 else f"clustering needs at least 2 items; the data has {len(ds)}")
     if k is None and len(ds) < 3:
         raise DataError(f"choosing k needs at least 3 items; the data has {len(ds)}")
     progress(Progress("data", 1, 1, f"{len(ds)} items" + (f" (a sample of {len(full)})" if len(ds) < len(full) else "")))
@@ -214,8 +219,9 @@ def write_clustering_run(config: dict, *, progress: ProgressFn = no_progress,
                          should_cancel: CancelFn = never_cancel) -> dict:
     """Cluster ``config['data']`` and write the run folder ``config['out']``; return report.json's content.
 
-    ``config`` is a ``ClusterConfig.to_dict()`` (already validated). Files are written to temporary names and renamed;
-    report.json comes last, so a folder with a report is complete, and a folder that has one is never overwritten."""
+    ``config`` is a ``ClusterConfig.to_dict()`` (already validated). The folder is written as a hidden staging folder
+    and renamed into place with report.json last (:class:`~tlcore.reporting.writer.RunWriter`), so a folder with a
+    report is complete, and a folder that has one is never overwritten."""
     from tlcore import __version__
     from tlcore.reporting.writer import RunWriter
 
@@ -255,5 +261,6 @@ def write_clustering_run(config: dict, *, progress: ProgressFn = no_progress,
               "seed": config.get("seed", 0), "config": config, "files": {"clusters": "clusters.json"},
               "timings_s": {"cluster": round(t_cluster, 3), "save": round(time.time() - t0 - t_cluster, 3)}}
     _write_json(out / "report.json", report)
+    writer.complete()     # the staging folder becomes config["out"] only now, with everything in it
     progress(Progress("done", 1, 1, "clustering finished"))
     return report

@@ -104,7 +104,7 @@ def run(cfg: FinetuneConfig, *, progress: Optional[ProgressFn] = None, should_ca
     """One speech recognition transfer run; writes ``cfg.out`` (model/, report.json, README.md); returns the report."""
     progress = progress or no_progress
     should_cancel = should_cancel or never_cancel
-    writer = begin_run(cfg)
+    writer = begin_run(cfg, resume=resume)   # --out is checked and staged there
     timings: dict[str, float] = {}
     torch.manual_seed(cfg.seed)
 

@@ -128,7 +128,7 @@ def run(cfg: FinetuneConfig, *, progress: Optional[ProgressFn] = None, should_ca
 
     progress = progress or no_progress
     should_cancel = should_cancel or never_cancel
-    writer = begin_run(cfg)
+    writer = begin_run(cfg, resume=resume)   # --out is checked and staged there
     out = writer.out
     timings: dict[str, float] = {}
     notes: list[str] = []
