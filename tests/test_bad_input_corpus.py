@@ -2,7 +2,6 @@
 file read outside its data set, no run folder damaged. ``benchmarks/bad_inputs.py`` prints the figures table."""
 
 import pytest
-
 from corpus import all_cases, expected, run_case
 
 CASES = all_cases()
