@@ -10,10 +10,11 @@ import json
 import streamlit as st
 
 from tlcore.api import ClusterConfig, CurveConfig
-from tlcore.config import field_help
+from tlcore.config import LIMITS, field_help
 from tlcore.errors import TransferLabError
 from ui import datasets
 from ui.analyses import render_analysis
+from ui.forms import number_limits
 from ui.progress import finished_note, live_progress
 from ui.runs import (
     CLUSTER_JOB,
@@ -78,14 +79,14 @@ def cluster_form() -> None:
                 else "no labels: the clusters are shown without scores")
         st.caption(f"{split}: {len(ds)} {choice.modality} items · {what}.")
     c1, c2, c3 = st.columns(3)
-    k = c1.number_input("Number of clusters k", min_value=2, max_value=50, value=None, step=1, key="an-cl-k",
+    k = c1.number_input("Number of clusters k", **number_limits(LIMITS["k"]), value=None, step=1, key="an-cl-k",
                         placeholder="auto (silhouette, 2–12)",
                         help=helps["k"]["help"] + (f" Set it to the number of classes ({len(ds.classes)}) to compare "
                                                    "both representations at the same k." if ds is not None and ds.labeled
                                                    else ""))
-    seed = c2.number_input("Seed", min_value=0, max_value=2**32 - 1, value=0, step=1, key="an-cl-seed",
+    seed = c2.number_input("Seed", **number_limits(LIMITS["seed"]), value=0, step=1, key="an-cl-seed",
                            help=helps["seed"]["help"])
-    max_items = c3.number_input("At most this many items", min_value=10, max_value=50_000, value=5000, step=500,
+    max_items = c3.number_input("At most this many items", **number_limits(LIMITS["max_items"]), value=5000, step=500,
                                 key="an-cl-max", help=helps["max_items"]["help"])
     name = st.text_input("Run name (optional)", key="an-cl-name", max_chars=200,
                          placeholder=f"{choice.name} · {split} · clusters · {backbone}")
@@ -132,9 +133,9 @@ def curve_form() -> None:
                                help="Comma-separated numbers of labeled examples per class to try; all (or 0) = every "
                                     "labeled example.")
     c1, c2, c3 = st.columns(3)
-    seeds = c1.number_input("Seeds per point", min_value=1, max_value=10, value=3, step=1, key="an-cv-seeds",
+    seeds = c1.number_input("Seeds per point", **number_limits(LIMITS["seeds"]), value=3, step=1, key="an-cv-seeds",
                             help=helps["seeds"]["help"])
-    epochs = c2.number_input("Epochs per point", min_value=1, max_value=500, value=10, step=1, key="an-cv-epochs",
+    epochs = c2.number_input("Epochs per point", **number_limits(LIMITS["epochs"]), value=10, step=1, key="an-cv-epochs",
                              help=helps["epochs"]["help"])
     scratch = c3.checkbox("Also train from scratch", value=True, key="an-cv-scratch", help=helps["scratch"]["help"])
     shots = None

@@ -39,3 +39,14 @@ def test_a_worker_killed_mid_run_loses_nothing(mode, tmp_path):
     r = _bench("reliability_worker_kill").trial(mode, tmp_path, seed=3)
     assert r["killed"], f"the worker was not killed at {mode!r} (the run finished first): {r}"
     assert r["stuck"] == [] and r["final"] == "done" and r["report_ok"] and r["attempts"] == 2, r
+
+
+@pytest.mark.parametrize("scenario", ["finetune_on_full_disk", "finetune_disk_fills_mid_run", "finetune_on_read_only",
+                                      "overwrite_on_full_disk", "worker_on_full_disk", "database_on_full_disk"])
+def test_a_full_disk_or_read_only_folder_gives_one_clear_line_and_corrupts_nothing(scenario, tmp_path):
+    faults = _bench("reliability_faults")
+    try:
+        r = getattr(faults, scenario)(tmp_path)
+    except faults.CannotMount as exc:
+        pytest.skip(str(exc))
+    assert r["ok"], r

@@ -35,8 +35,8 @@ def test_fresh_database_is_upgraded_to_head_and_matches_the_orm(store, tmp_path)
     if store.url.startswith("sqlite"):
         assert store.url == RunStore().url == f"sqlite:///{tmp_path / 'app' / 'runs.db'}"  # the default place
     assert db.current_revision(store._engine_pair()[0]) is None
-    assert store.migrate() == db.head_revision() == "0001"
-    assert db.current_revision(store._engine_pair()[0]) == "0001"
+    assert store.migrate() == db.head_revision() == "0002"
+    assert db.current_revision(store._engine_pair()[0]) == "0002"
     assert _diffs(store, Base.metadata) == []
     # The comparison is able to fail: a model with one more column differs from the migrated database.
     changed = sa.MetaData()
@@ -62,7 +62,7 @@ def test_concurrent_first_opens_migrate_once(db_url, tmp_path):
     for t in threads:
         t.join()
     assert errors == []
-    assert all(db.current_revision(s._engine_pair()[0]) == "0001" for s in stores)
+    assert all(db.current_revision(s._engine_pair()[0]) == "0002" for s in stores)
     for s in stores:
         s.dispose()
 
@@ -118,8 +118,13 @@ def test_delete_removes_artifacts_and_share_links_but_refuses_running(store):
     with pytest.raises(RunStateError, match="cancel it"):
         store.delete_run(run.id)
     assert store.mark_failed(run.id, "x", attempt=claim.attempt)
+    staging = run.out.parent / f".{run.id}.partial-12345"      # a cancelled attempt's checkpoints (RunWriter)
+    (staging / "checkpoints").mkdir(parents=True)
+    other = run.out.parent / ".another-run.partial-1"
+    other.mkdir()
     store.delete_run(run.id)
-    assert not run.out.exists()
+    assert not run.out.exists() and not staging.exists()
+    assert other.exists()                                      # only this run's own folders go
     assert list_shares(store, run.id) == []
     with pytest.raises(RunNotFound):
         store.delete_run(run.id)

@@ -411,3 +411,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:
+        # A full, read-only or unwritable disk under the run's folder is the user's to fix: say so in one line.
+        from tlcore.storage import storage_problem
+
+        where = getattr(args, "out", None) or getattr(args, "json", None) or "."
+        problem = storage_problem(exc, where)
+        if problem is None:
+            raise
+        print(f"error: {problem}", file=sys.stderr)
+        return 2

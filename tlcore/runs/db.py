@@ -170,6 +170,7 @@ def downgrade(write_engine: Engine, revision: str = "base") -> None:
 
 
 # ------------------------------------------------------------------ a database that cannot be reached
+DISK_ERRORS = r"database or disk is full|no space left on device|could not extend file|disk quota exceeded"
 _HINTS = [  # (pattern in the driver's message, what to check)
     (r"password authentication failed|role .* does not exist|no password supplied|authentication failed",
      "check the user name and password in the URL"),
@@ -181,6 +182,9 @@ _HINTS = [  # (pattern in the driver's message, what to check)
      "check the host name in the URL"),
     (r"unable to open database file",
      "check that the database file's folder exists and is writable"),
+    (DISK_ERRORS, "free disk space where the database lives (nothing was written: the transaction was rolled back)"),
+    (r"attempt to write a readonly database|read-only transaction",
+     "the database is read-only: check the file's permissions or the server's read-only mode"),
     (r"no module named|can't load plugin",
      "install the database driver (pip install -r requirements.txt: psycopg for PostgreSQL)"),
 ]
@@ -203,6 +207,14 @@ def describe_error(error: BaseException, url: str) -> str:
     if not str(url).startswith("sqlite"):
         hint += f" (the URL comes from ${DB_URL_ENV} or --db)"
     return f"cannot use the run database {safe_url(url)}: {reason}; {hint}"
+
+
+def is_storage_error(error: BaseException) -> bool:
+    """Whether a failed statement means the database's disk is full or the database is read-only."""
+    if not isinstance(error, exc.OperationalError):
+        return False
+    raw = str(getattr(error, "orig", None) or error)
+    return bool(re.search(DISK_ERRORS + r"|attempt to write a readonly database|read-only transaction", raw, re.I))
 
 
 def is_connect_error(error: BaseException) -> bool:

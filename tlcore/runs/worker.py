@@ -127,6 +127,9 @@ class Worker:
                 progress.flush()
                 detail = (str(exc).strip().splitlines() or [""])[0]
                 message = f"{type(exc).__name__}: {detail}" if detail else type(exc).__name__
+                from tlcore.storage import storage_problem
+
+                message = storage_problem(exc, out) or message   # a full / read-only disk: the reason, not the error
                 self._save_traceback(out, run_id)
                 self._finish(run_id, self.store.mark_failed, message, attempt=claim.attempt)
                 log.error("run %s: crashed: %s (traceback in %s)", run_id, message, out / "error.log")
