@@ -150,7 +150,10 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     if args.resume and args.overwrite:
         raise ConfigError("--resume continues the run in --out and --overwrite replaces it: pass only one of them")
     json_path = _json_target(args.json)
-    bar = _Bar(args.quiet)
+    from tlcore.device import is_main_process
+    from tlcore.training.launch import CHILD_ENV
+
+    bar = _Bar(args.quiet or not is_main_process())     # one progress bar for a multi-process run (rank 0's)
     try:
         result = tlcore.finetune(cfg, progress=bar, resume=args.resume, overwrite=args.overwrite)
     except (TransferLabError, Cancelled, KeyboardInterrupt):
@@ -158,6 +161,8 @@ def cmd_finetune(args: argparse.Namespace) -> int:
         raise
     finally:
         bar.close()
+    if not is_main_process() or os.environ.get(CHILD_ENV):
+        return 0            # a process of a multi-process run: rank 0 wrote the run, the launching CLI reports it
     report = result.report
     if json_path:
         _write_json(report, json_path)

@@ -33,7 +33,11 @@ LIMITS: dict[str, dict] = {
     "seeds": {"min": 1, "max": 10},             # curve: seeds per point
     "shots": {"min": 0, "max": 100_000},        # curve: labeled examples per class of one point (0 = all)
     "max_gb": {"min": 0, "max": 1_000_000},     # gc: cap of the evictable caches in GB (0 = evict everything)
+    "num_workers": {"min": 0, "max": 64},       # DataLoader worker processes (preprocessing beside the model)
+    "num_processes": {"min": 1, "max": 1024},   # training processes (Accelerate / torch.distributed)
 }
+DEVICES = ("auto", "cpu", "cuda", "mps")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
 
 def _f(default: Any, help: str, **kw: Any) -> Any:
@@ -83,6 +87,17 @@ class FinetuneConfig:
                          choices_list=BASELINES)
     adapt_backbone: bool = _f(False, "Domain adaptation (dann, deep_coral, mcc): train the whole backbone end to end with "
                               "the alignment loss, not only an MLP head on frozen features (slower; uses epochs and lr).")
+    device: str = _f("auto", "Where networks run: auto (CUDA if torch sees a GPU, then Apple MPS, else the CPU), cpu, "
+                     "cuda or mps.", choices=DEVICES)
+    precision: str = _f("auto", "Numeric precision of forward passes: auto (bf16 on a GPU that supports it, else fp16 "
+                        "with loss scaling on CUDA; fp32 on the CPU), fp32, bf16 or fp16 (CUDA only).",
+                        choices=PRECISIONS)
+    num_workers: Optional[int] = _f(None, "DataLoader worker processes that decode, resize and augment inputs beside "
+                                    "the model; default from the core count (0 on 2 cores, else up to 4).",
+                                    **LIMITS["num_workers"])
+    num_processes: int = _f(1, "Training processes (data parallel through Hugging Face Accelerate; one per GPU, gloo "
+                            "on the CPU). The CLI launches them itself; under `accelerate launch` the launcher's count "
+                            "is used.", **LIMITS["num_processes"])
     on_bad_file: str = _f("skip", "What to do with unreadable files: skip (listed in the report) or refuse.", choices=("skip", "refuse"))
 
     def validate(self, *, need_out: bool = True) -> "FinetuneConfig":
@@ -106,6 +121,9 @@ class FinetuneConfig:
         if self.task == "asr" and self.modality != "audio":
             raise ConfigError(f"task 'asr' is speech recognition; use --modality audio (not {self.modality!r})")
         _check_strategy(self)
+        from tlcore.device import resolve_device, resolve_precision
+
+        resolve_precision(self.precision, resolve_device(self.device))   # refuses a device this machine lacks
         from tlcore.models.registry import resolve_backbone_name
 
         if self.task != "asr":

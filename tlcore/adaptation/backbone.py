@@ -21,6 +21,7 @@ from torch import nn
 
 from tlcore.adaptation.dann import DomainDiscriminator
 from tlcore.adaptation.trainer import AlignmentTask, _split_source
+from tlcore.device import module_device, to_device
 from tlcore.progress import CancelFn, ProgressFn, never_cancel, no_progress
 from tlcore.tasks.classify import BatchSource
 from tlcore.training.trainer import TrainConfig, Trainer, TrainResult
@@ -51,9 +52,10 @@ class _BackboneAlignTask(AlignmentTask):
         return self.t_order[self.t_pos - self.bs_t:self.t_pos].tolist()
 
     def loss(self, idx: Sequence[int], state) -> tuple[torch.Tensor, float]:
-        fs = self.model.backbone(**self.src.get(idx))
-        ft = self.model.backbone(**self.tgt.get(self._target_idx()))
-        return self._objective(state, fs, ft, self.ys[idx], self.model.head), float(len(idx))
+        dev = module_device(self.model)
+        fs = self.model.backbone(**to_device(self.src.get(idx), dev)).float()
+        ft = self.model.backbone(**to_device(self.tgt.get(self._target_idx()), dev)).float()
+        return self._objective(state, fs, ft, self.ys[idx].to(dev), self.model.head), float(len(idx))
 
     @torch.no_grad()
     def validate(self) -> dict:
@@ -61,7 +63,8 @@ class _BackboneAlignTask(AlignmentTask):
         correct, bs = 0, 2 * self.batch_size
         for start in range(0, len(self.val_y), bs):
             idx = range(start, min(start + bs, len(self.val_y)))
-            correct += int((self.model(**self.val.get(idx)).argmax(1) == self.val_y[list(idx)]).sum())
+            logits = self.model(**to_device(self.val.get(idx), module_device(self.model))).cpu()
+            correct += int((logits.argmax(1) == self.val_y[list(idx)]).sum())
         return self._epoch_row(correct / len(self.val_y) if len(self.val_y) else None)
 
 

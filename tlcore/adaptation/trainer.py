@@ -39,6 +39,7 @@ from torch import nn
 from tlcore.adaptation.coral import deep_coral_loss, mean_difference_loss
 from tlcore.adaptation.dann import DomainDiscriminator, domain_adversarial_loss, grl_coefficient
 from tlcore.adaptation.mcc import mcc_loss
+from tlcore.device import module_device
 from tlcore.diagnostics._common import JsonResult, check_pair
 from tlcore.progress import ProgressFn, no_progress
 from tlcore.training.trainer import TrainConfig, Trainer
@@ -239,13 +240,15 @@ class _AlignTask(AlignmentTask):
 
     def loss(self, idx, state) -> tuple[torch.Tensor, float]:
         head = self.head
-        fs, ft = head[1](head[0](self.z_train[idx])), head[1](head[0](self._target_batch()))
-        return self._objective(state, fs, ft, self.y_train[idx], head[2]), float(len(idx))
+        dev = module_device(head)
+        fs, ft = head[1](head[0](self.z_train[idx].to(dev))), head[1](head[0](self._target_batch().to(dev)))
+        return self._objective(state, fs.float(), ft.float(), self.y_train[idx].to(dev), head[2]), float(len(idx))
 
     @torch.no_grad()
     def validate(self) -> dict:
         self.head.eval()
-        val_acc = float((self.head(self.z_val).argmax(1) == self.y_val).float().mean()) if len(self.y_val) else None
+        logits = self.head(self.z_val.to(module_device(self.head))).cpu()
+        val_acc = float((logits.argmax(1) == self.y_val).float().mean()) if len(self.y_val) else None
         return self._epoch_row(val_acc)
 
 
@@ -270,7 +273,7 @@ def _train(z_train: torch.Tensor, y_train: torch.Tensor, z_val: torch.Tensor, y_
                          seed=seed, grad_clip=None, schedule="constant", optimizer="adam", keep_best=False, freeze_bn=False)
     result = Trainer(head, task, config, train_modules=[head], extra_modules=[disc] if disc is not None else [],
                      stage="adapt", progress=progress or no_progress).fit()
-    head.eval()
+    head.cpu().eval()       # a small head on features: callers score numpy features with it
     return head, result.history, epochs, n_train
 
 

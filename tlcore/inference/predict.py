@@ -77,8 +77,11 @@ def check_model_folder(run: Path, folder: Path) -> None:
 class LoadedRun:
     """A finished run folder: its report, and its before/after models loaded on first use."""
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, *, device: str = "auto"):
+        from tlcore.device import resolve_device
+
         self.path = Path(path)
+        self.device = resolve_device(device)   # the classification models run here (CUDA when torch sees a GPU)
         if not self.path.is_dir():
             raise DataError(f"{path}: no such run folder")
         if not any(self.path.iterdir()):
@@ -129,7 +132,7 @@ class LoadedRun:
             return load_model(self.path)
         from tlcore.models.transfer_model import TransferModel
 
-        return TransferModel.from_pretrained(folder)
+        return TransferModel.from_pretrained(folder).to(self.device)
 
     @cached_property
     def before_model(self):
@@ -225,8 +228,11 @@ class LoadedRun:
         if model == "after":
             return self.after_model.predict_proba(items), "probability"
         backbone, head = self.before_model
-        backbone.eval()
-        feats = [backbone(**backbone.preprocess(items[i:i + 32])).float().numpy() for i in range(0, len(items), 32)]
+        from tlcore.device import to_device
+
+        backbone.to(self.device).eval()
+        feats = [backbone(**to_device(backbone.preprocess(items[i:i + 32]), self.device)).float().cpu().numpy()
+                 for i in range(0, len(items), 32)]
         x = np.concatenate(feats) if feats else np.zeros((0, head.weight.shape[1]), np.float32)
         return head.scores(x), "probability" if head.score == "softmax" else "cosine"
 
@@ -238,9 +244,10 @@ def _check_backend(backend: str, model: str) -> None:
         raise ConfigError("only the model after transfer is exported to ONNX; predict with the 'before' model through PyTorch (without --onnx)")
 
 
-def load_run(path: str | Path) -> LoadedRun:
-    """A finished run folder, ready to predict with its before and after models."""
-    return LoadedRun(path)
+def load_run(path: str | Path, *, device: str = "auto") -> LoadedRun:
+    """A finished run folder, ready to predict with its before and after models (on ``device``: auto, cpu, cuda,
+    mps)."""
+    return LoadedRun(path, device=device)
 
 
 # ---------------------------------------------------------------- the CLI's --input

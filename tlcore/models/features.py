@@ -11,9 +11,11 @@ import torch
 
 from tlcore import storage
 from tlcore.data.dataset import Dataset
+from tlcore.device import current as current_runtime
 from tlcore.models.base import Backbone
 from tlcore.paths import owned_cache_dir
 from tlcore.progress import CancelFn, Progress, ProgressFn, never_cancel, no_progress
+from tlcore.training.loading import mapped_loader
 
 
 def _cache_key(backbone: Backbone, ds: Dataset) -> Optional[str]:
@@ -42,15 +44,20 @@ def extract_features(backbone: Backbone, ds: Dataset, *, batch_size: int = 32, s
             return feats
     was_training = backbone.training
     backbone.eval()
+    rt = current_runtime()
+    backbone.to(rt.device)
     out, start_t = [], time.time()
-    for start in range(0, len(ds), batch_size):
+    # Decoding and resizing run in the DataLoader's workers, a few batches ahead of the model (same batches, same
+    # padding as preprocessing them here; see tlcore/training/loading.py).
+    chunks = [ds.items[start:start + batch_size] for start in range(0, len(ds), batch_size)]
+    for i, batch in enumerate(mapped_loader(backbone.preprocess, chunks, rt)):
         if should_cancel():
             from tlcore.errors import Cancelled
 
             raise Cancelled("cancelled during feature extraction")
-        batch = backbone.preprocess(ds.items[start:start + batch_size])
-        out.append(backbone(**batch).float().numpy())
-        done = min(start + batch_size, len(ds))
+        with rt.autocast():
+            out.append(backbone(**rt.to_device(batch)).float().cpu().numpy())
+        done = min((i + 1) * batch_size, len(ds))
         rate = done / max(time.time() - start_t, 1e-6)
         progress(Progress(stage, done, len(ds), "extracting features", eta_s=(len(ds) - done) / rate))
     backbone.train(was_training)

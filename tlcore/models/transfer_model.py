@@ -49,10 +49,14 @@ class TransferModel(nn.Module):
         """Class probabilities (n, classes) for raw items (paths / texts / (wave, sr) pairs)."""
         was_training = self.training
         self.eval()
-        out = []
+        from tlcore.device import autocast_for, module_device, to_device
+
+        out, device = [], module_device(self)
         for start in range(0, len(items), batch_size):
-            batch = self.backbone.preprocess(items[start:start + batch_size])
-            out.append(torch.softmax(self(**batch), dim=-1).numpy())
+            batch = to_device(self.backbone.preprocess(items[start:start + batch_size]), device)
+            with autocast_for(self):
+                logits = self(**batch).float()
+            out.append(torch.softmax(logits, dim=-1).cpu().numpy())
         self.train(was_training)
         return np.concatenate(out) if out else np.zeros((0, len(self.classes)), dtype=np.float32)
 

@@ -54,11 +54,16 @@ def complete_report(report: dict, config: dict, *, setting: str, skipped: Option
     requested = list(config.get("baselines") or [])
     not_requested = {name: f"not requested (baselines = {', '.join(requested) or 'none'})"
                      for name in BASELINES if name not in requested and name not in report.get("baselines", {})}
+    from tlcore.device import current, peak_memory_bytes
+
+    runtime = current().describe()       # where the networks of this run ran (tlcore.device.use_runtime)
     envelope = {
         "report_schema": REPORT_SCHEMA, "tlcore_version": __version__, "setting": setting,
         "task": config.get("task", "classify"), "modality": config.get("modality"), "seed": config.get("seed", 0),
+        "device": runtime["device"], "precision": runtime["precision"], "num_processes": runtime["num_processes"],
+        "peak_accelerator_memory_bytes": peak_memory_bytes(),
         "environment": {"python": platform.python_version(), "torch": torch.__version__,
-                        "threads": torch.get_num_threads(), "device": "cpu", "precision": "fp32", "num_processes": 1},
+                        "threads": torch.get_num_threads(), **runtime},
         "config": config,
         "warnings": [], "notes": [], "baselines": {},
     }
@@ -141,6 +146,7 @@ class RunWriter:
         self.overwrite = bool(options.get("overwrite", False) if overwrite is None else overwrite)
         self.completed = False
         self._staging: Optional[Path] = None
+        self._scratch = False             # a non-main rank of a multi-process run (see start)
         if "writers" in options:
             options["writers"].append(self)
 
@@ -191,7 +197,17 @@ class RunWriter:
     # ------------------------------------------------------------------ the life of a run folder
     def start(self) -> Path:
         """Check ``out`` (class docstring), open the staging folder and write config.json there; returns it."""
+        from tlcore.device import is_main_process, rank
         from tlcore.errors import ConfigError
+
+        if not is_main_process():
+            # Only rank 0 of a multi-process run writes the run folder. The other ranks compute the same run and
+            # write what they would into a private scratch folder outside it, removed when they finish.
+            import tempfile
+
+            self._scratch = True
+            self._staging = self.out = Path(tempfile.mkdtemp(prefix=f"tlcore-rank{rank()}-"))
+            return self.out
 
         out, state = self.final, self._final_state()
         blocker = next((a for a in self._abs.parents if a.exists() and not a.is_dir()), None)
@@ -226,8 +242,13 @@ class RunWriter:
                     shutil.rmtree(p, ignore_errors=True)
             _write_text(staging / "config.json", json.dumps(self.config, indent=2))
         except OSError as exc:
-            raise ConfigError(f"cannot write the run folder {out}: {exc.strerror or exc}; choose a folder you can "
-                              "write to") from None
+            mine = self._partial(os.getpid())
+            if mine.exists() and not _has_checkpoints(mine):   # a full disk: leave nothing behind
+                shutil.rmtree(mine, ignore_errors=True)
+            from tlcore.storage import storage_problem
+
+            raise ConfigError(storage_problem(exc, out) or f"cannot write the run folder {out}: {exc.strerror or exc}; "
+                              "choose a folder you can write to") from None
         self._staging = self.out = staging
         return staging
 
@@ -291,6 +312,10 @@ class RunWriter:
         staging, final = self._staging, self._abs
         if staging is None or self.completed:
             return self.final
+        if self._scratch:
+            shutil.rmtree(staging, ignore_errors=True)
+            self.completed, self.out = True, self.final
+            return self.final
         state = self._final_state()
         replace = state == "finished" and self.overwrite or state == "leftovers" and (self.resume or self.overwrite)
         if state in ("absent", "empty"):
@@ -316,13 +341,17 @@ class RunWriter:
         staging = self._staging
         if self.completed or staging is None or not staging.exists():
             return
+        if self._scratch:
+            shutil.rmtree(staging, ignore_errors=True)
+            return
         if not (keep_checkpoints and _has_checkpoints(staging)):
             shutil.rmtree(staging, ignore_errors=True)
 
     def unfinished(self) -> Optional[Path]:
         """The staging folder this writer left with checkpoints (after a failure), or None."""
         staging = self._staging
-        return staging if staging is not None and not self.completed and _has_checkpoints(staging) else None
+        return (staging if staging is not None and not self.completed and not self._scratch
+                and _has_checkpoints(staging) else None)
 
 
 def begin_run(cfg, *, resume: Optional[bool] = None, overwrite: Optional[bool] = None) -> RunWriter:

@@ -133,7 +133,13 @@ def run_finetune(cfg: FinetuneConfig, *, progress: Optional[ProgressFn] = None, 
     ``resume`` continues an unfinished run from its checkpoints, ``overwrite`` replaces a finished one once this run
     completes; without either an ``out`` that holds a run is refused (:class:`~tlcore.reporting.writer.RunWriter`).
     ``keep_failed=False`` drops a failed run's checkpoints too (the app's jobs: a failed run there starts over)."""
-    with run_folder_options(resume=resume, overwrite=overwrite, keep_failed=keep_failed):
+    from tlcore.device import runtime_for, use_runtime, world_size
+
+    if cfg.num_processes > 1 and world_size() == 1:      # not under a launcher yet: start the processes
+        from tlcore.training.launch import launch_finetune
+
+        return launch_finetune(cfg, num_processes=cfg.num_processes, resume=resume, overwrite=overwrite)
+    with run_folder_options(resume=resume, overwrite=overwrite, keep_failed=keep_failed), use_runtime(runtime_for(cfg)):
         return _run_finetune(cfg, progress=progress, should_cancel=should_cancel, resume=resume)
 
 

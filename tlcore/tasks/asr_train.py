@@ -14,6 +14,7 @@ from typing import Any, Optional, Sequence
 import torch
 from torch import nn
 
+from tlcore.device import module_device, to_device
 from tlcore.progress import CancelFn, ProgressFn, never_cancel, no_progress
 from tlcore.tasks.asr_model import decoder_batch
 from tlcore.training.trainer import TrainConfig, Trainer, TrainResult
@@ -57,8 +58,8 @@ class Seq2SeqTask:
         return len(self.train)
 
     def _loss(self, data: Utterances, idx: Sequence[int]) -> tuple[torch.Tensor, float]:
-        batch = data.batch(idx)
-        return self.model(**batch).loss, float((batch["labels"] != -100).sum())
+        batch = to_device(data.batch(idx), module_device(self.model))
+        return self.model(**batch).loss.float(), float((batch["labels"] != -100).sum())
 
     def loss(self, idx: Sequence[int], state) -> tuple[torch.Tensor, float]:
         return self._loss(self.train, idx)

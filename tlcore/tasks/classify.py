@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from tlcore.device import module_device, to_device
 from tlcore.models.base import private_rng
 from tlcore.progress import CancelFn, Progress, ProgressFn, never_cancel, no_progress
 from tlcore.training.trainer import TrainConfig, Trainer, TrainResult, batchnorms
@@ -48,6 +49,15 @@ def _one_thread() -> Iterator[None]:
         torch.set_num_threads(before)
 
 
+def decode(fn: Callable[[Sequence[Any]], Any], chunks: Sequence[Sequence[Any]]):
+    """``fn(chunk)`` for each chunk, in order, decoded in the run's DataLoader workers (see
+    :mod:`tlcore.training.loading`); in this process when it has none."""
+    from tlcore.device import current
+    from tlcore.training.loading import mapped_loader
+
+    return mapped_loader(fn, chunks, current())
+
+
 class BatchSource:
     """Preprocessed inputs addressable by index. Images/audio are decoded once; text is tokenized per batch
     (so padding fits the batch). With an ``augment`` level other than "none" (or ``flip``) and a backbone that
@@ -64,11 +74,11 @@ class BatchSource:
         if (augment != "none" or flip) and can_augment(backbone) and chunks:
             from tlcore.models.image import image_augmentation
 
-            pixels = torch.cat([backbone.pixels(c) for c in chunks])
+            pixels = torch.cat(list(decode(backbone.pixels, chunks)))
             self.cached = {"pixels": pixels}
             self.augment = image_augmentation(augment, tuple(pixels.shape[-2:]), flip=flip)
         elif backbone.modality != "text":
-            parts = [backbone.preprocess(c) for c in chunks]
+            parts = list(decode(backbone.preprocess, chunks))
             self.cached = {k: torch.cat([p[k] for p in parts]) for k in parts[0]} if parts else {}
 
     def __len__(self) -> int:
@@ -89,8 +99,10 @@ class BatchSource:
         return self.backbone.preprocess([self.items[i] for i in idx])
 
     def batches(self, batch_size: int):
+        """Plain inputs of every item in order, on the backbone's device (for precise BatchNorm)."""
+        device = module_device(self.backbone)
         for start in range(0, len(self), batch_size):
-            yield self.get(range(start, min(start + batch_size, len(self))))
+            yield to_device(self.get(range(start, min(start + batch_size, len(self)))), device)
 
 
 class ClassifyTask:
@@ -110,9 +122,17 @@ class ClassifyTask:
     def __len__(self) -> int:
         return len(self.y)
 
-    def loss(self, idx: Sequence[int], state) -> tuple[torch.Tensor, float]:
-        logits = self.model(**self.train_src.get(idx, augment_seed=augment_seed(self.seed, state.step)))
-        return nn.functional.cross_entropy(logits, self.y[idx]), float(len(idx))
+    def batch(self, idx: Sequence[int], step: int) -> dict[str, torch.Tensor]:
+        """The CPU-side inputs of the training batch ``idx`` at optimizer step ``step`` (gathered, augmented): what
+        the trainer's DataLoader workers prepare ahead of the model."""
+        return self.train_src.get(idx, augment_seed=augment_seed(self.seed, step))
+
+    def loss(self, idx: Sequence[int], state, inputs: Optional[dict] = None) -> tuple[torch.Tensor, float]:
+        if inputs is None:
+            inputs = self.batch(idx, state.step)
+        logits = self.model(**inputs)
+        y = self.y[list(idx)].to(logits.device)
+        return nn.functional.cross_entropy(logits.float(), y), float(len(idx))
 
     def end_epoch(self, state) -> None:
         # From-scratch BatchNorm: re-estimate the running statistics over the whole training set ("precise BN"),
@@ -128,10 +148,12 @@ class ClassifyTask:
             return None
         self.model.eval()
         n, bs = len(self.val_y), 2 * self.batch_size
+        device = module_device(self.model)
         correct, loss_sum = 0, 0.0
         for start in range(0, n, bs):
             idx = range(start, min(start + bs, n))
-            logits, y = self.model(**self.val_src.get(idx)), self.val_y[start:start + bs]
+            logits = self.model(**to_device(self.val_src.get(idx), device)).float().cpu()
+            y = self.val_y[start:start + bs]
             loss_sum += nn.functional.cross_entropy(logits, y, reduction="sum").item()
             correct += int((logits.argmax(1) == y).sum())
         acc, loss = correct / n, loss_sum / n

@@ -18,6 +18,7 @@ import torch
 from safetensors.torch import load_file
 from torch import nn
 
+from tlcore.device import module_device, to_device
 from tlcore.errors import Cancelled, ConfigError
 from tlcore.models.transfer_model import load_backbone_from_folder, save_model_folder
 from tlcore.progress import CancelFn, ProgressFn, never_cancel, no_progress
@@ -184,14 +185,16 @@ class _WordFeatureTask:
         return len(self.y)
 
     def loss(self, idx: Sequence[int], state) -> tuple[torch.Tensor, float]:
-        return nn.functional.cross_entropy(self.head(self.x[idx]), self.y[idx]), float(len(idx))
+        dev = module_device(self.head)
+        return (nn.functional.cross_entropy(self.head(self.x[idx].to(dev)).float(), self.y[idx].to(dev)),
+                float(len(idx)))
 
     @torch.no_grad()
     def validate(self) -> Optional[dict]:
         if self.val is None:
             return None
         vx, vwhere, vn, vgold = self.val
-        logits = self.head(torch.from_numpy(vx).float())
+        logits = self.head(torch.from_numpy(vx).float().to(module_device(self.head))).float().cpu()
         f1 = entity_scores(vgold, _words_to_tags(logits.argmax(1).numpy(), vwhere, vn, self.tags))["f1"]
         loss = float(nn.functional.cross_entropy(logits, torch.from_numpy(word_targets(vwhere, vgold, self.tags))))
         return {"score": f1 - 1e-3 * loss, "val_entity_f1": f1}
@@ -211,6 +214,7 @@ def fit_head_on_features(head: nn.Linear, x: np.ndarray, y: np.ndarray, *, tags:
                          patience=None, seed=seed, grad_clip=None, schedule="constant", validate_every=check_every,
                          keep_best=val is not None)
     result = Trainer(head, _WordFeatureTask(head, x, y, tags, val), config, train_modules=[head], stage="probe").fit()
+    head.cpu()              # a linear head on word features: callers score numpy features with it
     history = [{"step": r["epoch"], "train_loss": r["train_loss"], "val_entity_f1": r["val_entity_f1"]}
                for r in result.history if "val_entity_f1" in r]
     return {"steps": steps, "best_step": result.best_epoch if val is not None else steps, "lr": lr, "history": history,
@@ -233,8 +237,8 @@ class TagTask:
         return len(self.enc)
 
     def _loss(self, enc: Encoded, idx: Sequence[int], labels) -> tuple[torch.Tensor, torch.Tensor]:
-        batch, y = self.model.collate(enc, idx, labels)
-        logits = self.model(**batch)
+        batch, y = to_device(self.model.collate(enc, idx, labels), module_device(self.model))
+        logits = self.model(**batch).float()
         return nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1), ignore_index=IGNORE), logits
 
     def loss(self, idx: Sequence[int], state) -> tuple[torch.Tensor, float]:
@@ -251,7 +255,7 @@ class TagTask:
             idx = list(range(start, min(start + bs, len(enc))))
             loss, logits = self._loss(enc, idx, self.val_labels)
             loss_sum += loss.item() * len(idx)
-            preds += [[self.model.tags[k] for k in seq] for seq in self.model.read_words(enc, idx, logits)]
+            preds += [[self.model.tags[k] for k in seq] for seq in self.model.read_words(enc, idx, logits.cpu())]
         f1 = entity_scores(self.val_tags, preds)["f1"]
         return {"score": f1 - 1e-3 * loss_sum / len(enc), "val_entity_f1": f1}
 

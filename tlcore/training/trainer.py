@@ -26,8 +26,11 @@ import numpy as np
 import torch
 from torch import nn
 
+from tlcore.device import broadcast_object, is_main_process, rank, world_size
+from tlcore.device import current as current_runtime
 from tlcore.progress import CancelFn, ProgressFn, never_cancel, no_progress
 from tlcore.training.checkpoint import load_checkpoint, trainable_state
+from tlcore.training.loading import batches, sync_gradients
 
 
 @dataclass
@@ -104,6 +107,9 @@ class TrainTask(Protocol):
     def validate(self) -> Optional[dict]:
         """``{"score": higher-is-better, ...}`` for the history row, or None without a validation split."""
         ...
+
+    # Optional: ``batch(idx, step) -> inputs`` prepares a batch on the CPU (decode, augment) in the DataLoader's
+    # workers; the trainer then calls ``loss(idx, state, inputs)`` with the inputs on the run's device.
 
 
 def _param_groups(model: nn.Module, config: TrainConfig) -> list[dict]:
@@ -224,12 +230,19 @@ class Trainer:
     # ------------------------------------------------------------ the loop
 
     def fit(self, *, resume: bool = False) -> TrainResult:
-        c, s = self.config, self.state
+        c, s, rt = self.config, self.state, current_runtime()
         n = len(self.task)
         s.steps_per_epoch = max(1, math.ceil(n / c.batch_size))
         s.total_steps = s.steps_per_epoch * c.epochs
+        # The model trains where the run's runtime says; moving keeps the Parameter objects, so the groups hold.
+        self.model.to(rt.device)
+        self.extra.to(rt.device)
+        self.world = world_size()
+        if self.world > 1:
+            self._join_processes()
         self.optimizer = self._optimizer()
         self.scheduler = self._schedule(s.total_steps)
+        self.scaler = rt.grad_scaler()
         with torch.random.fork_rng(devices=[]), torch.enable_grad():
             torch.manual_seed(c.seed)
             start_epoch = 0
@@ -245,32 +258,39 @@ class Trainer:
                 s.epoch = epoch + 1
                 self._set_modes()
                 order = rng.permutation(n)
+                plan = [(epoch * s.steps_per_epoch + b, self._my_share(order[b * c.batch_size:(b + 1) * c.batch_size]))
+                        for b in range(s.steps_per_epoch)]
                 loss_sum, weight_sum, t_epoch = 0.0, 0.0, time.time()
-                for b in range(s.steps_per_epoch):
-                    idx = order[b * c.batch_size:(b + 1) * c.batch_size].tolist()
-                    if not idx:
-                        continue
+                for step, idx, inputs in batches(self.task, [p for p in plan if len(p[1])], rt, c.seed, epoch):
                     # Gradients are dropped before the forward pass, so the last step's are not held beside the
                     # activations (lower peak memory).
                     self.optimizer.zero_grad(set_to_none=True)
-                    loss, weight = self.task.loss(idx, s)
-                    loss.backward()
-                    if c.grad_clip:
-                        torch.nn.utils.clip_grad_norm_(self.params, c.grad_clip)
-                    self.optimizer.step()
-                    self.scheduler.step()
+                    with rt.autocast():
+                        loss, weight = (self.task.loss(idx, s) if inputs is None
+                                        else self.task.loss(idx, s, rt.to_device(inputs)))
+                    self._backward_and_step(loss)
                     s.batch_loss = loss.item()
                     loss_sum += s.batch_loss * weight
                     weight_sum += weight
-                    s.step = epoch * s.steps_per_epoch + b + 1
+                    s.step = step + 1
                     self._call("on_step_end")
+                if self.world > 1:          # the epoch's mean loss over every rank's share
+                    from accelerate.utils import reduce
+
+                    loss_sum, weight_sum = reduce(torch.tensor([loss_sum, weight_sum], dtype=torch.float64).to(
+                        rt.device), reduction="sum").tolist()
                 end_epoch = getattr(self.task, "end_epoch", None)
                 if end_epoch is not None:
-                    end_epoch(s)
+                    with rt.autocast():
+                        end_epoch(s)
                 row: dict[str, Any] = {"epoch": epoch + 1, "train_loss": loss_sum / max(weight_sum, 1e-12),
                                        "seconds": round(time.time() - t_epoch, 3)}
                 validated = (epoch + 1) % c.validate_every == 0 or epoch + 1 == c.epochs
-                val = self.task.validate() if validated else None
+                with rt.autocast():
+                    val = self.task.validate() if validated else None
+                # Every rank holds the same weights and validates the whole split; rank 0's verdict is taken
+                # everywhere, so early stopping and the kept epoch cannot diverge between processes.
+                val = broadcast_object(val) if self.world > 1 else val
                 if val is not None:
                     score = float(val.pop("score"))
                     row.update(val)
@@ -283,6 +303,47 @@ class Trainer:
         s.result.train_seconds = time.time() - s.started
         self.model.eval()
         return s.result
+
+    # ------------------------------------------------------------ devices and processes
+
+    def _backward_and_step(self, loss: torch.Tensor) -> None:
+        c = self.config
+        (self.scaler.scale(loss) if self.scaler is not None else loss).backward()
+        if self.world > 1:
+            sync_gradients(self.params)
+        if self.scaler is not None:
+            self.scaler.unscale_(self.optimizer)
+        if c.grad_clip:
+            torch.nn.utils.clip_grad_norm_(self.params, c.grad_clip)
+        if self.scaler is not None:
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        else:
+            self.optimizer.step()
+        self.scheduler.step()
+
+    def _my_share(self, idx: np.ndarray) -> list[int]:
+        """This process's part of one global batch: the batch is padded by repeating its items to a multiple of the
+        process count and dealt out (as torch's ``DistributedSampler`` pads an epoch), so every rank steps together
+        and the averaged gradients equal one process's over the global batch when the shares are equal."""
+        idx = idx.tolist()
+        if self.world == 1 or not idx:
+            return idx
+        padded = idx + idx[:(-len(idx)) % self.world] if len(idx) >= self.world else (idx * self.world)[:self.world]
+        return padded[rank()::self.world]
+
+    def _join_processes(self) -> None:
+        """Start every rank from rank 0's weights, read rank 0's checkpoints (only rank 0 writes any)."""
+        from accelerate.utils import broadcast
+
+        with torch.no_grad():
+            for t in list(self.checkpoint_modules().parameters()) + list(self.checkpoint_modules().buffers()):
+                t.copy_(broadcast(t.detach().clone(), from_process=0))
+        self.checkpoint_dir = broadcast_object(self.checkpoint_dir)
+        if not is_main_process():
+            from tlcore.training.callbacks import CheckpointCallback
+
+            self.callbacks = [cb for cb in self.callbacks if not isinstance(cb, CheckpointCallback)]
 
     def _end_epoch(self, row: dict, score: float, *, has_val: bool, validated: bool) -> None:
         s, r = self.state, self.state.result

@@ -1,0 +1,63 @@
+"""Multi-process training through Accelerate: the CLI's ``--num-processes 2`` on the CPU (gloo).
+
+The same run with 1 and 2 processes: the 2-process one finishes, writes exactly one run folder (rank 0's; no
+staging or scratch folders left anywhere), says it ran on 2 processes and reaches the 1-process accuracy within
+the 95% interval that the 1-process report gives."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.slow
+
+
+def _noisy_text_set(folder: Path, n_per_class: int = 40, noise: float = 0.2, seed: int = 0) -> Path:
+    """Learnable sentiment-like sentences with a fifth of the labels flipped: accuracy below 1, a real interval."""
+    rng = np.random.default_rng(seed)
+    words = {"positive": ["great", "wonderful", "excellent", "lovely"], "negative": ["awful", "terrible", "horrible",
+                                                                                     "dreadful"]}
+    folder.mkdir(parents=True)
+    with open(folder / "data.csv", "w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(["text", "label"])
+        for label, vocab in words.items():
+            other = next(k for k in words if k != label)
+            for i in range(n_per_class):
+                shown = other if rng.random() < noise else label
+                w.writerow([f"the film was {vocab[rng.integers(len(vocab))]} number {i}", shown])
+    return folder
+
+
+def _finetune(data: Path, out: Path, processes: int) -> dict:
+    cmd = [sys.executable, "-m", "tlcore", "finetune", "--modality", "text", "--target", str(data), "--backbone",
+           "tiny-text", "--strategy", "full", "--epochs", "3", "--baselines", "scratch", "--quiet", "--out", str(out),
+           "--json", str(out.parent.parent / f"{out.parent.name}.json"), "--num-processes", str(processes)]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads((out.parent.parent / f"{out.parent.name}.json").read_text())
+
+
+def test_two_processes_match_one(tmp_path):
+    data = _noisy_text_set(tmp_path / "data")
+    scratch_before = set(Path(tempfile.gettempdir()).glob("tlcore-rank*"))
+    one = _finetune(data, tmp_path / "runs1" / "run", 1)
+    two = _finetune(data, tmp_path / "runs2" / "run", 2)
+
+    assert one["num_processes"] == 1 and two["num_processes"] == 2
+    assert sorted(p.name for p in (tmp_path / "runs2").iterdir()) == ["run"]      # no staging folder left
+    assert (tmp_path / "runs2" / "run" / "report.json").exists()
+    assert (tmp_path / "runs2" / "run" / "model").is_dir()
+    assert set(Path(tempfile.gettempdir()).glob("tlcore-rank*")) == scratch_before  # rank 1's scratch removed
+    assert len(two["training"]["history"]) == len(one["training"]["history"])
+    lo, hi = one["after"]["accuracy_ci95"]
+    assert hi - lo > 0                                   # a real interval, so the comparison can fail
+    assert lo <= two["after"]["accuracy"] <= hi, (one["after"], two["after"])
+    assert two["eval_predictions"]["true"] == one["eval_predictions"]["true"]     # the same eval split
