@@ -97,6 +97,18 @@ def test_batch_source_is_seeded_plain_without_seed_and_keeps_the_global_rng(imag
     assert torch.allclose(unaugmented, backbone.preprocess([items[i] for i in idx])["pixel_values"])
 
 
+def test_a_set_past_the_decode_budget_is_decoded_per_batch_with_the_same_inputs(images):
+    """Large sets are not held decoded in memory (flat memory in the number of items); the inputs are identical."""
+    backbone = build_backbone("tiny-image", "image")
+    items = sorted(str(p) for p in images.rglob("*.png"))[:10]
+    for augment in ("none", "standard"):
+        kept, lazy = (BatchSource(backbone, items, augment=augment, chunk=4, cache_bytes=b) for b in (1 << 30, 0))
+        assert kept.cached is not None and not kept.lazy and lazy.cached is None and lazy.lazy
+        for idx in ([0, 3, 9], [5]):
+            assert torch.equal(kept.get(idx)["pixel_values"], lazy.get(idx)["pixel_values"])
+            assert torch.equal(kept.get(idx, augment_seed=3)["pixel_values"], lazy.get(idx, augment_seed=3)["pixel_values"])
+
+
 def test_augmentation_pipeline_is_label_safe_by_default():
     from torchvision.transforms import v2
 

@@ -46,7 +46,8 @@ def extract_features(backbone: Backbone, ds: Dataset, *, batch_size: int = 32, s
     backbone.eval()
     rt = current_runtime()
     backbone.to(rt.device)
-    out, start_t = [], time.time()
+    feats: Optional[np.ndarray] = None   # filled in place: peak memory is one copy of the features
+    start_t = time.time()
     # Decoding and resizing run in the DataLoader's workers, a few batches ahead of the model (same batches, same
     # padding as preprocessing them here; see tlcore/training/loading.py).
     chunks = [ds.items[start:start + batch_size] for start in range(0, len(ds), batch_size)]
@@ -56,12 +57,16 @@ def extract_features(backbone: Backbone, ds: Dataset, *, batch_size: int = 32, s
 
             raise Cancelled("cancelled during feature extraction")
         with rt.autocast():
-            out.append(backbone(**rt.to_device(batch)).float().cpu().numpy())
+            f = backbone(**rt.to_device(batch)).float().cpu().numpy()
+        if feats is None:
+            feats = np.empty((len(ds), f.shape[1]), np.float32)
+        feats[i * batch_size:i * batch_size + len(f)] = f
         done = min((i + 1) * batch_size, len(ds))
         rate = done / max(time.time() - start_t, 1e-6)
         progress(Progress(stage, done, len(ds), "extracting features", eta_s=(len(ds) - done) / rate))
     backbone.train(was_training)
-    feats = np.concatenate(out).astype(np.float32) if out else np.zeros((0, backbone.feature_dim), np.float32)
+    if feats is None:
+        feats = np.zeros((0, backbone.feature_dim), np.float32)
     if path is not None:
         tmp = path.with_name(f".{path.stem}.{os.getpid()}.npy")
         np.save(tmp, feats)

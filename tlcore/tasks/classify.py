@@ -11,6 +11,7 @@ Text and audio have no augmentation here.
 
 from __future__ import annotations
 
+import os
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterator, Optional, Sequence
@@ -49,6 +50,16 @@ def _one_thread() -> Iterator[None]:
         torch.set_num_threads(before)
 
 
+def decode_cache_bytes() -> int:
+    """How many bytes of decoded training inputs a run keeps in memory (``TRANSFERLAB_DECODE_CACHE_MB``, default
+    256); a larger set is decoded batch by batch instead."""
+    try:
+        mb = float(os.environ.get("TRANSFERLAB_DECODE_CACHE_MB", "256"))
+    except ValueError:
+        mb = 256.0
+    return int(max(mb, 0.0) * 2**20)
+
+
 def decode(fn: Callable[[Sequence[Any]], Any], chunks: Sequence[Sequence[Any]]):
     """``fn(chunk)`` for each chunk, in order, decoded in the run's DataLoader workers (see
     :mod:`tlcore.training.loading`); in this process when it has none."""
@@ -65,21 +76,32 @@ class BatchSource:
     one image at a time before the backbone's normalization; ``self.augment`` is that transform, else None."""
 
     def __init__(self, backbone: nn.Module, items: Sequence[Any], *, chunk: int = 64, augment: str = "none",
-                 flip: bool = False):
+                 flip: bool = False, cache_bytes: Optional[int] = None):
         self.backbone = backbone
         self.items = list(items)
         self.cached: Optional[dict[str, torch.Tensor]] = None
         self.augment: Optional[Callable] = None
+        self.lazy = False             # decoded batch by batch (in the DataLoader) instead of kept in memory
         chunks = [self.items[i:i + chunk] for i in range(0, len(self.items), chunk)]
-        if (augment != "none" or flip) and can_augment(backbone) and chunks:
+        if backbone.modality == "text" or not chunks:
+            return
+        augmenting = (augment != "none" or flip) and can_augment(backbone)
+        fn = backbone.pixels if augmenting else backbone.preprocess
+        first = fn(chunks[0])
+        parts = [first if isinstance(first, dict) else {"pixels": first}]
+        per_item = sum(v.element_size() * v.nelement() for v in parts[0].values()) / len(chunks[0])
+        budget = decode_cache_bytes() if cache_bytes is None else cache_bytes
+        if augmenting:
             from tlcore.models.image import image_augmentation
 
-            pixels = torch.cat(list(decode(backbone.pixels, chunks)))
-            self.cached = {"pixels": pixels}
-            self.augment = image_augmentation(augment, tuple(pixels.shape[-2:]), flip=flip)
-        elif backbone.modality != "text":
-            parts = list(decode(backbone.preprocess, chunks))
-            self.cached = {k: torch.cat([p[k] for p in parts]) for k in parts[0]} if parts else {}
+            self.augment = image_augmentation(augment, tuple(parts[0]["pixels"].shape[-2:]), flip=flip)
+        if per_item * len(self.items) > budget:
+            # A large set: keeping every decoded item would grow memory with the data (50,000 images at 128 px are
+            # 9.8 GB of float pixels); decode each batch when it is needed instead — same values, flat memory.
+            self.lazy = True
+            return
+        parts += [p if isinstance(p, dict) else {"pixels": p} for p in decode(fn, chunks[1:])]
+        self.cached = {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
 
     def __len__(self) -> int:
         return len(self.items)
@@ -87,8 +109,9 @@ class BatchSource:
     def get(self, idx: Sequence[int], *, augment_seed: Optional[int] = None) -> dict[str, torch.Tensor]:
         """The model inputs of items ``idx``: augmented from generator ``augment_seed`` when this source augments
         and a seed is given, else plain (exactly what ``preprocess`` gives)."""
-        if self.augment is not None and self.cached is not None:
-            pixels = self.cached["pixels"][torch.as_tensor(list(idx))]
+        if self.augment is not None:
+            pixels = (self.backbone.pixels([self.items[i] for i in idx]) if self.lazy
+                      else self.cached["pixels"][torch.as_tensor(list(idx))])
             if augment_seed is not None:
                 with private_rng(augment_seed), _one_thread():
                     pixels = torch.stack([self.augment(p) for p in pixels])

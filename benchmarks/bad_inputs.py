@@ -1,0 +1,57 @@
+"""Reliability: the bad-input corpus (tests/corpus) run once, with the figures table of docs/reliability.md.
+
+    .venv/bin/python benchmarks/bad_inputs.py [--markdown] [-k SUBSTRING]
+
+Each case builds its hostile input in a fresh folder and runs it through the CLI (in-process), the Python API or
+the app's upload functions; the outcome is a clear one-line error, a handled notice, ok, a traceback or a hang,
+plus whether a protected run folder changed or a secret outside the data set showed up in the output.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--markdown", action="store_true", help="also print every case as a markdown table row")
+    ap.add_argument("-k", default="", help="only the kinds containing this text")
+    args = ap.parse_args(argv)
+    from corpus import all_cases, expected, run_case
+
+    cases = [c for c in all_cases() if args.k in c.kind]
+    rows = []
+    for i, case in enumerate(cases):
+        home = Path(tempfile.mkdtemp(prefix="tl-corpus-"))
+        os.environ["TRANSFERLAB_HOME"] = str(home / "home")
+        out = run_case(case, home / "case")
+        rows.append((case, out, expected(case, out)))
+        print(f"{i + 1:3d}/{len(cases)} {case.group:11s} {case.kind:45s} {out.result:9s} "
+              f"{'as expected' if rows[-1][2] else 'NOT AS EXPECTED'}", flush=True)
+    by = collections.Counter(o.result for _, o, _ in rows)
+    groups = collections.Counter(c.group for c, _, _ in rows)
+    print(f"\n{len(rows)} kinds ({', '.join(f'{g} {n}' for g, n in sorted(groups.items()))}): "
+          f"{by['error']} clear errors, {by['notice']} handled with a notice, {by['ok']} handled (valid input), "
+          f"{by['traceback']} tracebacks, {by['hang']} hangs; "
+          f"{sum(bool(o.leaked) for _, o, _ in rows)} reads outside the data set, "
+          f"{sum(bool(o.damaged) for _, o, _ in rows)} run folders damaged, "
+          f"{sum(not ok for _, _, ok in rows)} not as expected")
+    if args.markdown:
+        print("\n| group | input | outcome | message |\n|---|---|---|---|")
+        for c, o, _ in rows:
+            print(f"| {c.group} | {c.kind} | {o.result} | {o.message.replace('|', '/')[:160]} |")
+    return 0 if all(ok for _, _, ok in rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
