@@ -61,3 +61,37 @@ def test_two_processes_match_one(tmp_path):
     assert hi - lo > 0                                   # a real interval, so the comparison can fail
     assert lo <= two["after"]["accuracy"] <= hi, (one["after"], two["after"])
     assert two["eval_predictions"]["true"] == one["eval_predictions"]["true"]     # the same eval split
+
+
+def test_a_run_interrupted_on_one_process_resumes_on_two(tmp_path):
+    """Checkpoints hold full, unwrapped weights and the epoch order comes from the seed, so ``--resume`` may use a
+    different process count than the attempt it continues."""
+    import os
+    import signal
+    import time
+
+    data = _noisy_text_set(tmp_path / "data")
+    out = tmp_path / "runs" / "run"
+    base = [sys.executable, "-m", "tlcore", "finetune", "--modality", "text", "--target", str(data), "--backbone",
+            "tiny-text", "--strategy", "full", "--epochs", "4", "--patience", "10", "--baselines", "", "--quiet",
+            "--out", str(out)]
+    first = subprocess.Popen(base, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 240
+    state = None
+    while time.time() < deadline and first.poll() is None:
+        state = next((tmp_path / "runs").glob(".run.partial-*/checkpoints/after/state.json"), None)
+        if state is not None and json.loads(state.read_text())["epoch"] >= 2:
+            break
+        time.sleep(0.1)
+    assert first.poll() is None, "the first attempt finished before it could be interrupted"
+    os.kill(first.pid, signal.SIGKILL)                    # the machine goes away after epoch 2
+    first.wait()
+    assert not out.exists()
+    done = subprocess.run(base + ["--resume", "--num-processes", "2", "--json", str(tmp_path / "r.json")],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["num_processes"] == 2
+    assert report["training"]["resumed_from_epoch"] >= 2 and report["training"]["epochs_run"] == 4
+    assert [h["epoch"] for h in report["training"]["history"]] == [1, 2, 3, 4]
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["run"]
