@@ -62,6 +62,11 @@ def test_finetune_json_and_predict(tmp_path):
     pred = cli("predict", "--run", str(run), "--input", "the film was great")
     row = json.loads(pred.stdout.strip().splitlines()[0])
     assert pred.returncode == 0 and row["prediction"] in ("positive", "negative") and len(row["top"]) == 2
+    on_cpu = cli("predict", "--run", str(run), "--input", "the film was great", "--device", "cpu")
+    assert on_cpu.returncode == 0 and json.loads(on_cpu.stdout.strip().splitlines()[0]) == row
+    if not __import__("torch").cuda.is_available():
+        no_gpu = cli("predict", "--run", str(run), "--input", "the film was great", "--device", "cuda")
+        assert no_gpu.returncode == 2 and "CUDA is not available" in no_gpu.stderr
 
 
 def test_engine_never_imports_streamlit():

@@ -268,7 +268,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
     check_option("top_k", args.top_k, flag="--top-k")
     backend = "onnx" if args.onnx else "torch"
-    for row in predict_run(args.run, args.input, top_k=args.top_k, model=args.model, backend=backend):
+    for row in predict_run(args.run, args.input, top_k=args.top_k, model=args.model, backend=backend,
+                           device=args.device):
         print(json.dumps(row))
     return 0
 
@@ -334,6 +335,8 @@ def build_parser() -> argparse.ArgumentParser:
                     f"(allowed: {limit_text(LIMITS['top_k'])})")
     pr.add_argument("--model", choices=("after", "before"), default="after",
                     help="the model after transfer (default) or the one before it, as the report scored them")
+    pr.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default="auto",
+                    help="where the classification models run (auto: CUDA, then MPS, else CPU)")
     pr.add_argument("--onnx", action="store_true",
                     help="run the model after transfer through onnxruntime, from the run's ONNX export (see `export`)")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Any, Optional
 
@@ -19,15 +20,16 @@ WORKER_IDLE_EXIT_S = 600.0  # a worker the app started exits after 10 idle minut
 
 
 @st.cache_resource(show_spinner=False)
-def _store(home: str, db_url: str) -> RunStore:
-    return RunStore.open(db_url or None)
+def _store(home: str, db_url: str, artifacts_url: str = "") -> RunStore:
+    return RunStore.open(db_url or None)  # the artifact store comes from the same environment (key only)
 
 
 def get_store() -> RunStore:
     """The run store of the current data folder (``TRANSFERLAB_HOME``) or ``TRANSFERLAB_DB_URL``."""
     import os
 
-    return _store(str(paths.home()), os.environ.get("TRANSFERLAB_DB_URL", ""))
+    return _store(str(paths.home()), os.environ.get("TRANSFERLAB_DB_URL", ""),
+                  os.environ.get("TRANSFERLAB_ARTIFACTS_URL", ""))
 
 
 def require_store() -> None:
@@ -116,11 +118,27 @@ def visible_runs(status: Optional[str] = None) -> list[Run]:
     the user's own (never the ownerless runs made before login was enabled)."""
     store = get_store()
     if not login_configured() or is_admin():
-        return store.list_runs(status=status)
-    user = current_user()
-    if user is None:
-        return []
-    return store.list_runs(owner=user, status=status)
+        runs = store.list_runs(status=status)
+    else:
+        user = current_user()
+        if user is None:
+            return []
+        runs = store.list_runs(owner=user, status=status)
+    if status == "done" and store.artifacts is not None:  # lists of finished runs open their folders (Try it)
+        for run in runs:
+            local_folder(run)
+    return runs
+
+
+def local_folder(run: Run) -> Path:
+    """The run's folder on this machine: with a shared artifact store (``TRANSFERLAB_ARTIFACTS_URL``) a finished
+    run's folder is downloaded on first open; without one it is ``run.out``. A store that cannot be reached
+    leaves the folder missing (the page then says the report cannot be read)."""
+    try:
+        return get_store().run_folder(run)
+    except Exception:  # noqa: BLE001 - a page shows "no readable report" rather than a traceback
+        logging.getLogger(__name__).warning("could not fetch run %s from the artifact store", run.id, exc_info=True)
+        return run.out
 
 
 def get_run(run_id: Optional[str]) -> Optional[Run]:
@@ -133,7 +151,10 @@ def get_run(run_id: Optional[str]) -> Optional[Run]:
         run = get_store().get(run_id)
     except RunNotFound:
         return None
-    return run if can_see(run.owner) else None
+    if not can_see(run.owner):
+        return None
+    local_folder(run)
+    return run
 
 
 def selected_run_id() -> Optional[str]:
@@ -149,7 +170,7 @@ def select_run(run_id: Optional[str]) -> None:
 
 def read_report(run: Run) -> Optional[dict]:
     try:
-        return json.loads((run.out / "report.json").read_text(encoding="utf-8"))
+        return json.loads((local_folder(run) / "report.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
 

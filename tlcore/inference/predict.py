@@ -317,13 +317,14 @@ def _inputs(modality: str, value: str) -> tuple[list[Any], list[str]]:
     return ds.items, ds.names or [str(i) for i in range(len(ds))]
 
 
-def predict_run(run: str | Path, value: str, *, top_k: int = 3, model: str = "after", backend: str = "torch") -> Iterator[dict]:
+def predict_run(run: str | Path, value: str, *, top_k: int = 3, model: str = "after", backend: str = "torch",
+                device: str = "auto") -> Iterator[dict]:
     """Predictions for the CLI ``--input`` (a text, a file, a folder or a table), one dict per input;
-    ``backend="onnx"``: through the run's ONNX export."""
+    ``backend="onnx"``: through the run's ONNX export; ``device``: where the classification models run."""
     _check_backend(backend, model)
     if not isinstance(top_k, int) or isinstance(top_k, bool) or top_k < 1:
         raise ConfigError(f"top-k must be a whole number ≥ 1; got {top_k!r}")
-    loaded = load_run(run)
+    loaded = load_run(run, device=device)
     check_input_exists(value, loaded.modality or "text")
     if loaded.task in ("ner", "asr"):
         import importlib

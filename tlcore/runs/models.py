@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Integer, MetaData, String, Text
+from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Integer, MetaData, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
@@ -83,6 +83,14 @@ class RunRow(Base):
     worker_host: Mapped[str | None] = mapped_column(String(255))
     heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # What the run needs from a worker (the claim query matches them against what the worker offers) ...
+    need_gpus: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    need_memory_gb: Mapped[float | None] = mapped_column(Float)
+    # ... and what the worker that claimed it offers (shown with the run; a pid and host alone say little).
+    worker_gpus: Mapped[int | None] = mapped_column(Integer)
+    worker_memory_gb: Mapped[float | None] = mapped_column(Float)
+    # Data sets in the artifact store, by content: {config key: {"sha256", "name"}} (tlcore.artifacts).
+    inputs: Mapped[dict | None] = mapped_column(JSON)
 
 
 class ShareLinkRow(Base):

@@ -1,6 +1,7 @@
 """The job queue is the ``runs`` table itself: no broker, nothing else to run or install.
 
-A worker claims the oldest queued run with a guarded ``UPDATE ... WHERE id = :id AND status = 'queued'``;
+A worker claims the oldest queued run that fits what it offers (GPUs, memory: ``need_gpus <= gpus``) with
+``SELECT ... FOR UPDATE SKIP LOCKED`` and a guarded ``UPDATE ... WHERE id = :id AND status = 'queued'``;
 only one claimer can see its update match, so two workers never run the same run. A run whose
 worker died (pid gone on this host, or no heartbeat for ``stale_after_s``) is requeued for a resume
 (``resume=True``) at most ``max_resumes`` times, then marked failed. It is never left 'running'.
@@ -14,7 +15,7 @@ import socket
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
 
 from tlcore.runs.models import FOLLOWUP_JOBS, RunRow, utcnow
 from tlcore.runs.records import Run
@@ -38,6 +39,9 @@ class Claim:
     pid: int
     host: str
     owner: str | None = None
+    gpus: int = 0                      # what the claiming worker offers (stored on the run)
+    memory_gb: float | None = None
+    inputs: dict | None = None         # the run's data sets in the artifact store ({config key: reference})
 
 
 def enqueue(store: RunStore, run_id: str) -> Run:
@@ -45,11 +49,22 @@ def enqueue(store: RunStore, run_id: str) -> Run:
     return store.enqueue(run_id)
 
 
-def claim_next(store: RunStore, *, pid: int | None = None, host: str = HOST) -> Claim | None:
-    """Atomically take the oldest queued run for this worker; None when the queue is empty."""
+def fits(gpus: int, memory_gb: float | None) -> list:
+    """Conditions on ``RunRow`` for runs a worker offering ``gpus`` and ``memory_gb`` (None: not declared, any)
+    can run."""
+    conditions = [RunRow.need_gpus <= gpus]
+    if memory_gb is not None:
+        conditions.append(or_(RunRow.need_memory_gb.is_(None), RunRow.need_memory_gb <= memory_gb))
+    return conditions
+
+
+def claim_next(store: RunStore, *, pid: int | None = None, host: str = HOST, gpus: int = 0,
+               memory_gb: float | None = None) -> Claim | None:
+    """Atomically take the oldest queued run that fits what this worker offers (``gpus``, ``memory_gb``);
+    None when no such run is queued."""
     pid = os.getpid() if pid is None else pid
     # Runs a user waits for go before follow-ups (which complete an already finished run), then oldest first.
-    oldest = (select(RunRow.id).where(RunRow.status == "queued", RunRow.queued_at.is_not(None))
+    oldest = (select(RunRow.id).where(RunRow.status == "queued", RunRow.queued_at.is_not(None), *fits(gpus, memory_gb))
               .order_by(RunRow.job.in_(FOLLOWUP_JOBS), RunRow.queued_at, RunRow.id).limit(1))
     with store.session() as s:  # cheap read first, so idle polling takes no write lock
         if s.scalar(oldest) is None:
@@ -64,6 +79,7 @@ def claim_next(store: RunStore, *, pid: int | None = None, host: str = HOST) -> 
                 update(RunRow)
                 .where(RunRow.id == run_id, RunRow.status == "queued")
                 .values(status="running", attempts=RunRow.attempts + 1, worker_pid=pid, worker_host=host,
+                        worker_gpus=gpus, worker_memory_gb=memory_gb,
                         heartbeat_at=now, started_at=now, finished_at=None, cancel_requested=False)
                 .execution_options(synchronize_session=False)
             ).rowcount
@@ -73,7 +89,8 @@ def claim_next(store: RunStore, *, pid: int | None = None, host: str = HOST) -> 
             assert row is not None
             log.info("claimed run %s (attempt %d)", run_id, row.attempts)
             return Claim(run_id=run_id, attempt=row.attempts, resume=row.attempts > 1, job=row.job,
-                         config=dict(row.config), pid=pid, host=host, owner=row.owner)
+                         config=dict(row.config), pid=pid, host=host, owner=row.owner, gpus=gpus,
+                         memory_gb=memory_gb, inputs=dict(row.inputs) if row.inputs else None)
     return None
 
 
@@ -136,7 +153,8 @@ def should_yield(store: RunStore, claim: Claim) -> bool:
     if claim.job not in FOLLOWUP_JOBS:
         return False
     waiting = (select(RunRow.id).where(RunRow.status == "queued", RunRow.queued_at.is_not(None),
-                                       RunRow.job.not_in(FOLLOWUP_JOBS)).limit(1))
+                                       RunRow.job.not_in(FOLLOWUP_JOBS), *fits(claim.gpus, claim.memory_gb))
+               .limit(1))
     with store.session() as s:
         return s.scalar(waiting) is not None
 
@@ -173,8 +191,10 @@ def pid_alive(pid: int) -> bool:
         return True
 
 
-def _death_reason(row: RunRow, stale_after_s: float, now) -> str | None:
-    if row.worker_host == HOST and row.worker_pid is not None and not pid_alive(row.worker_pid):
+def _death_reason(row: RunRow, stale_after_s: float, now, host: str = HOST) -> str | None:
+    """Why the run's worker is dead, or None. Its pid is checked only on its own host (``host`` is the checking
+    worker's); on another host only the heartbeat tells."""
+    if row.worker_host == host and row.worker_pid is not None and not pid_alive(row.worker_pid):
         return f"pid {row.worker_pid} on {row.worker_host} is gone"
     if row.heartbeat_at is None or now - row.heartbeat_at > timedelta(seconds=stale_after_s):
         age = "never" if row.heartbeat_at is None else f"{(now - row.heartbeat_at).total_seconds():.0f} s ago"
@@ -182,11 +202,13 @@ def _death_reason(row: RunRow, stale_after_s: float, now) -> str | None:
     return None
 
 
-def recover_stale(store: RunStore, *, stale_after_s: float = 30.0, max_resumes: int = 2) -> list[str]:
-    """Requeue (for resume) or fail runs whose worker died; returns the ids it changed."""
+def recover_stale(store: RunStore, *, stale_after_s: float = 30.0, max_resumes: int = 2,
+                  host: str = HOST) -> list[str]:
+    """Requeue (for resume) or fail runs whose worker died; returns the ids it changed. ``host``: the name the
+    checking worker claims under (pids are compared only for runs claimed under the same name)."""
     now = utcnow()
     with store.session() as s:
-        suspects = [(r.id, r.attempts, _death_reason(r, stale_after_s, now))
+        suspects = [(r.id, r.attempts, _death_reason(r, stale_after_s, now, host))
                     for r in s.scalars(select(RunRow).where(RunRow.status == "running"))]
     changed = []
     for run_id, attempts, reason in suspects:

@@ -37,6 +37,11 @@ class Run:
     worker_host: str | None = None
     heartbeat_at: datetime | None = None
     attempts: int = 0
+    need_gpus: int = 0                # what the run needs from a worker ...
+    need_memory_gb: float | None = None
+    worker_gpus: int | None = None    # ... and what the worker that claimed it offers
+    worker_memory_gb: float | None = None
+    inputs: dict = field(default_factory=dict)     # data sets in the artifact store: {config key: {sha256, name}}
 
     @property
     def out(self) -> Path:
@@ -95,7 +100,8 @@ def run_from_row(row: RunRow) -> Run:
         finished_at=row.finished_at, error=row.error, metrics=dict(row.metrics or {}),
         progress=dict(row.progress or {}), cancel_requested=bool(row.cancel_requested),
         worker_pid=row.worker_pid, worker_host=row.worker_host, heartbeat_at=row.heartbeat_at,
-        attempts=row.attempts or 0,
+        attempts=row.attempts or 0, need_gpus=row.need_gpus or 0, need_memory_gb=row.need_memory_gb,
+        worker_gpus=row.worker_gpus, worker_memory_gb=row.worker_memory_gb, inputs=dict(row.inputs or {}),
     )
 
 

@@ -17,11 +17,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import is_dataclass
 from pathlib import Path
-from typing import Any, Union
+from typing import Any, Optional, Union
 
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from tlcore.artifacts import ArtifactStore
 from tlcore.config import FinetuneConfig
 from tlcore.progress import Progress
 from tlcore.runs import db
@@ -32,6 +33,28 @@ from tlcore.runs.records import Run, run_from_row
 log = logging.getLogger(__name__)
 
 HISTORY_LIMIT = 5000  # per-epoch entries kept for live curves
+#: Config keys that name a data set; with an artifact store they are uploaded and fetched by content (``inputs``).
+DATA_KEYS = ("source", "target", "unlabeled", "eval", "data")
+_FROM_ENV: Any = object()
+
+
+def requested_resources(config: dict, resources: dict | None = None) -> tuple[int, float | None]:
+    """(gpus, memory in GB) a run needs from a worker: ``resources`` when given, else from its settings
+    (``device="cuda"`` needs one GPU per process). A worker claims only runs that fit what it offers."""
+    resources = dict(resources or {})
+    unknown = set(resources) - {"gpus", "memory_gb"}
+    if unknown:
+        raise ValueError(f"unknown resources {sorted(unknown)}; known: gpus, memory_gb")
+    if resources.get("gpus") is not None:
+        gpus = int(resources["gpus"])
+    elif str(config.get("device") or "").startswith("cuda"):
+        gpus = max(int(config.get("num_processes") or 1), 1)
+    else:
+        gpus = 0
+    memory = resources.get("memory_gb")
+    if gpus < 0 or (memory is not None and float(memory) < 0):
+        raise ValueError(f"resources must not be negative, got gpus={gpus}, memory_gb={memory}")
+    return gpus, None if memory is None else float(memory)
 
 
 def _clean(text: str | None) -> str:
@@ -56,14 +79,19 @@ class RunStore:
 
     Args:
         url: SQLAlchemy URL; default ``$TRANSFERLAB_DB_URL`` or SQLite at ``home()/app/runs.db``.
-        artifacts_root: where run folders go; default ``home()/app/runs``.
+        artifacts_root: where run folders go on this machine; default ``home()/app/runs``.
         auto_migrate: upgrade the schema to the newest migration on first use (no I/O in ``__init__``).
+        artifacts: the shared artifact store (:mod:`tlcore.artifacts`); default ``$TRANSFERLAB_ARTIFACTS_URL``,
+            None = none: run folders are only on the local disk (one machine). With one, ``artifacts_root`` is
+            this machine's working copy: a run's folder is ``artifacts_root/<id>`` on every host, downloaded
+            from the store when first opened (:meth:`run_folder`).
     """
 
     def __init__(self, url: str | None = None, *, artifacts_root: Union[str, Path, None] = None,
-                 auto_migrate: bool = True):
+                 auto_migrate: bool = True, artifacts: Optional[ArtifactStore] = _FROM_ENV):
         self.url = url or db.default_url()
         self.artifacts_root = Path(artifacts_root) if artifacts_root else db.app_dir() / "runs"
+        self.artifacts = ArtifactStore.from_env() if artifacts is _FROM_ENV else artifacts
         self.auto_migrate = auto_migrate
         self._engines: tuple | None = None
         self._sessions: tuple = ()
@@ -136,10 +164,16 @@ class RunStore:
 
     @contextmanager
     def write_session(self) -> Iterator[Session]:
-        """A write transaction, committed on success (BEGIN IMMEDIATE on SQLite; internal)."""
-        with self._ready()[1].begin() as s:
-            self._connect(s)
-            yield s
+        """A write transaction, committed on success (BEGIN IMMEDIATE on SQLite; internal). A full disk or a
+        read-only database raises ``DatabaseUnavailable`` with the reason; the transaction is rolled back."""
+        try:
+            with self._ready()[1].begin() as s:
+                self._connect(s)
+                yield s
+        except Exception as error:
+            if db.is_storage_error(error):
+                raise DatabaseUnavailable(db.describe_error(error, self.url)) from None
+            raise
 
     def dispose(self) -> None:
         """Close pooled connections (e.g. before forking or at the end of a test)."""
@@ -159,12 +193,44 @@ class RunStore:
         """The folder for a run's artifacts: ``<artifacts_root>/<run_id>``."""
         return self.artifacts_root / run_id
 
+    def _run(self, row: RunRow) -> Run:
+        """The row as a ``Run``; with an artifact store its folder is this machine's copy (``artifact_dir``)."""
+        run = run_from_row(row)
+        if self.artifacts is not None:
+            run.config["out"] = str(self.artifact_dir(run.id))
+        return run
+
+    def run_folder(self, run: Union[Run, str]) -> Path:
+        """The local folder of a run: with an artifact store, a finished run's folder is downloaded from it on
+        first open (and kept: a finished folder does not change). Without one, simply ``run.out``."""
+        run = self.get(run) if isinstance(run, str) else run
+        if self.artifacts is None:
+            return run.out
+        local = self.artifact_dir(run.id)
+        if run.status == "done" and not (local / "report.json").is_file() and self.artifacts.has_run(run.id):
+            self.artifacts.get_run(run.id, local)
+        return local
+
+    def upload_inputs(self, config: dict) -> dict:
+        """Put the data sets ``config`` names (``DATA_KEYS``, local paths) into the artifact store; returns
+        ``{key: {"sha256", "name"}}`` for the run's ``inputs`` (empty without a store)."""
+        if self.artifacts is None:
+            return {}
+        refs = {}
+        for key in DATA_KEYS:
+            value = config.get(key)
+            if isinstance(value, str) and value and Path(value).exists():
+                refs[key] = self.artifacts.put_set(Path(value))
+        return refs
+
     def create_run(self, cfg: Union[dict, FinetuneConfig], name: str = "", owner: str | None = None,
-                   dataset: str | None = None, *, job: str = DEFAULT_JOB) -> Run:
+                   dataset: str | None = None, *, job: str = DEFAULT_JOB, resources: dict | None = None) -> Run:
         """Store a new run (not yet submitted: call ``enqueue``). Sets ``cfg['out']`` to its artifact folder.
 
         ``job`` is the dotted path (``module:function``) the worker calls; tests pass a fake one.
-        Raises ``ConfigError`` for unknown settings.
+        ``resources`` (``{"gpus": N, "memory_gb": M}``) is what a worker must offer to claim it; default from the
+        settings (:func:`requested_resources`). With an artifact store, the data sets the run reads are uploaded
+        to it here, so a worker on any host can fetch them. Raises ``ConfigError`` for unknown settings.
         """
         config = cfg.to_dict() if is_dataclass(cfg) else dict(cfg)
         run_id = uuid.uuid4().hex
@@ -178,14 +244,17 @@ class RunStore:
         config = job_config(job, config).to_dict()  # validate names now, not in the worker
         kind = config.get("strategy") or config.get("kind") or job.rpartition(":")[2]
         name = _clean(name).strip() or f"{config.get('modality', '')} {kind} {run_id[:6]}".strip()
+        need_gpus, need_memory_gb = requested_resources(config, resources)
+        inputs = self.upload_inputs(config)
         row = RunRow(id=run_id, name=name[:200], owner=owner, status="queued", job=job, config=config,
-                     dataset=dataset, created_at=utcnow(), cancel_requested=False, attempts=0)
+                     dataset=dataset, created_at=utcnow(), cancel_requested=False, attempts=0,
+                     need_gpus=need_gpus, need_memory_gb=need_memory_gb, inputs=inputs or None)
         try:
             with self.write_session() as s:
                 s.add(row)
                 s.flush()
                 out.mkdir(parents=True, exist_ok=True)  # inside the transaction: no row without its folder
-                run = run_from_row(row)
+                run = self._run(row)
         except BaseException:
             shutil.rmtree(out, ignore_errors=True)  # ... and no folder without its row
             raise
@@ -195,7 +264,7 @@ class RunStore:
     def get(self, run_id: str) -> Run:
         """The run with this id; raises ``RunNotFound``."""
         with self.session() as s:
-            return run_from_row(self._row(s, run_id))
+            return self._run(self._row(s, run_id))
 
     def list_runs(self, owner: str | None = None, *, status: str | None = None,
                   limit: int | None = None) -> list[Run]:
@@ -208,7 +277,7 @@ class RunStore:
         if limit is not None:
             query = query.limit(limit)
         with self.session() as s:
-            return [run_from_row(r) for r in s.scalars(query)]
+            return [self._run(r) for r in s.scalars(query)]
 
     def delete_run(self, run_id: str) -> None:
         """Delete a run, its share links and its artifact folder. Refuses a running run."""
@@ -222,6 +291,11 @@ class RunStore:
         for folder in {out, self.artifact_dir(run_id)}:
             if folder.name == run_id:  # never remove a folder we did not create for this run
                 shutil.rmtree(folder, ignore_errors=True)
+                # and its staging siblings (RunWriter): a cancelled run keeps its checkpoints in .<id>.partial-<pid>
+                for sibling in folder.parent.glob(f".{run_id}.*"):
+                    shutil.rmtree(sibling, ignore_errors=True)
+        if self.artifacts is not None:
+            self.artifacts.delete_run(run_id)
         log.info("deleted run %s", run_id)
 
     # ----------------------------------------------------------------- lifecycle
@@ -241,7 +315,7 @@ class RunStore:
                 row.error = row.started_at = row.finished_at = row.heartbeat_at = None
                 row.worker_pid, row.worker_host, row.progress, row.metrics = None, None, None, None
                 row.cancel_requested, row.attempts = False, 0
-            return run_from_row(row)
+            return self._run(row)
 
     def request_cancel(self, run_id: str) -> Run:
         """Cancel a run: a queued run is cancelled at once, a running one at its next cancel check."""
@@ -251,7 +325,7 @@ class RunStore:
                 row.status, row.finished_at = "cancelled", utcnow()
             elif row.status == "running":
                 row.cancel_requested = True
-            return run_from_row(row)
+            return self._run(row)
 
     def update_progress(self, run_id: str, *events: Union[Progress, dict]) -> None:
         """Record progress events: the last becomes ``progress['last']``; events whose metrics carry

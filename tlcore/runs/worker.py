@@ -1,9 +1,12 @@
 """The background worker: polls the run store, claims queued runs and runs them one at a time.
 
     python -m tlcore worker [--once] [--poll SECONDS] [--db URL]      # via the CLI
+    python -m tlcore worker --gpus 1 --memory-gb 64                      # a GPU host of a team (docs/deploy.md)
     python -m tlcore.runs.worker ...                                     # same, without the CLI
 
-The app does not start this by hand: it calls ``tlcore.runs.ensure_worker(store)``.
+The app does not start this by hand: it calls ``tlcore.runs.ensure_worker(store)``. On several hosts, every
+worker points at the same database and artifact store (``TRANSFERLAB_ARTIFACTS_URL``; :mod:`tlcore.runs.sync`
+says what is copied when).
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from typing import Any
 
 from tlcore.errors import Cancelled, TransferLabError
 from tlcore.paths import owner_scope
-from tlcore.runs import queue
+from tlcore.runs import queue, sync
 from tlcore.runs.jobs import CancelCheck, Heartbeat, ProgressWriter, headline_metrics, job_config, read_report, resolve_job
 from tlcore.runs.queue import Claim
 from tlcore.runs.store import RunStore
@@ -43,6 +46,10 @@ class WorkerOptions:
     cancel_check_s: float = 1.0       # the cancel flag is read at most once per second
     once: bool = False                # exit when the queue is empty (tests, CI)
     idle_exit_s: float | None = None  # exit after this long without work (workers the app started)
+    host: str = queue.HOST            # the name this worker claims under (pids are compared only on one host)
+    gpus: int = 0                     # what this worker offers: it claims only runs that need no more
+    memory_gb: float | None = None    # None: not declared (claims runs whatever memory they ask for)
+    checkpoint_sync_s: float = 2.0    # how often new checkpoints are uploaded to the artifact store
 
 
 class Worker:
@@ -60,9 +67,9 @@ class Worker:
     def run_once(self) -> str | None:
         """Recover dead runs, then claim and run one queued run; returns its final status or None if idle."""
         o = self.options
-        queue.recover_stale(self.store, stale_after_s=o.stale_after_s, max_resumes=o.max_resumes)
+        queue.recover_stale(self.store, stale_after_s=o.stale_after_s, max_resumes=o.max_resumes, host=o.host)
         queue.release_followups(self.store)
-        claim = queue.claim_next(self.store)
+        claim = queue.claim_next(self.store, host=o.host, gpus=o.gpus, memory_gb=o.memory_gb)
         return None if claim is None else self.execute(claim)
 
     def run(self) -> int:
@@ -93,22 +100,29 @@ class Worker:
 
     def execute(self, claim: Claim) -> str:
         """Run one claimed job to a final status: done, failed or cancelled."""
-        o, run_id = self.options, claim.run_id
-        out = Path(claim.config["out"])
+        o, run_id, artifacts = self.options, claim.run_id, self.store.artifacts
+        config = dict(claim.config)
+        if artifacts is not None:   # work in this host's own folder; the store holds what others see
+            config["out"] = str(self.store.artifact_dir(run_id))
+        out = Path(config["out"])
         out.mkdir(parents=True, exist_ok=True)
         progress = ProgressWriter(self.store, run_id, o.progress_interval_s)
         cancel = CancelCheck(self.store, claim, o.cancel_check_s)
         log.info("run %s: starting %s (attempt %d%s)", run_id, claim.job, claim.attempt, ", resume" if claim.resume else "")
         with Heartbeat(self.store, claim, o.heartbeat_s, on_lost=cancel.force):
             try:
+                if artifacts is not None:
+                    config = sync.prepare(self.store, claim)
                 # A resumed run whose report was written before the crash is finished: keep it (a run folder with a
                 # report is never overwritten).
                 report = read_report(out) if claim.resume else None
                 if report is None:
                     job = resolve_job(claim.job)
-                    with owner_scope(claim.owner):   # the owner's own feature cache
-                        report = job(job_config(claim.job, claim.config), progress=progress, should_cancel=cancel,
+                    with owner_scope(claim.owner), sync.CheckpointSync(artifacts, run_id, out, o.checkpoint_sync_s):
+                        report = job(job_config(claim.job, config), progress=progress, should_cancel=cancel,
                                      resume=claim.resume)
+                if artifacts is not None:   # a run is done only once its folder is in the store
+                    sync.publish(self.store, claim, config)
             except Cancelled:
                 progress.flush()
                 if cancel.yielded and queue.requeue_yielded(self.store, claim):
@@ -158,6 +172,24 @@ class Worker:
             log.warning("run %s: could not write error.log", run_id, exc_info=True)
 
 
+def detected_gpus() -> int:
+    """CUDA devices torch sees here (0 without torch or CUDA)."""
+    try:
+        import torch
+
+        return int(torch.cuda.device_count()) if torch.cuda.is_available() else 0
+    except Exception:  # a broken driver must not stop a CPU worker
+        return 0
+
+
+def detected_memory_gb() -> float | None:
+    """This machine's RAM in GB (10^9 bytes); None where the OS does not say."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1e9
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
 def build_parser() -> argparse.ArgumentParser:
     d = WorkerOptions()
     p = argparse.ArgumentParser(prog="python -m tlcore worker", description="Run queued TransferLab runs.")
@@ -169,6 +201,16 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a running run without heartbeat this long is considered dead")
     p.add_argument("--max-resumes", type=int, default=d.max_resumes, help="resumes of a dead run before it fails")
     p.add_argument("--idle-exit", type=float, default=None, metavar="SECONDS", help="exit after this long without work")
+    p.add_argument("--host", default=d.host, help="the name this worker claims under (default: the hostname); "
+                   "give each machine its own")
+    p.add_argument("--gpus", type=int, default=None, metavar="N",
+                   help="GPUs this worker offers (default: those torch sees); it claims only runs that need no more")
+    p.add_argument("--memory-gb", type=float, default=None, metavar="GB",
+                   help="memory this worker offers (default: the machine's RAM); runs asking for more are left to others")
+    p.add_argument("--checkpoint-sync", type=float, default=d.checkpoint_sync_s, metavar="SECONDS",
+                   help="how often new checkpoints are uploaded to the artifact store")
+    p.add_argument("--artifacts", metavar="URL",
+                   help="artifact store shared by all hosts (default: $TRANSFERLAB_ARTIFACTS_URL; unset: local disk only)")
     p.add_argument("--lock", metavar="PATH", help="hold this lock file while running; exit if another worker holds it")
     p.add_argument("--log-level", default="INFO", help="logging level (DEBUG, INFO, WARNING...)")
     return p
@@ -178,7 +220,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``python -m tlcore worker``; returns the process exit code."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    store = RunStore(args.db)
+    if args.artifacts:
+        from tlcore.artifacts import ArtifactStore
+
+        store = RunStore(args.db, artifacts=ArtifactStore(args.artifacts))
+    else:
+        store = RunStore(args.db)
     try:
         store.migrate()  # at start: the schema is current (idempotent; concurrent starts serialize)
     except TransferLabError as exc:  # e.g. DatabaseUnavailable: one line, no traceback
@@ -201,7 +248,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     previous = signal.signal(signal.SIGTERM, _terminate)
     options = WorkerOptions(poll_s=args.poll, heartbeat_s=args.heartbeat, stale_after_s=args.stale_after,
-                            max_resumes=args.max_resumes, once=args.once, idle_exit_s=args.idle_exit)
+                            max_resumes=args.max_resumes, once=args.once, idle_exit_s=args.idle_exit, host=args.host,
+                            checkpoint_sync_s=args.checkpoint_sync,
+                            gpus=detected_gpus() if args.gpus is None else args.gpus,
+                            memory_gb=detected_memory_gb() if args.memory_gb is None else args.memory_gb)
+    log.info("worker %d on %s offers %d GPU(s), %s GB memory; artifacts: %s", os.getpid(), options.host, options.gpus,
+             "?" if options.memory_gb is None else f"{options.memory_gb:.0f}",
+             store.artifacts.url if store.artifacts else "local disk")
     try:
         Worker(store, options).run()
     except KeyboardInterrupt:
