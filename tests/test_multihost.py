@@ -266,3 +266,30 @@ def test_a_worker_claims_only_runs_that_fit_what_it_offers(db_url, tmp_path):
     assert claim is not None and claim.run_id == big.id
     assert (store.get(big.id).worker_gpus, store.get(big.id).worker_memory_gb) == (2, 80.0)
     store.dispose()
+
+
+def test_the_app_refetches_a_run_whose_report_was_amended_in_the_store(tmp_path, monkeypatch):
+    """A follow-up (the demo's scratch baseline) amends a finished run's report on a worker host; the app's local
+    copy is replaced by the amended one at its next check, and served from disk in between."""
+    from tlcore.runs import queue
+    from tlcore.runs import store as store_module
+
+    artifacts = ArtifactStore(str(tmp_path / "store"))
+    worker_copy = tmp_path / "worker" / "run"
+    worker_copy.mkdir(parents=True)
+    app = RunStore(f"sqlite:///{tmp_path / 'runs.db'}", artifacts_root=tmp_path / "app", artifacts=artifacts)
+    run = app.create_run({"modality": "text"}, "finished elsewhere", job="tests.test_runs_worker:fake_run")
+    (worker_copy / "report.json").write_text(json.dumps({"after": {"accuracy": 0.5}}))
+    artifacts.put_run(run.id, worker_copy)
+    app.enqueue(run.id)
+    claim = queue.claim_next(app)
+    assert app.mark_done(run.id, {"after_accuracy": 0.5}, attempt=claim.attempt)
+    done = app.get(run.id)
+    local = app.run_folder(done)
+    assert json.loads((local / "report.json").read_text())["after"]["accuracy"] == 0.5
+    (worker_copy / "report.json").write_text(json.dumps({"after": {"accuracy": 0.5}, "baselines": {"scratch": {}}}))
+    artifacts.put_run(run.id, worker_copy)                      # the follow-up's amendment
+    assert "baselines" not in json.loads((app.run_folder(done) / "report.json").read_text())   # within 30 s
+    monkeypatch.setattr(store_module, "VERSION_CHECK_S", 0.0)
+    assert "baselines" in json.loads((app.run_folder(done) / "report.json").read_text())
+    app.dispose()

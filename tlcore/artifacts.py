@@ -158,6 +158,19 @@ class ArtifactStore:
         """Whether a finished run folder is in the store (its report.json, uploaded last)."""
         return self._exists(self._path("runs", run_id, "report.json"))
 
+    def report_version(self, run_id: str) -> Optional[str]:
+        """What identifies the stored report.json's current content (ETag, else size + modification time); it
+        changes when a follow-up amends the report. None when the store has no finished run."""
+        path = self._path("runs", run_id, "report.json")
+        self.fs.invalidate_cache(path)
+        try:
+            info = self.fs.info(path)
+        except FileNotFoundError:
+            return None
+        tag = info.get("ETag") or info.get("etag")
+        when = info.get("LastModified") or info.get("mtime") or info.get("last_modified") or info.get("created")
+        return str(tag) if tag else f"{info.get('size')}:{when}"
+
     def put_run(self, run_id: str, folder: Path) -> int:
         """Upload a finished run folder, report.json last (so a present report means a complete folder); returns
         the number of files. Files already there are replaced (an amended report)."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -33,6 +34,8 @@ from tlcore.runs.records import Run, run_from_row
 log = logging.getLogger(__name__)
 
 HISTORY_LIMIT = 5000  # per-epoch entries kept for live curves
+#: With an artifact store, how often (seconds) a page re-checks that its local copy of a finished run is current.
+VERSION_CHECK_S = 30.0
 #: Config keys that name a data set; with an artifact store they are uploaded and fetched by content (``inputs``).
 DATA_KEYS = ("source", "target", "unlabeled", "eval", "data")
 _FROM_ENV: Any = object()
@@ -96,6 +99,7 @@ class RunStore:
         self._engines: tuple | None = None
         self._sessions: tuple = ()
         self._migrated = False
+        self._checked: dict[str, float] = {}     # run id -> when its stored report version was last compared
 
     @classmethod
     def open(cls, url: str | None = None, **kwargs: Any) -> RunStore:
@@ -207,8 +211,19 @@ class RunStore:
         if self.artifacts is None:
             return run.out
         local = self.artifact_dir(run.id)
-        if run.status == "done" and not (local / "report.json").is_file() and self.artifacts.has_run(run.id):
+        if run.status != "done":
+            return local
+        stamp = local.parent / f".{run.id}.version"    # which stored report the local copy holds
+        now = time.monotonic()
+        if (local / "report.json").is_file() and now - self._checked.get(run.id, -1e9) < VERSION_CHECK_S:
+            return local
+        version = self.artifacts.report_version(run.id)
+        self._checked[run.id] = now
+        held = stamp.read_text() if stamp.is_file() and (local / "report.json").is_file() else None
+        if version is not None and version != held:
+            # first open, or a follow-up amended the report since (e.g. the scratch baseline was added)
             self.artifacts.get_run(run.id, local)
+            stamp.write_text(version)
         return local
 
     def upload_inputs(self, config: dict) -> dict:
