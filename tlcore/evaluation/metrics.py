@@ -9,6 +9,8 @@ import numpy as np
 from sklearn.metrics import confusion_matrix, f1_score, precision_recall_fscore_support
 
 N_BOOT = 1000
+#: At most this many resampled indices are held at once (bootstrap in blocks beyond it: 32 MB of int64).
+BOOT_BLOCK = 1 << 22
 
 
 def bootstrap_ci(correct: np.ndarray, *, seed: int = 0, n_boot: int = N_BOOT) -> list[float]:
@@ -16,7 +18,15 @@ def bootstrap_ci(correct: np.ndarray, *, seed: int = 0, n_boot: int = N_BOOT) ->
     if len(correct) == 0:
         return [0.0, 0.0]
     rng = np.random.default_rng(seed)
-    means = correct[rng.integers(0, len(correct), size=(n_boot, len(correct)))].mean(1)
+    n = len(correct)
+    if n_boot * n <= BOOT_BLOCK:
+        means = correct[rng.integers(0, n, size=(n_boot, n))].mean(1)
+    else:
+        # A large eval split: draw the resamples in blocks, so memory stays bounded (1000 × 60,000 indices at once
+        # would take ~1 GB); the interval is the same estimator on different random resamples.
+        rows = max(1, BOOT_BLOCK // n)
+        means = np.concatenate([correct[rng.integers(0, n, size=(min(rows, n_boot - start), n))].mean(1)
+                                for start in range(0, n_boot, rows)])
     return [float(np.quantile(means, 0.025)), float(np.quantile(means, 0.975))]
 
 
