@@ -81,7 +81,7 @@ class LoadedRun:
         from tlcore.device import resolve_device
 
         self.path = Path(path)
-        self.device = resolve_device(device)   # the classification models run here (CUDA when torch sees a GPU)
+        self.device = resolve_device(device)   # the models run here (CUDA when torch sees a GPU)
         if not self.path.is_dir():
             raise DataError(f"{path}: no such run folder")
         if not any(self.path.iterdir()):
@@ -125,11 +125,12 @@ class LoadedRun:
         if self.task == "ner":
             from tlcore.tasks.ner_model import TokenTagger
 
-            return TokenTagger.from_pretrained(folder)
+            return TokenTagger.from_pretrained(folder).to(self.device)
         if self.task == "asr":
             from tlcore.tasks.asr import load_model
 
-            return load_model(self.path)
+            whisper, processor = load_model(self.path)
+            return whisper.to(self.device), processor
         from tlcore.models.transfer_model import TransferModel
 
         return TransferModel.from_pretrained(folder).to(self.device)
@@ -140,7 +141,8 @@ class LoadedRun:
         if self.task == "asr":      # "before" is the pretrained Whisper as it is
             from tlcore.tasks.asr_model import load_whisper, resolve_whisper
 
-            return load_whisper(resolve_whisper(self._backbone_spec())[0])
+            whisper, processor = load_whisper(resolve_whisper(self._backbone_spec())[0])
+            return whisper.to(self.device), processor
         if not folder.is_dir():
             raise DataError(f"{self.path} has no saved 'before' model (runs made before TransferLab saved it); "
                             "re-run it to compare before and after on new inputs")
@@ -157,7 +159,7 @@ class LoadedRun:
         if self.task == "ner":
             from tlcore.tasks.ner_model import TokenTagger
 
-            return TokenTagger.from_pretrained(folder)
+            return TokenTagger.from_pretrained(folder).to(self.device)
         from tlcore.models.before import BeforeHead
         from tlcore.models.registry import build_backbone
 

@@ -158,7 +158,11 @@ def transcribe(model: nn.Module, tokenizer, features: torch.Tensor, *, batch_siz
     for start in range(0, len(features), batch_size):
         if should_cancel is not None and should_cancel():
             raise Cancelled("cancelled while transcribing")
-        ids = whisper.generate(input_features=features[start:start + batch_size], max_new_tokens=budget,
+        batch = features[start:start + batch_size]
+        device = next(whisper.parameters()).device      # a model loaded for predict on a GPU runs there
+        if device.type != "cpu":
+            batch = batch.to(device)
+        ids = whisper.generate(input_features=batch, max_new_tokens=budget,
                                num_beams=1, do_sample=False, **kwargs)
         out += [t.strip() for t in tokenizer.batch_decode(ids, skip_special_tokens=True)]
     return out

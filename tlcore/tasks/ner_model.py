@@ -85,10 +85,11 @@ class TokenTagger(nn.Module):
         was_training = self.training
         self.eval()
         out: list[list[int]] = []
+        device = module_device(self)            # a model loaded for predict on a GPU runs there
         for start in range(0, len(enc), batch_size):
             idx = list(range(start, min(start + batch_size, len(enc))))
             batch, _ = self.collate(enc, idx)
-            out += self.read_words(enc, idx, self(**batch))
+            out += self.read_words(enc, idx, self(**to_device(batch, device)).cpu())
         self.train(was_training)
         return out
 
