@@ -45,7 +45,7 @@ def test_diagnose_task_demo_in_browser(app_server, page, demo, encoder, section,
     page.get_by_role("heading", name=section).wait_for(timeout=180_000)
     wait_idle(page, 180_000)
     page.get_by_text(detail).first.wait_for()
-    page.get_by_text("Pick at least one backbone to rank").wait_for()
+    page.get_by_text("Pick at least one backbone to rank").wait_for(timeout=120_000)
     assert page.locator('[data-testid="stAlertContentError"], [data-testid="stAlertContentWarning"], '
                         '[data-testid="stAlertContentSuccess"]').count() >= 1  # the verdict, in its color
     assert page.locator('[data-testid="stPlotlyChart"] .js-plotly-plot .main-svg').count() >= 3  # scores, map, drift

@@ -111,14 +111,17 @@ class LoadedRun:
 
     @cached_property
     def after_model(self):
-        folder = self.path / "model"
+        return self._load_checked(self.path / "model", self._load_after, "the model")
+
+    def _load_checked(self, folder: Path, load, what: str):
+        """``load(folder)`` after checking its files; a damaged folder is one clear error naming what is wrong."""
         check_model_folder(self.path, folder)
         try:
-            return self._load_after(folder)
+            return load(folder)
         except _LOAD_ERRORS as exc:
             if isinstance(exc, DataError):
                 raise
-            raise _corrupted(self.path, folder, f"the model cannot be loaded ({type(exc).__name__}: "
+            raise _corrupted(self.path, folder, f"{what} cannot be loaded ({type(exc).__name__}: "
                                                 f"{str(exc).splitlines()[0][:160] if str(exc) else ''})") from None
 
     def _load_after(self, folder: Path):
@@ -146,14 +149,7 @@ class LoadedRun:
         if not folder.is_dir():
             raise DataError(f"{self.path} has no saved 'before' model (runs made before TransferLab saved it); "
                             "re-run it to compare before and after on new inputs")
-        check_model_folder(self.path, folder)
-        try:
-            return self._load_before(folder)
-        except _LOAD_ERRORS as exc:
-            if isinstance(exc, DataError):
-                raise
-            raise _corrupted(self.path, folder, f"the 'before' model cannot be loaded ({type(exc).__name__}: "
-                                                f"{str(exc).splitlines()[0][:160] if str(exc) else ''})") from None
+        return self._load_checked(folder, self._load_before, "the 'before' model")
 
     def _load_before(self, folder: Path):
         if self.task == "ner":
@@ -327,6 +323,8 @@ def predict_run(run: str | Path, value: str, *, top_k: int = 3, model: str = "af
     if not isinstance(top_k, int) or isinstance(top_k, bool) or top_k < 1:
         raise ConfigError(f"top-k must be a whole number ≥ 1; got {top_k!r}")
     loaded = load_run(run, device=device)
+    if backend == "onnx":
+        loaded.onnx_model   # noqa: B018 - a missing (or impossible) export is reported before the inputs are read
     check_input_exists(value, loaded.modality or "text")
     if loaded.task in ("ner", "asr"):
         import importlib
@@ -335,7 +333,5 @@ def predict_run(run: str | Path, value: str, *, top_k: int = 3, model: str = "af
         chosen = loaded.onnx_model if backend == "onnx" else loaded.after_model if model == "after" else loaded.before_model
         yield from task.predict_input(run, value, model=chosen)
         return
-    if backend == "onnx":
-        loaded.onnx_model   # noqa: B018 - a missing export is reported before the inputs are read
     items, names = _inputs(loaded.modality, value)
     yield from loaded.predict(items, model=model, top_k=top_k, names=names, backend=backend)
