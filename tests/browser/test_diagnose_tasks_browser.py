@@ -55,7 +55,8 @@ def test_diagnose_task_demo_in_browser(app_server, page, demo, encoder, section,
 
 def _table_cell(page, text: str) -> None:
     """Wait for a dataframe cell holding ``text`` (in the DOM: the grid draws the visible cells on a canvas)."""
-    page.locator('[data-testid="stDataFrame"] [role="gridcell"]', has_text=text).first.wait_for(state="attached")
+    page.locator('[data-testid="stDataFrame"] [role="gridcell"]', has_text=text).first.wait_for(state="attached",
+                                                                                           timeout=180_000)
 
 
 def test_rank_ner_and_asr_in_browser(app_server, page, tiny_whisper):
