@@ -28,6 +28,7 @@ import streamlit as st
 from tlcore import paths
 from tlcore.data.dataset import Dataset
 from tlcore.errors import DataError
+from tlcore.storage import usage_bytes as disk_bytes
 from ui.auth import current_user, is_admin, login_configured, owner_key
 
 SPLITS = ("source", "target", "eval", "unlabeled")
@@ -95,19 +96,10 @@ def format_size(n: int) -> str:
     return f"{n / 1e6:.1f} MB" if n >= 1e5 else f"{n / 1e3:.1f} kB"
 
 
-def _size(path: Path) -> int:
-    try:
-        if path.is_dir():
-            return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
-        return path.stat().st_size
-    except OSError:
-        return 0
-
-
 def usage_bytes(owner: Optional[str]) -> int:
     """Bytes used by ``owner``'s upload sets: every file their own manifests name, counted once."""
     files = {Path(p).resolve() for meta in _manifests([_owner_dir(owner)]) for p in meta[1]["splits"].values()}
-    return sum(_size(f) for f in files)
+    return sum(disk_bytes(f) for f in files)
 
 
 def _session_owner() -> Optional[str]:
@@ -123,7 +115,7 @@ def check_quota(path: Path, n_bytes: int, owner: Optional[str], also: Iterable[P
     pending = {Path(p).resolve() for p in also} - known
     if path.resolve() in known | pending:
         return  # the same file again: nothing new is stored for this user
-    used = usage_bytes(owner) + sum(_size(p) for p in pending)
+    used = usage_bytes(owner) + sum(disk_bytes(p) for p in pending)
     quota = user_quota_bytes()
     if used + n_bytes > quota:
         raise QuotaExceeded(f"upload refused: it needs {format_size(n_bytes)} and you already use {format_size(used)} of your "
