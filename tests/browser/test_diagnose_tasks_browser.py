@@ -48,7 +48,9 @@ def test_diagnose_task_demo_in_browser(app_server, page, demo, encoder, section,
     page.get_by_text("Pick at least one backbone to rank").wait_for(timeout=120_000)
     assert page.locator('[data-testid="stAlertContentError"], [data-testid="stAlertContentWarning"], '
                         '[data-testid="stAlertContentSuccess"]').count() >= 1  # the verdict, in its color
-    assert page.locator('[data-testid="stPlotlyChart"] .js-plotly-plot .main-svg').count() >= 3  # scores, map, drift
+    charts = page.locator('[data-testid="stPlotlyChart"] .js-plotly-plot .main-svg')
+    charts.nth(2).wait_for(state="attached", timeout=60_000)   # Plotly draws after the script ends (slow when loaded)
+    assert charts.count() >= 3  # scores, map, drift
     assert page.get_by_text("Traceback").count() == 0
     assert page.locator('[data-testid="stException"]').count() == 0
 
