@@ -1,5 +1,6 @@
 import csv
 import os
+import shutil
 import wave
 from pathlib import Path
 
@@ -12,7 +13,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
 @pytest.fixture(autouse=True)
-def _isolated_home(tmp_path_factory, monkeypatch):
+def _isolated_home(request, tmp_path_factory, monkeypatch):
     """Every test gets its own TRANSFERLAB_HOME, except the shared converted-weights cache."""
     home = tmp_path_factory.mktemp("tlhome")
     monkeypatch.setenv("TRANSFERLAB_HOME", str(home))
@@ -24,6 +25,18 @@ def _isolated_home(tmp_path_factory, monkeypatch):
         if not link.exists():
             link.symlink_to(shared / name)
     yield home
+    # a passing test's home goes at once (a full suite writes several GB); a failing one's stays to be looked at
+    if all(not getattr(request.node, f"rep_{when}", None) or getattr(request.node, f"rep_{when}").passed
+           for when in ("setup", "call")):
+        shutil.rmtree(home, ignore_errors=True)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Keep each phase's report on the test item (rep_setup, rep_call), for fixtures that clean up after passes."""
+    rep = yield
+    setattr(item, f"rep_{rep.when}", rep)
+    return rep
 
 
 def write_text_set(folder: Path, n_per_class: int = 12, seed: int = 0) -> Path:

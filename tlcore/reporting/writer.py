@@ -316,6 +316,8 @@ class RunWriter:
             shutil.rmtree(staging, ignore_errors=True)
             self.completed, self.out = True, self.final
             return self.final
+        # the checkpoints served resume only: a finished run's model is in model/, so they go (often 4x its size)
+        shutil.rmtree(staging / "checkpoints", ignore_errors=True)
         state = self._final_state()
         replace = state == "finished" and self.overwrite or state == "leftovers" and (self.resume or self.overwrite)
         if state in ("absent", "empty"):
