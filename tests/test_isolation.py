@@ -28,7 +28,7 @@ def app(page: str | None = None, user: str | None = None, *, login: bool = True,
     if login:
         at.secrets["auth"] = AUTH
         at.secrets["transferlab"] = {"admins": list(admins)}
-        at.user = {"is_logged_in": True, "email": user} if user else {"is_logged_in": False}
+        at.user = {"is_logged_in": True, "email": user, "email_verified": True} if user else {"is_logged_in": False}
     for k, v in query.items():
         at.query_params[k] = v
     at.run()
@@ -80,6 +80,39 @@ def test_may_see(owner, user, login, admin, expected):
     from ui.auth import may_see
 
     assert may_see(owner, user, login=login, admin=admin) is expected
+
+
+@pytest.mark.parametrize("claims,trust,expected", [
+    ({"email": ALICE, "email_verified": True, "sub": "1"}, False, ALICE),
+    ({"email": ALICE, "email_verified": "true", "sub": "1"}, False, ALICE),     # some providers send a string
+    ({"email": ALICE, "email_verified": False, "sub": "7", "iss": "https://idp.test"}, False,
+     "sub:7 at https://idp.test"),                                             # unchecked: never someone's email
+    ({"email": ALICE, "sub": "7"}, False, "sub:7"),                            # no claim at all: not vouched for
+    ({"email": ALICE, "sub": "7"}, True, ALICE),                               # ... unless the admin trusts it
+    ({"email_verified": True, "sub": "7"}, False, "sub:7"),
+    ({"email": "", "sub": ""}, False, None),
+])
+def test_identity_takes_the_email_only_when_verified(claims, trust, expected):
+    from ui.auth import identity
+
+    assert identity(claims, trust_email=trust) == expected
+
+
+def test_an_unverified_email_is_neither_its_owner_nor_an_admin(home):
+    """Mallory's provider account claims alice's address (and the admin's) without verifying it."""
+    runs_by_owner()
+    for claimed, admins in ((ALICE, []), (CAROL, [CAROL])):
+        at = AppTest.from_file(APP, default_timeout=60)
+        at.secrets["auth"] = AUTH
+        at.secrets["transferlab"] = {"admins": admins}
+        at.user = {"is_logged_in": True, "email": claimed, "email_verified": False, "sub": "mallory"}
+        at.run()
+        account = [c.value for c in at.sidebar.caption]
+        assert any("not verified" in c and "sub:mallory" in c and "admin" not in c for c in account), account
+        at.switch_page("pages/runs.py").run()
+        assert not at.exception, [e.value for e in at.exception]
+        text = page_text(at)
+        assert not any(f"{who} run" in text for who in ("alice", "bob", "legacy")), claimed
 
 
 def test_owner_key_is_fixed_length_and_distinct():
