@@ -95,3 +95,41 @@ def test_a_run_interrupted_on_one_process_resumes_on_two(tmp_path):
     assert report["training"]["resumed_from_epoch"] >= 2 and report["training"]["epochs_run"] == 4
     assert [h["epoch"] for h in report["training"]["history"]] == [1, 2, 3, 4]
     assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["run"]
+
+
+def test_a_multi_process_run_reports_live_progress_and_can_be_cancelled(tmp_path):
+    """What the app's worker sees: rank 0's progress events arrive while the processes run, a cancel stops every
+    process and keeps the checkpoint, and the resumed run (what a yielded run does) finishes from it."""
+    import tlcore
+    from tlcore.config import FinetuneConfig
+    from tlcore.errors import Cancelled
+
+    data = _noisy_text_set(tmp_path / "data")
+    out = tmp_path / "runs" / "run"
+    cfg = FinetuneConfig(modality="text", target=str(data), backbone="tiny-text", strategy="full", epochs=30,
+                         patience=30, baselines=[], out=str(out), num_processes=2)
+    events = []
+
+    def cancel_after_epoch_2() -> bool:       # the epoch-2 checkpoint is written right after this event
+        return any(e.stage == "train" and e.message == "epoch 2 done" for e in events)
+
+    with pytest.raises(Cancelled):
+        tlcore.finetune(cfg, progress=events.append, should_cancel=cancel_after_epoch_2)
+    stages = [e.stage for e in events]
+    assert "train" in stages and stages.index("train") > 0, stages         # earlier stages came first, live
+    steps = [e.step for e in events if e.stage == "train"]
+    assert steps == sorted(steps) and len(set(steps)) > 2                   # step by step, not one final event
+    assert any(e.eta_s is not None for e in events)
+    assert not out.exists()
+    staging = next((tmp_path / "runs").glob(".run.partial-*"))
+    saved = json.loads((staging / "checkpoints" / "after" / "state.json").read_text())["epoch"]
+    assert 2 <= saved < 30                                                 # stopped before the end, checkpoint kept
+    leftover = subprocess.run(["pgrep", "-f", str(out)], capture_output=True, text=True).stdout.split()
+    assert leftover == [], "processes of the cancelled run are still running"
+
+    resumed = []
+    result = tlcore.finetune(cfg, progress=resumed.append, resume=True)
+    assert result.report["training"]["resumed_from_epoch"] == saved
+    assert [h["epoch"] for h in result.report["training"]["history"]] == list(range(1, 31))
+    assert any(e.stage == "train" for e in resumed)
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["run"]

@@ -18,6 +18,7 @@ import textwrap
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 from conftest import write_text_set
 from postgres_fixture import _free_port
@@ -74,7 +75,7 @@ def cluster(postgres_url, s3_endpoint, tmp_path):
                                  "--heartbeat", "0.5", "--stale-after", "4", "--checkpoint-sync", "0.2", "--log-level", "INFO",
                                  *extra],
                                 env={**env, "TRANSFERLAB_HOME": str(home)}, stdout=log, stderr=subprocess.STDOUT,
-                                cwd=REPO)
+                                cwd=REPO, start_new_session=True)   # a "host": its group is all it runs
         log.close()
         procs.append(proc)
         return proc
@@ -93,7 +94,8 @@ def cluster(postgres_url, s3_endpoint, tmp_path):
                 folder = store.run_folder(run_id)
                 report = json.loads((folder / "report.json").read_text())
                 out[run_id] = {"accuracy": report["after"]["accuracy"], "model": (folder / "model").is_dir(),
-                               "folder": str(folder), "training": report.get("training") or {}}
+                               "folder": str(folder), "training": report.get("training") or {},
+                               "num_processes": report.get("num_processes")}
             print(json.dumps(out))
         """)
         home = tmp_path / "reader-host"
@@ -105,8 +107,10 @@ def cluster(postgres_url, s3_endpoint, tmp_path):
     yield {"app": app, "artifacts": artifacts, "start_worker": start_worker, "logs": logs, "read_as_app": read_as_app,
            "tmp": tmp_path}
     for proc in procs:
-        if proc.poll() is None:
-            proc.kill()
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)        # the worker and any processes it launched
+        except ProcessLookupError:
+            pass
         proc.wait(timeout=30)
     app.dispose()
 
@@ -177,8 +181,12 @@ def test_a_run_that_needs_a_gpu_is_left_to_a_worker_that_offers_one(cluster):
 
 
 @pytest.mark.slow
-def test_killed_worker_run_resumes_on_the_other_host_from_the_s3_checkpoint(cluster):
-    [run_id] = _submit(cluster, 1, epochs=200, n_per_class=40, patience=100)
+@pytest.mark.parametrize("processes", [1, 2])
+def test_killed_worker_run_resumes_on_the_other_host_from_the_s3_checkpoint(cluster, processes):
+    """With 2 processes too: rank 0 (a child of the worker) writes the checkpoints the worker uploads, and on the
+    other host rank 0 takes over the staging folder its worker filled from S3."""
+    epochs = 200 if processes == 1 else 80
+    [run_id] = _submit(cluster, 1, epochs=epochs, n_per_class=40, patience=100, num_processes=processes)
     artifacts, app = cluster["artifacts"], cluster["app"]
     first = cluster["start_worker"]("host-a")
     latest = artifacts._path("checkpoints", run_id, "LATEST")
@@ -188,7 +196,7 @@ def test_killed_worker_run_resumes_on_the_other_host_from_the_s3_checkpoint(clus
         assert app.get(run_id).status in ("queued", "running"), cluster["logs"]()
         time.sleep(0.2)
     assert app.get(run_id).status == "running" and app.get(run_id).worker_host == "host-a"
-    first.send_signal(signal.SIGKILL)   # the host dies: no cleanup, no final status, a stale heartbeat
+    os.killpg(first.pid, signal.SIGKILL)   # the host dies: no cleanup, no final status, a stale heartbeat
     first.wait(timeout=30)
     assert app.get(run_id).status == "running"
     cluster["start_worker"]("host-b")   # another host, its own empty disk: only S3 has the checkpoint
@@ -197,6 +205,7 @@ def test_killed_worker_run_resumes_on_the_other_host_from_the_s3_checkpoint(clus
     seen = cluster["read_as_app"]([run_id])[run_id]
     assert seen["model"] and seen["accuracy"] == pytest.approx(run.metrics["after_accuracy"])
     assert seen["training"].get("resumed_from_epoch", 0) >= 1, seen["training"]   # continued, not started over
+    assert seen["num_processes"] == processes
     assert "resuming from the checkpoint" in (cluster["tmp"] / "host-b" / "worker.log").read_text()
 
 
@@ -293,3 +302,37 @@ def test_the_app_refetches_a_run_whose_report_was_amended_in_the_store(tmp_path,
     monkeypatch.setattr(store_module, "VERSION_CHECK_S", 0.0)
     assert "baselines" in json.loads((app.run_folder(done) / "report.json").read_text())
     app.dispose()
+
+
+def test_hosts_share_the_feature_cache_through_the_store(tmp_path, monkeypatch):
+    """Host A extracts a data set's features once; host B (its own home, empty cache) gets them from the store
+    without running the backbone, for the same owner only; the files are identical."""
+    from conftest import write_image_set
+
+    from tlcore.data.loaders import load_dataset
+    from tlcore.models.features import extract_features
+    from tlcore.models.registry import build_backbone
+    from tlcore.paths import owner_scope
+
+    monkeypatch.setenv("TRANSFERLAB_ARTIFACTS_URL", str(tmp_path / "store"))
+    ds = load_dataset(write_image_set(tmp_path / "img", n_per_class=6), "image")
+    backbone = build_backbone("tiny-image", "image")
+    calls = []
+    backbone.register_forward_hook(lambda *a: calls.append(1))
+
+    def on_host(name: str, owner: str) -> tuple:
+        monkeypatch.setenv("TRANSFERLAB_HOME", str(tmp_path / name))
+        events, calls[:] = [], []
+        with owner_scope(owner):
+            feats = extract_features(backbone, ds, batch_size=4, progress=events.append)
+        return feats, len(calls), [e.message for e in events]
+
+    a, ran_a, _ = on_host("host-a", "alice@example.test")
+    b, ran_b, said_b = on_host("host-b", "alice@example.test")
+    c, ran_c, _ = on_host("host-c", "bob@example.test")
+    assert ran_a > 0 and ran_b == 0 and "features from the shared cache" in said_b
+    np.testing.assert_array_equal(a, b)
+    assert ran_c > 0, "another owner's cached features were used"
+    np.testing.assert_array_equal(a, c)
+    stored = sorted(p.relative_to(tmp_path / "store").parts[:2] for p in (tmp_path / "store").rglob("*.npy"))
+    assert len(stored) == 2 and all(parts == ("features", "users") for parts in stored)

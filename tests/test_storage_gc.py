@@ -68,7 +68,7 @@ def test_eviction_is_least_recently_used_first_and_spares_entries_in_use():
     assert [os.path.basename(r.path) for r in removed] == ["old.npy", "middle", "recent.npy"]
     assert not old.exists() and not middle.exists() and not recent.exists()
     assert in_use.exists() and up.exists() and run.exists()        # over the cap, yet in use / never evictable
-    assert not [p for p in cache_dir("unzipped").iterdir()]         # the renamed copy was deleted too
+    assert not [p for p in cache_dir("unzipped").iterdir() if p.name != storage.LEASES]   # the renamed copy too
 
 
 def test_touch_on_use_changes_the_order():
@@ -163,3 +163,80 @@ def test_cached_features_and_unzipped_copies_belong_to_their_owner(tmp_path):
     assert not local.is_relative_to(users) and len({a, b, local}) == 3
     entries = {e.path for e in storage.cache_entries()}
     assert {a.parent, b.parent, local.parent} <= entries and users not in entries
+
+
+def _set_copy(digest: str, size: int, age_s: float):
+    """A worker's copy of a data set fetched from the artifact store (``cache/sets/<sha256>/<name>``)."""
+    folder = cache_dir("sets") / digest
+    (folder / "data").mkdir(parents=True)
+    (folder / "data" / "x.bin").write_bytes(b"\0" * size)
+    t = time.time() - age_s
+    os.utime(folder, (t, t))
+    return folder
+
+
+def test_a_leased_entry_is_never_evicted_however_old_until_its_job_ends():
+    """A job reading an unzipped copy or fetched set for longer than IN_USE_S keeps it: the lease, not the clock."""
+    long_job = _unzipped("u-long", 1000, 30 * HOUR)
+    fetched = _set_copy("a" * 64, 1000, 30 * HOUR)
+    with storage.leases_held():
+        storage.lease(long_job)
+        storage.lease(fetched)
+        for entry in (long_job, fetched):          # the lease records the use, so age it again
+            t = time.time() - 30 * HOUR
+            os.utime(entry, (t, t))
+        assert storage.in_use(long_job) and storage.in_use(fetched)
+        assert storage.evict(0) == [] and long_job.exists() and fetched.exists()
+    assert not storage.in_use(long_job)
+    assert sorted(r.path for r in storage.evict(0)) == sorted([str(long_job), str(fetched)])
+    assert not long_job.exists() and not fetched.exists()
+
+
+def test_a_lease_held_by_another_process_is_released_when_it_dies(tmp_path):
+    import signal
+    import subprocess
+    import sys
+
+    entry = _unzipped("u-other", 1000, 30 * HOUR)
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import sys, time; from pathlib import Path; from tlcore import storage\n"
+        "with storage.leases_held():\n"
+        f"    storage.lease(Path({str(entry)!r})); print('held', flush=True); time.sleep(120)\n")],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        t = time.time() - 30 * HOUR
+        os.utime(entry, (t, t))
+        assert storage.evict(0) == [] and entry.exists()
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+    assert [r.path for r in storage.evict(0)] == [str(entry)]      # the dead job's lock went with it
+
+
+def test_gc_counts_and_evicts_fetched_sets_and_their_stale_downloads():
+    fetched = _set_copy("b" * 64, 2000, 5 * HOUR)
+    stale = fetched / ".data.download-4242"
+    stale.mkdir()
+    t = time.time() - 2 * HOUR
+    os.utime(stale, (t, t))
+    os.utime(fetched, (t, t))                 # last used when that download was interrupted
+    assert storage.usage()["sets"] == 2000
+    report = storage.gc(max_gb=0)
+    assert str(stale) in [r.path for r in report.removed] and str(fetched) in [r.path for r in report.removed]
+    assert not fetched.exists() and report.usage_after["sets"] == 0
+
+
+def test_extract_zip_leases_its_copy_for_the_job(tmp_path):
+    from tlcore.data.archive import extract_zip
+
+    archive = tmp_path / "set.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("set/a/x.txt", "hello")
+    with storage.leases_held():
+        root = extract_zip(archive)
+        copy = root.parent
+        t = time.time() - 30 * HOUR
+        os.utime(copy, (t, t))
+        assert storage.in_use(copy) and storage.evict(0) == []
+    assert [r.path for r in storage.evict(0)] == [str(copy)]

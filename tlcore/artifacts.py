@@ -12,6 +12,7 @@ folder (fast, atomic renames); the worker copies to and from the store (:mod:`tl
     <url>/checkpoints/<run id>/<snapshot>/...     checkpoints/<stage>/ of the staging folder, as written
     <url>/sets/<sha256>/<name>                    a data set (file or folder) by the hash of its content
     <url>/sets/<sha256>/.complete-<name>          written after the set's last file: the set is usable
+    <url>/features/[users/<owner key>/]<key>.npy  the feature cache (backbone + data content hash), per owner
 
 Everything is written so a reader never sees half of it: a run folder counts once its report.json is there, a
 checkpoint snapshot once LATEST names it, a set once its ``.complete-<name>`` exists. Credentials come the usual way of the
@@ -266,6 +267,35 @@ class ArtifactStore:
         if self._exists(prefix):
             self.fs.rm(prefix, recursive=True)
 
+    # ------------------------------------------------------------------ feature cache
+    def put_features(self, rel: str, path: Path) -> None:
+        """Share a cached feature file with every host: ``rel`` is its path under ``cache/features`` (keyed by
+        backbone and data content, inside its owner's folder). A local store gets it under a temporary name first."""
+        target = self._path("features", *Path(rel).parts)
+        if self._local:
+            self.fs.makedirs(target.rsplit("/", 1)[0], exist_ok=True)
+            tmp = f"{target}.tmp-{os.getpid()}"
+            self.fs.put_file(str(path), tmp)
+            self.fs.mv(tmp, target)
+        else:
+            self.fs.put_file(str(path), target)        # an object appears whole or not at all
+
+    def get_features(self, rel: str, dest: Path) -> bool:
+        """Download the shared feature file ``rel`` to ``dest`` (via a hidden sibling and a rename); False if the
+        store has none."""
+        source = self._path("features", *Path(rel).parts)
+        if not self._exists(source):
+            return False
+        dest = Path(dest)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dest.with_name(f".{dest.stem}.fetch-{os.getpid()}.npy")
+        try:
+            self.fs.get_file(source, str(tmp))
+            os.replace(tmp, dest)
+        finally:
+            tmp.unlink(missing_ok=True)
+        return True
+
     # ------------------------------------------------------------------ data sets
     def put_set(self, path: Path) -> dict:
         """Upload a data set (file or folder) once per content; returns its reference ``{"sha256", "name"}``.
@@ -295,7 +325,10 @@ class ArtifactStore:
         digest, name = str(ref["sha256"]), str(ref["name"])
         if not _HEX64.match(digest) or "/" in name or name in ("", ".", ".."):
             raise ValueError(f"not a data set reference: {ref!r}")
+        from tlcore import storage
+
         final = Path(cache) / digest / name
+        storage.lease(final.parent)      # a cache entry (tlcore.storage): not evicted while this job reads it
         if final.exists():
             return final
         base = self._path("sets", digest)
@@ -321,4 +354,5 @@ class ArtifactStore:
                 shutil.rmtree(tmp, ignore_errors=True)
             else:
                 tmp.unlink(missing_ok=True)
+        storage.evict_after_write(keep=final.parent)
         return final

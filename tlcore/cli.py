@@ -151,11 +151,14 @@ def cmd_finetune(args: argparse.Namespace) -> int:
         raise ConfigError("--resume continues the run in --out and --overwrite replaces it: pass only one of them")
     json_path = _json_target(args.json)
     from tlcore.device import is_main_process
-    from tlcore.training.launch import CHILD_ENV
+    from tlcore.training.launch import CHILD_ENV, PROGRESS_ENV, progress_to_file
 
-    bar = _Bar(args.quiet or not is_main_process())     # one progress bar for a multi-process run (rank 0's)
+    # one progress bar for a multi-process run: the launching process's, fed by rank 0's events (see launch.py)
+    events_file = os.environ.get(PROGRESS_ENV) if os.environ.get(CHILD_ENV) else None
+    bar = _Bar(args.quiet or not is_main_process() or bool(events_file))
+    progress = progress_to_file(events_file, bar) if events_file and is_main_process() else bar
     try:
-        result = tlcore.finetune(cfg, progress=bar, resume=args.resume, overwrite=args.overwrite)
+        result = tlcore.finetune(cfg, progress=progress, resume=args.resume, overwrite=args.overwrite)
     except (TransferLabError, Cancelled, KeyboardInterrupt):
         _note_unfinished(cfg.out)
         raise
@@ -408,8 +411,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     handlers = {"demo": cmd_demo, "backbones": cmd_backbones, "finetune": cmd_finetune, "predict": cmd_predict,
                 "diagnose": cmd_diagnose, "rank": cmd_rank, "curve": cmd_curve,
                 "cluster": cmd_cluster, "export": cmd_export, "gc": cmd_gc}
+    from tlcore.storage import leases_held
+
     try:
-        return handlers[args.cmd](args)
+        with leases_held():       # the cache entries this command reads are not evicted under it
+            return handlers[args.cmd](args)
     except TransferLabError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -1,12 +1,18 @@
 """Disk housekeeping: how much each part of ``home()`` uses, LRU eviction of the caches past a size cap, and the
 ``python -m tlcore gc`` clean-up.
 
-What may be evicted: only *derived* data that is rebuilt on demand - the feature cache (``cache/features/*.npy``)
-and unzipped copies of uploaded archives (``cache/unzipped/<hash>/``). Uploads, run folders, stored eval splits
-and demos are never evicted (splits are tiny and keep before/after numbers comparable; demos are rebuilt only by
-hand). Use is recorded by touching the entry's mtime on every hit; eviction removes the least recently used
-entries first until the evictable total is under the cap, and never an entry used in the last ``IN_USE_S``
-seconds (a run may still be reading it).
+What may be evicted: only *derived* data that is rebuilt on demand - the feature cache (``cache/features/*.npy``),
+unzipped copies of uploaded archives (``cache/unzipped/<hash>/``) and a worker's copies of data sets fetched from
+the artifact store (``cache/sets/<sha256>/``). Uploads, run folders, stored eval splits and demos are never
+evicted (splits are tiny and keep before/after numbers comparable; demos are rebuilt only by hand). Use is
+recorded by touching the entry's mtime on every hit; eviction removes the least recently used entries first until
+the evictable total is under the cap, and never an entry that is in use:
+
+* a job holds a **lease** on every unzipped copy or fetched set it reads (:func:`lease`, a shared ``flock`` on
+  ``<folder>/.leases/<name>.lock``, taken before the entry is looked at and held until the job's
+  :func:`leases_held` scope ends, or its process dies); eviction takes the lock exclusively without waiting and
+  skips the entry when it cannot, so a run of any length never loses files under it;
+* an entry used in the last ``IN_USE_S`` seconds is kept too (readers outside a job, such as the app's pages).
 
 Limits: ``TRANSFERLAB_CACHE_MAX_GB`` (default 20 GB, decimal) caps the evictable caches; temporary leftovers
 (``.part`` uploads, ``.<hash>-*`` extraction folders, ``.*.npy`` / ``*.tmp<pid>`` partial writes) older than
@@ -19,13 +25,16 @@ Limits: ``TRANSFERLAB_CACHE_MAX_GB`` (default 20 GB, decimal) caps the evictable
 
 from __future__ import annotations
 
+import contextvars
+import fcntl
 import logging
 import os
 import shutil
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import Iterator, Optional
 
 from tlcore.errors import ConfigError
 from tlcore.paths import home
@@ -35,8 +44,9 @@ log = logging.getLogger(__name__)
 DEFAULT_CACHE_MAX_GB = 20.0
 IN_USE_S = 3600          # an entry used this recently is never evicted (a run may still read its files)
 STALE_S = 3600           # temporary leftovers older than this are removed by gc
-EVICTABLE = ("features", "unzipped")
-CACHE_PARTS = ("features", "unzipped", "splits", "demos")
+EVICTABLE = ("features", "unzipped", "sets")
+CACHE_PARTS = ("features", "unzipped", "sets", "splits", "demos")
+LEASES = ".leases"       # the lock files of a cache folder's entries (see lease)
 
 
 def usage_bytes(path: str | Path) -> int:
@@ -88,6 +98,85 @@ def touch(path: Path) -> None:
         os.utime(path)
     except OSError:
         pass     # evicted meanwhile, or read-only: the entry is still usable
+
+
+_HELD: contextvars.ContextVar[Optional[list[int]]] = contextvars.ContextVar("tlcore_leases", default=None)
+
+
+def _lock_path(entry: Path) -> Path:
+    return entry.parent / LEASES / f"{entry.name}.lock"
+
+
+def _open_lock(entry: Path) -> int:
+    """An open descriptor of ``entry``'s lock file, the one at its path now (created if need be)."""
+    path = _lock_path(entry)
+    for _ in range(5):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            return os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        except FileNotFoundError:
+            continue                      # the folder went between the two calls: make it again
+    return os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+
+
+@contextmanager
+def leases_held() -> Iterator[None]:
+    """Leases taken inside (:func:`lease`) are held until the block ends: wrap one job or one CLI command."""
+    token = _HELD.set([])
+    try:
+        yield
+    finally:
+        for fd in _HELD.get() or []:
+            os.close(fd)                  # closing the descriptor releases its flock
+        _HELD.reset(token)
+
+
+def lease(entry: Path) -> None:
+    """Mark the cache entry ``entry`` in use until the current :func:`leases_held` scope ends (and record the use).
+    Call it *before* looking at the entry: a concurrent eviction of it finishes first, then the caller sees it
+    gone and builds it again. Outside a scope this only records the use (the ``IN_USE_S`` rule protects it)."""
+    held = _HELD.get()
+    if held is not None:
+        for _ in range(5):
+            try:
+                fd = _open_lock(entry)
+            except OSError:
+                break                     # a read-only cache: nothing can evict it either
+            fcntl.flock(fd, fcntl.LOCK_SH)          # waits only while an eviction of this entry is under way
+            try:
+                same = os.fstat(fd).st_ino == os.stat(_lock_path(entry)).st_ino
+            except OSError:
+                same = False
+            if same:
+                held.append(fd)
+                break
+            os.close(fd)                  # gc removed that lock file meanwhile: lock the current one
+    touch(entry)
+
+
+@contextmanager
+def _exclusive(entry: Path) -> Iterator[bool]:
+    """Yields True while this process holds ``entry``'s lock exclusively (no job has a lease on it), else False."""
+    try:
+        fd = _open_lock(entry)
+    except OSError:
+        yield True                        # no lock file can exist, so no lease either
+        return
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        yield True
+    finally:
+        os.close(fd)
+
+
+def in_use(entry: Path) -> bool:
+    """True while some job holds a lease on ``entry``."""
+    with _exclusive(entry) as free:
+        return not free
 
 
 @dataclass
@@ -169,12 +258,16 @@ def evict(max_bytes: Optional[int] = None, *, dry_run: bool = False, keep: Optio
             break
         if now - e.used < IN_USE_S or (keep is not None and e.path == keep):
             continue
-        if not dry_run:
-            try:
-                _remove(e.path)
-            except OSError as exc:
-                log.warning("could not evict %s: %s", e.path, exc)
-                continue
+        with _exclusive(e.path) as free:
+            if not free:
+                continue                  # a running job holds a lease on it
+            if not dry_run:
+                try:
+                    _remove(e.path)
+                except OSError as exc:
+                    log.warning("could not evict %s: %s", e.path, exc)
+                    continue
+                _lock_path(e.path).unlink(missing_ok=True)   # a waiting lease sees it gone and locks a new file
         total -= e.size
         removed.append(Removed(str(e.path), e.size, f"least recently used (last use {_ago(now - e.used)} ago)"))
     return removed
@@ -203,9 +296,13 @@ def stale_temporaries(now: Optional[float] = None) -> list[Path]:
     root = home()
     found: list[Path] = []
     candidates: list[Path] = []
-    for part in ("unzipped", "features", "splits"):
+    for part in ("unzipped", "features", "splits", "sets"):
         for folder in _cache_folders(part):
-            candidates += [p for p in folder.iterdir() if p.name.startswith(".") or ".tmp" in p.name]
+            candidates += [p for p in folder.iterdir() if (p.name.startswith(".") or ".tmp" in p.name)
+                           and p.name != LEASES]
+            if part == "sets":            # a set's downloads go one level down: sets/<sha256>/.<name>.download-<pid>
+                candidates += [p for d in folder.iterdir() if d.is_dir() and not d.name.startswith(".")
+                               and d.name != "users" for p in d.iterdir() if p.name.startswith(".")]
     uploads = root / "uploads"
     if uploads.is_dir():
         candidates += [p for p in uploads.rglob(".*.part")]
@@ -240,7 +337,9 @@ def gc(*, dry_run: bool = False, max_gb: Optional[float] = None, now: Optional[f
         size = usage_bytes(p)
         if not dry_run:
             try:
+                parent = p.parent.stat()
                 shutil.rmtree(p) if p.is_dir() else p.unlink()
+                os.utime(p.parent, ns=(parent.st_atime_ns, parent.st_mtime_ns))   # the entry's LRU clock stays
             except OSError as exc:
                 log.warning("could not remove %s: %s", p, exc)
                 continue

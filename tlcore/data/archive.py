@@ -136,6 +136,7 @@ def extract_zip(path: str | Path) -> Path:
     try:
         digest = file_digest(path)[:16]
         dest = owned_cache_dir("unzipped") / digest
+        storage.lease(dest)          # before looking: an eviction under way ends first; none starts while held
         if dest.exists() and not (dest / ".complete").exists():
             shutil.rmtree(dest, ignore_errors=True)     # left half-done by a crash (cannot happen with rename)
         if not (dest / ".complete").exists():
@@ -152,8 +153,6 @@ def extract_zip(path: str | Path) -> Path:
                     shutil.rmtree(tmp, ignore_errors=True)
                     raise
             storage.evict_after_write(keep=dest)
-        else:
-            storage.touch(dest)
     except zipfile.BadZipFile as exc:
         raise DataError(f"{path.name} is not a readable .zip archive ({exc}); re-create it with a zip tool") from None
     except RuntimeError as exc:      # zipfile: "File ... is encrypted, password required for extraction"

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import time
+from pathlib import Path
 from typing import Optional
 
 import numpy as np
@@ -13,9 +15,30 @@ from tlcore import storage
 from tlcore.data.dataset import Dataset
 from tlcore.device import current as current_runtime
 from tlcore.models.base import Backbone
-from tlcore.paths import owned_cache_dir
+from tlcore.paths import cache_dir, owned_cache_dir
 from tlcore.progress import CancelFn, Progress, ProgressFn, never_cancel, no_progress
 from tlcore.training.loading import mapped_loader
+
+log = logging.getLogger(__name__)
+
+
+def _shared(path: Path, fetch: bool) -> bool:
+    """With an artifact store (``TRANSFERLAB_ARTIFACTS_URL``), hosts share the feature cache: ``fetch`` a missing
+    file from it (True when it came), or publish a new one. Store trouble is logged and never fails the work."""
+    from tlcore.artifacts import ArtifactStore
+
+    try:
+        store = ArtifactStore.from_env()
+        if store is None:
+            return False
+        rel = path.relative_to(cache_dir("features")).as_posix()
+        if fetch:
+            return store.get_features(rel, path)
+        store.put_features(rel, path)
+    except Exception as exc:  # noqa: BLE001 - the local cache works without the store
+        log.warning("feature cache in the artifact store: %s %s failed: %s", "fetching" if fetch else "storing",
+                    path.name, exc)
+    return False
 
 
 def _cache_key(backbone: Backbone, ds: Dataset) -> Optional[str]:
@@ -33,8 +56,9 @@ def extract_features(backbone: Backbone, ds: Dataset, *, batch_size: int = 32, s
     """(n, feature_dim) float32 pooled features of ``ds``; cached when the backbone is a named pretrained one."""
     key = _cache_key(backbone, ds) if use_cache else None
     path = owned_cache_dir("features") / f"{key}.npy" if key else None
+    shared = path is not None and not path.exists() and _shared(path, fetch=True)   # another host extracted them
     if path is not None and path.exists():
-        progress(Progress(stage, len(ds), len(ds), "features from cache"))
+        progress(Progress(stage, len(ds), len(ds), "features from the shared cache" if shared else "features from cache"))
         try:
             feats = np.load(path)
         except (OSError, ValueError):
@@ -71,5 +95,6 @@ def extract_features(backbone: Backbone, ds: Dataset, *, batch_size: int = 32, s
         tmp = path.with_name(f".{path.stem}.{os.getpid()}.npy")
         np.save(tmp, feats)
         os.replace(tmp, path)
+        _shared(path, fetch=False)
         storage.evict_after_write(keep=path)
     return feats

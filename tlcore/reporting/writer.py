@@ -102,6 +102,16 @@ def run_folder_options(*, resume: bool = False, overwrite: bool = False, keep_fa
         _OPTIONS.reset(token)
 
 
+def _launcher() -> set[int]:
+    """The pid of the process that launched this one as a rank of a multi-process run (``launch.LAUNCHER_ENV``):
+    it may have prepared a staging folder for the run (resume checkpoints fetched from the store) but writes nothing
+    while the ranks run, so its folder counts as an earlier attempt to take over, not as a concurrent writer."""
+    from tlcore.training.launch import LAUNCHER_ENV
+
+    raw = os.environ.get(LAUNCHER_ENV, "")
+    return {int(raw)} if raw.isdigit() else set()
+
+
 def _pid_alive(pid: int) -> bool:
     if pid == os.getpid():
         return True
@@ -224,11 +234,12 @@ class RunWriter:
             what = "; there is nothing to resume" if self.resume else ""
             raise ConfigError(f"--out {out} already holds a finished run (report.json){what}; choose another folder, "
                               "or pass --overwrite to replace it once the new run completes")
-        live = [(p, pid) for p, pid in self.partials() if pid != os.getpid() and _pid_alive(pid)]
+        above = _launcher()
+        live = [(p, pid) for p, pid in self.partials() if pid != os.getpid() and pid not in above and _pid_alive(pid)]
         if live:
             raise ConfigError(f"another process (pid {live[0][1]}) is writing a run to {out} right now ({live[0][0]}); "
                               "wait for it to finish or choose another folder")
-        stale = [p for p, pid in self.partials() if not _pid_alive(pid) or pid == os.getpid()]
+        stale = [p for p, pid in self.partials() if not _pid_alive(pid) or pid == os.getpid() or pid in above]
         resumable = [p for p in stale if _has_checkpoints(p)]
         if not self.resume and not self.overwrite and (state == "leftovers" or resumable):
             where = resumable[0] if resumable else out

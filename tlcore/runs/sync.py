@@ -18,6 +18,7 @@ import logging
 import os
 import shutil
 import threading
+import time
 from pathlib import Path
 from typing import Any, Optional
 
@@ -29,10 +30,37 @@ from tlcore.runs.store import DATA_KEYS, RunStore
 log = logging.getLogger(__name__)
 
 
-def staging_checkpoints(out: Path) -> Path:
-    """``checkpoints/`` of this process's staging folder for run folder ``out`` (see ``RunWriter``)."""
+def staging_checkpoints(out: Path, pid: Optional[int] = None) -> Path:
+    """``checkpoints/`` of the staging folder of process ``pid`` (default: this one) for run folder ``out``
+    (see ``RunWriter``)."""
     out = Path(os.path.abspath(out))
-    return out.parent / f".{out.name}.partial-{os.getpid()}" / "checkpoints"
+    return out.parent / f".{out.name}.partial-{os.getpid() if pid is None else pid}" / "checkpoints"
+
+
+def job_checkpoints(out: Path, since: float = 0.0) -> Path:
+    """Where the job's checkpoints are now: this process's staging folder, or that of a process it started (rank 0
+    of a multi-process run takes the folder over under its own pid; once it has exited, its folder changed since
+    ``since``, the job's start) - the newest one that exists."""
+    import psutil
+
+    try:
+        mine = {os.getpid()} | {c.pid for c in psutil.Process().children(recursive=True)}
+    except psutil.Error:
+        mine = {os.getpid()}
+    out = Path(os.path.abspath(out))
+    prefix = f".{out.name}.partial-"
+    found = []
+    for folder in out.parent.glob(prefix + "*"):
+        pid, ckpt = folder.name[len(prefix):], folder / "checkpoints"
+        try:
+            if not pid.isdigit() or not ckpt.is_dir():
+                continue
+            written = max((f.stat().st_mtime for f in ckpt.rglob("*") if f.is_file()), default=0.0)
+            if int(pid) in mine or (not psutil.pid_exists(int(pid)) and written >= since):
+                found.append((written, str(ckpt)))
+        except OSError:
+            continue                                    # renamed or removed while we looked
+    return Path(max(found)[1]) if found else staging_checkpoints(out)
 
 
 def fetch_inputs(artifacts: ArtifactStore, config: dict, inputs: Optional[dict]) -> dict:
@@ -98,7 +126,7 @@ class CheckpointSync:
 
     def __init__(self, artifacts: Optional[ArtifactStore], run_id: str, out: Path, interval_s: float):
         self.artifacts, self.run_id, self.interval_s = artifacts, run_id, interval_s
-        self.folder = staging_checkpoints(out)
+        self.out, self.started = Path(out), time.time()
         self.uploads = 0
         self._signature: Optional[tuple] = None
         self._done = threading.Event()
@@ -118,10 +146,11 @@ class CheckpointSync:
 
     def sync(self) -> None:
         """Upload the checkpoints if a new complete set is there; errors are logged and retried next time."""
-        if self.artifacts is None or not self.folder.is_dir():
+        folder = job_checkpoints(self.out, self.started)
+        if self.artifacts is None or not folder.is_dir():
             return
         try:
-            signature = self.artifacts.put_checkpoints(self.run_id, self.folder, signature=self._signature)
+            signature = self.artifacts.put_checkpoints(self.run_id, folder, signature=self._signature)
         except Exception:
             log.warning("run %s: checkpoint upload failed; will retry", self.run_id, exc_info=True)
             return

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tlcore import storage
 from tlcore.errors import Cancelled, TransferLabError
 from tlcore.paths import owner_scope
 from tlcore.runs import queue, sync
@@ -109,7 +110,8 @@ class Worker:
         progress = ProgressWriter(self.store, run_id, o.progress_interval_s)
         cancel = CancelCheck(self.store, claim, o.cancel_check_s)
         log.info("run %s: starting %s (attempt %d%s)", run_id, claim.job, claim.attempt, ", resume" if claim.resume else "")
-        with Heartbeat(self.store, claim, o.heartbeat_s, on_lost=cancel.force):
+        # leases: no cache eviction removes an unzipped copy or fetched set this job reads (tlcore.storage)
+        with Heartbeat(self.store, claim, o.heartbeat_s, on_lost=cancel.force), storage.leases_held():
             try:
                 if artifacts is not None:
                     config = sync.prepare(self.store, claim)

@@ -138,7 +138,8 @@ def run_finetune(cfg: FinetuneConfig, *, progress: Optional[ProgressFn] = None, 
     if cfg.num_processes > 1 and world_size() == 1:      # not under a launcher yet: start the processes
         from tlcore.training.launch import launch_finetune
 
-        return launch_finetune(cfg, num_processes=cfg.num_processes, resume=resume, overwrite=overwrite)
+        return launch_finetune(cfg, num_processes=cfg.num_processes, resume=resume, overwrite=overwrite,
+                               progress=progress, should_cancel=should_cancel)
     with run_folder_options(resume=resume, overwrite=overwrite, keep_failed=keep_failed), use_runtime(runtime_for(cfg)):
         return _run_finetune(cfg, progress=progress, should_cancel=should_cancel, resume=resume)
 
