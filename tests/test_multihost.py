@@ -196,6 +196,9 @@ def test_killed_worker_run_resumes_on_the_other_host_from_the_s3_checkpoint(clus
         assert app.get(run_id).status in ("queued", "running"), cluster["logs"]()
         time.sleep(0.2)
     assert app.get(run_id).status == "running" and app.get(run_id).worker_host == "host-a"
+    while (app.get(run_id).progress.get("last") or {}).get("stage") != "train":   # live, from rank 0 with 2
+        assert time.monotonic() < deadline, f"no training progress reached the database\n{cluster['logs']()}"
+        time.sleep(0.2)
     os.killpg(first.pid, signal.SIGKILL)   # the host dies: no cleanup, no final status, a stale heartbeat
     first.wait(timeout=30)
     assert app.get(run_id).status == "running"
