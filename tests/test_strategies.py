@@ -1,5 +1,6 @@
 """Every strategy x modality on tiny random backbones: trains, predicts, saves, loads to the same predictions."""
 
+import dataclasses
 import json
 
 import numpy as np
@@ -128,6 +129,12 @@ def test_cancel_then_resume(tmp_path, datasets):
     assert report["training"]["resumed_from_epoch"] == 2
     assert report["training"]["epochs_run"] == 4
     assert [h["epoch"] for h in report["training"]["history"]] == [1, 2, 3, 4]
+    # the batch order and every random draw continue where the checkpoint left them: the same run as one that was
+    # never interrupted, to the last bit (dropout included)
+    whole = run_finetune(dataclasses.replace(cfg, out=str(tmp_path / "whole")))
+    assert [h["train_loss"] for h in report["training"]["history"]] == \
+        [h["train_loss"] for h in whole["training"]["history"]]
+    assert report["eval_predictions"] == whole["eval_predictions"] and report["after"] == whole["after"]
 
 
 def test_early_stopping_uses_training_split_only(tmp_path):

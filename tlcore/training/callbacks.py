@@ -13,7 +13,7 @@ from typing import Optional
 
 from tlcore.errors import Cancelled
 from tlcore.progress import CancelFn, Progress, ProgressFn
-from tlcore.training.checkpoint import save_checkpoint
+from tlcore.training.checkpoint import rng_state, save_checkpoint
 
 
 class ProgressCallback:
@@ -71,7 +71,8 @@ class CheckpointCallback:
     def on_epoch_end(self, trainer, state, control) -> None:
         # Early stopping runs before this callback (see default_callbacks), so a resumed run knows it had finished.
         save_checkpoint(self.folder, trainer.checkpoint_modules(), trainer.optimizer, trainer.scheduler,
-                        state.best_state, state.epoch, state.best_score, state.result)
+                        state.best_state, state.epoch, state.best_score, state.result,
+                        rng=rng_state(state.rng), scaler=trainer.scaler)
 
 
 def default_callbacks(config, checkpoint_dir: Optional[Path], progress: ProgressFn, should_cancel: CancelFn) -> list:

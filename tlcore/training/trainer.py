@@ -29,7 +29,7 @@ from torch import nn
 from tlcore.device import broadcast_object, is_main_process, rank, world_size
 from tlcore.device import current as current_runtime
 from tlcore.progress import CancelFn, ProgressFn, never_cancel, no_progress
-from tlcore.training.checkpoint import load_checkpoint, trainable_state
+from tlcore.training.checkpoint import Resumed, load_checkpoint, restore_rng, trainable_state
 from tlcore.training.loading import batches, sync_gradients
 
 
@@ -88,6 +88,7 @@ class TrainState:
     has_val: bool = False                # the last epoch was scored on a validation split
     started: float = field(default_factory=time.time)
     result: TrainResult = field(default_factory=lambda: TrainResult(0, 0, None))
+    rng: Optional[np.random.Generator] = None   # the epoch-order generator (checkpointed with torch's, for resume)
 
 
 @dataclass
@@ -245,10 +246,12 @@ class Trainer:
         self.scaler = rt.grad_scaler()
         with torch.random.fork_rng(devices=[]), torch.enable_grad():
             torch.manual_seed(c.seed)
-            start_epoch = 0
-            if resume:
-                start_epoch = self._resume()
-            rng = np.random.default_rng([c.seed, start_epoch] if start_epoch else c.seed)
+            start_epoch, resumed = (self._resume() if resume else (0, None))
+            rng = s.rng = np.random.default_rng([c.seed, start_epoch] if start_epoch else c.seed)
+            if resumed is not None:          # continue every random stream where the checkpoint left it
+                restore_rng(resumed, rng)
+                if resumed.scaler is not None and self.scaler is not None:
+                    self.scaler.load_state_dict(resumed.scaler)
             s.start_step = s.step = start_epoch * s.steps_per_epoch
             s.started = time.time()
             self._call("on_train_begin")
@@ -359,10 +362,11 @@ class Trainer:
         s.has_val = has_val
         self._call("on_epoch_end")
 
-    def _resume(self) -> int:
+    def _resume(self) -> tuple[int, Optional[Resumed]]:
+        """Load the checkpoint (if any); returns the epoch it ends and what else it restores."""
         resumed = load_checkpoint(self.checkpoint_dir, self.checkpoint_modules(), self.optimizer, self.scheduler)
         if resumed is None:
-            return 0
+            return 0, None
         s = self.state
         s.best_score, s.best_state = resumed.best_score, resumed.best_state
         saved = dict(resumed.result)
@@ -373,4 +377,4 @@ class Trainer:
         s.bad_epochs = s.result.epochs_run - s.result.best_epoch if s.result.history else 0
         if s.result.stopped_early:                       # it had finished before the crash: nothing left to train
             self.control.should_training_stop = True
-        return resumed.epoch
+        return resumed.epoch, resumed
