@@ -31,6 +31,23 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "browser: real-browser test (Playwright + Debian Chromium)")
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    """A failed browser test leaves a screenshot of its page (path in the report) to see what the user saw."""
+    rep = yield
+    page = getattr(item, "funcargs", {}).get("page")
+    if rep.when == "call" and rep.failed and page is not None:
+        try:
+            folder = item.config._tmp_path_factory.getbasetemp() / "browser-failures"
+            folder.mkdir(parents=True, exist_ok=True)
+            path = folder / f"{item.name.replace('/', '_')[:120]}.png"
+            page.screenshot(path=str(path), full_page=True)
+            rep.sections.append(("browser screenshot", str(path)))
+        except Exception as exc:  # noqa: BLE001 - the screenshot is a help, the failure is the result
+            rep.sections.append(("browser screenshot", f"could not take one: {exc}"))
+    return rep
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from playwright.sync_api import expect
 
 from tests.browser.conftest import open_page, wait_idle
 
@@ -19,10 +20,16 @@ def _choose(page, key: str, option: str) -> None:
 def _clear(page, key: str) -> None:
     """Remove every chosen value of the multiselect with widget key ``key``."""
     remove = page.locator(f".st-key-{key} button[aria-label^='Remove ']")
-    for _ in range(10):  # one at a time, each after the rerun of the previous one has finished
+    page.locator(f".st-key-{key}").wait_for()
+    for _ in range(20):  # one at a time, each after the rerun of the previous one has finished
         wait_idle(page)
         if not remove.count():
-            return
+            # empty twice, a second apart: not a moment of a rerun that redraws the widget (busy machine)
+            page.wait_for_timeout(1000)
+            wait_idle(page)
+            if not remove.count():
+                return
+            continue
         remove.first.click()
         page.wait_for_timeout(300)
     raise AssertionError(f"could not clear the multiselect {key}")
@@ -41,6 +48,7 @@ def test_diagnose_task_demo_in_browser(app_server, page, demo, encoder, section,
     open_page(page, f"{app_server.url}/diagnose?data=demo:{demo}", "Diagnose", timeout=120_000)
     _choose(page, "dx-backbone", encoder)
     _clear(page, "dx-candidates")  # no ranking: the candidates would be the real pretrained models
+    expect(page.locator(".st-key-dx-candidates button[aria-label^='Remove ']")).to_have_count(0)
     page.get_by_role("button", name="Run diagnosis").click()
     page.get_by_role("heading", name=section).wait_for(timeout=180_000)
     wait_idle(page, 180_000)
