@@ -227,14 +227,16 @@ def _entries(folder: Path) -> list[Entry]:
     return out
 
 
-def _remove(path: Path) -> None:
+def _take_away(path: Path) -> Optional[Path]:
+    """Remove the entry ``path`` from its cache at once: a file is unlinked, a folder renamed to a hidden name
+    (a reader never sees a half-deleted copy; a crash leaves a name gc knows is temporary) that is returned for
+    the caller to delete - after releasing the entry's lock, so a lease waiting on it is not held up by that."""
     if path.is_dir() and not path.is_symlink():
-        # rename first: a reader never sees a half-deleted copy, and a crash leaves a name gc knows is temporary
         doomed = path.with_name(f".{path.name}-evicted-{os.getpid()}")
         os.replace(path, doomed)
-        shutil.rmtree(doomed, ignore_errors=True)
-    else:
-        path.unlink(missing_ok=True)
+        return doomed
+    path.unlink(missing_ok=True)
+    return None
 
 
 @dataclass
@@ -258,16 +260,19 @@ def evict(max_bytes: Optional[int] = None, *, dry_run: bool = False, keep: Optio
             break
         if now - e.used < IN_USE_S or (keep is not None and e.path == keep):
             continue
+        doomed = None
         with _exclusive(e.path) as free:
             if not free:
                 continue                  # a running job holds a lease on it
             if not dry_run:
                 try:
-                    _remove(e.path)
+                    doomed = _take_away(e.path)
                 except OSError as exc:
                     log.warning("could not evict %s: %s", e.path, exc)
                     continue
                 _lock_path(e.path).unlink(missing_ok=True)   # a waiting lease sees it gone and locks a new file
+        if doomed is not None:
+            shutil.rmtree(doomed, ignore_errors=True)
         total -= e.size
         removed.append(Removed(str(e.path), e.size, f"least recently used (last use {_ago(now - e.used)} ago)"))
     return removed
