@@ -215,8 +215,13 @@ class RunWriter:
             # write what they would into a private scratch folder outside it, removed when they finish.
             import tempfile
 
+            from tlcore.training.launch import SCRATCH_ENV
+
+            # inside the launcher's own folder when there is one: removed with it even if this rank is killed
+            within = os.environ.get(SCRATCH_ENV)
             self._scratch = True
-            self._staging = self.out = Path(tempfile.mkdtemp(prefix=f"tlcore-rank{rank()}-"))
+            self._staging = self.out = Path(tempfile.mkdtemp(prefix=f"tlcore-rank{rank()}-",
+                                                             dir=within if within and os.path.isdir(within) else None))
             return self.out
 
         out, state = self.final, self._final_state()

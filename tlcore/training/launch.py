@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -26,6 +27,7 @@ from tlcore.progress import CancelFn, Progress, ProgressFn, never_cancel, no_pro
 CHILD_ENV = "TLCORE_LAUNCHED_CHILD"     # set in the processes this module starts: they leave reporting to it
 PROGRESS_ENV = "TLCORE_PROGRESS_FILE"   # where rank 0 of a launched run appends its progress events (JSON lines)
 LAUNCHER_ENV = "TLCORE_LAUNCHER_PID"    # the launching process: its staging folder is the ranks' to take over
+SCRATCH_ENV = "TLCORE_LAUNCH_SCRATCH"   # a folder the launcher removes at the end: the other ranks' scratch goes there
 POLL_S = 0.25                           # how often the launching process reads progress and asks should_cancel
 STOP_GRACE_S = 20.0                     # after SIGTERM, how long the processes get before SIGKILL
 
@@ -120,12 +122,14 @@ def launch_finetune(cfg, *, num_processes: int, resume: bool = False, overwrite:
     progress, should_cancel = progress or no_progress, should_cancel or never_cancel
     if should_cancel():
         raise Cancelled("cancelled before training")
+    # the launcher's own folder (it would leave an empty torchelastic_* in /tmp per run) and rank 0's event file
+    scratch = tempfile.mkdtemp(prefix="tlcore-launch-")
+    events_file = os.path.join(scratch, "progress.jsonl")
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={num_processes}",
-           "-m", "tlcore", "finetune", *config_argv(cfg), "--num-processes", str(num_processes)]
+           "--log-dir", os.path.join(scratch, "logs"), "-m", "tlcore", "finetune", *config_argv(cfg),
+           "--num-processes", str(num_processes)]
     cmd += ["--resume"] * resume + ["--overwrite"] * overwrite
-    fd, events_file = tempfile.mkstemp(prefix="tlcore-progress-", suffix=".jsonl")
-    os.close(fd)
-    env = {**os.environ, CHILD_ENV: "1", PROGRESS_ENV: events_file, LAUNCHER_ENV: str(os.getpid()),
+    env = {**os.environ, CHILD_ENV: "1", PROGRESS_ENV: events_file, LAUNCHER_ENV: str(os.getpid()), SCRATCH_ENV: scratch,
            "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
     follower = _Follower(events_file)
     try:
@@ -145,7 +149,7 @@ def launch_finetune(cfg, *, num_processes: int, resume: bool = False, overwrite:
         for ev in follower.events():
             progress(ev)
     finally:
-        Path(events_file).unlink(missing_ok=True)
+        shutil.rmtree(scratch, ignore_errors=True)
     report = Path(cfg.out) / "report.json"
     if proc.returncode != 0 or not report.exists():
         raise TransferLabError(f"the {num_processes}-process run failed (exit status {proc.returncode}); its "
