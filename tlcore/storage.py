@@ -155,12 +155,13 @@ def lease(entry: Path) -> None:
 
 
 @contextmanager
-def _exclusive(entry: Path) -> Iterator[bool]:
-    """Yields True while this process holds ``entry``'s lock exclusively (no job has a lease on it), else False."""
+def _exclusive(entry: Path, *, create: bool = True) -> Iterator[bool]:
+    """Yields True while this process holds ``entry``'s lock exclusively (no job has a lease on it), else False.
+    ``create=False`` only looks (a dry run, a check): no lock file means no lease, and none is made."""
     try:
-        fd = _open_lock(entry)
+        fd = _open_lock(entry) if create else os.open(_lock_path(entry), os.O_RDWR)
     except OSError:
-        yield True                        # no lock file can exist, so no lease either
+        yield True                        # no lock file (can exist), so no lease either
         return
     try:
         try:
@@ -175,7 +176,7 @@ def _exclusive(entry: Path) -> Iterator[bool]:
 
 def in_use(entry: Path) -> bool:
     """True while some job holds a lease on ``entry``."""
-    with _exclusive(entry) as free:
+    with _exclusive(entry, create=False) as free:
         return not free
 
 
@@ -261,7 +262,7 @@ def evict(max_bytes: Optional[int] = None, *, dry_run: bool = False, keep: Optio
         if now - e.used < IN_USE_S or (keep is not None and e.path == keep):
             continue
         doomed = None
-        with _exclusive(e.path) as free:
+        with _exclusive(e.path, create=not dry_run) as free:
             if not free:
                 continue                  # a running job holds a lease on it
             if not dry_run:

@@ -84,10 +84,7 @@ def display_name() -> Optional[str]:
 
 def admin_emails() -> frozenset[str]:
     """The admins named in the secrets (``[transferlab] admins = ["ops@example.com"]``), lower-cased."""
-    try:
-        admins = _settings().get("admins") or []
-    except Exception:
-        return frozenset()
+    admins = _settings().get("admins") or []
     if isinstance(admins, str):
         admins = [admins]
     return frozenset(str(a).strip().lower() for a in admins if str(a).strip())

@@ -30,11 +30,10 @@ from tlcore.runs.store import DATA_KEYS, RunStore
 log = logging.getLogger(__name__)
 
 
-def staging_checkpoints(out: Path, pid: Optional[int] = None) -> Path:
-    """``checkpoints/`` of the staging folder of process ``pid`` (default: this one) for run folder ``out``
-    (see ``RunWriter``)."""
+def staging_checkpoints(out: Path) -> Path:
+    """``checkpoints/`` of this process's staging folder for run folder ``out`` (see ``RunWriter``)."""
     out = Path(os.path.abspath(out))
-    return out.parent / f".{out.name}.partial-{os.getpid() if pid is None else pid}" / "checkpoints"
+    return out.parent / f".{out.name}.partial-{os.getpid()}" / "checkpoints"
 
 
 def job_checkpoints(out: Path, since: float = 0.0) -> Path:
@@ -43,20 +42,20 @@ def job_checkpoints(out: Path, since: float = 0.0) -> Path:
     ``since``, the job's start) - the newest one that exists."""
     import psutil
 
+    from tlcore.reporting.writer import RunWriter
+
     try:
         mine = {os.getpid()} | {c.pid for c in psutil.Process().children(recursive=True)}
     except psutil.Error:
         mine = {os.getpid()}
-    out = Path(os.path.abspath(out))
-    prefix = f".{out.name}.partial-"
     found = []
-    for folder in out.parent.glob(prefix + "*"):
-        pid, ckpt = folder.name[len(prefix):], folder / "checkpoints"
+    for folder, pid in RunWriter(out, {}).partials():
+        ckpt = folder / "checkpoints"
         try:
-            if not pid.isdigit() or not ckpt.is_dir():
+            if not ckpt.is_dir():
                 continue
             written = max((f.stat().st_mtime for f in ckpt.rglob("*") if f.is_file()), default=0.0)
-            if int(pid) in mine or (not psutil.pid_exists(int(pid)) and written >= since):
+            if pid in mine or (not psutil.pid_exists(pid) and written >= since):
                 found.append((written, str(ckpt)))
         except OSError:
             continue                                    # renamed or removed while we looked
