@@ -67,6 +67,27 @@ def test_concurrent_first_opens_migrate_once(db_url, tmp_path):
         s.dispose()
 
 
+def test_a_lock_race_is_retried_and_other_errors_are_not(monkeypatch):
+    """SQLite answers some races of concurrent first opens with 'database is locked' at once, past its busy handler
+    (the switch to WAL, another connection's WAL recovery); those are retried for a bounded time, nothing else is."""
+    monkeypatch.setattr(db.time, "sleep", lambda _s: None)
+    calls = []
+
+    def flaky():
+        calls.append(1)
+        if len(calls) < 3:
+            raise sa.exc.OperationalError("PRAGMA journal_mode=WAL", {}, Exception("database is locked"))
+        return "wal"
+
+    assert db.when_unlocked(flaky) == "wal" and len(calls) == 3
+    other = sa.exc.OperationalError("SELECT 1", {}, Exception("no such table: runs"))
+    with pytest.raises(sa.exc.OperationalError, match="no such table"):
+        db.when_unlocked(lambda: (_ for _ in ()).throw(other))
+    locked = sa.exc.OperationalError("BEGIN IMMEDIATE", {}, Exception("database is locked"))
+    with pytest.raises(sa.exc.OperationalError, match="database is locked"):  # a lock that stays is not waited out forever
+        db.when_unlocked(lambda: (_ for _ in ()).throw(locked), timeout_s=0)
+
+
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 def test_sqlite_uses_wal_and_busy_timeout(store):
     store.migrate()

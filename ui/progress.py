@@ -56,8 +56,8 @@ def render_status(run: Run) -> None:
 
 
 def _poll(run_id: str, draw, *, deleted: str = "") -> None:
-    """Every second (``st.fragment(run_every=...)``): read the run, rerun the whole page once it finished (it then
-    shows the results), else ``draw(store, run)``. A queued run gets a worker (after a restart the queue survives,
+    """Every second (``st.fragment(run_every=...)``): read the run, say how it ended and rerun the whole page once it
+    finished (it then shows the results), else ``draw(store, run)``. A queued run gets a worker (after a restart the queue survives,
     the worker may not)."""
 
     @st.fragment(run_every=POLL_S)
@@ -72,6 +72,12 @@ def _poll(run_id: str, draw, *, deleted: str = "") -> None:
                 st.warning(deleted)
             return
         if run.is_finished:
+            # Say how it ended here first: the whole-page rerun below then shows the results, and should that rerun
+            # be slow or lost (a busy server, a dropped connection), the panel still tells the truth.
+            if run.status == "done":
+                st.success("Finished: loading the results…")
+            else:
+                finished_note(run)
             st.rerun()
         if run.status == "queued":
             start_worker(store)

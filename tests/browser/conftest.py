@@ -43,8 +43,13 @@ def pytest_runtest_makereport(item, call):
             path = folder / f"{item.name.replace('/', '_')[:120]}.png"
             page.screenshot(path=str(path), full_page=True)
             rep.sections.append(("browser screenshot", str(path)))
+            # CI keeps only the terminal: what the page said, and the end of the app server's log.
+            rep.sections.append(("page text", page.locator("body").inner_text(timeout=10_000)[-3000:]))
         except Exception as exc:  # noqa: BLE001 - the screenshot is a help, the failure is the result
             rep.sections.append(("browser screenshot", f"could not take one: {exc}"))
+        server = item.funcargs.get("app_server")
+        if server is not None and server.log.exists():
+            rep.sections.append(("app server log (end)", server.log.read_text(errors="replace")[-3000:]))
     return rep
 
 

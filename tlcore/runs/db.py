@@ -19,6 +19,7 @@ import logging
 import math
 import os
 import re
+import time
 from pathlib import Path
 from typing import Any
 
@@ -104,10 +105,10 @@ def make_engines(url: str) -> tuple[Engine, Engine]:
     def _on_connect(dbapi_conn, _record) -> None:  # pragma: no cover - exercised by every test
         dbapi_conn.isolation_level = None  # we emit BEGIN ourselves (see _on_begin)
         cur = dbapi_conn.cursor()
-        if not memory:
-            cur.execute("PRAGMA journal_mode=WAL")
-            cur.execute("PRAGMA synchronous=NORMAL")
         cur.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_S * 1000}")
+        if not memory:
+            when_unlocked(lambda: cur.execute("PRAGMA journal_mode=WAL"))
+            cur.execute("PRAGMA synchronous=NORMAL")
         cur.execute("PRAGMA foreign_keys=ON")
         cur.close()
 
@@ -215,6 +216,32 @@ def is_storage_error(error: BaseException) -> bool:
         return False
     raw = str(getattr(error, "orig", None) or error)
     return bool(re.search(DISK_ERRORS + r"|attempt to write a readonly database|read-only transaction", raw, re.I))
+
+
+def is_locked(error: BaseException) -> bool:
+    """SQLite's 'database is locked' (or 'busy'), the error a caller may retry."""
+    raw = str(getattr(error, "orig", None) or error)
+    return "database is locked" in raw or "database is busy" in raw
+
+
+def when_unlocked(fn, timeout_s: float = BUSY_TIMEOUT_S):
+    """``fn()``, retried for up to ``timeout_s`` while SQLite says the database is locked.
+
+    The busy timeout covers ordinary lock waits, but SQLite returns 'database is locked' at once, without calling the
+    busy handler, in a few races of concurrent *first* opens: the switch to WAL, another connection running WAL
+    recovery or closing the last connection (https://sqlite.org/wal.html#sometimes_queries_return_sqlite_busy_in_wal_mode).
+    Those pass in milliseconds, so a short backoff settles them; any other error is raised as is.
+    """
+    deadline = time.monotonic() + timeout_s
+    delay = 0.02
+    while True:
+        try:
+            return fn()
+        except Exception as error:
+            if not is_locked(error) or time.monotonic() + delay > deadline:
+                raise
+        time.sleep(delay)
+        delay = min(delay * 2, 0.5)
 
 
 def is_connect_error(error: BaseException) -> bool:

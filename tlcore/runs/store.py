@@ -133,14 +133,14 @@ class RunStore:
         read_engine, write_engine = self._engine_pair()
         head = db.head_revision()
         try:
-            current = db.current_revision(read_engine)
+            current = db.when_unlocked(lambda: db.current_revision(read_engine))
         except Exception as error:
             if db.is_connect_error(error):
                 raise DatabaseUnavailable(db.describe_error(error, self.url)) from None
             raise
         if current != head:
             log.info("upgrading run database %s to revision %s", self.safe_url, head)
-            db.upgrade(write_engine, "head")
+            db.when_unlocked(lambda: db.upgrade(write_engine, "head"))
         self._migrated = True
         return head
 
