@@ -108,6 +108,32 @@ def test_gc_dry_run_frees_nothing_and_gc_removes_stale_temporaries(capsys):
     assert fresh_tmp.exists() and up.exists() and run.exists()
 
 
+def test_gc_removes_the_launch_scratch_of_a_dead_launcher_only(tmp_path, monkeypatch):
+    """A host SIGKILLed mid multi-process run leaves its launch folder in the temp folder; gc removes it once its
+    launcher is gone and an hour has passed, and never a live launcher's folder."""
+    import subprocess
+    import sys
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    dead = tmp_path / f"{storage.LAUNCH_PREFIX}{gone.pid}-abc"
+    live = tmp_path / f"{storage.LAUNCH_PREFIX}{os.getpid()}-def"
+    young = tmp_path / f"{storage.LAUNCH_PREFIX}{gone.pid}-ghi"
+    other = tmp_path / "tlcore-launch-notapid"
+    for folder in (dead, live, young, other):
+        (folder / "logs").mkdir(parents=True)
+        (folder / "logs" / "rank0.log").write_bytes(b"z" * 100)
+    t = time.time() - 2 * HOUR
+    for folder in (dead, live, other):
+        os.utime(folder, (t, t))
+    assert [p.name for p in storage.stale_temporaries()] == [dead.name]
+    report = storage.gc()
+    assert str(dead) in {r.path for r in report.removed}
+    assert not dead.exists() and live.exists() and young.exists() and other.exists()
+
+
 def test_gc_cli_dry_run_and_bad_cap(capsys):
     _feature("old", 2000, 5 * HOUR)
     assert main(["gc", "--dry-run", "--max-gb", "0"]) == 0

@@ -30,11 +30,14 @@ import fcntl
 import logging
 import os
 import shutil
+import tempfile
 import time
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Iterator, Optional
+
+import psutil
 
 from tlcore.errors import ConfigError
 from tlcore.paths import home
@@ -47,6 +50,7 @@ STALE_S = 3600           # temporary leftovers older than this are removed by gc
 EVICTABLE = ("features", "unzipped", "sets")
 CACHE_PARTS = ("features", "unzipped", "sets", "splits", "demos")
 LEASES = ".leases"       # the lock files of a cache folder's entries (see lease)
+LAUNCH_PREFIX = "tlcore-launch-"  # + "<launcher pid>-": a multi-process launch's scratch in the system temp folder
 
 
 def usage_bytes(path: str | Path) -> int:
@@ -297,7 +301,7 @@ def _ago(seconds: float) -> str:
 
 def stale_temporaries(now: Optional[float] = None) -> list[Path]:
     """Leftovers of interrupted writes older than ``STALE_S``: ``.part`` uploads, ``.<hash>-*`` extraction folders,
-    partial feature files and split files."""
+    partial feature files and split files, and the scratch of multi-process launches whose launcher died."""
     now = time.time() if now is None else now
     root = home()
     found: list[Path] = []
@@ -312,6 +316,7 @@ def stale_temporaries(now: Optional[float] = None) -> list[Path]:
     uploads = root / "uploads"
     if uploads.is_dir():
         candidates += [p for p in uploads.rglob(".*.part")]
+    candidates += _orphan_launch_folders()
     for p in candidates:
         try:
             if not p.is_symlink() and now - p.lstat().st_mtime > STALE_S:
@@ -319,6 +324,17 @@ def stale_temporaries(now: Optional[float] = None) -> list[Path]:
         except OSError:
             continue
     return sorted(found)
+
+
+def _orphan_launch_folders() -> list[Path]:
+    """Scratch folders of multi-process launches (this machine's temp folder) whose launching process is gone: a
+    launch removes its own, but a host killed with SIGKILL leaves it (logs, the other ranks' scratch)."""
+    found = []
+    for p in Path(tempfile.gettempdir()).glob(f"{LAUNCH_PREFIX}*"):
+        pid = p.name[len(LAUNCH_PREFIX):].split("-", 1)[0]
+        if p.is_dir() and pid.isdigit() and not psutil.pid_exists(int(pid)):
+            found.append(p)
+    return found
 
 
 @dataclass
