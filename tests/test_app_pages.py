@@ -213,6 +213,17 @@ def test_compare_running_run_shows_live_progress_from_store(home):
     assert any("in progress" in s.value for s in at.subheader)
     assert any("this stage" in c.value and "epoch 2" in c.value for c in at.caption)
     assert at.get("plotly_chart"), "live training curves"
+
+    def epochs_drawn() -> int:
+        import json
+
+        return max(len(t.get("x") or []) for t in json.loads(at.get("plotly_chart")[0].proto.spec)["data"])
+
+    assert epochs_drawn() == 1
+    store.update_progress(run.id, Progress("train", 3, 5, "epoch 3/5", metrics={"epoch": 3, "train_loss": 0.4,
+                                                                                  "val_accuracy": 0.8}, eta_s=20))
+    at.run()
+    assert epochs_drawn() == 2, "the curves follow each new epoch (the figure is cached per epoch, not frozen)"
     [b for b in at.button if b.label == "Cancel run"][0].click().run()
     assert store.get(run.id).cancel_requested
 

@@ -95,7 +95,10 @@ def cluster(postgres_url, s3_endpoint, tmp_path):
                 report = json.loads((folder / "report.json").read_text())
                 out[run_id] = {"accuracy": report["after"]["accuracy"], "model": (folder / "model").is_dir(),
                                "folder": str(folder), "training": report.get("training") or {},
-                               "num_processes": report.get("num_processes")}
+                               "num_processes": report.get("num_processes"),
+                               "baselines": report.get("baselines") or {},
+                               "amendments": report.get("amendments") or [],
+                               "readme": (folder / "README.md").read_text() if (folder / "README.md").is_file() else ""}
             print(json.dumps(out))
         """)
         home = tmp_path / "reader-host"
@@ -120,8 +123,8 @@ def _submit(cluster, n: int, *, epochs: int, n_per_class: int = 12, **overrides)
     data = write_text_set(cluster["tmp"] / "app-host" / "uploads" / "target", n_per_class=n_per_class)
     ids = []
     for seed in range(n):
-        cfg = FinetuneConfig(modality="text", backbone="tiny-text", target=str(data), strategy="full", epochs=epochs,
-                             seed=seed, baselines=[], **overrides)
+        cfg = FinetuneConfig(modality="text", backbone="tiny-text", target=str(data), epochs=epochs, seed=seed,
+                             **{"strategy": "full", "baselines": [], **overrides})
         run = cluster["app"].create_run(cfg, name=f"run {seed}")
         assert run.inputs["target"]["name"] == "target"   # uploaded to the store by content
         cluster["app"].enqueue(run.id)
@@ -157,6 +160,9 @@ def test_two_hosts_finish_every_run_exactly_once(cluster):
     assert all(r.worker_gpus == 0 for r in runs)
     artifacts = cluster["artifacts"]
     assert all(artifacts.has_run(r.id) for r in runs)        # done means: the folder is in S3
+    for r in runs:   # and the worker's copy is marked as one: evictable past its host's cache cap
+        stamp = cluster["tmp"] / r.worker_host / "app" / "runs" / f".{r.id}.version"
+        assert stamp.read_text() == artifacts.report_version(r.id)
     assert not any(artifacts.fs.exists(artifacts._path("checkpoints", r.id)) for r in runs)
     # The app on a third host sees every result, read from S3 into its own (empty) home.
     seen = cluster["read_as_app"](ids)
@@ -210,6 +216,36 @@ def test_killed_worker_run_resumes_on_the_other_host_from_the_s3_checkpoint(clus
     assert seen["training"].get("resumed_from_epoch", 0) >= 1, seen["training"]   # continued, not started over
     assert seen["num_processes"] == processes
     assert "resuming from the checkpoint" in (cluster["tmp"] / "host-b" / "worker.log").read_text()
+
+
+@pytest.mark.slow
+def test_a_followup_on_another_host_amends_the_run_in_the_store(cluster):
+    """The one-click demo's scratch baseline in a team deployment: the run finishes on host A, which then dies; its
+    follow-up runs on host B, which has neither the run's folder nor its data but the store, and the amended report
+    (scratch baseline, model card) is what the app on a third host reads."""
+    from tlcore.settings.followup import SCRATCH_JOB
+
+    app = cluster["app"]
+    [run_id] = _submit(cluster, 1, epochs=2, strategy="linear_probe", baselines=["knn"])
+    first = cluster["start_worker"]("host-a")
+    [run] = _wait(cluster, [run_id])
+    os.killpg(first.pid, signal.SIGKILL)
+    first.wait(timeout=30)
+    before = cluster["read_as_app"]([run_id])[run_id]
+    assert "scratch" not in before["baselines"] and "knn" in before["baselines"]
+    # Created now (as the app does with the demo run), released by host B's worker once it sees the run is done.
+    follow = app.create_run({"parent_out": str(run.out), "parent_run": run.id, "modality": "text"},
+                            name="scratch baseline", dataset=run.dataset, job=SCRATCH_JOB)
+    cluster["start_worker"]("host-b")
+    [done] = _wait(cluster, [follow.id])
+    assert done.worker_host == "host-b"
+    after = cluster["read_as_app"]([run_id])[run_id]
+    assert after["baselines"]["scratch"]["accuracy"] == pytest.approx(done.metrics["scratch_accuracy"])
+    assert after["baselines"]["knn"] == before["baselines"]["knn"] and after["accuracy"] == before["accuracy"]
+    assert after["amendments"] and after["amendments"][0]["added"].startswith("baselines.scratch")
+    assert "scratch" in after["readme"].lower()
+    stamp = cluster["tmp"] / "host-b" / "app" / "runs" / f".{run_id}.version"   # host B's amended copy = the store's
+    assert stamp.read_text() == cluster["artifacts"].report_version(run_id)
 
 
 # ---------------------------------------------------------------- the artifact store alone (a local folder: fast)

@@ -134,6 +134,47 @@ def test_gc_removes_the_launch_scratch_of_a_dead_launcher_only(tmp_path, monkeyp
     assert not dead.exists() and live.exists() and young.exists() and other.exists()
 
 
+def test_a_local_copy_of_a_stored_run_is_a_cache_entry_and_other_run_folders_are_not(tmp_path):
+    """With an artifact store, the app's (or a worker's) copy of a finished run is evicted past the cap once idle for
+    an hour and downloaded again on the next open; a run folder the store does not hold is never touched."""
+    import json
+
+    from tlcore.artifacts import ArtifactStore
+    from tlcore.runs import RunStore, queue
+
+    artifacts = ArtifactStore(str(tmp_path / "store"))
+    app = RunStore(f"sqlite:///{tmp_path / 'runs.db'}", artifacts=artifacts)
+    assert app.artifacts_root == storage.runs_dir()
+    elsewhere = tmp_path / "worker" / "run"
+    (elsewhere / "model").mkdir(parents=True)
+    (elsewhere / "model" / "weights.bin").write_bytes(b"w" * 3000)
+    (elsewhere / "report.json").write_text(json.dumps({"after": {"accuracy": 0.75}}))
+    run = app.create_run({"modality": "text"}, "trained on another host", job="tests.test_runs_worker:fake_run")
+    artifacts.put_run(run.id, elsewhere)
+    app.enqueue(run.id)
+    assert app.mark_done(run.id, {"after_accuracy": 0.75}, attempt=queue.claim_next(app).attempt)
+    only_copy = storage.runs_dir() / "local-only-run"          # e.g. a run from before the store was configured
+    only_copy.mkdir(parents=True)
+    (only_copy / "report.json").write_text("{}")
+    (only_copy / "model.bin").write_bytes(b"m" * 5000)
+
+    copy = app.run_folder(app.get(run.id))
+    assert (copy / "model" / "weights.bin").is_file() and storage.stored_stamp(copy).is_file()
+    assert [e.path for e in storage.run_copies()] == [copy]
+    assert storage.gc(max_gb=0).removed == [] and copy.exists()       # just used: kept
+    t = time.time() - 2 * HOUR
+    for folder in (copy, only_copy):
+        os.utime(folder, (t, t))
+    report = storage.gc(max_gb=0)
+    assert [r.path for r in report.removed] == [str(copy)] and "artifact store keeps" in report.removed[0].why
+    assert not copy.exists() and not storage.stored_stamp(copy).exists() and only_copy.exists()
+    again = app.run_folder(app.get(run.id))                            # the next open fetches it again
+    assert json.loads((again / "report.json").read_text())["after"]["accuracy"] == 0.75
+    app.delete_run(run.id)
+    assert not again.exists() and not storage.stored_stamp(again).exists()
+    app.dispose()
+
+
 def test_gc_cli_dry_run_and_bad_cap(capsys):
     _feature("old", 2000, 5 * HOUR)
     assert main(["gc", "--dry-run", "--max-gb", "0"]) == 0

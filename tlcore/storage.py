@@ -3,8 +3,11 @@
 
 What may be evicted: only *derived* data that is rebuilt on demand - the feature cache (``cache/features/*.npy``),
 unzipped copies of uploaded archives (``cache/unzipped/<hash>/``) and a worker's copies of data sets fetched from
-the artifact store (``cache/sets/<sha256>/``). Uploads, run folders, stored eval splits and demos are never
-evicted (splits are tiny and keep before/after numbers comparable; demos are rebuilt only by hand). Use is
+the artifact store (``cache/sets/<sha256>/``), and, with an artifact store, a host's copies of finished runs that
+the store holds (``app/runs/<id>/`` beside its ``.<id>.version`` stamp, written only once the folder is complete in
+the store: a run being written, or whose only copy is here, has none). Uploads, other run folders, stored eval
+splits and demos are never evicted (splits are tiny and keep before/after numbers comparable; demos are rebuilt only
+by hand). Use is
 recorded by touching the entry's mtime on every hit; eviction removes the least recently used entries first until
 the evictable total is under the cap, and never an entry that is in use:
 
@@ -212,12 +215,41 @@ def _cache_folders(part: str) -> list[Path]:
 
 
 def cache_entries() -> list[Entry]:
-    """Evictable entries (feature files and unzipped copies, every user's), least recently used first."""
+    """Evictable entries (feature files, unzipped copies and fetched sets, every user's; stored runs' local copies),
+    least recently used first."""
     out = []
     for part in EVICTABLE:
         for folder in _cache_folders(part):
             out += _entries(folder)
+    out += run_copies()
     return sorted(out, key=lambda e: e.used)
+
+
+def runs_dir() -> Path:
+    """Where this machine keeps run folders (the run store's default ``artifacts_root``)."""
+    return home() / "app" / "runs"
+
+
+def stored_stamp(folder: Path) -> Path:
+    """The file beside a run folder that says the artifact store holds it (its content: the stored report's version)."""
+    return folder.parent / f".{folder.name}.version"
+
+
+def run_copies() -> list[Entry]:
+    """Run folders here that are copies of what the artifact store holds (:func:`stored_stamp` present)."""
+    root = runs_dir()
+    if not root.is_dir():
+        return []
+    out = []
+    for p in root.iterdir():
+        if p.name.startswith(".") or p.is_symlink() or not p.is_dir():
+            continue
+        try:
+            if stored_stamp(p).is_file() and (p / "report.json").is_file():
+                out.append(Entry(p, usage_bytes(p), p.stat().st_mtime))
+        except OSError:
+            continue
+    return out
 
 
 def _entries(folder: Path) -> list[Entry]:
@@ -276,10 +308,14 @@ def evict(max_bytes: Optional[int] = None, *, dry_run: bool = False, keep: Optio
                     log.warning("could not evict %s: %s", e.path, exc)
                     continue
                 _lock_path(e.path).unlink(missing_ok=True)   # a waiting lease sees it gone and locks a new file
+                if e.path.parent == runs_dir():
+                    stored_stamp(e.path).unlink(missing_ok=True)  # the next open downloads it again
         if doomed is not None:
             shutil.rmtree(doomed, ignore_errors=True)
         total -= e.size
-        removed.append(Removed(str(e.path), e.size, f"least recently used (last use {_ago(now - e.used)} ago)"))
+        why = f"least recently used (last use {_ago(now - e.used)} ago)"
+        removed.append(Removed(str(e.path), e.size, why + ("; a copy of a run the artifact store keeps"
+                                                           if e.path.parent == runs_dir() else "")))
     return removed
 
 
@@ -301,7 +337,7 @@ def _ago(seconds: float) -> str:
 
 def stale_temporaries(now: Optional[float] = None) -> list[Path]:
     """Leftovers of interrupted writes older than ``STALE_S``: ``.part`` uploads, ``.<hash>-*`` extraction folders,
-    partial feature files and split files, and the scratch of multi-process launches whose launcher died."""
+    partial feature files and split files, half-downloaded or half-evicted run copies, and the scratch of multi-process launches whose launcher died."""
     now = time.time() if now is None else now
     root = home()
     found: list[Path] = []
@@ -316,6 +352,9 @@ def stale_temporaries(now: Optional[float] = None) -> list[Path]:
     uploads = root / "uploads"
     if uploads.is_dir():
         candidates += [p for p in uploads.rglob(".*.part")]
+    if runs_dir().is_dir():             # interrupted downloads and evictions of run copies (never .<id>.partial-*)
+        candidates += [p for p in runs_dir().iterdir() if p.name.startswith(".")
+                       and ("-evicted-" in p.name or ".download-" in p.name)]
     candidates += _orphan_launch_folders()
     for p in candidates:
         try:

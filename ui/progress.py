@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 
 import streamlit as st
@@ -52,7 +53,15 @@ def render_status(run: Run) -> None:
             bits.append("cancel requested: stopping at the next check")
         st.caption(" · ".join(bits) or "starting…")
     if history:
-        st.plotly_chart(plots.training_curves(history), key=f"curves-{run.id}", width="stretch")
+        st.plotly_chart(_curves(run.id, len(history), json.dumps(history[-1], sort_keys=True, default=str), history),
+                        key=f"curves-{run.id}", width="stretch")
+
+
+@st.cache_resource(max_entries=32, show_spinner=False)
+def _curves(run_id: str, epochs: int, last: str, _history: list):
+    """The live curves, built once per new epoch row and shared by every tab that shows the run: plotly takes about
+    0.1 s to build the figure, and the panel redraws every second."""
+    return plots.training_curves(_history)
 
 
 def _poll(run_id: str, draw, *, deleted: str = "") -> None:

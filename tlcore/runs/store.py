@@ -23,6 +23,7 @@ from typing import Any, Optional, Union
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from tlcore import storage
 from tlcore.artifacts import ArtifactStore
 from tlcore.config import FinetuneConfig
 from tlcore.progress import Progress
@@ -213,7 +214,8 @@ class RunStore:
         local = self.artifact_dir(run.id)
         if run.status != "done":
             return local
-        stamp = local.parent / f".{run.id}.version"    # which stored report the local copy holds
+        storage.lease(local)   # a use (the copy is evicted least recently used); held to the end of a job's scope
+        stamp = storage.stored_stamp(local)             # which stored report the local copy holds
         now = time.monotonic()
         if (local / "report.json").is_file() and now - self._checked.get(run.id, -1e9) < VERSION_CHECK_S:
             return local
@@ -224,7 +226,17 @@ class RunStore:
             # first open, or a follow-up amended the report since (e.g. the scratch baseline was added)
             self.artifacts.get_run(run.id, local)
             stamp.write_text(version)
+            storage.evict_after_write(keep=local)
         return local
+
+    def mark_stored(self, run_id: str) -> None:
+        """After this host uploaded run ``run_id``'s folder: its copy here matches the store, so the cache cap may
+        evict it (:mod:`tlcore.storage`); a later open downloads it again."""
+        assert self.artifacts is not None
+        version = self.artifacts.report_version(run_id)
+        if version is not None:
+            storage.stored_stamp(self.artifact_dir(run_id)).write_text(version)
+            self._checked.pop(run_id, None)
 
     def upload_inputs(self, config: dict) -> dict:
         """Put the data sets ``config`` names (``DATA_KEYS``, local paths) into the artifact store; returns
@@ -306,9 +318,13 @@ class RunStore:
         for folder in {out, self.artifact_dir(run_id)}:
             if folder.name == run_id:  # never remove a folder we did not create for this run
                 shutil.rmtree(folder, ignore_errors=True)
-                # and its staging siblings (RunWriter): a cancelled run keeps its checkpoints in .<id>.partial-<pid>
+                # and its siblings: staging folders (a cancelled run keeps its checkpoints in .<id>.partial-<pid>)
+                # and the stamp of a copy of the artifact store's folder (.<id>.version)
                 for sibling in folder.parent.glob(f".{run_id}.*"):
-                    shutil.rmtree(sibling, ignore_errors=True)
+                    if sibling.is_dir() and not sibling.is_symlink():
+                        shutil.rmtree(sibling, ignore_errors=True)
+                    else:
+                        sibling.unlink(missing_ok=True)
         if self.artifacts is not None:
             self.artifacts.delete_run(run_id)
         log.info("deleted run %s", run_id)

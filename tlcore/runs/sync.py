@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 from typing import Any, Optional
 
+from tlcore import storage
 from tlcore.artifacts import ArtifactStore
 from tlcore.paths import cache_dir
 from tlcore.runs.queue import Claim
@@ -97,6 +98,8 @@ def fetch_parent(store: RunStore, parent_id: str) -> Path:
     assert artifacts is not None
     parent = store.get(parent_id)
     folder = store.artifact_dir(parent_id)
+    storage.lease(folder)                            # amended here before it is uploaded again: never evicted meanwhile
+    storage.stored_stamp(folder).unlink(missing_ok=True)
     artifacts.get_run(parent_id, folder)             # always fresh: another follow-up may have amended it
     config_file = folder / "config.json"
     if parent.inputs and config_file.is_file():
@@ -111,8 +114,11 @@ def publish(store: RunStore, claim: Claim, config: dict) -> None:
     artifacts = store.artifacts
     assert artifacts is not None
     artifacts.put_run(claim.run_id, Path(config["out"]))
+    store.mark_stored(claim.run_id)
     if config.get("parent_run") and config.get("parent_out"):
         artifacts.put_run(config["parent_run"], Path(config["parent_out"]))
+        store.mark_stored(config["parent_run"])
+    storage.evict_after_write(keep=Path(config["out"]))
     try:
         artifacts.delete_checkpoints(claim.run_id)
     except Exception:  # leftovers cost space, not correctness: a done run is never resumed
