@@ -248,6 +248,23 @@ def test_a_followup_on_another_host_amends_the_run_in_the_store(cluster):
     assert stamp.read_text() == cluster["artifacts"].report_version(run_id)
 
 
+def test_the_s3_stores_shared_features_are_capped_by_upload_age(s3_endpoint, tmp_path):
+    """S3 reports LastModified as a datetime (a local folder as mtime): the oldest upload goes first there too."""
+    store = ArtifactStore(f"s3://{BUCKET}/{tmp_path.name}", storage_options={"endpoint_url": s3_endpoint})
+    src = tmp_path / "f.npy"
+    src.write_bytes(b"f" * 1000)
+    for rel in ("a/first.npy", "users/k/second.npy"):
+        store.put_features(rel, src)
+        time.sleep(1.1)                     # S3 times have whole seconds
+    files = store.feature_files()
+    assert [p.rsplit("/", 1)[-1] for p, _, _ in files] == ["first.npy", "second.npy"]
+    assert abs(files[0][2] - time.time()) < 60 and [size for _, size, _ in files] == [1000, 1000]
+    assert store.evict_features(1500, min_age_s=3600) == []                  # just uploaded: kept
+    [(url, size, why)] = store.evict_features(1500, min_age_s=0)
+    assert url == f"s3://{BUCKET}/{tmp_path.name}/features/a/first.npy" and size == 1000 and "oldest" in why
+    assert [p.rsplit("/", 1)[-1] for p, _, _ in store.feature_files()] == ["second.npy"]
+
+
 # ---------------------------------------------------------------- the artifact store alone (a local folder: fast)
 
 def test_a_set_is_stored_once_per_content_and_fetched_under_each_name(tmp_path):

@@ -187,6 +187,43 @@ def test_gc_cli_dry_run_and_bad_cap(capsys):
         storage.gc(max_gb=-1)
 
 
+def test_gc_caps_the_artifact_stores_shared_features_oldest_first(tmp_path, monkeypatch, capsys):
+    """Every host's gc also keeps the store's features/ under its cap: oldest upload first, nothing uploaded in the
+    last hour, interrupted uploads whatever the total; a dry run removes nothing."""
+    from tlcore.artifacts import ArtifactStore
+
+    monkeypatch.setenv("TRANSFERLAB_ARTIFACTS_URL", str(tmp_path / "store"))
+    store = ArtifactStore.from_env()
+    src = tmp_path / "f.npy"
+    src.write_bytes(b"f" * 2000)
+    ages = {"a/old.npy": 5 * HOUR, "users/k/older.npy": 6 * HOUR, "b/mid.npy": 3 * HOUR, "c/new.npy": 0}
+    for rel, age in ages.items():
+        store.put_features(rel, src)
+        t = time.time() - age
+        os.utime(tmp_path / "store" / "features" / rel, (t, t))
+    partial = tmp_path / "store" / "features" / "a" / "cut.npy.tmp-4242"
+    partial.write_bytes(b"p" * 10)
+    t = time.time() - 2 * HOUR
+    os.utime(partial, (t, t))
+    cap = "0.0000045"   # 4500 bytes: two of the four 2000-byte files must go
+
+    assert main(["gc", "--dry-run", "--store-features-max-gb", cap]) == 0
+    out = capsys.readouterr().out
+    assert "would remove" in out and "older.npy" in out and "cut.npy.tmp-4242" in out and "would free 4.0 kB" in out
+    assert len(store.feature_files()) == 5
+    assert main(["gc", "--store-features-max-gb", cap]) == 0
+    out = capsys.readouterr().out
+    left = sorted(p.rsplit("/", 1)[-1] for p, _, _ in store.feature_files())
+    assert left == ["mid.npy", "new.npy"], out          # the two oldest and the interrupted upload went
+    assert "of shared features; 4.0 kB left of 4.5 kB allowed" in out
+    assert main(["gc", "--store-features-max-gb", "0"]) == 0
+    assert sorted(p.rsplit("/", 1)[-1] for p, _, _ in store.feature_files()) == ["new.npy"]   # an hour's grace
+    capsys.readouterr()
+    monkeypatch.setenv("TRANSFERLAB_STORE_FEATURES_MAX_GB", "plenty")
+    assert main(["gc"]) == 2
+    assert "TRANSFERLAB_STORE_FEATURES_MAX_GB='plenty' is not a number" in capsys.readouterr().err
+
+
 def test_bad_cap_setting_is_a_config_error(monkeypatch):
     monkeypatch.setenv("TRANSFERLAB_CACHE_MAX_GB", "lots")
     with pytest.raises(ConfigError, match="TRANSFERLAB_CACHE_MAX_GB"):

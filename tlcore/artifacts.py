@@ -296,6 +296,49 @@ class ArtifactStore:
             tmp.unlink(missing_ok=True)
         return True
 
+    def feature_files(self) -> list[tuple[str, int, float]]:
+        """``(path, bytes, uploaded at)`` of every shared feature file (and interrupted upload), oldest first."""
+        prefix = self._path("features")
+        if not self._exists(prefix):
+            return []
+        out = []
+        for path, info in self.fs.find(prefix, detail=True).items():
+            if info.get("type", "file") != "file":
+                continue
+            when = info.get("LastModified") or info.get("mtime") or info.get("last_modified") or info.get("created")
+            when = when.timestamp() if hasattr(when, "timestamp") else float(when or 0.0)
+            out.append((path, int(info.get("size") or 0), when))
+        return sorted(out, key=lambda t: t[2])
+
+    def evict_features(self, max_bytes: int, *, dry_run: bool = False, now: Optional[float] = None,
+                       min_age_s: float = 3600.0) -> list[tuple[str, int, str]]:
+        """Delete the oldest shared feature files until they fit ``max_bytes``; returns ``(path, bytes, why)``.
+        An object store records no reads, so *oldest uploaded* goes first (a host that misses one recomputes it,
+        once, and uploads it again); nothing uploaded in the last ``min_age_s`` goes (a host may be fetching it),
+        and interrupted uploads (``*.tmp-<pid>``) older than that go whatever the total."""
+        now = time.time() if now is None else now
+        files = self.feature_files()
+        total = sum(size for _, size, _ in files)
+        removed = []
+        for path, size, when in files:
+            partial = ".tmp-" in path.rsplit("/", 1)[-1]
+            if (total <= max_bytes and not partial) or now - when < min_age_s:
+                continue
+            if not dry_run:
+                try:
+                    self.fs.rm(path)
+                except FileNotFoundError:
+                    pass                   # another host's gc was first
+            total -= size
+            why = ("interrupted upload" if partial else
+                   f"oldest shared features (uploaded {(now - when) / 3600:.1f} h ago) past the store's cap")
+            removed.append((self._url_of(path), size, why))
+        return removed
+
+    def _url_of(self, path: str) -> str:
+        """A path of this store's filesystem written the way the user wrote the store's URL."""
+        return self.url + path[len(self._root):] if path.startswith(self._root) else path
+
     # ------------------------------------------------------------------ data sets
     def put_set(self, path: Path) -> dict:
         """Upload a data set (file or folder) once per content; returns its reference ``{"sha256", "name"}``.

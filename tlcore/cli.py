@@ -292,8 +292,11 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def cmd_gc(args: argparse.Namespace) -> int:
     from tlcore import storage
+    from tlcore.artifacts import ArtifactStore
 
     check_option("max_gb", args.max_gb, flag="--max-gb")
+    check_option("max_gb", args.store_features_max_gb, flag="--store-features-max-gb")
+    store_cap = storage.store_features_max_bytes(args.store_features_max_gb)   # a bad setting stops before any removal
     report = storage.gc(dry_run=args.dry_run, max_gb=args.max_gb)
     verb = "would remove" if report.dry_run else "removed"
     for r in report.removed:
@@ -302,6 +305,22 @@ def cmd_gc(args: argparse.Namespace) -> int:
     print(f"{'would free' if report.dry_run else 'freed'} {storage.human(report.freed_bytes)}; evictable cache "
           f"{storage.human(cache)} of {storage.human(report.cap_bytes)} allowed; "
           + ", ".join(f"{k} {storage.human(v)}" for k, v in report.usage_after.items()))
+    artifacts = ArtifactStore.from_env()
+    if artifacts is None:
+        return 0
+    try:   # the shared feature files: every host may run this, each removal happens once
+        shared = artifacts.evict_features(store_cap, dry_run=args.dry_run)
+        left = sum(size for _, size, _ in artifacts.feature_files()) if not args.dry_run else None
+    except Exception as exc:  # noqa: BLE001 - the local clean-up is done; say why the store's was not
+        print(f"error: could not clean the artifact store's feature files at {artifacts.url}: "
+              f"{type(exc).__name__}: {(str(exc).strip().splitlines() or [''])[0]}", file=sys.stderr)
+        return 1
+    for path, size, why in shared:
+        print(f"{verb} {path} ({storage.human(size)}): {why}")
+    freed = sum(size for _, size, _ in shared)
+    print(f"artifact store {artifacts.url}: {'would free' if args.dry_run else 'freed'} {storage.human(freed)} of "
+          f"shared features" + (f"; {storage.human(left)} left of {storage.human(store_cap)} allowed"
+                                if left is not None else ""))
     return 0
 
 
@@ -392,6 +411,9 @@ def build_parser() -> argparse.ArgumentParser:
     gcp = sub.add_parser("gc", help="remove stale temporary files and evict the feature / unzip caches past the cap")
     gcp.add_argument("--dry-run", action="store_true", help="list what would be removed; remove nothing")
     gcp.add_argument("--max-gb", type=float, help="cache cap in GB (default $TRANSFERLAB_CACHE_MAX_GB or 20)")
+    gcp.add_argument("--store-features-max-gb", type=float,
+                     help="with an artifact store: cap in GB of its shared feature files, oldest removed first "
+                          "(default $TRANSFERLAB_STORE_FEATURES_MAX_GB or 100)")
 
     sub.add_parser("worker", help="background job runner used by the app", add_help=False)
     return p

@@ -32,7 +32,7 @@ LIMITS: dict[str, dict] = {
     "max_items": {"min": 10, "max": 50_000},    # cluster: items sampled
     "seeds": {"min": 1, "max": 10},             # curve: seeds per point
     "shots": {"min": 0, "max": 100_000},        # curve: labeled examples per class of one point (0 = all)
-    "max_gb": {"min": 0, "max": 1_000_000},     # gc: cap of the evictable caches in GB (0 = evict everything)
+    "max_gb": {"min": 0.0, "max": 1e6},         # gc: a cache cap in GB, fractions allowed (0 = evict everything)
     "num_workers": {"min": 0, "max": 64},       # DataLoader worker processes (preprocessing beside the model)
     "num_processes": {"min": 1, "max": 1024},   # training processes (Accelerate / torch.distributed)
 }

@@ -48,6 +48,7 @@ from tlcore.paths import home
 log = logging.getLogger(__name__)
 
 DEFAULT_CACHE_MAX_GB = 20.0
+DEFAULT_STORE_FEATURES_MAX_GB = 100.0
 IN_USE_S = 3600          # an entry used this recently is never evicted (a run may still read its files)
 STALE_S = 3600           # temporary leftovers older than this are removed by gc
 EVICTABLE = ("features", "unzipped", "sets")
@@ -88,14 +89,25 @@ def usage() -> dict[str, int]:
 
 def cache_max_bytes(max_gb: Optional[float] = None) -> int:
     """The cap of the evictable caches: ``max_gb`` or ``TRANSFERLAB_CACHE_MAX_GB`` (default 20 GB)."""
+    return _cap_bytes(max_gb, "TRANSFERLAB_CACHE_MAX_GB", DEFAULT_CACHE_MAX_GB, "the cache cap")
+
+
+def store_features_max_bytes(max_gb: Optional[float] = None) -> int:
+    """The cap of the artifact store's shared feature files: ``max_gb`` or ``TRANSFERLAB_STORE_FEATURES_MAX_GB``
+    (default 100 GB)."""
+    return _cap_bytes(max_gb, "TRANSFERLAB_STORE_FEATURES_MAX_GB", DEFAULT_STORE_FEATURES_MAX_GB,
+                      "the store's feature cap")
+
+
+def _cap_bytes(max_gb: Optional[float], env: str, default: float, what: str) -> int:
     if max_gb is None:
-        raw = os.environ.get("TRANSFERLAB_CACHE_MAX_GB", "")
+        raw = os.environ.get(env, "")
         try:
-            max_gb = float(raw) if raw.strip() else DEFAULT_CACHE_MAX_GB
+            max_gb = float(raw) if raw.strip() else default
         except ValueError:
-            raise ConfigError(f"TRANSFERLAB_CACHE_MAX_GB={raw!r} is not a number; set it to a size in GB such as 20") from None
+            raise ConfigError(f"{env}={raw!r} is not a number; set it to a size in GB such as {default:g}") from None
     if not (max_gb >= 0) or max_gb == float("inf"):
-        raise ConfigError(f"the cache cap must be a size in GB >= 0, not {max_gb!r}")
+        raise ConfigError(f"{what} must be a size in GB >= 0, not {max_gb!r}")
     return int(max_gb * 1e9)
 
 
