@@ -11,7 +11,7 @@ from tlcore import plots
 from tlcore.errors import TransferLabError
 from ui import datasets
 from ui import try_it as ti
-from ui.runs import run_picker, visible_runs
+from ui.runs import get_store, is_finetune_run, local_folder, run_picker, visible_runs
 
 
 def _save(name: str, data: bytes):
@@ -24,13 +24,20 @@ def _save(name: str, data: bytes):
 
 
 st.title("Try it")
-runs = [r for r in visible_runs(status="done") if ti.usable(r.out)]
+# With an artifact store, runs not opened on this machine yet are listed by kind and only the one picked is fetched.
+shared = get_store().artifacts is not None
+runs = [r for r in visible_runs(status="done")
+        if ti.usable(r.out) or (shared and is_finetune_run(r) and not r.out.exists())]
 if not runs:
     st.info("No finished run with a model yet. Start one from **Home** or **Fine-tune**.")
     st.stop()
 run = run_picker("Run", runs, key="try-run")
+folder = local_folder(run)
+if not ti.usable(folder):
+    st.info("This run has no saved model to try (or its folder could not be fetched from the artifact store).")
+    st.stop()
 try:
-    loaded = ti.loaded_run(run.out)
+    loaded = ti.loaded_run(folder)
 except TransferLabError as exc:
     st.error(str(exc))
     st.stop()

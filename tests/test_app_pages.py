@@ -260,6 +260,29 @@ def test_try_it_text_before_and_after(home):
     assert labels["Prediction before"] in ("pos", "neg")
 
 
+def test_try_it_with_an_artifact_store_fetches_only_the_run_picked(home, monkeypatch):
+    """A team's app host lists the finished runs without downloading them; the one picked is fetched and tried."""
+    import shutil
+
+    monkeypatch.setenv("TRANSFERLAB_ARTIFACTS_URL", str(home.tmp / "store"))
+    _, a = make_done_run(home, name="run a")
+    store, b = make_done_run(home, name="run b")
+    assert store.artifacts.has_run(a.id) and store.artifacts.has_run(b.id)
+    runs_dir = home.path / "app" / "runs"
+    for run in (a, b):                     # this host has never opened them: only the store has the folders
+        shutil.rmtree(runs_dir / run.id)
+        (runs_dir / f".{run.id}.version").unlink()
+    at = app("pages/try_it.py", run=b.id)
+    no_exceptions(at)
+    assert (runs_dir / b.id / "model" / "config.json").is_file() and not (runs_dir / a.id).exists()
+    at.text_area(key="try-text").input("loved it, wonderful").run()
+    no_exceptions(at)
+    assert {m.label: m.value for m in at.metric}["Prediction after"] in ("pos", "neg")
+    at = app("pages/share.py", run=a.id)   # listing runs to share fetches nothing either
+    no_exceptions(at)
+    assert not (runs_dir / a.id).exists()
+
+
 def test_share_create_view_and_revoke(home):
     store, run = make_done_run(home)
     at = app("pages/share.py", run=run.id)

@@ -124,10 +124,7 @@ def visible_runs(status: Optional[str] = None) -> list[Run]:
         if user is None:
             return []
         runs = store.list_runs(owner=user, status=status)
-    if status == "done" and store.artifacts is not None:  # lists of finished runs open their folders (Try it)
-        for run in runs:
-            local_folder(run)
-    return runs
+    return runs   # no folders fetched here: with an artifact store a page fetches the one run it shows (local_folder)
 
 
 def local_folder(run: Run) -> Path:
