@@ -233,6 +233,31 @@ def test_curve_job_with_one_seed_uses_the_eval_interval(tmp_path, one_thread):
     assert point["pretrained"]["ci95"][0] <= point["pretrained"]["mean"] <= point["pretrained"]["ci95"][1]
 
 
+def test_a_cancelled_curve_resumes_without_redoing_its_finished_runs(tmp_path, one_thread):
+    """Each finished (shots, seed) run is kept in the staging folder: a resumed curve runs only the rest and reports
+    the same curve as one never interrupted."""
+    target = write_text_set(tmp_path / "t", n_per_class=8)
+    settings = dict(modality="text", target=str(target), backbone="tiny-text", shots=[2, 0], seeds=2, epochs=2)
+    events = []
+
+    def cancel_in_the_third_run() -> bool:
+        return any(e.stage == "curve" and e.step >= 2 for e in events)
+
+    cut = CurveConfig(**settings, out=str(tmp_path / "cut"))
+    with pytest.raises(Cancelled):
+        curve_job(cut, progress=events.append, should_cancel=cancel_in_the_third_run)
+    [staging] = (tmp_path).glob(".cut.partial-*")
+    assert len(list((staging / "checkpoints" / "curve").glob("*.json"))) == 2
+    events.clear()
+    resumed = curve_job(cut, resume=True, progress=events.append)
+    assert resumed["resumed_runs"] == 2
+    assert min(e.step for e in events if e.stage == "curve") == 2          # it started at the third run
+    whole = curve_job(CurveConfig(**settings, out=str(tmp_path / "whole")))
+    assert "resumed_runs" not in whole
+    assert resumed["points"] == whole["points"]
+    assert not (tmp_path / "cut" / "checkpoints").exists()                  # kept only until the curve completed
+
+
 def test_public_cluster_function_keeps_its_report(tmp_path):
     import tlcore
 

@@ -386,13 +386,14 @@ def cluster_job(config: ClusterConfig, *, progress: Optional[ProgressFn] = None,
 def curve_job(config: CurveConfig, *, progress: Optional[ProgressFn] = None,
               should_cancel: Optional[CancelFn] = None, resume: bool = False) -> dict:
     """A data-efficiency curve as the app's background worker runs it: writes ``report.json`` into ``config.out`` and
-    returns it. ``resume`` starts over (finished points are not kept)."""
+    returns it. ``resume`` continues an attempt that was cancelled, yielded or lost its worker: the (shots, seed)
+    runs it finished are not run again."""
     from tlcore.experiments.curve import write_curve_run
     from tlcore.progress import never_cancel, no_progress
     from tlcore.reporting.writer import run_folder_options
 
     config.validate()
-    with run_folder_options(overwrite=_fresh_attempt(config.out, False), keep_failed=False):
+    with run_folder_options(resume=resume, overwrite=_fresh_attempt(config.out, resume), keep_failed=False):
         return write_curve_run(config.finetune_config(), config.to_dict(), shots=config.shot_list(),
                                seeds=list(range(config.seeds)), scratch=config.scratch,
                                progress=progress or no_progress, should_cancel=should_cancel or never_cancel)

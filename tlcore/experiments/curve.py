@@ -7,6 +7,9 @@ particular choice of the few labeled examples matters.
 Each summary carries a 95% interval (``ci95``): with two or more seeds the Student-t interval of the mean over
 seeds, ``mean ± t(0.975, n−1) · s / √n`` (``ci95_kind`` "seeds": which examples were drawn, and training noise);
 with one seed the bootstrap interval of that run's eval accuracy (``ci95_kind`` "eval": eval-set sampling only).
+
+Each finished (shots, seed) run is kept in the run folder's ``checkpoints/curve/`` until the curve completes, so a
+curve that was cancelled, yielded the queue or lost its worker resumes with the runs it had not finished.
 """
 
 from __future__ import annotations
@@ -46,15 +49,41 @@ def _cancelled(where: str) -> Exception:
     return Cancelled(f"cancelled {where}")
 
 
+def _inner_result(report: dict, scratch: bool) -> dict:
+    """What the curve keeps of one (shots, seed) run."""
+    keep = {"pretrained": report["after"]["accuracy"], "pretrained_ci95": report["after"].get("accuracy_ci95"),
+            "train": report["data"]["train"], "eval": report["data"]["eval"], "classes": report["data"]["classes"],
+            "backbone": report["backbone"]}
+    if scratch:
+        keep.update(scratch=report["baselines"]["scratch"]["accuracy"],
+                    scratch_ci95=report["baselines"]["scratch"].get("accuracy_ci95"))
+    return keep
+
+
+def _kept(done_dir: Optional[Path], shot: int, seed: int, scratch: bool) -> tuple[Optional[Path], Optional[dict]]:
+    """(file of this run's result, the result if an earlier attempt finished it)."""
+    if done_dir is None:
+        return None, None
+    path = done_dir / f"shots-{shot}-seed-{seed}.json"
+    try:
+        kept = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return path, None
+    return path, (kept if kept.get("scratch_kept") == scratch else None)
+
+
 def data_efficiency_curve(base: FinetuneConfig, *, shots: Sequence[int] = DEFAULT_SHOTS, seeds: Sequence[int] = (0, 1, 2),
                           scratch: bool = True, progress: ProgressFn = no_progress,
-                          should_cancel: CancelFn = never_cancel) -> dict:
+                          should_cancel: CancelFn = never_cancel, done_dir: Optional[Path] = None) -> dict:
     """Run ``base`` (its data, backbone, strategy, epochs) at each shot count and seed; return the curve.
 
     Progress is one ``"curve"`` stage (step = points finished) whose message names the point and the inner run's
-    stage; ``should_cancel`` is checked between points and inside every run (raises ``Cancelled``)."""
+    stage; ``should_cancel`` is checked between points and inside every run (raises ``Cancelled``). With
+    ``done_dir``, each finished run's result is kept there and one kept by an earlier attempt is not run again
+    (the report's ``resumed_runs`` counts them)."""
     from tlcore.data.loaders import load_dataset
     from tlcore.data.split import eval_split
+    from tlcore.reporting.writer import write_json
     from tlcore.settings.inductive import run_finetune
 
     target = load_dataset(base.target, base.modality, on_error=base.on_bad_file)   # type: ignore[arg-type]
@@ -62,7 +91,7 @@ def data_efficiency_curve(base: FinetuneConfig, *, shots: Sequence[int] = DEFAUL
     full_min = min(train.class_counts().values())
     points = []
     total = len(shots) * len(seeds)
-    done = 0
+    done = computed = resumed = 0
     max_seen: Optional[int] = None
     started = time.time()
     for shot in shots:
@@ -73,24 +102,34 @@ def data_efficiency_curve(base: FinetuneConfig, *, shots: Sequence[int] = DEFAUL
             if should_cancel():
                 raise _cancelled("between curve points")
             label = f"{shot or 'all'} per class, seed {seed}"
-            eta = (time.time() - started) / done * (total - done) if done else None
-            progress(Progress("curve", done, total, label, eta_s=eta))
+            keep_at, result = _kept(done_dir, shot, seed, scratch)
+            if result is not None:
+                resumed += 1
+            else:
+                # the ETA from the runs this attempt computed (kept ones took no time)
+                eta = (time.time() - started) / computed * (total - done) if computed else None
+                progress(Progress("curve", done, total, label, eta_s=eta))
 
-            def inner(ev: Progress, label: str = label, eta: Optional[float] = eta, step: int = done) -> None:
-                # the inner run's stages in the message; its epoch metrics stay out of the run's history
-                detail = f"{ev.stage} {ev.step}/{ev.total}" if ev.total > 1 else ev.stage
-                progress(Progress("curve", step, total, f"{label}: {detail}", eta_s=eta))
+                def inner(ev: Progress, label: str = label, eta: Optional[float] = eta, step: int = done) -> None:
+                    # the inner run's stages in the message; its epoch metrics stay out of the run's history
+                    detail = f"{ev.stage} {ev.step}/{ev.total}" if ev.total > 1 else ev.stage
+                    progress(Progress("curve", step, total, f"{label}: {detail}", eta_s=eta))
 
-            with tempfile.TemporaryDirectory() as out:
-                cfg = replace(base, out=out, seed=seed, max_per_class=shot or None,
-                              baselines=["scratch"] if scratch else [])
-                report = run_finetune(cfg, progress=inner, should_cancel=should_cancel, keep_failed=False)
-            per_seed["pretrained"].append(report["after"]["accuracy"])
-            cis["pretrained"].append(report["after"].get("accuracy_ci95"))
+                with tempfile.TemporaryDirectory() as out:
+                    cfg = replace(base, out=out, seed=seed, max_per_class=shot or None,
+                                  baselines=["scratch"] if scratch else [])
+                    report = run_finetune(cfg, progress=inner, should_cancel=should_cancel, keep_failed=False)
+                result = _inner_result(report, scratch)
+                computed += 1
+                if keep_at is not None:
+                    keep_at.parent.mkdir(parents=True, exist_ok=True)
+                    write_json(keep_at, {**result, "scratch_kept": scratch})
+            per_seed["pretrained"].append(result["pretrained"])
+            cis["pretrained"].append(result["pretrained_ci95"])
             if scratch:
-                per_seed["scratch"].append(report["baselines"]["scratch"]["accuracy"])
-                cis["scratch"].append(report["baselines"]["scratch"].get("accuracy_ci95"))
-            n_train = report["data"]["train"]
+                per_seed["scratch"].append(result["scratch"])
+                cis["scratch"].append(result["scratch_ci95"])
+            n_train = result["train"]
             done += 1
         if max_seen is not None and n_train == max_seen and shot:
             continue   # more shots than the data has: same point as the previous one
@@ -99,9 +138,9 @@ def data_efficiency_curve(base: FinetuneConfig, *, shots: Sequence[int] = DEFAUL
                        "pretrained": _summary(per_seed["pretrained"], cis["pretrained"]),
                        **({"scratch": _summary(per_seed["scratch"], cis["scratch"])} if scratch else {})})
     progress(Progress("done", total, total, "curve finished"))
-    return {"modality": base.modality, "backbone": report["backbone"], "strategy": base.strategy,
-            "epochs": base.epochs, "seeds": list(seeds), "eval": report["data"]["eval"],
-            "classes": report["data"]["classes"], "points": points}
+    return {"modality": base.modality, "backbone": result["backbone"], "strategy": base.strategy,
+            "epochs": base.epochs, "seeds": list(seeds), "eval": result["eval"],
+            "classes": result["classes"], "points": points, **({"resumed_runs": resumed} if resumed else {})}
 
 
 def labels_for_accuracy(points: Sequence[dict], target: float, *, side: str = "pretrained") -> dict:
@@ -138,7 +177,9 @@ def labels_for_accuracy(points: Sequence[dict], target: float, *, side: str = "p
 def write_curve_run(base: FinetuneConfig, config: dict, *, shots: Sequence[int], seeds: Sequence[int], scratch: bool,
                     progress: ProgressFn = no_progress, should_cancel: CancelFn = never_cancel) -> dict:
     """Measure the curve and write the run folder ``config['out']`` (config.json first, report.json last, in a
-    hidden staging folder renamed into place when complete; a folder that already holds a report.json is refused)."""
+    hidden staging folder renamed into place when complete; a folder that already holds a report.json is refused).
+    The finished (shots, seed) runs are kept in its ``checkpoints/curve/``: a resumed writer (``run_folder_options(
+    resume=True)``) skips them."""
     from tlcore import __version__
     from tlcore.reporting.writer import RunWriter, _write_text
 
@@ -146,7 +187,7 @@ def write_curve_run(base: FinetuneConfig, config: dict, *, shots: Sequence[int],
     out: Path = writer.start()
     t0 = time.time()
     curve = data_efficiency_curve(base, shots=shots, seeds=seeds, scratch=scratch, progress=progress,
-                                  should_cancel=should_cancel)
+                                  should_cancel=should_cancel, done_dir=writer.checkpoints("curve"))
     report = {"kind": "curve", "report_schema": 1, "tlcore_version": __version__, "setting": "inductive", **curve,
               "scratch": scratch, "config": config, "timings_s": {"curve": round(time.time() - t0, 3)}}
     _write_text(out / "report.json", json.dumps(report, indent=2, default=float))
