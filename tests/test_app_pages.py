@@ -224,6 +224,9 @@ def test_compare_running_run_shows_live_progress_from_store(home):
                                                                                   "val_accuracy": 0.8}, eta_s=20))
     at.run()
     assert epochs_drawn() == 2, "the curves follow each new epoch (the figure is cached per epoch, not frozen)"
+    store.update_progress(run.id, Progress("train", 31, 50, "epoch 4/5", metrics={"epoch": 4, "batch_loss": 0.3}))
+    at.run()
+    assert epochs_drawn() == 2    # an epoch under way has only a batch loss: nothing to draw for it yet
     [b for b in at.button if b.label == "Cancel run"][0].click().run()
     assert store.get(run.id).cancel_requested
 

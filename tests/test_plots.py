@@ -49,6 +49,9 @@ def test_training_curves_per_stage():
     loss_train = [t for t in fig.data if t.name == "train" and t.xaxis in ("x", None)][0]
     assert list(loss_train.y) == [1.0, 0.5]
     assert sum(1 for t in fig.data if t.name == "scratch") == 1  # no val accuracy for scratch here
+    assert len(fig.layout.annotations) == 2                        # the two panel titles, no note
+    fig = plots.training_curves([{"stage": "train", "epoch": 1, "train_loss": 1.0}])
+    assert "no validation split" in fig.layout.annotations[-1].text   # an empty right panel says why
 
 
 def test_strategy_ladder_rows():

@@ -111,6 +111,9 @@ def training_curves(history: Sequence[Mapping], title: str = "") -> go.Figure:
     fig.update_xaxes(title="epoch")
     if val_key != "val_loss":  # accuracy and F1 live in [0, 1]
         fig.update_yaxes(range=[0, 1.05], row=1, col=2)
+    if history and not any(r.get(val_key) is not None for r in history):
+        fig.add_annotation(xref="x2 domain", yref="y2 domain", x=0.5, y=0.5, showarrow=False,
+                           text="no validation split in this run<br>(too few labeled examples, or turned off)")
     fig = _layout(fig, title, height=340)
     # the legend sits above the two subplot titles, not on top of them
     fig.update_layout(legend=dict(y=1.16), margin=dict(t=100 if title else 70))

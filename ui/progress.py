@@ -52,16 +52,28 @@ def render_status(run: Run) -> None:
         if run.cancel_requested:
             bits.append("cancel requested: stopping at the next check")
         st.caption(" · ".join(bits) or "starting…")
-    if history:
-        st.plotly_chart(_curves(run.id, len(history), json.dumps(history[-1], sort_keys=True, default=str), history),
-                        key=f"curves-{run.id}", width="stretch")
+    curves = _plotted(history)
+    if curves:
+        st.plotly_chart(_curves(json.dumps(curves, sort_keys=True, default=str)), key=f"curves-{run.id}",
+                        width="stretch")
+    elif history:
+        st.caption("The loss and validation curves appear when the first epoch ends.")
+
+
+CURVE_KEYS = ("train_loss", *(key for key, _ in plots.VAL_SCORES))
+
+
+def _plotted(history: list) -> list[dict]:
+    """The epoch rows the curves draw, with only what they draw (a row still in its epoch has only a batch loss)."""
+    return [{k: r[k] for k in ("stage", "epoch", *CURVE_KEYS) if r.get(k) is not None} for r in history
+            if any(r.get(k) is not None for k in CURVE_KEYS)]
 
 
 @st.cache_resource(max_entries=32, show_spinner=False)
-def _curves(run_id: str, epochs: int, last: str, _history: list):
-    """The live curves, built once per new epoch row and shared by every tab that shows the run: plotly takes about
-    0.1 s to build the figure, and the panel redraws every second."""
-    return plots.training_curves(_history)
+def _curves(rows: str):
+    """The live curves, built once per finished epoch and shared by every tab that shows the run: plotly takes
+    about 0.1 s to build the figure, and the panel redraws every second."""
+    return plots.training_curves(json.loads(rows))
 
 
 def _poll(run_id: str, draw, *, deleted: str = "") -> None:
