@@ -9,7 +9,7 @@ import json
 import streamlit as st
 
 from tlcore.errors import TransferLabError
-from ui.analyses import analysis_headline
+from ui.analyses import analysis_headline, analysis_headline_of_metrics
 from ui.auth import is_admin
 from ui.export import export_panel
 from ui.report import headline_numbers
@@ -31,7 +31,8 @@ def _row(r) -> dict:
     kind = run_kind(r)
     task = r.config.get("task") or "classify"
     if kind in ("cluster", "curve"):
-        metric, before, after = analysis_headline(read_report(r) if r.status == "done" else None)
+        metric, before, after = (analysis_headline_of_metrics(r.metrics)
+                                 or analysis_headline(read_report(r) if r.status == "done" else None))
         gain = None if before is None or after is None else after - before
         task = "unsupervised" if kind == "cluster" else "classify"
     else:

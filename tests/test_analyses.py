@@ -19,6 +19,7 @@ from tlcore.errors import Cancelled, ConfigError
 from tlcore.experiments.curve import labels_for_accuracy
 from tlcore.runs import RunStore
 from tlcore.runs.worker import Worker, WorkerOptions
+from ui.analyses import analysis_headline, analysis_headline_of_metrics
 
 ROOT = Path(__file__).resolve().parents[1]
 CLUSTER_JOB, CURVE_JOB = "tlcore.api:cluster_job", "tlcore.api:curve_job"
@@ -114,6 +115,9 @@ def test_cluster_job_through_the_worker(store, tmp_path, modality, one_thread):
     report = json.loads((run.out / "report.json").read_text())
     assert report["kind"] == "cluster" and report["backbone"] == TINY[modality] and report["config"]["k"] == 2
     assert 0 <= report["pretrained"]["nmi"] <= 1 and report["raw"]["k"] == 2
+    # the runs table's headline is stored with the run (no report read, no download from an artifact store)
+    assert analysis_headline_of_metrics(run.metrics) == analysis_headline(report)
+    assert run.metrics["pretrained_nmi"] == report["pretrained"]["nmi"]
     clusters = json.loads((run.out / "clusters.json").read_text())
     n = report["data"]["n"]
     for side in ("pretrained", "raw"):
@@ -192,6 +196,8 @@ def test_curve_job_through_the_worker(store, tmp_path, one_thread):
     report = json.loads((run.out / "report.json").read_text())
     assert report["kind"] == "curve" and report["seeds"] == [0, 1] and report["config"]["shots"] == [0, 2, 1]
     assert [p["shots"] for p in report["points"]] == [1, 2, 7] and report["points"][-1]["all"]
+    assert analysis_headline_of_metrics(run.metrics) == analysis_headline(report)
+    assert analysis_headline(report)[0] == "accuracy (all labels) scratch → pretrained"
     for p in report["points"]:
         for side in ("pretrained", "scratch"):
             s = p[side]
@@ -275,6 +281,18 @@ def _point(shots, mean, ci=None, all_=False, side="pretrained"):
     if ci:
         s["ci95"] = list(ci)
     return {"shots": shots, "all": all_, side: s}
+
+
+def test_stored_analysis_headlines_match_the_reports():
+    from tlcore.runs.jobs import headline_metrics
+
+    reports = [{"kind": "cluster", "pretrained": {"k": 3}, "raw": {"k": 3}},                     # no labels
+               {"kind": "cluster", "pretrained": {"nmi": 0.8}, "raw": {"nmi": 0.1}},
+               {"kind": "curve", "points": [_point(1, 0.4), _point(5, 0.7)]},                   # no scratch side
+               {"kind": "curve", "points": [{**_point(2, 0.6, all_=True), **_point(2, 0.3, side="scratch")}]}]
+    for report in reports:
+        assert analysis_headline_of_metrics(headline_metrics(report)) == analysis_headline(report), report
+    assert analysis_headline_of_metrics({"after_accuracy": 0.9}) is None      # not an analysis: read the report
 
 
 def test_labels_for_accuracy_reads_the_measured_curve():

@@ -219,9 +219,12 @@ def test_gc_caps_the_artifact_stores_shared_features_oldest_first(tmp_path, monk
     assert main(["gc", "--store-features-max-gb", "0"]) == 0
     assert sorted(p.rsplit("/", 1)[-1] for p, _, _ in store.feature_files()) == ["new.npy"]   # an hour's grace
     capsys.readouterr()
+    assert main(["gc", "--store-features-max-gb", "-1"]) == 2
+    assert "--store-features-max-gb must be between 0 and 1000000; got -1" in capsys.readouterr().err
     monkeypatch.setenv("TRANSFERLAB_STORE_FEATURES_MAX_GB", "plenty")
     assert main(["gc"]) == 2
     assert "TRANSFERLAB_STORE_FEATURES_MAX_GB='plenty' is not a number" in capsys.readouterr().err
+    assert [p.rsplit("/", 1)[-1] for p, _, _ in store.feature_files()] == ["new.npy"]   # refused before removing
 
 
 def test_bad_cap_setting_is_a_config_error(monkeypatch):

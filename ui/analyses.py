@@ -431,6 +431,22 @@ def render_analysis(report: Mapping, out: Path, *, key: str) -> None:
         st.warning("This run's report is not a clustering or curve result.")
 
 
+def analysis_headline_of_metrics(metrics: Optional[Mapping]) -> Optional[tuple[str, Optional[float], Optional[float]]]:
+    """:func:`analysis_headline` from the numbers the worker stored with the run (no report read: with an artifact
+    store that would download the run); None for a run finished before they were stored."""
+    m = metrics or {}
+    if "cluster_scored" in m:
+        if m["cluster_scored"] and m.get("raw_nmi") is not None and m.get("pretrained_nmi") is not None:
+            return "NMI raw → pretrained", float(m["raw_nmi"]), float(m["pretrained_nmi"])
+        return "no labels: no score", None, None
+    if m.get("curve_pretrained_accuracy") is not None and m.get("curve_shots") is not None:
+        where = "all labels" if m.get("curve_all") else f"{int(m['curve_shots'])}/class"
+        scratch = m.get("curve_scratch_accuracy")
+        return (f"accuracy ({where}) scratch → pretrained", None if scratch is None else float(scratch),
+                float(m["curve_pretrained_accuracy"]))
+    return None
+
+
 def analysis_headline(report: Optional[Mapping]) -> tuple[str, Optional[float], Optional[float]]:
     """(what is compared, baseline value, pretrained value) of an analysis report, for the runs table:
     clustering: NMI of raw inputs vs pretrained features; curve: accuracy from scratch vs pretrained at the last

@@ -160,7 +160,25 @@ def headline_metrics(report: dict | None) -> dict:
     for name, values in (report.get("baselines") or {}).items():
         if isinstance(values, dict) and isinstance(values.get("accuracy"), (int, float)):
             out[f"{name}_accuracy"] = float(values["accuracy"])
-    return out
+    return {**out, **_analysis_metrics(report)}
+
+
+def _analysis_metrics(report: dict) -> dict:
+    """An analysis's headline, so a runs list needs no report: clustering NMI of raw inputs and of pretrained
+    features (``cluster_scored`` 0 without labels); the curve's last (largest) point, scratch and pretrained."""
+    if report.get("kind") == "cluster":
+        pre, raw = report.get("pretrained") or {}, report.get("raw") or {}
+        if "nmi" in pre and "nmi" in raw:
+            return {"cluster_scored": 1.0, "raw_nmi": float(raw["nmi"]), "pretrained_nmi": float(pre["nmi"])}
+        return {"cluster_scored": 0.0}
+    if report.get("kind") == "curve" and report.get("points"):
+        last = report["points"][-1]
+        out = {"curve_shots": float(last["shots"]), "curve_all": float(bool(last.get("all"))),
+               "curve_pretrained_accuracy": float(last["pretrained"]["mean"])}
+        if (last.get("scratch") or {}).get("mean") is not None:
+            out["curve_scratch_accuracy"] = float(last["scratch"]["mean"])
+        return out
+    return {}
 
 
 def read_report(out: Path) -> dict | None:
