@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -133,3 +134,49 @@ def test_a_multi_process_run_reports_live_progress_and_can_be_cancelled(tmp_path
     assert [h["epoch"] for h in result.report["training"]["history"]] == list(range(1, 31))
     assert any(e.stage == "train" for e in resumed)
     assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["run"]
+
+
+_VALIDATE = """
+import json, os, sys
+import torch
+from tlcore.device import rank, world_size
+from tlcore.models.registry import build_backbone
+from tlcore.models.transfer_model import TransferModel
+from tlcore.tasks.classify import ClassifyTask
+
+torch.manual_seed(0)
+model = TransferModel(build_backbone("tiny-text", "text", seed=0), ["neg", "pos"])
+texts = [f"the film was {'great' if i % 3 else 'awful'} number {i}" for i in range(23)]
+labels = [i % 2 for i in range(23)]
+task = ClassifyTask(model, texts[:4], labels[:4], val_items=texts, val_y=labels, batch_size=2)
+seen = []
+model.register_forward_hook(lambda module, args, output: seen.append(1))
+result = task.validate()
+with open(os.path.join(sys.argv[1], f"rank{rank()}.json"), "w") as f:
+    json.dump({"world": world_size(), "result": result, "forwards": len(seen)}, f)
+"""
+
+
+def test_validation_is_split_between_the_processes(tmp_path):
+    """Each of 2 processes validates half the batches (23 items, batches of 4: 6 batches, 3 each) and both get the
+    numbers one process gets on the whole split."""
+    script = tmp_path / "validate.py"
+    script.write_text(_VALIDATE)
+    runs = {}
+    for n in (1, 2):
+        out = tmp_path / f"p{n}"
+        out.mkdir()
+        cmd = ([sys.executable, str(script), str(out)] if n == 1 else
+               [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2",
+                "--log-dir", str(tmp_path / "logs"), str(script), str(out)])
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=300,
+                              cwd=Path(__file__).resolve().parents[1], env={**os.environ, "OMP_NUM_THREADS": "1",
+                              "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+        assert done.returncode == 0, done.stderr[-3000:]
+        runs[n] = [json.loads(f.read_text()) for f in sorted(out.glob("rank*.json"))]
+    [one] = runs[1]
+    assert one["world"] == 1 and one["forwards"] == 6
+    assert [r["world"] for r in runs[2]] == [2, 2] and [r["forwards"] for r in runs[2]] == [3, 3]
+    for r in runs[2]:
+        assert r["result"]["val_accuracy"] == one["result"]["val_accuracy"]
+        assert r["result"]["val_loss"] == pytest.approx(one["result"]["val_loss"], rel=1e-9)

@@ -15,7 +15,7 @@ import contextvars
 import os
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
-from typing import Any, Iterator, Optional
+from typing import Any, Iterator, Optional, Sequence
 
 import torch
 
@@ -198,6 +198,22 @@ def rank() -> int:
 
 def is_main_process() -> bool:
     return rank() == 0
+
+
+def my_batch_starts(n: int, batch_size: int) -> range:
+    """Where this process's batches of ``n`` items start: every ``world_size()``-th batch (all of them in one
+    process), so the processes of a run share an evaluation instead of each repeating it."""
+    return range(rank() * batch_size, n, world_size() * batch_size)
+
+
+def sum_over_processes(values: Sequence[float], device: Optional[torch.device] = None) -> list[float]:
+    """Each of ``values`` summed over every process (float64; ``values`` itself in one process). Every process
+    must call it at the same point."""
+    if world_size() == 1:
+        return [float(v) for v in values]
+    from accelerate.utils import reduce
+
+    return reduce(torch.tensor(list(values), dtype=torch.float64, device=device), reduction="sum").tolist()
 
 
 def broadcast_object(obj: Any) -> Any:

@@ -14,7 +14,7 @@ from typing import Any, Optional, Sequence
 import torch
 from torch import nn
 
-from tlcore.device import module_device, to_device
+from tlcore.device import module_device, my_batch_starts, sum_over_processes, to_device
 from tlcore.progress import CancelFn, ProgressFn, never_cancel, no_progress
 from tlcore.tasks.asr_model import decoder_batch
 from tlcore.training.trainer import TrainConfig, Trainer, TrainResult
@@ -70,10 +70,11 @@ class Seq2SeqTask:
             return None
         self.model.eval()
         total, count, bs = 0.0, 0.0, 2 * self.batch_size
-        for start in range(0, len(self.val), bs):
+        for start in my_batch_starts(len(self.val), bs):   # the processes of a multi-process run split the split
             loss, n = self._loss(self.val, range(start, min(start + bs, len(self.val))))
             total += loss.item() * n
             count += n
+        total, count = sum_over_processes([total, count], module_device(self.model))
         val_loss = total / max(count, 1.0)
         return {"score": -val_loss, "val_loss": val_loss}
 

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from tlcore.device import module_device, to_device
+from tlcore.device import module_device, my_batch_starts, sum_over_processes, to_device
 from tlcore.models.base import private_rng
 from tlcore.progress import CancelFn, Progress, ProgressFn, never_cancel, no_progress
 from tlcore.training.trainer import TrainConfig, Trainer, TrainResult, batchnorms
@@ -173,12 +173,13 @@ class ClassifyTask:
         n, bs = len(self.val_y), 2 * self.batch_size
         device = module_device(self.model)
         correct, loss_sum = 0, 0.0
-        for start in range(0, n, bs):
+        for start in my_batch_starts(n, bs):      # the processes of a multi-process run split the split
             idx = range(start, min(start + bs, n))
             logits = self.model(**to_device(self.val_src.get(idx), device)).float().cpu()
             y = self.val_y[start:start + bs]
             loss_sum += nn.functional.cross_entropy(logits, y, reduction="sum").item()
             correct += int((logits.argmax(1) == y).sum())
+        correct, loss_sum = sum_over_processes([correct, loss_sum], device)
         acc, loss = correct / n, loss_sum / n
         return {"score": acc - 1e-3 * loss, "val_accuracy": acc, "val_loss": loss}
 

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from tlcore.device import broadcast_object, is_main_process, rank, world_size
+from tlcore.device import broadcast_object, is_main_process, rank, sum_over_processes, world_size
 from tlcore.device import current as current_runtime
 from tlcore.progress import CancelFn, ProgressFn, never_cancel, no_progress
 from tlcore.training.checkpoint import Resumed, load_checkpoint, restore_rng, trainable_state
@@ -277,11 +277,8 @@ class Trainer:
                     weight_sum += weight
                     s.step = step + 1
                     self._call("on_step_end")
-                if self.world > 1:          # the epoch's mean loss over every rank's share
-                    from accelerate.utils import reduce
-
-                    loss_sum, weight_sum = reduce(torch.tensor([loss_sum, weight_sum], dtype=torch.float64).to(
-                        rt.device), reduction="sum").tolist()
+                # the epoch's mean loss over every rank's share
+                loss_sum, weight_sum = sum_over_processes([loss_sum, weight_sum], rt.device)
                 end_epoch = getattr(self.task, "end_epoch", None)
                 if end_epoch is not None:
                     with rt.autocast():
@@ -291,8 +288,9 @@ class Trainer:
                 validated = (epoch + 1) % c.validate_every == 0 or epoch + 1 == c.epochs
                 with rt.autocast():
                     val = self.task.validate() if validated else None
-                # Every rank holds the same weights and validates the whole split; rank 0's verdict is taken
-                # everywhere, so early stopping and the kept epoch cannot diverge between processes.
+                # Every rank holds the same weights; the classification and speech tasks split the validation set
+                # between the ranks and sum their counts. Rank 0's verdict is taken everywhere, so early stopping
+                # and the kept epoch cannot diverge between processes.
                 val = broadcast_object(val) if self.world > 1 else val
                 if val is not None:
                     score = float(val.pop("score"))
