@@ -295,7 +295,7 @@ def cmd_gc(args: argparse.Namespace) -> int:
     from tlcore.artifacts import ArtifactStore
 
     check_option("max_gb", args.max_gb, flag="--max-gb")
-    check_option("max_gb", args.store_features_max_gb, flag="--store-features-max-gb")
+    check_option("store_features_max_gb", args.store_features_max_gb, flag="--store-features-max-gb")
     store_cap = storage.store_features_max_bytes(args.store_features_max_gb)   # a bad setting stops before any removal
     report = storage.gc(dry_run=args.dry_run, max_gb=args.max_gb)
     verb = "would remove" if report.dry_run else "removed"

@@ -33,6 +33,7 @@ LIMITS: dict[str, dict] = {
     "seeds": {"min": 1, "max": 10},             # curve: seeds per point
     "shots": {"min": 0, "max": 100_000},        # curve: labeled examples per class of one point (0 = all)
     "max_gb": {"min": 0.0, "max": 1e6},         # gc: a cache cap in GB, fractions allowed (0 = evict everything)
+    "store_features_max_gb": {"min": 0.0, "max": 1e6},   # gc: the artifact store's shared features cap in GB
     "num_workers": {"min": 0, "max": 64},       # DataLoader worker processes (preprocessing beside the model)
     "num_processes": {"min": 1, "max": 1024},   # training processes (Accelerate / torch.distributed)
 }
