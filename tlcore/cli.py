@@ -301,7 +301,7 @@ def cmd_gc(args: argparse.Namespace) -> int:
     verb = "would remove" if report.dry_run else "removed"
     for r in report.removed:
         print(f"{verb} {r.path} ({storage.human(r.bytes)}): {r.why}")
-    cache = sum(report.usage_after.get(k, 0) for k in storage.EVICTABLE)
+    cache = sum(report.usage_after.get(k, 0) for k in storage.EVICTABLE) + sum(e.size for e in storage.run_copies())
     print(f"{'would free' if report.dry_run else 'freed'} {storage.human(report.freed_bytes)}; evictable cache "
           f"{storage.human(cache)} of {storage.human(report.cap_bytes)} allowed; "
           + ", ".join(f"{k} {storage.human(v)}" for k, v in report.usage_after.items()))

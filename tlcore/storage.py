@@ -7,9 +7,8 @@ the artifact store (``cache/sets/<sha256>/``), and, with an artifact store, a ho
 the store holds (``app/runs/<id>/`` beside its ``.<id>.version`` stamp, written only once the folder is complete in
 the store: a run being written, or whose only copy is here, has none). Uploads, other run folders, stored eval
 splits and demos are never evicted (splits are tiny and keep before/after numbers comparable; demos are rebuilt only
-by hand). Use is
-recorded by touching the entry's mtime on every hit; eviction removes the least recently used entries first until
-the evictable total is under the cap, and never an entry that is in use:
+by hand). Use is recorded by touching the entry's mtime on every hit; eviction removes the least recently used
+entries first until the evictable total is under the cap, and never an entry that is in use:
 
 * a job holds a **lease** on every unzipped copy or fetched set it reads (:func:`lease`, a shared ``flock`` on
   ``<folder>/.leases/<name>.lock``, taken before the entry is looked at and held until the job's
@@ -349,7 +348,8 @@ def _ago(seconds: float) -> str:
 
 def stale_temporaries(now: Optional[float] = None) -> list[Path]:
     """Leftovers of interrupted writes older than ``STALE_S``: ``.part`` uploads, ``.<hash>-*`` extraction folders,
-    partial feature files and split files, half-downloaded or half-evicted run copies, and the scratch of multi-process launches whose launcher died."""
+    partial feature files and split files, half-downloaded or half-evicted run copies, and the scratch folders of
+    multi-process launches whose launcher died."""
     now = time.time() if now is None else now
     root = home()
     found: list[Path] = []
