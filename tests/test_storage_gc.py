@@ -4,6 +4,7 @@ entry in use, never uploads or runs), and ``python -m tlcore gc`` (a dry run fre
 import os
 import time
 import zipfile
+from pathlib import Path
 
 import pytest
 
@@ -13,6 +14,17 @@ from tlcore.errors import ConfigError
 from tlcore.paths import cache_dir, home
 
 HOUR = 3600
+
+
+@pytest.fixture(autouse=True)
+def _private_temp_folder(tmp_path, monkeypatch):
+    """gc also looks in the system temp folder (scratch of killed multi-process launches): these tests give it one of
+    their own, so other runs' leftovers there neither change what they see nor get removed by them."""
+    import tempfile
+
+    folder = tmp_path / "system-temp"
+    folder.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(folder))
 
 
 def _feature(name: str, size: int, age_s: float):
@@ -115,13 +127,13 @@ def test_gc_removes_the_launch_scratch_of_a_dead_launcher_only(tmp_path, monkeyp
     import sys
     import tempfile
 
-    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     gone = subprocess.Popen([sys.executable, "-c", "pass"])
     gone.wait()
-    dead = tmp_path / f"{storage.LAUNCH_PREFIX}{gone.pid}-abc"
-    live = tmp_path / f"{storage.LAUNCH_PREFIX}{os.getpid()}-def"
-    young = tmp_path / f"{storage.LAUNCH_PREFIX}{gone.pid}-ghi"
-    other = tmp_path / "tlcore-launch-notapid"
+    temp = Path(tempfile.gettempdir())
+    dead = temp / f"{storage.LAUNCH_PREFIX}{gone.pid}-abc"
+    live = temp / f"{storage.LAUNCH_PREFIX}{os.getpid()}-def"
+    young = temp / f"{storage.LAUNCH_PREFIX}{gone.pid}-ghi"
+    other = temp / "tlcore-launch-notapid"
     for folder in (dead, live, young, other):
         (folder / "logs").mkdir(parents=True)
         (folder / "logs" / "rank0.log").write_bytes(b"z" * 100)
