@@ -267,8 +267,10 @@ def test_the_s3_stores_shared_features_are_capped_by_upload_age(s3_endpoint, tmp
     files = store.feature_files()
     assert [p.rsplit("/", 1)[-1] for p, _, _ in files] == ["first.npy", "second.npy"]
     assert abs(files[0][2] - time.time()) < 60 and [size for _, size, _ in files] == [1000, 1000]
-    assert store.evict_features(1500, min_age_s=3600) == []                  # just uploaded: kept
-    [(url, size, why)] = store.evict_features(1500, min_age_s=0)
+    assert store.evict_features(1500, min_age_s=3600) == ([], 2000)          # just uploaded: kept
+    [gone], left = store.evict_features(1500, min_age_s=0)
+    url, size, why = gone.path, gone.bytes, gone.why
+    assert left == 1000
     assert url == f"s3://{BUCKET}/{tmp_path.name}/features/a/first.npy" and size == 1000 and "oldest" in why
     assert [p.rsplit("/", 1)[-1] for p, _, _ in store.feature_files()] == ["second.npy"]
 

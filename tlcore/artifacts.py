@@ -29,7 +29,10 @@ import re
 import shutil
 import time
 from pathlib import Path
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
+
+if TYPE_CHECKING:
+    from tlcore.storage import Removed
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +57,11 @@ def content_hash(path: Path) -> str:
         return h.hexdigest()
     lines = [f"{f.relative_to(path).as_posix()}\t{content_hash(f)}" for f in _files(path)]
     return hashlib.sha256("\n".join(lines).encode("utf-8")).hexdigest()
+
+
+def _modified(info: dict) -> Any:
+    """When an fsspec entry was last written, as its backend reports it (a datetime on S3, seconds on a disk)."""
+    return info.get("LastModified") or info.get("mtime") or info.get("last_modified") or info.get("created")
 
 
 def _checkpoint_signature(folder: Path) -> Optional[tuple]:
@@ -169,8 +177,7 @@ class ArtifactStore:
         except FileNotFoundError:
             return None
         tag = info.get("ETag") or info.get("etag")
-        when = info.get("LastModified") or info.get("mtime") or info.get("last_modified") or info.get("created")
-        return str(tag) if tag else f"{info.get('size')}:{when}"
+        return str(tag) if tag else f"{info.get('size')}:{_modified(info)}"
 
     def put_run(self, run_id: str, folder: Path) -> int:
         """Upload a finished run folder, report.json last (so a present report means a complete folder); returns
@@ -305,17 +312,19 @@ class ArtifactStore:
         for path, info in self.fs.find(prefix, detail=True).items():
             if info.get("type", "file") != "file":
                 continue
-            when = info.get("LastModified") or info.get("mtime") or info.get("last_modified") or info.get("created")
+            when = _modified(info)
             when = when.timestamp() if hasattr(when, "timestamp") else float(when or 0.0)
             out.append((path, int(info.get("size") or 0), when))
         return sorted(out, key=lambda t: t[2])
 
     def evict_features(self, max_bytes: int, *, dry_run: bool = False, now: Optional[float] = None,
-                       min_age_s: float = 3600.0) -> list[tuple[str, int, str]]:
-        """Delete the oldest shared feature files until they fit ``max_bytes``; returns ``(path, bytes, why)``.
-        An object store records no reads, so *oldest uploaded* goes first (a host that misses one recomputes it,
-        once, and uploads it again); nothing uploaded in the last ``min_age_s`` goes (a host may be fetching it),
-        and interrupted uploads (``*.tmp-<pid>``) older than that go whatever the total."""
+                       min_age_s: float = 3600.0) -> tuple[list[Removed], int]:
+        """Delete the oldest shared feature files until they fit ``max_bytes``; returns what went (or would go) and
+        the bytes left. An object store records no reads, so *oldest uploaded* goes first (a host that misses one
+        recomputes it, once, and uploads it again); nothing uploaded in the last ``min_age_s`` goes (a host may be
+        fetching it), and interrupted uploads (``*.tmp-<pid>``) older than that go whatever the total."""
+        from tlcore.storage import Removed
+
         now = time.time() if now is None else now
         files = self.feature_files()
         total = sum(size for _, size, _ in files)
@@ -332,8 +341,8 @@ class ArtifactStore:
             total -= size
             why = ("interrupted upload" if partial else
                    f"oldest shared features (uploaded {(now - when) / 3600:.1f} h ago) past the store's cap")
-            removed.append((self._url_of(path), size, why))
-        return removed
+            removed.append(Removed(self._url_of(path), size, why))
+        return removed, total
 
     def _url_of(self, path: str) -> str:
         """A path of this store's filesystem written the way the user wrote the store's URL."""

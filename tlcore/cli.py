@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from tlcore.config import LIMITS, TASKS, FinetuneConfig, check_option, field_help, limit_text
-from tlcore.errors import Cancelled, ConfigError, TransferLabError
+from tlcore.errors import Cancelled, ConfigError, TransferLabError, first_line
 
 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
@@ -309,18 +309,17 @@ def cmd_gc(args: argparse.Namespace) -> int:
     if artifacts is None:
         return 0
     try:   # the shared feature files: every host may run this, each removal happens once
-        shared = artifacts.evict_features(store_cap, dry_run=args.dry_run)
-        left = sum(size for _, size, _ in artifacts.feature_files()) if not args.dry_run else None
+        shared, left = artifacts.evict_features(store_cap, dry_run=args.dry_run)
     except Exception as exc:  # noqa: BLE001 - the local clean-up is done; say why the store's was not
-        print(f"error: could not clean the artifact store's feature files at {artifacts.url}: "
-              f"{type(exc).__name__}: {(str(exc).strip().splitlines() or [''])[0]}", file=sys.stderr)
+        print(f"error: could not clean the artifact store's feature files at {artifacts.url}: {first_line(exc)}",
+              file=sys.stderr)
         return 1
-    for path, size, why in shared:
-        print(f"{verb} {path} ({storage.human(size)}): {why}")
-    freed = sum(size for _, size, _ in shared)
+    for r in shared:
+        print(f"{verb} {r.path} ({storage.human(r.bytes)}): {r.why}")
+    freed = sum(r.bytes for r in shared)
     print(f"artifact store {artifacts.url}: {'would free' if args.dry_run else 'freed'} {storage.human(freed)} of "
-          f"shared features" + (f"; {storage.human(left)} left of {storage.human(store_cap)} allowed"
-                                if left is not None else ""))
+          f"shared features" + ("" if args.dry_run else
+                                f"; {storage.human(left)} left of {storage.human(store_cap)} allowed"))
     return 0
 
 

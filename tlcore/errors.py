@@ -15,3 +15,9 @@ class ConfigError(TransferLabError):
 
 class Cancelled(Exception):
     """A run was cancelled by the user; not an error of the user's input."""
+
+
+def first_line(exc: BaseException) -> str:
+    """An unexpected error in one line: its type and the first line of its message."""
+    detail = (str(exc).strip().splitlines() or [""])[0]
+    return f"{type(exc).__name__}: {detail}" if detail else type(exc).__name__

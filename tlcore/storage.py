@@ -82,7 +82,7 @@ def usage() -> dict[str, int]:
     root = home()
     out = {part: usage_bytes(root / "cache" / part) for part in CACHE_PARTS}
     out["uploads"] = usage_bytes(root / "uploads")
-    out["runs"] = usage_bytes(root / "app" / "runs")
+    out["runs"] = usage_bytes(runs_dir())
     return out
 
 
@@ -300,6 +300,7 @@ def evict(max_bytes: Optional[int] = None, *, dry_run: bool = False, keep: Optio
     Entries used in the last ``IN_USE_S`` seconds and ``keep`` are never removed."""
     cap = cache_max_bytes() if max_bytes is None else max_bytes
     now = time.time() if now is None else now
+    runs = runs_dir()
     entries = cache_entries()
     total = sum(e.size for e in entries)
     removed: list[Removed] = []
@@ -319,14 +320,14 @@ def evict(max_bytes: Optional[int] = None, *, dry_run: bool = False, keep: Optio
                     log.warning("could not evict %s: %s", e.path, exc)
                     continue
                 _lock_path(e.path).unlink(missing_ok=True)   # a waiting lease sees it gone and locks a new file
-                if e.path.parent == runs_dir():
+                if e.path.parent == runs:
                     stored_stamp(e.path).unlink(missing_ok=True)  # the next open downloads it again
         if doomed is not None:
             shutil.rmtree(doomed, ignore_errors=True)
         total -= e.size
         why = f"least recently used (last use {_ago(now - e.used)} ago)"
         removed.append(Removed(str(e.path), e.size, why + ("; a copy of a run the artifact store keeps"
-                                                           if e.path.parent == runs_dir() else "")))
+                                                           if e.path.parent == runs else "")))
     return removed
 
 

@@ -94,7 +94,7 @@ class RunStore:
     def __init__(self, url: str | None = None, *, artifacts_root: Union[str, Path, None] = None,
                  auto_migrate: bool = True, artifacts: Optional[ArtifactStore] = _FROM_ENV):
         self.url = url or db.default_url()
-        self.artifacts_root = Path(artifacts_root) if artifacts_root else db.app_dir() / "runs"
+        self.artifacts_root = Path(artifacts_root) if artifacts_root else storage.runs_dir()
         self.artifacts = ArtifactStore.from_env() if artifacts is _FROM_ENV else artifacts
         self.auto_migrate = auto_migrate
         self._engines: tuple | None = None

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from tlcore import storage
-from tlcore.errors import Cancelled, TransferLabError
+from tlcore.errors import Cancelled, TransferLabError, first_line
 from tlcore.paths import owner_scope
 from tlcore.runs import queue, sync
 from tlcore.runs.jobs import CancelCheck, Heartbeat, ProgressWriter, headline_metrics, job_config, read_report, resolve_job
@@ -141,11 +141,9 @@ class Worker:
                 return "failed"
             except Exception as exc:
                 progress.flush()
-                detail = (str(exc).strip().splitlines() or [""])[0]
-                message = f"{type(exc).__name__}: {detail}" if detail else type(exc).__name__
                 from tlcore.storage import storage_problem
 
-                message = storage_problem(exc, out) or message   # a full / read-only disk: the reason, not the error
+                message = storage_problem(exc, out) or first_line(exc)   # a full / read-only disk: the reason
                 self._save_traceback(out, run_id)
                 self._finish(run_id, self.store.mark_failed, message, attempt=claim.attempt)
                 log.error("run %s: crashed: %s (traceback in %s)", run_id, message, out / "error.log")
