@@ -451,8 +451,9 @@ def analysis_headline(report: Optional[Mapping]) -> tuple[str, Optional[float], 
     """(what is compared, baseline value, pretrained value) of an analysis report, for the runs table:
     clustering: NMI of raw inputs vs pretrained features; curve: accuracy from scratch vs pretrained at the last
     (largest) measured point. Values are None where the report has none (e.g. clustering without labels)."""
-    if not report:
-        return "", None, None
+    from tlcore.runs.jobs import analysis_metrics
+
+    return analysis_headline_of_metrics(analysis_metrics(dict(report or {}))) or ("", None, None)
     if report.get("kind") == "cluster":
         pre, raw = report.get("pretrained") or {}, report.get("raw") or {}
         if "nmi" in pre and "nmi" in raw:

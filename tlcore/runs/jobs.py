@@ -160,10 +160,10 @@ def headline_metrics(report: dict | None) -> dict:
     for name, values in (report.get("baselines") or {}).items():
         if isinstance(values, dict) and isinstance(values.get("accuracy"), (int, float)):
             out[f"{name}_accuracy"] = float(values["accuracy"])
-    return {**out, **_analysis_metrics(report)}
+    return {**out, **analysis_metrics(report)}
 
 
-def _analysis_metrics(report: dict) -> dict:
+def analysis_metrics(report: dict) -> dict:
     """An analysis's headline, so a runs list needs no report: clustering NMI of raw inputs and of pretrained
     features (``cluster_scored`` 0 without labels); the curve's last (largest) point, scratch and pretrained."""
     if report.get("kind") == "cluster":
