@@ -119,7 +119,7 @@ def p2_child(which: str, n: int, epochs: int) -> None:
     from tlcore.models.registry import build_backbone
     from tlcore.models.transfer_model import TransferModel
     from tlcore.strategies.finetune import prepare_full
-    from tlcore.tasks.classify import train_classifier
+    from tlcore.tasks.classification.train import train_classifier
     from tlcore.training.trainer import TrainConfig
 
     train, _ = _data()

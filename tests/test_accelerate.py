@@ -142,7 +142,7 @@ import torch
 from tlcore.device import rank, world_size
 from tlcore.models.registry import build_backbone
 from tlcore.models.transfer_model import TransferModel
-from tlcore.tasks.classify import ClassifyTask
+from tlcore.tasks.classification.train import ClassifyTask
 
 torch.manual_seed(0)
 model = TransferModel(build_backbone("tiny-text", "text", seed=0), ["neg", "pos"])

@@ -13,8 +13,8 @@ from conftest import write_asr_clips, write_asr_set, write_wav
 
 from tlcore.config import FinetuneConfig
 from tlcore.errors import Cancelled, ConfigError, DataError
-from tlcore.tasks.asr_data import load_asr_dataset
-from tlcore.tasks.asr_metrics import (
+from tlcore.tasks.asr.data import load_asr_dataset
+from tlcore.tasks.asr.metrics import (
     asr_metrics,
     cer,
     changed_utterances,
@@ -25,7 +25,7 @@ from tlcore.tasks.asr_metrics import (
     utterance_errors,
     wer,
 )
-from tlcore.tasks.asr_model import decoder_batch, window_positions
+from tlcore.tasks.asr.model import decoder_batch, window_positions
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -178,7 +178,7 @@ def test_each_strategy_trains_saves_and_predicts(tiny_whisper, tiny_sets, tmp_pa
     from safetensors.torch import load_file
 
     from tlcore.settings.inductive import run_finetune
-    from tlcore.tasks import asr
+    from tlcore.tasks.asr import pipeline as asr
 
     out = tmp_path / "run"
     events = []
@@ -215,7 +215,7 @@ def test_each_strategy_trains_saves_and_predicts(tiny_whisper, tiny_sets, tmp_pa
 
 
 def test_cancel_then_resume(tiny_whisper, tiny_sets, tmp_path) -> None:
-    from tlcore.tasks import asr
+    from tlcore.tasks.asr import pipeline as asr
 
     out = tmp_path / "run"
     seen: list[str] = []
@@ -247,7 +247,7 @@ def test_config_errors(tiny_sets, tmp_path) -> None:
 
 
 def test_eval_split_is_speaker_disjoint_and_reused(tmp_path) -> None:
-    from tlcore.tasks.asr import _eval_split
+    from tlcore.tasks.asr.pipeline import _eval_split
 
     data = load_asr_dataset(write_asr_clips(tmp_path / "t", 6, speakers=("a", "b", "c")))
     train, held, path = _eval_split(data, 0.3)
@@ -296,7 +296,7 @@ def test_real_whisper_on_small_accent_demo(tmp_path) -> None:
     import tlcore.data.demos.accent_asr  # noqa: F401
     from tlcore.data.demos import demo_dir
     from tlcore.settings.inductive import run_finetune
-    from tlcore.tasks import asr
+    from tlcore.tasks.asr import pipeline as asr
 
     demo = demo_dir("accent-asr", size="small")
     cfg = FinetuneConfig(modality="audio", task="asr", target=str(demo / "target"), eval=str(demo / "eval"),

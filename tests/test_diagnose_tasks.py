@@ -20,9 +20,9 @@ from tlcore.diagnostics.task_shift import (
     unseen_entities,
 )
 from tlcore.errors import ConfigError, DataError
-from tlcore.tasks.asr_data import load_asr_dataset
-from tlcore.tasks.asr_metrics import normalize_text
-from tlcore.tasks.ner_data import load_ner, write_jsonl
+from tlcore.tasks.asr.data import load_asr_dataset
+from tlcore.tasks.asr.metrics import normalize_text
+from tlcore.tasks.ner.data import load_ner, write_jsonl
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -15,7 +15,7 @@ from tlcore.models.registry import build_backbone
 from tlcore.models.transfer_model import TransferModel
 from tlcore.settings import inductive
 from tlcore.settings.inductive import probe_recommendation, run_finetune
-from tlcore.tasks.classify import BatchSource
+from tlcore.tasks.classification.train import BatchSource
 
 
 @pytest.fixture(autouse=True)

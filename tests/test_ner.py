@@ -12,9 +12,9 @@ from safetensors.torch import load_file
 
 from tlcore.config import FinetuneConfig
 from tlcore.errors import Cancelled, ConfigError, DataError
-from tlcore.tasks import ner
-from tlcore.tasks.ner_data import align_labels, encode, load_ner, tag_vocabulary
-from tlcore.tasks.ner_metrics import entity_scores, extract_spans, f1_ci, flipped_sentences, paired_f1_difference, sentence_counts
+from tlcore.tasks.ner import pipeline as ner
+from tlcore.tasks.ner.data import align_labels, encode, load_ner, tag_vocabulary
+from tlcore.tasks.ner.metrics import entity_scores, extract_spans, f1_ci, flipped_sentences, paired_f1_difference, sentence_counts
 
 
 def _jsonl(path: Path, rows: list) -> Path:

@@ -2,7 +2,7 @@
 
 import pytest
 
-from tlcore.tasks.ner_metrics import entity_scores, extract_spans, ner_metrics
+from tlcore.tasks.ner.metrics import entity_scores, extract_spans, ner_metrics
 
 # gold:  s1 PER(0,2) LOC(3,4) | s2 ORG(0,3)            | s3 PER(1,2) PER(3,4)   -> 5 gold entities
 # pred:  s1 PER(0,2) LOC(3,4) | s2 ORG(0,2) (too short) | s3 PER(1,2)            -> 4 predicted, 3 correct

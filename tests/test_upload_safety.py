@@ -84,7 +84,7 @@ def test_links_that_stay_inside_the_data_set_are_fine(tmp_path):
 
 @pytest.mark.parametrize("bad", ["/etc/hostname", "../outside.wav", "C:\\Windows\\x.wav"])
 def test_asr_metadata_escapes_are_refused_naming_the_line(tmp_path, bad):
-    from tlcore.tasks.asr_data import load_asr_dataset
+    from tlcore.tasks.asr.data import load_asr_dataset
 
     write_wav(tmp_path / "clips" / "a.wav", 300)
     (tmp_path / "clips" / "metadata.csv").write_text(f"file_name,transcription\na.wav,hello\n{bad},secret\n")

@@ -209,7 +209,7 @@ def _check_strategy(cfg: FinetuneConfig) -> None:
     from tlcore.errors import ConfigError
 
     if cfg.task == "asr":
-        from tlcore.tasks.asr_model import check_strategy
+        from tlcore.tasks.asr.model import check_strategy
 
         check_strategy(cfg.strategy)
         if not cfg.target:

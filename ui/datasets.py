@@ -348,10 +348,10 @@ def _load_task(path: str, task: str, mtime: float, owner: Optional[str] = None):
 
     with owner_scope(owner):
         if task == "ner":
-            from tlcore.tasks.ner_data import load_ner
+            from tlcore.tasks.ner.data import load_ner
 
             return load_ner(path)
-        from tlcore.tasks.asr_data import load_asr_dataset
+        from tlcore.tasks.asr.data import load_asr_dataset
 
         return load_asr_dataset(path, on_bad_file="skip")
 

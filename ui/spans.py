@@ -8,7 +8,7 @@ from __future__ import annotations
 from html import escape
 from typing import Sequence
 
-from tlcore.tasks.ner_metrics import extract_spans
+from tlcore.tasks.ner.metrics import extract_spans
 
 TYPE_COLORS = ("#dbe7fb", "#fde2c4", "#d7f0e8", "#eadcf5", "#fbe3e6", "#eef3d2")
 FIXED_COLORS = {"PER": TYPE_COLORS[0], "ORG": TYPE_COLORS[1], "LOC": TYPE_COLORS[2], "MISC": TYPE_COLORS[3]}

@@ -21,12 +21,12 @@ def strategy_options(task: str) -> list[StrategyOption]:
     from tlcore.strategies import STRATEGIES
 
     if task == "ner":
-        from tlcore.tasks.ner import NER_STRATEGIES
+        from tlcore.tasks.ner.pipeline import NER_STRATEGIES
 
         return [StrategyOption(n, STRATEGIES.get(n).description) for n in NER_STRATEGIES]
     if task == "asr":
         try:
-            from tlcore.tasks.asr_model import ASR_STRATEGIES, STRATEGY_HELP
+            from tlcore.tasks.asr.model import ASR_STRATEGIES, STRATEGY_HELP
         except ImportError:  # the ASR task is optional
             return []
         return [StrategyOption(n, STRATEGY_HELP.get(n, "")) for n in ASR_STRATEGIES]
@@ -43,7 +43,7 @@ def backbone_options(task: str, modality: str) -> list[tuple[str, str]]:
 
     if task == "asr":
         try:
-            from tlcore.tasks.asr_model import DEFAULT_BACKBONE as WHISPER
+            from tlcore.tasks.asr.model import DEFAULT_BACKBONE as WHISPER
         except ImportError:
             WHISPER = "whisper-tiny-en"
         return [(WHISPER, "Whisper tiny.en (bundled, offline), fine-tuned as a speech recognizer")]

@@ -40,7 +40,7 @@ def candidate_backbones(modality: str, task: Optional[str] = None) -> list[str]:
     """Registered (non-test) backbones of the modality plus each one's random-init twin (a built-in control).
     For ``task="asr"``: the bundled Whisper and its random-init twin (the speech recognisers ``rank`` decodes with)."""
     if task == "asr":
-        from tlcore.tasks.asr_model import DEFAULT_BACKBONE
+        from tlcore.tasks.asr.model import DEFAULT_BACKBONE
 
         return [DEFAULT_BACKBONE, DEFAULT_BACKBONE + RANDOM_SUFFIX]
     names = [s.name for s in list_backbones(modality)]
@@ -137,8 +137,8 @@ def _rank_classify(modality: str, target: str, names: list[str], *, seed: int, n
 
 
 def _rank_ner(target: str, names: list[str], *, seed: int, n_boot: int, progress: ProgressFn) -> tuple[dict, dict]:
-    from tlcore.tasks.ner_data import encode, tag_vocabulary
-    from tlcore.tasks.ner_model import TokenTagger
+    from tlcore.tasks.ner.data import encode, tag_vocabulary
+    from tlcore.tasks.ner.model import TokenTagger
 
     data = load_ner_set(target, "target", require_tags=True)
     tags = data.tags
@@ -165,10 +165,10 @@ def _rank_ner(target: str, names: list[str], *, seed: int, n_boot: int, progress
 
 def load_recognizer(name: str, *, seed: int = 0):
     """``(WhisperForConditionalGeneration, WhisperProcessor, display name)`` for a candidate name: anything
-    :func:`tlcore.tasks.asr_model.resolve_whisper` accepts, optionally with ``@random`` (same architecture,
+    :func:`tlcore.tasks.asr.model.resolve_whisper` accepts, optionally with ``@random`` (same architecture,
     tokenizer and generation settings, weights drawn from ``seed``: the control a pretrained model must beat)."""
     from tlcore.models.base import private_rng
-    from tlcore.tasks.asr_model import load_whisper, resolve_whisper
+    from tlcore.tasks.asr.model import load_whisper, resolve_whisper
 
     random = name.endswith(RANDOM_SUFFIX)
     source, display = resolve_whisper(name[: -len(RANDOM_SUFFIX)] if random else name)
@@ -199,9 +199,9 @@ def _lower_is_better(scores: dict[str, dict[str, tuple[float, float, float]]]) -
 
 
 def _rank_asr(target: str, names: list[str], *, seed: int, progress: ProgressFn) -> tuple[dict, dict]:
-    from tlcore.tasks.asr import MAX_SECONDS
-    from tlcore.tasks.asr_metrics import asr_metrics
-    from tlcore.tasks.asr_model import SAMPLE_RATE, load_waves, log_mel, set_encoder_window, transcribe, window_positions
+    from tlcore.tasks.asr.pipeline import MAX_SECONDS
+    from tlcore.tasks.asr.metrics import asr_metrics
+    from tlcore.tasks.asr.model import SAMPLE_RATE, load_waves, log_mel, set_encoder_window, transcribe, window_positions
 
     data = load_asr_set(target, "target")
     waves = load_waves(data.paths)

@@ -56,7 +56,7 @@ def _is_token_tagged(path: Path) -> bool:
 
 
 def _has_transcripts(path: Path) -> bool:
-    from tlcore.tasks.asr_data import FILE_COLUMNS, TEXT_COLUMNS
+    from tlcore.tasks.asr.data import FILE_COLUMNS, TEXT_COLUMNS
 
     if path.is_file():
         table = path if path.suffix.lower() == ".csv" else None
@@ -119,7 +119,7 @@ def require_items(n: int, role: str, unit: str, minimum: int = 2) -> None:
 
 def load_ner_set(path: str, role: str, *, require_tags: bool = False):
     """``NerData`` of one set; a tagged set without a single entity is refused (nothing to compare or score)."""
-    from tlcore.tasks.ner_data import load_ner
+    from tlcore.tasks.ner.data import load_ner
 
     try:
         data = load_ner(path, require_tags=require_tags)
@@ -135,7 +135,7 @@ def load_ner_set(path: str, role: str, *, require_tags: bool = False):
 
 def load_asr_set(path: str, role: str):
     """``AsrData`` of one set (unusable rows are skipped and listed in ``problems``)."""
-    from tlcore.tasks.asr_data import load_asr_dataset
+    from tlcore.tasks.asr.data import load_asr_dataset
 
     try:
         data = load_asr_dataset(path, on_bad_file="skip")

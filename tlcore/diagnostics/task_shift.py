@@ -39,10 +39,10 @@ TASK_DEFINITIONS: dict[str, dict[str, str]] = {
 def entity_mentions(sentences: Sequence[Sequence[str]], tags: Sequence[Sequence[str]]) -> list[tuple[str, str]]:
     """(type, surface) per entity span, in order; surface = the span's words lower-cased and joined by a space.
 
-    Spans follow conlleval (:func:`tlcore.tasks.ner_metrics.extract_spans`): a maximal ``B-X I-X ...`` run.
+    Spans follow conlleval (:func:`tlcore.tasks.ner.metrics.extract_spans`): a maximal ``B-X I-X ...`` run.
     Shapes: sentences and tags are lists of n word lists of equal lengths.
     """
-    from tlcore.tasks.ner_metrics import extract_spans
+    from tlcore.tasks.ner.metrics import extract_spans
 
     if len(sentences) != len(tags):
         raise ValueError(f"{len(sentences)} sentences but {len(tags)} tag sequences")
@@ -54,7 +54,7 @@ def entity_type_shift(tags_a: Sequence[Sequence[str]], tags_b: Sequence[Sequence
     """How differently entity types are distributed in two tagged sets: :func:`label_shift` over one label per
     entity span (its type), so ``counts`` are entity spans per type and the chi-square test compares the
     2×|types| table of span counts (Pearson 1900). Raises ValueError when a set has no entity."""
-    from tlcore.tasks.ner_metrics import extract_spans
+    from tlcore.tasks.ner.metrics import extract_spans
 
     types_a = [s[0] for seq in tags_a for s in extract_spans(seq)]
     types_b = [s[0] for seq in tags_b for s in extract_spans(seq)]
@@ -120,7 +120,7 @@ def unseen_entities(sentences_a: Sequence[Sequence[str]], tags_a: Sequence[Seque
 def entity_properties(tags: Sequence[Sequence[str]]) -> dict[str, np.ndarray]:
     """Per-sentence NER properties for :func:`property_drift`: ``entities`` (spans per sentence) and
     ``entity_word_share`` (words inside an entity / words). Shapes: n tag lists -> {name: (n,)}."""
-    from tlcore.tasks.ner_metrics import extract_spans
+    from tlcore.tasks.ner.metrics import extract_spans
 
     spans = [extract_spans(seq) for seq in tags]
     return {"entities": np.array([len(s) for s in spans], dtype=np.float64),
@@ -133,9 +133,9 @@ def entity_properties(tags: Sequence[Sequence[str]]) -> dict[str, np.ndarray]:
 
 def transcript_properties(texts: Sequence[str], seconds: Optional[Sequence[float]] = None) -> dict[str, np.ndarray]:
     """Per-clip transcript properties for :func:`property_drift`: ``words_per_clip`` (words of the transcript
-    normalised as for WER scoring, :func:`tlcore.tasks.asr_metrics.normalize_text`) and, with the clips'
+    normalised as for WER scoring, :func:`tlcore.tasks.asr.metrics.normalize_text`) and, with the clips'
     durations, ``words_per_second`` (speaking rate). Shapes: texts (n,), seconds (n,) -> {name: (n,)}."""
-    from tlcore.tasks.asr_metrics import normalize_text
+    from tlcore.tasks.asr.metrics import normalize_text
 
     n_words = np.array([len(normalize_text(t).split()) for t in texts], dtype=np.float64)
     props = {"words_per_clip": n_words}
@@ -163,12 +163,12 @@ class TranscriptVocabulary(JsonResult):
 def transcript_vocabulary(texts_a: Sequence[str], texts_b: Sequence[str], *, k: int = 15) -> TranscriptVocabulary:
     """Word out-of-vocabulary rate of B's transcripts with respect to A's vocabulary.
 
-    Both sides are normalised as for WER scoring (:func:`tlcore.tasks.asr_metrics.normalize_text`: lower case,
+    Both sides are normalised as for WER scoring (:func:`tlcore.tasks.asr.metrics.normalize_text`: lower case,
     numbers as words, no punctuation), then compared with :func:`vocabulary_overlap`:
         oov_rate = Σ_{w ∉ V_a} c_b(w) / Σ_w c_b(w),   oov_type_rate = |V_b \\ V_a| / |V_b|.
     Shapes: texts_a (n,), texts_b (m,). Deterministic.
     """
-    from tlcore.tasks.asr_metrics import normalize_text
+    from tlcore.tasks.asr.metrics import normalize_text
 
     norm_a = [normalize_text(t) for t in texts_a]
     norm_b = [normalize_text(t) for t in texts_b]

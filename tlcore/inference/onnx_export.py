@@ -339,7 +339,7 @@ class OnnxClassifier(_OnnxGraph):
 
 
 class OnnxTagger(_OnnxGraph):
-    """An NER export with what :func:`tlcore.tasks.ner.predict_tokens` needs of a tagger: ``tokenizer``,
+    """An NER export with what :func:`tlcore.tasks.ner.pipeline.predict_tokens` needs of a tagger: ``tokenizer``,
     ``max_length``, ``tags`` and ``predict_tags(encoded)``. Batches are built and read by :class:`TokenTagger`'s own
     ``collate`` / ``read_words``, so both backends tag words the same way."""
 
@@ -355,12 +355,12 @@ class OnnxTagger(_OnnxGraph):
         return self.labels
 
     def collate(self, enc, idx):
-        from tlcore.tasks.ner_model import TokenTagger
+        from tlcore.tasks.ner.model import TokenTagger
 
         return TokenTagger.collate(self, enc, idx)   # type: ignore[arg-type]  # uses only .tokenizer
 
     def predict_ids(self, enc, *, batch_size: int = BATCH_SIZE) -> list[list[int]]:
-        from tlcore.tasks.ner_model import TokenTagger
+        from tlcore.tasks.ner.model import TokenTagger
 
         out: list[list[int]] = []
         for start in range(0, len(enc), batch_size):
@@ -463,7 +463,7 @@ def _parity(model, graph: _OnnxGraph, task: str, items: list, rel_tolerance: flo
     exported preprocessing + onnxruntime), in batches of :data:`BATCH_SIZE`."""
     ref, got = [], []
     if task == "ner":
-        from tlcore.tasks.ner_data import encode
+        from tlcore.tasks.ner.data import encode
 
         enc_ref = encode(model.tokenizer, items, model.max_length)
         enc_got = encode(graph.tokenizer, items, graph.max_length)   # type: ignore[attr-defined]
@@ -598,7 +598,7 @@ def export_onnx(run: str | Path, *, out: Optional[str | Path] = None, rel_tolera
     try:
         progress(Progress("export", 1, 3, f"exporting {what} with torch.onnx"))
         if task == "ner":
-            from tlcore.tasks.ner_data import encode
+            from tlcore.tasks.ner.data import encode
 
             example, _ = model.collate(encode(model.tokenizer, items[:2], model.max_length), list(range(min(2, len(items)))))
             axes = {k: {0: "batch", 1: "sequence"} for k in example}

@@ -101,7 +101,7 @@ class LoadedRun:
         return _read_json(path, "model config", self.path)
 
     def _task_from_model(self) -> str:
-        from tlcore.tasks.asr import is_asr_run
+        from tlcore.tasks.asr.pipeline import is_asr_run
 
         if is_asr_run(self.path):
             return "asr"
@@ -126,11 +126,11 @@ class LoadedRun:
 
     def _load_after(self, folder: Path):
         if self.task == "ner":
-            from tlcore.tasks.ner_model import TokenTagger
+            from tlcore.tasks.ner.model import TokenTagger
 
             return TokenTagger.from_pretrained(folder).to(self.device)
         if self.task == "asr":
-            from tlcore.tasks.asr import load_model
+            from tlcore.tasks.asr.pipeline import load_model
 
             whisper, processor = load_model(self.path)
             return whisper.to(self.device), processor
@@ -142,7 +142,7 @@ class LoadedRun:
     def before_model(self):
         folder = self.path / "before"
         if self.task == "asr":      # "before" is the pretrained Whisper as it is
-            from tlcore.tasks.asr_model import load_whisper, resolve_whisper
+            from tlcore.tasks.asr.model import load_whisper, resolve_whisper
 
             whisper, processor = load_whisper(resolve_whisper(self._backbone_spec())[0])
             return whisper.to(self.device), processor
@@ -153,7 +153,7 @@ class LoadedRun:
 
     def _load_before(self, folder: Path):
         if self.task == "ner":
-            from tlcore.tasks.ner_model import TokenTagger
+            from tlcore.tasks.ner.model import TokenTagger
 
             return TokenTagger.from_pretrained(folder).to(self.device)
         from tlcore.models.before import BeforeHead
@@ -198,14 +198,14 @@ class LoadedRun:
         inputs = list(inputs)
         names = list(names) or [str(x) if self.modality == "text" else Path(str(x)).name for x in inputs]
         if self.task == "ner":
-            from tlcore.tasks.ner import predict as ner_predict
+            from tlcore.tasks.ner.pipeline import predict as ner_predict
 
             texts = [str(x) for x in inputs]
             if backend == "onnx":
                 return ner_predict(self.path, texts, model=self.onnx_model)
             return ner_predict(self.path, texts, model=self.after_model if model == "after" else self.before_model)
         if self.task == "asr":
-            from tlcore.tasks.asr import predict as asr_predict
+            from tlcore.tasks.asr.pipeline import predict as asr_predict
 
             chosen = self.onnx_model if backend == "onnx" else self.after_model if model == "after" else self.before_model
             return asr_predict(self.path, inputs, model=chosen)
@@ -329,7 +329,7 @@ def predict_run(run: str | Path, value: str, *, top_k: int = 3, model: str = "af
     if loaded.task in ("ner", "asr"):
         import importlib
 
-        task = importlib.import_module(f"tlcore.tasks.{loaded.task}")
+        task = importlib.import_module(f"tlcore.tasks.{loaded.task}.pipeline")
         chosen = loaded.onnx_model if backend == "onnx" else loaded.after_model if model == "after" else loaded.before_model
         yield from task.predict_input(run, value, model=chosen)
         return

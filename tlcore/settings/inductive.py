@@ -40,7 +40,7 @@ from tlcore.progress import CancelFn, Progress, ProgressFn, never_cancel, no_pro
 from tlcore.reporting.writer import begin_run, run_folder_options
 from tlcore.strategies import get_strategy
 from tlcore.strategies.linear_probe import fit_linear_head
-from tlcore.tasks.classify import can_augment, train_classifier
+from tlcore.tasks.classification.train import can_augment, train_classifier
 from tlcore.training.trainer import TrainConfig
 
 log = logging.getLogger(__name__)
@@ -151,7 +151,7 @@ def _run_finetune(cfg: FinetuneConfig, *, progress: Optional[ProgressFn], should
     if cfg.task in ("ner", "asr"):
         import importlib
 
-        task_module = importlib.import_module(f"tlcore.tasks.{cfg.task}")
+        task_module = importlib.import_module(f"tlcore.tasks.{cfg.task}.pipeline")
         return task_module.run(cfg, progress=progress, should_cancel=should_cancel, resume=resume)
     if get_strategy(cfg.strategy).needs_unlabeled:
         from tlcore.settings.transductive import run_adaptation

@@ -1,5 +1,22 @@
-"""Transfer tasks beyond classification: ``ner`` (token classification) and ``asr`` (speech recognition).
+"""Tasks: one folder each (``classification/``, ``ner/``, ``asr/``) exporting a :class:`~tlcore.tasks.spec.TaskSpec`,
+registered here with one line. See :mod:`tlcore.tasks.spec` for what a spec says and which modules a task has."""
 
-Each module exposes ``run(cfg, *, progress, should_cancel, resume) -> report`` with the same run-folder
-contract as classification (model/, report.json, README.md) and ``predict(run_dir, inputs) -> list[dict]``.
-"""
+from tlcore.tasks import asr, classification, ner
+from tlcore.tasks.spec import (
+    DEFAULT_TASK,
+    TASKS,
+    Metric,
+    TaskSpec,
+    all_tasks,
+    get_task,
+    register_task,
+    task_names,
+    task_of,
+)
+
+register_task(classification.SPEC)
+register_task(ner.SPEC)
+register_task(asr.SPEC)
+
+__all__ = ["DEFAULT_TASK", "TASKS", "Metric", "TaskSpec", "all_tasks", "get_task", "register_task", "task_names",
+           "task_of"]

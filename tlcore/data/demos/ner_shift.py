@@ -19,7 +19,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from tlcore.data.demos._common import DEMOS, DemoSpec, _rng
-from tlcore.tasks.ner_data import write_jsonl
+from tlcore.tasks.ner.data import write_jsonl
 
 NAME = "ner-shift"
 SIZES = {"small": {"source": 24, "target": 12, "eval": 16, "unlabeled": 8},
@@ -175,7 +175,7 @@ def make_ner_shift(out: Path, seed: int, size: str) -> None:
 
 def count_ner_split(folder: Path) -> dict:
     """``{"total": sentences, "per_class": {entity type: entities}}`` (``per_class`` None when untagged): for demo.json."""
-    from tlcore.tasks.ner_data import load_ner
+    from tlcore.tasks.ner.data import load_ner
 
     data = load_ner(folder)
     return {"total": len(data), "per_class": data.entity_counts() if data.labeled else None}

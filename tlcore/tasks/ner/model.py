@@ -22,8 +22,8 @@ from tlcore.device import module_device, to_device
 from tlcore.errors import Cancelled, ConfigError
 from tlcore.models.transfer_model import load_backbone_from_folder, save_model_folder
 from tlcore.progress import CancelFn, ProgressFn, never_cancel, no_progress
-from tlcore.tasks.ner_data import IGNORE, Encoded, align_labels
-from tlcore.tasks.ner_metrics import entity_scores
+from tlcore.tasks.ner.data import IGNORE, Encoded, align_labels
+from tlcore.tasks.ner.metrics import entity_scores
 from tlcore.training.trainer import TrainConfig, Trainer, TrainResult
 
 ARCHITECTURE = "TokenTagger"

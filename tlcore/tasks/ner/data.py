@@ -53,7 +53,7 @@ class NerData:
 
     def entity_counts(self) -> dict[str, int]:
         """Entities per type (conlleval spans)."""
-        from tlcore.tasks.ner_metrics import extract_spans
+        from tlcore.tasks.ner.metrics import extract_spans
 
         return dict(sorted(Counter(s[0] for seq in self.tags or [] for s in extract_spans(seq)).items()))
 

@@ -16,7 +16,7 @@ from torch import nn
 
 from tlcore.device import module_device, my_batch_starts, sum_over_processes, to_device
 from tlcore.progress import CancelFn, ProgressFn, never_cancel, no_progress
-from tlcore.tasks.asr_model import decoder_batch
+from tlcore.tasks.asr.model import decoder_batch
 from tlcore.training.trainer import TrainConfig, Trainer, TrainResult
 
 

@@ -2,7 +2,7 @@
 and measure word/character error rates before and after (``--task asr``).
 
 "before" is the pretrained Whisper as it is; "after" is the adapted model; both decode the same eval split
-greedily, with the same short encoder window (see :mod:`tlcore.tasks.asr_model`). With ``cfg.source`` (a set
+greedily, with the same short encoder window (see :mod:`tlcore.tasks.asr.model`). With ``cfg.source`` (a set
 in the source accent) both are scored on it too, so forgetting shows. Strategies: ``decoder``, ``full``,
 ``lora``. The run folder holds ``model/`` (a standard Whisper folder: ``save_pretrained`` + processor),
 ``report.json``, ``README.md`` and ``checkpoints/`` while training.
@@ -30,9 +30,9 @@ from tlcore.errors import ConfigError, DataError
 from tlcore.evaluation.policy import transfer_warnings
 from tlcore.progress import CancelFn, Progress, ProgressFn, never_cancel, no_progress
 from tlcore.reporting.writer import begin_run
-from tlcore.tasks.asr_data import AsrData, load_asr_dataset
-from tlcore.tasks.asr_metrics import asr_metrics, changed_utterances, paired_wer_difference, utterance_errors
-from tlcore.tasks.asr_model import (
+from tlcore.tasks.asr.data import AsrData, load_asr_dataset
+from tlcore.tasks.asr.metrics import asr_metrics, changed_utterances, paired_wer_difference, utterance_errors
+from tlcore.tasks.asr.model import (
     DEFAULT_LR,
     STRATEGY_HELP,
     encode_targets,
@@ -47,7 +47,7 @@ from tlcore.tasks.asr_model import (
     transcribe,
     window_positions,
 )
-from tlcore.tasks.asr_train import Utterances, encoder_states, train_asr
+from tlcore.tasks.asr.train import Utterances, encoder_states, train_asr
 from tlcore.training.trainer import TrainConfig
 
 MARKER = "asr.json"  # in model/: tells predict (and the CLI) that a run folder holds a speech recognizer
@@ -216,7 +216,7 @@ def run(cfg: FinetuneConfig, *, progress: Optional[ProgressFn] = None, should_ca
                      "resumed_from_epoch": result.resumed_from_epoch, "lr": lr, "batch_size": cfg.batch_size,
                      "strategy_help": STRATEGY_HELP[cfg.strategy],
                      "trainable_params": trainable},
-        "scoring": "WER/CER on normalised text: lower case, numbers as words, punctuation removed (tlcore.tasks.asr_metrics)",
+        "scoring": "WER/CER on normalised text: lower case, numbers as words, punctuation removed (tlcore.tasks.asr.metrics)",
         "window": {"encoder_positions": positions, "seconds": positions / 50, "longest_clip_s": round(longest, 3)},
         "timings_s": timings,
     }
@@ -286,7 +286,7 @@ def predict(run_dir: str | Path, audio_paths: Sequence[str | Path], *, model=Non
 def predict_input(run_dir: str | Path, value: str | Path, *, model=None) -> list[dict]:
     """``predict`` for a CLI ``--input``: an audio file, a folder of audio files (recursively), or a metadata.csv /
     ASR folder (then each row also gets its ``reference`` transcript)."""
-    from tlcore.tasks.asr_data import AUDIO_EXT
+    from tlcore.tasks.asr.data import AUDIO_EXT
 
     path = Path(value).expanduser()
     if not path.exists():

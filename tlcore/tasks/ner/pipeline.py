@@ -30,15 +30,15 @@ from tlcore.errors import DataError
 from tlcore.evaluation.policy import transfer_warnings
 from tlcore.progress import CancelFn, Progress, ProgressFn, never_cancel, no_progress
 from tlcore.reporting.writer import begin_run
-from tlcore.tasks.ner_data import NerData, encode, eval_split_ner, find_ner_file, load_ner, tag_vocabulary
-from tlcore.tasks.ner_metrics import (
+from tlcore.tasks.ner.data import NerData, encode, eval_split_ner, find_ner_file, load_ner, tag_vocabulary
+from tlcore.tasks.ner.metrics import (
     extract_spans,
     flipped_sentences,
     ner_metrics,
     paired_f1_difference,
     sentence_counts,
 )
-from tlcore.tasks.ner_model import TokenTagger, fit_head_on_features, read_tagger_config, train_tagger, word_targets
+from tlcore.tasks.ner.model import TokenTagger, fit_head_on_features, read_tagger_config, train_tagger, word_targets
 from tlcore.training.trainer import TrainConfig
 
 NER_STRATEGIES = ("linear_probe", "partial", "full", "lora")
@@ -116,7 +116,7 @@ class _Trainer:
 
 
 def _subset_enc(enc, idx):
-    from tlcore.tasks.ner_data import Encoded
+    from tlcore.tasks.ner.data import Encoded
 
     return Encoded([enc.input_ids[i] for i in idx], [enc.word_ids[i] for i in idx], [enc.n_words[i] for i in idx])
 
