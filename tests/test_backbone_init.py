@@ -145,8 +145,9 @@ def test_scratch_baseline_starts_from_random_weights(name, modality):
 
 def test_run_passes_its_seed_to_the_scratch_twin(tmp_path, monkeypatch):
     """End to end: the classification run builds its scratch twin with the run's --seed (was always seed 0)."""
-    import tlcore.settings.inductive as inductive
+    import tlcore.tasks.classification.pipeline as inductive
     from tlcore.config import FinetuneConfig
+    from tlcore.settings.inductive import run_finetune
 
     data = tmp_path / "t.csv"
     data.write_text("text,label\n" + "".join(f"good thing {i},pos\nbad thing {i},neg\n" for i in range(6)))
@@ -160,5 +161,5 @@ def test_run_passes_its_seed_to_the_scratch_twin(tmp_path, monkeypatch):
     monkeypatch.setattr(inductive, "build_backbone", spy)
     cfg = FinetuneConfig(modality="text", backbone="tiny-text", target=str(data), out=str(tmp_path / "run"),
                          strategy="linear_probe", epochs=1, seed=7, baselines=["scratch"])
-    inductive.run_finetune(cfg)
+    run_finetune(cfg)
     assert (False, 7) in seen

@@ -10,8 +10,8 @@ import pytest
 from conftest import write_asr_clips, write_asr_set, write_wav
 
 from tlcore.diagnostics.diagnose import candidate_backbones, run_diagnose, run_rank
-from tlcore.diagnostics.rank import _lower_is_better, feature_scores
-from tlcore.diagnostics.task_data import detect_task
+from tlcore.diagnostics.rank import feature_scores, lower_is_better as _lower_is_better
+from tlcore.tasks.detect import detect_task
 from tlcore.diagnostics.task_shift import (
     entity_mentions,
     entity_type_shift,

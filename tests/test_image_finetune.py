@@ -13,8 +13,9 @@ from tlcore.config import AUGMENT_LEVELS, FinetuneConfig
 from tlcore.errors import ConfigError
 from tlcore.models.registry import build_backbone
 from tlcore.models.transfer_model import TransferModel
-from tlcore.settings import inductive
-from tlcore.settings.inductive import probe_recommendation, run_finetune
+from tlcore.settings.inductive import run_finetune
+from tlcore.tasks.classification import pipeline as inductive
+from tlcore.tasks.classification.pipeline import probe_recommendation
 from tlcore.tasks.classification.train import BatchSource
 
 

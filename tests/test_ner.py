@@ -260,7 +260,7 @@ def test_cancel_then_resume(small_demo, tmp_path):
 def test_config_errors(small_demo, tmp_path):
     with pytest.raises(ConfigError, match="use --modality text"):
         ner.run(_cfg(small_demo, tmp_path / "r", modality="image"))
-    with pytest.raises(ConfigError, match="not available for NER"):
+    with pytest.raises(ConfigError, match="not available for named-entity recognition"):
         ner.run(_cfg(small_demo, tmp_path / "r", strategy="dann"))
     with pytest.raises(DataError, match="target data: .*no sentences found"):
         (tmp_path / "empty").mkdir()

@@ -17,11 +17,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
-from tlcore.config import LIMITS, MODALITIES, FinetuneConfig, _f, check_option
+from tlcore.config import LIMITS, MODALITIES, FinetuneConfig, check_option, config_field, settings_from_dict, settings_problem
 from tlcore.errors import ConfigError
 from tlcore.experiments.curve import DEFAULT_SHOTS
 from tlcore.inference.predict import LoadedRun, load_run
 from tlcore.progress import CancelFn, ProgressFn
+from tlcore.tasks import DEFAULT_TASK
 
 
 @dataclass
@@ -38,7 +39,7 @@ class RunResult(_Result):
     """A finished fine-tuning / adaptation run; ``report`` is its report.json (DESIGN.md contract)."""
 
     run_dir: Path = Path()
-    task: str = "classify"
+    task: str = DEFAULT_TASK
     setting: str = "inductive"
     backbone: str = ""
     strategy: str = ""
@@ -61,7 +62,7 @@ class RunResult(_Result):
 class DiagnosisResult(_Result):
     """How far the target is from the source: ``verdict`` first (severity, summary, recommendation)."""
 
-    task: str = "classify"
+    task: str = DEFAULT_TASK
     verdict: dict = field(default_factory=dict)
 
 
@@ -69,7 +70,7 @@ class DiagnosisResult(_Result):
 class RankResult(_Result):
     """Backbones ranked by transferability scores on the labeled target (best first)."""
 
-    task: str = "classify"
+    task: str = DEFAULT_TASK
     ranking: list = field(default_factory=list)
     advice: str = ""
 
@@ -191,37 +192,8 @@ def curve(config: Optional[FinetuneConfig] = None, *, shots: Optional[Sequence[i
 # The app's worker runs a job with the settings class it declares (``job.config_class``): the store validates the
 # stored dict with ``from_dict``, the worker hands the job ``from_dict(stored)``; the job writes ``out/report.json``.
 
-def _settings_problem(cfg: Any) -> Optional[str]:
-    """The first field whose value is the wrong type or out of its limits (metadata as in FinetuneConfig), or None."""
-    from tlcore.config import _field_problem
-
-    for f in dataclasses.fields(cfg):
-        value, flag = getattr(cfg, f.name), f.name.replace("_", "-")
-        kind = str(f.type).replace("typing.", "")
-        if value is None and not kind.startswith("Optional"):
-            return f"{flag} is required"
-        if value is not None and kind in ("str", "Optional[str]") and not isinstance(value, str):
-            return f"{flag} must be text; got {value!r}"
-        if kind == "bool" and not isinstance(value, bool):
-            return f"{flag} must be true or false; got {value!r}"
-        problem = _field_problem(f.name, value, f.metadata)
-        if problem:
-            return problem
-    return None
-
-
-def _settings_from_dict(cls: type, data: dict, what: str) -> Any:
-    names = [f.name for f in dataclasses.fields(cls)]
-    if not isinstance(data, dict):
-        raise ConfigError(f"{what} settings must be a mapping of names to values; got {type(data).__name__}")
-    unknown = sorted(set(data) - set(names))
-    if unknown:
-        raise ConfigError(f"unknown setting(s) {unknown} for {what}; known: {', '.join(names)}")
-    return cls(**data)
-
-
 def _check_common(cfg: Any, need_out: bool) -> None:
-    problem = _settings_problem(cfg)
+    problem = settings_problem(cfg)
     if problem:
         raise ConfigError(problem)
     if need_out and not cfg.out:
@@ -241,17 +213,17 @@ class ClusterConfig:
     """One clustering analysis (unsupervised transfer) as a background run: cluster ``data`` on the backbone's
     features and on raw inputs; labels, when the data has them, only score the clusters. ``out`` is the run folder."""
 
-    modality: str = _f("image", "Data modality: image, text or audio.", choices=MODALITIES)
-    data: str = _f("", "Data to cluster (folder, .zip or table). Labels, if it has any, are used only to score the "
+    modality: str = config_field("image", "Data modality: image, text or audio.", choices=MODALITIES)
+    data: str = config_field("", "Data to cluster (folder, .zip or table). Labels, if it has any, are used only to score the "
                        "clusters (NMI/ARI), never to form them.")
-    out: str = _f("", "Run folder to write (report.json, clusters.json, examples/).")
-    backbone: Optional[str] = _f(None, "Backbone whose features are clustered; default per modality.")
-    k: Optional[int] = _f(None, "Number of clusters (at most the number of items); empty = chosen by the silhouette "
+    out: str = config_field("", "Run folder to write (report.json, clusters.json, examples/).")
+    backbone: Optional[str] = config_field(None, "Backbone whose features are clustered; default per modality.")
+    k: Optional[int] = config_field(None, "Number of clusters (at most the number of items); empty = chosen by the silhouette "
                           "between 2 and 12.", **LIMITS["k"])
-    seed: int = _f(0, "Random seed (PCA, k-means, sampling): same seed, same data, same clusters.", **LIMITS["seed"])
-    max_items: int = _f(5000, "Cluster at most this many items (a seeded random sample of larger sets).",
+    seed: int = config_field(0, "Random seed (PCA, k-means, sampling): same seed, same data, same clusters.", **LIMITS["seed"])
+    max_items: int = config_field(5000, "Cluster at most this many items (a seeded random sample of larger sets).",
                         **LIMITS["max_items"])
-    on_bad_file: str = _f("skip", "What to do with unreadable files: skip (counted in the report) or refuse.",
+    on_bad_file: str = config_field("skip", "What to do with unreadable files: skip (counted in the report) or refuse.",
                           choices=("skip", "refuse"))
 
     def validate(self, *, need_out: bool = True) -> "ClusterConfig":
@@ -267,7 +239,7 @@ class ClusterConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> "ClusterConfig":
-        return _settings_from_dict(cls, data, "a clustering run")
+        return settings_from_dict(cls, data, "a clustering run")
 
 
 MAX_CURVE_SHOTS = 12
@@ -298,22 +270,22 @@ class CurveConfig:
     """One data-efficiency curve as a background run: fine-tune at each number of labeled examples per class
     (``shots``, 0 = all) and seed, pretrained vs scratch, all scored on the same eval split."""
 
-    modality: str = _f("text", "Data modality: image, text or audio.", choices=MODALITIES)
-    target: str = _f("", "Labeled target data; the curve trains on subsets of it. Part is held out for eval unless "
+    modality: str = config_field("text", "Data modality: image, text or audio.", choices=MODALITIES)
+    target: str = config_field("", "Labeled target data; the curve trains on subsets of it. Part is held out for eval unless "
                          "eval is given.")
-    out: str = _f("", "Run folder to write (report.json).")
-    eval: Optional[str] = _f(None, "Labeled held-out target data every point is scored on.")
-    backbone: Optional[str] = _f(None, "Backbone name; default per modality.")
-    strategy: str = _f("linear_probe", "Transfer strategy at every point: linear_probe, partial, full or lora.")
-    epochs: int = _f(10, "Training epochs per point (upper bound; early stopping may end sooner).", **LIMITS["epochs"])
-    eval_fraction: float = _f(0.3, "Share of the target held out for evaluation when no eval set is given.",
+    out: str = config_field("", "Run folder to write (report.json).")
+    eval: Optional[str] = config_field(None, "Labeled held-out target data every point is scored on.")
+    backbone: Optional[str] = config_field(None, "Backbone name; default per modality.")
+    strategy: str = config_field("linear_probe", "Transfer strategy at every point: linear_probe, partial, full or lora.")
+    epochs: int = config_field(10, "Training epochs per point (upper bound; early stopping may end sooner).", **LIMITS["epochs"])
+    eval_fraction: float = config_field(0.3, "Share of the target held out for evaluation when no eval set is given.",
                               **LIMITS["eval_fraction"])
-    shots: list = _f(list(DEFAULT_SHOTS), "Labeled examples per class to try (0 = all of them).",
+    shots: list = config_field(list(DEFAULT_SHOTS), "Labeled examples per class to try (0 = all of them).",
                      item_min=LIMITS["shots"]["min"], item_max=LIMITS["shots"]["max"])
-    seeds: int = _f(3, "Seeds per point: each draws other labeled examples (the band shows how much that matters).",
+    seeds: int = config_field(3, "Seeds per point: each draws other labeled examples (the band shows how much that matters).",
                     **LIMITS["seeds"])
-    scratch: bool = _f(True, "Also train the random-init twin of the backbone (same budget) at every point.")
-    on_bad_file: str = _f("skip", "What to do with unreadable files: skip or refuse.", choices=("skip", "refuse"))
+    scratch: bool = config_field(True, "Also train the random-init twin of the backbone (same budget) at every point.")
+    on_bad_file: str = config_field("skip", "What to do with unreadable files: skip or refuse.", choices=("skip", "refuse"))
 
     @staticmethod
     def parse_shots(text: str) -> list:
@@ -366,7 +338,7 @@ class CurveConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> "CurveConfig":
-        return _settings_from_dict(cls, data, "a data-efficiency curve")
+        return settings_from_dict(cls, data, "a data-efficiency curve")
 
 
 def cluster_job(config: ClusterConfig, *, progress: Optional[ProgressFn] = None,

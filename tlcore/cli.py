@@ -15,6 +15,7 @@ from typing import Optional, Sequence
 
 from tlcore.config import LIMITS, TASKS, FinetuneConfig, check_option, field_help, limit_text
 from tlcore.errors import Cancelled, ConfigError, TransferLabError, first_line
+from tlcore.tasks import get_task
 
 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
@@ -144,8 +145,8 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     import tlcore
 
     values = {k: getattr(args, k) for k in field_help(FinetuneConfig)}
-    if values["task"] == "asr" and not any(a.startswith("--strategy") for a in args.argv):
-        values["strategy"] = "decoder"   # the classification default (linear_probe) has no meaning for ASR
+    if not any(a.startswith("--strategy") for a in args.argv):
+        values["strategy"] = get_task(values["task"]).default_strategy   # ASR's: decoder (no linear probe there)
     cfg = FinetuneConfig.from_dict(values).validate()
     if args.resume and args.overwrite:
         raise ConfigError("--resume continues the run in --out and --overwrite replaces it: pass only one of them")
@@ -169,7 +170,7 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     report = result.report
     if json_path:
         _write_json(report, json_path)
-    key = {"ner": "entity_f1", "asr": "wer"}.get(result.task, "accuracy")
+    key = get_task(result.task).metric.key
     lines = [f"run folder: {cfg.out}"]
     for name, m in [("before", result.before), ("after", result.after)] + [(f"baseline {k}", v) for k, v in result.baselines.items()]:
         lo, hi = m.get(f"{key}_ci95", [m[key], m[key]])
@@ -373,7 +374,7 @@ def build_parser() -> argparse.ArgumentParser:
     dg.add_argument("--source", required=True, help="source-domain data (labels optional)")
     dg.add_argument("--target", required=True, help="target-domain data (labels optional)")
     dg.add_argument("--backbone", help="backbone whose features are compared (default per modality)")
-    dg.add_argument("--task", choices=TASKS, help="classify, ner or asr (default: detected from the data)")
+    dg.add_argument("--task", choices=TASKS, help=f"{', '.join(TASKS)} (default: detected from the data)")
     dg.add_argument("--seed", type=int, default=0)
     dg.add_argument("--json", help="write the report here (else to stdout)")
     dg.add_argument("--quiet", action="store_true")
@@ -384,7 +385,7 @@ def build_parser() -> argparse.ArgumentParser:
     rk.add_argument("--backbones", help="comma-separated candidates (default: all registered + their @random twins)")
     rk.add_argument("--validate", action="store_true", help="also fine-tune every candidate and report Kendall tau")
     rk.add_argument("--eval", help="labeled eval data for --validate (else a split of --target)")
-    rk.add_argument("--task", choices=TASKS, help="classify, ner or asr (default: detected from the data)")
+    rk.add_argument("--task", choices=TASKS, help=f"{', '.join(TASKS)} (default: detected from the data)")
     rk.add_argument("--seed", type=int, default=0)
     rk.add_argument("--json", help="write the report here (else to stdout)")
     rk.add_argument("--quiet", action="store_true")

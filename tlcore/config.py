@@ -6,11 +6,14 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
+from tlcore.errors import ConfigError
+from tlcore.tasks import DEFAULT_TASK, get_task, task_names
+
 MODALITIES = ("image", "text", "audio")
-TASKS = ("classify", "ner", "asr")
+TASKS = task_names()   # the registered tasks (tlcore/tasks/): classify, ner, asr
 BASELINES = ("scratch", "knn")
 AUGMENT_LEVELS = ("none", "light", "standard")   # training-time image augmentation, see tlcore/models/image.py
-MIN_VAL_ITEMS = 50   # fewest validation items partial/full/lora stop early on (tlcore/settings/inductive.py)
+MIN_VAL_ITEMS = 50   # fewest validation items partial/full/lora stop early on (tlcore/tasks/classification/pipeline.py)
 
 #: The limits of every numeric option, in one place: the config fields below carry them as ``min``/``max`` metadata,
 #: and the options that are not config fields (the CLI's ``predict --top-k``, ``cluster --k``, ``curve --seeds`` ...,
@@ -41,7 +44,7 @@ DEVICES = ("auto", "cpu", "cuda", "mps")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
 
-def _f(default: Any, help: str, **kw: Any) -> Any:
+def config_field(default: Any, help: str, **kw: Any) -> Any:
     """A config field with its help text and metadata (choices, min/max...): what the CLI and the forms read."""
     if isinstance(default, (list, dict)):
         return field(default_factory=lambda: type(default)(default), metadata={"help": help, **kw})
@@ -52,64 +55,61 @@ def _f(default: Any, help: str, **kw: Any) -> Any:
 class FinetuneConfig:
     """Everything one fine-tuning run needs. ``out`` is the run folder."""
 
-    modality: str = _f("text", "Data modality: image, text or audio.", choices=MODALITIES)
-    out: str = _f("", "Run folder to write (model, report.json, README.md, checkpoints).")
-    target: Optional[str] = _f(None, "Labeled target data (folder, .zip or table). Part is held out for eval unless --eval is given.")
-    source: Optional[str] = _f(None, "Labeled source-domain data (optional); the source-trained model is 'before'.")
-    unlabeled: Optional[str] = _f(None, "Unlabeled target-domain data (for domain adaptation).")
-    eval: Optional[str] = _f(None, "Labeled held-out target data for before/after evaluation.")
-    task: str = _f("classify", "Task: classify (sequence/image/audio classification), ner (text token classification) "
-                   "or asr (speech recognition, Whisper).", choices=TASKS)
-    backbone: Optional[str] = _f(None, "Backbone name from `python -m tlcore backbones` or a Hugging Face model id; default per modality.")
-    strategy: str = _f("linear_probe", "Transfer strategy: linear_probe, partial, full, lora.")
-    epochs: int = _f(10, "Training epochs (upper bound; early stopping may end sooner).", **LIMITS["epochs"])
-    batch_size: int = _f(16, "Mini-batch size for fine-tuning.", **LIMITS["batch_size"])
-    lr: Optional[float] = _f(None, "Learning rate (of the top block with --layer-decay); default depends on the strategy "
+    modality: str = config_field("text", "Data modality: image, text or audio.", choices=MODALITIES)
+    out: str = config_field("", "Run folder to write (model, report.json, README.md, checkpoints).")
+    target: Optional[str] = config_field(None, "Labeled target data (folder, .zip or table). Part is held out for eval unless --eval is given.")
+    source: Optional[str] = config_field(None, "Labeled source-domain data (optional); the source-trained model is 'before'.")
+    unlabeled: Optional[str] = config_field(None, "Unlabeled target-domain data (for domain adaptation).")
+    eval: Optional[str] = config_field(None, "Labeled held-out target data for before/after evaluation.")
+    task: str = config_field(DEFAULT_TASK, "Task: " + ", ".join(f"{t.name} ({t.description})" for t in map(get_task, TASKS))
+                   + ".", choices=TASKS)
+    backbone: Optional[str] = config_field(None, "Backbone name from `python -m tlcore backbones` or a Hugging Face model id; default per modality.")
+    strategy: str = config_field("linear_probe", "Transfer strategy: linear_probe, partial, full, lora.")
+    epochs: int = config_field(10, "Training epochs (upper bound; early stopping may end sooner).", **LIMITS["epochs"])
+    batch_size: int = config_field(16, "Mini-batch size for fine-tuning.", **LIMITS["batch_size"])
+    lr: Optional[float] = config_field(None, "Learning rate (of the top block with --layer-decay); default depends on the strategy "
                              "and modality.", **LIMITS["lr"])
-    seed: int = _f(0, "Random seed: same seed, same data, same result.", **LIMITS["seed"])
-    eval_fraction: float = _f(0.3, "Share of the labeled target held out for evaluation when --eval is not given.", **LIMITS["eval_fraction"])
-    partial_blocks: int = _f(2, "partial: number of top backbone blocks to unfreeze.", **LIMITS["partial_blocks"])
-    lora_r: int = _f(8, "lora: rank of the low-rank update.", **LIMITS["lora_r"])
-    layer_decay: float = _f(0.8, "partial/full: discriminative learning rates; each backbone block trains at this factor "
+    seed: int = config_field(0, "Random seed: same seed, same data, same result.", **LIMITS["seed"])
+    eval_fraction: float = config_field(0.3, "Share of the labeled target held out for evaluation when --eval is not given.", **LIMITS["eval_fraction"])
+    partial_blocks: int = config_field(2, "partial: number of top backbone blocks to unfreeze.", **LIMITS["partial_blocks"])
+    lora_r: int = config_field(8, "lora: rank of the low-rank update.", **LIMITS["lora_r"])
+    layer_decay: float = config_field(0.8, "partial/full: discriminative learning rates; each backbone block trains at this factor "
                             "of the lr of the block above it (1 = the same lr everywhere).", **LIMITS["layer_decay"])
-    augment: str = _f("standard", "Image fine-tuning (partial, full, lora): augment the training batches: none, light or "
+    augment: str = config_field("standard", "Image fine-tuning (partial, full, lora): augment the training batches: none, light or "
                       "standard (random resized crop, small rotation and shift, colour jitter; no flips). Never applied "
                       "to eval, validation or the linear probe's features; text and audio runs ignore it.",
                       choices=AUGMENT_LEVELS)
-    augment_flip: bool = _f(False, "Image fine-tuning: also flip training images left-right at random; only for data "
+    augment_flip: bool = config_field(False, "Image fine-tuning: also flip training images left-right at random; only for data "
                             "whose labels survive mirroring (not digits, letters or arrows).")
-    patience: int = _f(3, "Early stopping: epochs without validation improvement before stopping.", **LIMITS["patience"])
-    val_fraction: float = _f(0.15, "Share of the training data used for early stopping (never the eval split); partial, "
+    patience: int = config_field(3, "Early stopping: epochs without validation improvement before stopping.", **LIMITS["patience"])
+    val_fraction: float = config_field(0.15, "Share of the training data used for early stopping (never the eval split); partial, "
                              f"full and lora stop early only when it holds at least {MIN_VAL_ITEMS} items, else they train the "
                              "whole schedule on all training data.", **LIMITS["val_fraction"])
-    max_per_class: Optional[int] = _f(None, "Use at most this many labeled target training examples per class.",
+    max_per_class: Optional[int] = config_field(None, "Use at most this many labeled target training examples per class.",
                                       **LIMITS["max_per_class"])
-    baselines: list = _f(["scratch", "knn"], "Baselines to compute: scratch (random-init twin, same budget), knn.",
+    baselines: list = config_field(["scratch", "knn"], "Baselines to compute: scratch (random-init twin, same budget), knn.",
                          choices_list=BASELINES)
-    adapt_backbone: bool = _f(False, "Domain adaptation (dann, deep_coral, mcc): train the whole backbone end to end with "
+    adapt_backbone: bool = config_field(False, "Domain adaptation (dann, deep_coral, mcc): train the whole backbone end to end with "
                               "the alignment loss, not only an MLP head on frozen features (slower; uses epochs and lr).")
-    device: str = _f("auto", "Where networks run: auto (CUDA if torch sees a GPU, then Apple MPS, else the CPU), cpu, "
+    device: str = config_field("auto", "Where networks run: auto (CUDA if torch sees a GPU, then Apple MPS, else the CPU), cpu, "
                      "cuda or mps.", choices=DEVICES)
-    precision: str = _f("auto", "Numeric precision of forward passes: auto (bf16 on a GPU that supports it, else fp16 "
+    precision: str = config_field("auto", "Numeric precision of forward passes: auto (bf16 on a GPU that supports it, else fp16 "
                         "with loss scaling on CUDA; fp32 on the CPU), fp32, bf16 or fp16 (CUDA only).",
                         choices=PRECISIONS)
-    num_workers: Optional[int] = _f(None, "DataLoader worker processes that decode, resize and augment inputs beside "
+    num_workers: Optional[int] = config_field(None, "DataLoader worker processes that decode, resize and augment inputs beside "
                                     "the model; default from the core count (0 on 2 cores, else up to 4).",
                                     **LIMITS["num_workers"])
-    num_processes: int = _f(1, "Training processes (data parallel through Hugging Face Accelerate; one per GPU, gloo "
+    num_processes: int = config_field(1, "Training processes (data parallel through Hugging Face Accelerate; one per GPU, gloo "
                             "on the CPU). The CLI launches them itself; under `accelerate launch` the launcher's count "
                             "is used.", **LIMITS["num_processes"])
-    on_bad_file: str = _f("skip", "What to do with unreadable files: skip (listed in the report) or refuse.", choices=("skip", "refuse"))
+    on_bad_file: str = config_field("skip", "What to do with unreadable files: skip (listed in the report) or refuse.", choices=("skip", "refuse"))
 
     def validate(self, *, need_out: bool = True) -> "FinetuneConfig":
         """Refuse settings no run can use, with one message that says what to change. The CLI and the app's
         form both call this, so they refuse exactly the same values with the same words. Returns ``self``."""
-        from tlcore.errors import ConfigError
-
-        for f in dataclasses.fields(self):
-            problem = _field_problem(f.name, getattr(self, f.name), f.metadata)
-            if problem:
-                raise ConfigError(problem)
+        problem = settings_problem(self)
+        if problem:
+            raise ConfigError(problem)
         if need_out and not self.out:
             raise ConfigError("no run folder given: pass --out RUN_DIR")
         if not isinstance(self.baselines, (list, tuple)) or not all(isinstance(b, str) for b in self.baselines):
@@ -117,18 +117,15 @@ class FinetuneConfig:
         unknown = sorted(set(self.baselines) - set(BASELINES))
         if unknown:
             raise ConfigError(f"unknown baseline(s) {unknown}; choose from {', '.join(BASELINES)} (or none)")
-        if self.task == "ner" and self.modality != "text":
-            raise ConfigError(f"task 'ner' is token classification of text; use --modality text (not {self.modality!r})")
-        if self.task == "asr" and self.modality != "audio":
-            raise ConfigError(f"task 'asr' is speech recognition; use --modality audio (not {self.modality!r})")
-        _check_strategy(self)
+        task = get_task(self.task)
+        if self.modality not in task.modalities:
+            raise ConfigError(f"task {task.name!r} is {task.description}; use --modality "
+                              f"{' or '.join(task.modalities)} (not {self.modality!r})")
+        _check_strategy(self, task.strategies)
+        task.part("pipeline").check_config(self)
         from tlcore.device import resolve_device, resolve_precision
 
         resolve_precision(self.precision, resolve_device(self.device))   # refuses a device this machine lacks
-        from tlcore.models.registry import resolve_backbone_name
-
-        if self.task != "asr":
-            resolve_backbone_name(self.backbone, self.modality)
         return self
 
     def to_dict(self) -> dict:
@@ -136,13 +133,7 @@ class FinetuneConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> "FinetuneConfig":
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(data) - names
-        if unknown:
-            from tlcore.errors import ConfigError
-
-            raise ConfigError(f"unknown setting(s) {sorted(unknown)}; known: {sorted(names)}")
-        return cls(**data)
+        return settings_from_dict(cls, data, "a fine-tuning run")
 
 
 def field_help(cls: type) -> dict[str, dict]:
@@ -178,6 +169,36 @@ def _field_problem(name: str, value: Any, meta: Any) -> Optional[str]:
     return None
 
 
+def settings_problem(cfg: Any) -> Optional[str]:
+    """The first field of the config dataclass ``cfg`` whose value is missing, of the wrong type or outside its
+    limits and choices (its metadata), or None: the one check behind every config's ``validate``, so the CLI, the
+    API and the app's forms refuse the same values with the same words."""
+    for f in dataclasses.fields(cfg):
+        value, flag = getattr(cfg, f.name), f.name.replace("_", "-")
+        kind = str(f.type).replace("typing.", "")
+        if value is None and not kind.startswith("Optional"):
+            return f"{flag} is required"
+        if value is not None and kind in ("str", "Optional[str]") and not isinstance(value, str):
+            return f"{flag} must be text; got {value!r}"
+        if kind == "bool" and not isinstance(value, bool):
+            return f"{flag} must be true or false; got {value!r}"
+        problem = _field_problem(f.name, value, f.metadata)
+        if problem:
+            return problem
+    return None
+
+
+def settings_from_dict(cls: type, data: Any, what: str) -> Any:
+    """``cls(**data)`` for a mapping of setting names to values; anything else, or an unknown name, is refused."""
+    names = [f.name for f in dataclasses.fields(cls)]
+    if not isinstance(data, dict):
+        raise ConfigError(f"{what} settings must be a mapping of names to values; got {type(data).__name__}")
+    unknown = sorted(set(data) - set(names))
+    if unknown:
+        raise ConfigError(f"unknown setting(s) {unknown} for {what}; known: {', '.join(names)}")
+    return cls(**data)
+
+
 def _num(x: Any) -> str:
     """A limit or a value as a user typed it: whole numbers in full (500, 4294967295), others short (1e-12, 0.05)."""
     if isinstance(x, int) or (isinstance(x, float) and x.is_integer() and abs(x) < 1e15):
@@ -197,41 +218,17 @@ def limit_text(meta: dict) -> str:
 def check_option(name: str, value: Any, *, flag: Optional[str] = None) -> Any:
     """Refuse ``value`` outside the limits of option ``name`` (:data:`LIMITS`) with a :class:`ConfigError` that
     gives the allowed range; None (unset) passes. Returns ``value``. For options that are not config fields."""
-    from tlcore.errors import ConfigError
-
     problem = _field_problem(name, value, LIMITS[name])
     if problem:
         raise ConfigError(problem.replace(name.replace("_", "-"), flag, 1) if flag else problem)
     return value
 
 
-def _check_strategy(cfg: FinetuneConfig) -> None:
-    from tlcore.errors import ConfigError
-
-    if cfg.task == "asr":
-        from tlcore.tasks.asr.model import check_strategy
-
-        check_strategy(cfg.strategy)
-        if not cfg.target:
-            raise ConfigError("pass --target with transcribed target-accent clips (a folder with metadata.csv: "
-                              "file_name,transcription)")
-        return
-    from tlcore.strategies import get_strategy
-
-    strategy = get_strategy(cfg.strategy)
-    if cfg.task == "ner" and (strategy.needs_unlabeled or not strategy.uses_loop and cfg.strategy != "linear_probe"):
-        raise ConfigError(f"strategy {cfg.strategy!r} is not available for NER; use linear_probe, partial, full or lora")
-    if cfg.adapt_backbone and cfg.strategy not in ("dann", "deep_coral", "mcc"):
-        raise ConfigError(f"--adapt-backbone trains the backbone with an alignment loss: use it with dann, deep_coral "
-                          f"or mcc (not {cfg.strategy!r})")
-    if strategy.needs_unlabeled:
-        if not cfg.source or not cfg.unlabeled:
-            raise ConfigError(f"{cfg.strategy} adapts a labeled source to unlabeled target data: pass --source and --unlabeled")
-        if not cfg.eval and not cfg.target:
-            raise ConfigError("pass --eval (labeled target data) so source-only and adapted accuracy can be measured")
-    elif not cfg.target:
-        if cfg.task == "ner":
-            raise ConfigError("pass --target with tagged target sentences (.jsonl with tokens + tags, or CoNLL text)")
-        raise ConfigError("pass --target with labeled target data (a few examples per class); with only a labeled "
-                          "--source and --unlabeled target, pick an adaptation strategy (adabn, coral, deep_coral, dann, "
-                          "self_training, mcc); with no labels at all use `python -m tlcore cluster`")
+def _check_strategy(cfg: FinetuneConfig, allowed: Optional[tuple[str, ...]]) -> None:
+    """The rules every task shares: the strategy is one the task takes, and a task with its own strategies says
+    so. The task's own rules (which sets it needs, backbones) are its pipeline's ``check_config``."""
+    if allowed is not None and cfg.strategy not in allowed:
+        task = get_task(cfg.task)
+        listing = ": " + "; ".join(f"{k} ({v})" for k, v in task.strategy_help.items()) if task.strategy_help else ""
+        raise ConfigError(f"strategy {cfg.strategy!r} is not available for {task.description}; use "
+                          f"{', '.join(allowed[:-1])} or {allowed[-1]}{listing}")

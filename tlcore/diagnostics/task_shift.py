@@ -15,24 +15,6 @@ from tlcore.diagnostics._common import JsonResult
 from tlcore.diagnostics.label_shift import LabelShiftResult, label_shift
 from tlcore.diagnostics.properties_text import vocabulary_overlap
 
-#: One-line definitions of the task-specific measures, shown next to the numbers like ``DEFINITIONS``.
-TASK_DEFINITIONS: dict[str, dict[str, str]] = {
-    "ner": {
-        "entity_shift": "Total variation ½Σ|p_a − p_b| between the entity-type proportions of the two sets "
-        "(one count per entity span, conlleval spans), with a chi-square test of homogeneity.",
-        "unseen_entities": "Share of the target's entity mentions whose surface form (lower-cased words) never "
-        "occurs as an entity of the same type in the source (Augenstein et al. 2017: unseen entities are the main "
-        "cause of NER errors under domain shift).",
-    },
-    "asr": {
-        "oov_words": "Share of the target's running transcript words (normalised as for WER scoring) that never "
-        "occur in the source transcripts.",
-        "utterance_length": "Words per clip and words per second of audio (speaking rate), tested for drift with "
-        "the other per-clip properties.",
-    },
-}
-
-
 # ---------------------------------------------------------------- NER
 
 

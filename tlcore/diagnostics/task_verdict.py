@@ -17,7 +17,7 @@ the embeddings decide whether the backbone sees two domains.
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Optional
+from typing import Callable, Optional
 
 from tlcore.diagnostics.label_shift import LabelShiftResult
 from tlcore.diagnostics.task_shift import TranscriptVocabulary, UnseenEntities
@@ -31,7 +31,7 @@ def _level(value: float, mild: float, strong: float) -> str:
     return "strong" if value >= strong else "mild" if value >= mild else "none"
 
 
-def _recommend_ner(severity: str, n_labels: Optional[int]) -> str:
+def recommend_ner(severity: str, n_labels: Optional[int]) -> str:
     if not n_labels:
         return ("No tagged target sentences: the source-trained tagger is what you can use; tagging even a few dozen "
                 "target sentences helps NER transfer most.")
@@ -51,7 +51,7 @@ def _recommend_ner(severity: str, n_labels: Optional[int]) -> str:
     return "Strong shift with plenty of tagged sentences: full fine-tuning (or LoRA) on the target."
 
 
-def _recommend_asr(severity: str, n_clips: Optional[int]) -> str:
+def recommend_asr(severity: str, n_clips: Optional[int]) -> str:
     n = n_clips or 0
     if severity == "none":
         return ("The target speech looks like the source to this encoder: check the pretrained Whisper's zero-shot WER "
@@ -67,12 +67,13 @@ def _recommend_asr(severity: str, n_clips: Optional[int]) -> str:
             "forgetting of the source accent.")
 
 
-def task_verdict(verdict: Verdict, task: str, *, n_target_labels: Optional[int],
+def task_verdict(verdict: Verdict, recommend: Optional[Callable[[str, Optional[int]], str]], *, n_target_labels: Optional[int],
                  entity_shift: Optional[LabelShiftResult] = None, unseen: Optional[UnseenEntities] = None,
                  vocabulary: Optional[TranscriptVocabulary] = None) -> Verdict:
     """``verdict`` (from :func:`mismatch_verdict`) with the task's signals appended, the severity raised to at
     least "mild" by any of them, their findings added to the summary, and the recommendation rewritten in the
-    task's strategies (NER: linear probe / partial / full / LoRA; ASR: decoder / full / LoRA). Deterministic."""
+    task's strategies by ``recommend(severity, n_target_labels)`` (``recommend_ner``: linear probe / partial / full /
+    LoRA; ``recommend_asr``: decoder / full / LoRA; None keeps the shared one). Deterministic."""
     signals, parts, advice = list(verdict.signals), [], []
     if entity_shift is not None:
         tv = entity_shift.total_variation
@@ -110,7 +111,6 @@ def task_verdict(verdict: Verdict, task: str, *, n_target_labels: Optional[int],
     if severity != verdict.severity:
         summary = summary.replace("No meaningful mismatch between source and target features",
                                   "Mild mismatch between source and target features", 1)
-    recommend = {"ner": _recommend_ner, "asr": _recommend_asr}.get(task)
     recommendation = recommend(severity, n_target_labels) if recommend else verdict.recommendation
     drifting = verdict.drifting_properties
     if drifting:

@@ -31,6 +31,7 @@ import torch
 
 from tlcore import __version__
 from tlcore.reporting.model_card import model_card_markdown
+from tlcore.tasks import DEFAULT_TASK
 
 log = logging.getLogger(__name__)
 REPORT_SCHEMA = 2
@@ -59,7 +60,7 @@ def complete_report(report: dict, config: dict, *, setting: str, skipped: Option
     runtime = current().describe()       # where the networks of this run ran (tlcore.device.use_runtime)
     envelope = {
         "report_schema": REPORT_SCHEMA, "tlcore_version": __version__, "setting": setting,
-        "task": config.get("task", "classify"), "modality": config.get("modality"), "seed": config.get("seed", 0),
+        "task": config.get("task", DEFAULT_TASK), "modality": config.get("modality"), "seed": config.get("seed", 0),
         "device": runtime["device"], "precision": runtime["precision"], "num_processes": runtime["num_processes"],
         "peak_accelerator_memory_bytes": peak_memory_bytes(),
         "environment": {"python": platform.python_version(), "torch": torch.__version__,

@@ -19,12 +19,13 @@ from typing import Any, Optional
 
 import numpy as np
 
-from tlcore.config import FinetuneConfig
+from tlcore.config import FinetuneConfig, settings_from_dict
 from tlcore.errors import ConfigError, DataError
 from tlcore.evaluation.metrics import classification_metrics, paired_difference
 from tlcore.evaluation.policy import transfer_warnings
 from tlcore.progress import CancelFn, Progress, ProgressFn, never_cancel, no_progress
 from tlcore.runs.models import FOLLOWUP_JOBS
+from tlcore.tasks import task_of
 
 #: The job path the run store and worker use for :func:`scratch_job`.
 SCRATCH_JOB = FOLLOWUP_JOBS[0]
@@ -42,11 +43,7 @@ class ScratchFollowupConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> ScratchFollowupConfig:
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(data) - names
-        if unknown:
-            raise ConfigError(f"unknown setting(s) {sorted(unknown)} for a scratch follow-up; known: {sorted(names)}")
-        return cls(**data)
+        return settings_from_dict(cls, data, "a scratch follow-up")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -57,7 +54,7 @@ def scratch_job(cfg: ScratchFollowupConfig, *, progress: Optional[ProgressFn] = 
     """Train the scratch baseline for the finished run in ``cfg.parent_out`` and add it to that run's report.
     Returns this job's own small report (also ``out/report.json``): the scratch metrics and the comparison."""
     from tlcore.reporting.writer import amend_report
-    from tlcore.settings.inductive import _scratch, prepare_data
+    from tlcore.tasks.classification.pipeline import _scratch, prepare_data
 
     progress = progress or no_progress
     should_cancel = should_cancel or never_cancel
@@ -115,7 +112,7 @@ def _finished_report(parent: Path) -> dict:
                         "run") from None
     except (OSError, ValueError) as exc:
         raise DataError(f"cannot read {parent / 'report.json'}: {exc}") from None
-    if report.get("task", "classify") != "classify" or report.get("setting", "inductive") != "inductive":
+    if not task_of(report).scratch_followup or report.get("setting", "inductive") != "inductive":
         raise ConfigError(f"a scratch follow-up completes classification runs with labeled target data; {parent} is a "
                           f"{report.get('setting')} {report.get('task')} run")
     return report
@@ -127,7 +124,7 @@ def _own_report(out: Path, report: dict, parent: Path) -> dict:
 
     scratch = report["baselines"]["scratch"]
     own: dict[str, Any] = {
-        "kind": "scratch baseline", "parent_out": str(parent), "task": "classify",
+        "kind": "scratch baseline", "parent_out": str(parent), "task": task_of(report).name,
         "modality": report.get("modality"), "backbone": report.get("backbone"),
         "baselines": {"scratch": scratch}, "comparisons": {"scratch": report["comparisons"]["scratch"]},
         "after": {"accuracy": report["after"]["accuracy"]}, "data": {"train": report["data"]["train"],

@@ -29,8 +29,6 @@ from tlcore.reporting.writer import begin_run
 from tlcore.strategies import get_strategy
 from tlcore.strategies.linear_probe import fit_linear_head
 
-ADAPTER_METHOD = {"dann": "dann", "mcc": "mcc", "deep_coral": "coral"}
-
 
 def _load(path: Optional[str], cfg: FinetuneConfig, what: str) -> Optional[Dataset]:
     if not path:
@@ -118,7 +116,7 @@ def run_adaptation(cfg: FinetuneConfig, *, progress: Optional[ProgressFn] = None
     else:
         from tlcore.adaptation import select_trade_off
 
-        result, grid = select_trade_off(fs, ys, fu, len(classes), method=ADAPTER_METHOD[cfg.strategy], seed=cfg.seed)
+        result, grid = select_trade_off(fs, ys, fu, len(classes), method=strategy.alignment, seed=cfg.seed)
         head_hidden = result.head[0].out_features
         head_state = result.head.state_dict()
         info["adapter"] = {"source_val_accuracy": result.source_val_accuracy, "hyper": result.hyper,
@@ -135,7 +133,7 @@ def run_adaptation(cfg: FinetuneConfig, *, progress: Optional[ProgressFn] = None
         model.head.load_state_dict({"weight": w0, "bias": b0})
         trade_off = info["adapter"]["hyper"]["trade_off"]
         lr = cfg.lr or get_strategy("full").default_lr
-        trained = adapt_backbone(model, source.items, ys, unlabeled.items, method=ADAPTER_METHOD[cfg.strategy],
+        trained = adapt_backbone(model, source.items, ys, unlabeled.items, method=strategy.alignment,
                                  trade_off=trade_off, epochs=cfg.epochs, batch_size=cfg.batch_size, lr=lr, seed=cfg.seed,
                                  checkpoint_dir=writer.checkpoints("adapt"), progress=progress, should_cancel=should_cancel)
         backbone.pretrained = False   # modified weights: never share the features cache
@@ -150,7 +148,7 @@ def run_adaptation(cfg: FinetuneConfig, *, progress: Optional[ProgressFn] = None
     after = classification_metrics(ye, pred_after, classes, seed=cfg.seed)
     comparisons = {"source-only": paired_difference(ye, pred_after, pred_before, seed=cfg.seed)}
     report = {
-        "modality": cfg.modality, "task": "classify",
+        "modality": cfg.modality, "task": cfg.task,
         "backbone": name, "strategy": cfg.strategy, "seed": cfg.seed,
         "data": {"train": len(source), "source": len(source), "eval": len(eval_ds), "unlabeled": len(unlabeled),
                  "classes": classes, "eval_per_class": eval_ds.class_counts(),

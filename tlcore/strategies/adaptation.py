@@ -14,5 +14,8 @@ _DA = {
     "self_training": "Self-training: confidence-thresholded, class-balanced pseudo-labels on the target, iterated.",
     "mcc": "MCC (Jin et al. 2020): MLP adapter trained to minimise class confusion on target predictions.",
 }
+# The alignment loss each method trains with (tlcore/adaptation/trainer.py, backbone.py); the others have none.
+_ALIGNMENT = {"deep_coral": "coral", "dann": "dann", "mcc": "mcc"}
 for _name, _desc in _DA.items():
-    STRATEGIES.register(_name, Strategy(_name, _desc, uses_loop=False, default_lr=0.0, needs_unlabeled=True))
+    STRATEGIES.register(_name, Strategy(_name, _desc, uses_loop=False, default_lr=0.0, needs_unlabeled=True,
+                                        alignment=_ALIGNMENT.get(_name)))

@@ -24,6 +24,9 @@ class Strategy:
     default_lr: float = 1e-4
     uses_loop: bool = True       # False: trained on cached features only (linear probe)
     needs_unlabeled: bool = False  # transductive: labeled source + unlabeled target (see tlcore/settings/transductive.py)
+    # Domain adaptation by an alignment loss (tlcore/adaptation: "dann", "coral", "mcc"): trains an MLP adapter on
+    # frozen features, or the whole backbone with --adapt-backbone. None: no alignment loss to train with.
+    alignment: Optional[str] = None
     # Per-modality lrs where they differ from ``default_lr``, e.g. the image CNN (augmented, BatchNorm statistics
     # fixed) fine-tunes best at larger AdamW lrs than the text transformer; measured values in finetune.py / lora.py.
     default_lrs: dict[str, float] = field(default_factory=dict)

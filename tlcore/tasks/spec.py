@@ -10,10 +10,17 @@ the task's *code* lives in the folder's modules, found by convention through :me
               ``check_config(cfg)``: the task's cross-field rules (strategy, which sets are needed).
 ``formats``   ``detect(path, modality) -> bool``: is this data of the task (the fallback task has none);
               ``load(path)``: load one split of the task's data.
-``serve``     a finished run folder: ``is_run(run_dir, model_config)``, ``load_after(run, folder)``,
-              ``load_before(run, folder)``, ``predict(run, inputs, *, model, top_k, names, backend)``,
-              ``predict_input(run, value, *, model, backend)``.
+``serve``     a finished run folder (``run``: its :class:`~tlcore.inference.predict.LoadedRun`):
+              ``is_run(run_dir, model_config) -> bool`` (a run without a report: is its model the task's);
+              ``BEFORE_FOLDER``: the "before" model is saved in ``before/`` (False: rebuilt, nothing to check);
+              ``load_after(run, folder)``, ``load_before(run, folder)``: the models (on ``run.device``);
+              ``predict(run, inputs, *, model, top_k, names, backend) -> list[dict]``;
+              ``predict_input(run, value, *, model, top_k, backend) -> list[dict]``: a CLI ``--input``;
+              optionally ``classes(run)``: the class of each score.
 ``card``      ``detail(report) -> list[str]``: the task's sections of the model card (markdown lines).
+``diagnosis`` before training: ``diagnose(modality, source, target, *, backbone, seed, n_permutations, progress,
+              map_method) -> report``, ``rank(modality, target, names, *, seed, n_boot, progress) -> (report,
+              scores)``, and optionally ``candidates(modality) -> names`` (default: the backbone registry's).
 ============  ==========================================================================================
 
 Code outside ``tlcore/tasks/`` asks the spec (``spec.metric``, ``spec.part("serve")``, ``spec.token_level``...);
@@ -89,6 +96,7 @@ class TaskSpec:
     onnx_refusal: Optional[str] = None  # why its models cannot be exported to ONNX, or None
     scratch_followup: bool = False  # the app queues the scratch baseline as a follow-up job
     detected: bool = True           # found by data-format detection (False: the fallback task)
+    rank_validation: bool = False   # `rank --validate` (fine-tune every candidate and correlate) is available
     extra: dict = field(default_factory=dict)
 
     @property

@@ -24,15 +24,12 @@ import torch
 from torch import nn
 
 from tlcore.errors import ConfigError
+from tlcore.tasks.asr import SPEC
 
-ASR_STRATEGIES = ("decoder", "full", "lora")
-STRATEGY_HELP = {
-    "decoder": "decoder-only fine-tuning: the encoder is frozen (its outputs are computed once), token embeddings stay fixed",
-    "full": "every weight is fine-tuned",
-    "lora": "LoRA adapters on q_proj/v_proj of encoder and decoder attention, merged into the weights at the end",
-}
+ASR_STRATEGIES = SPEC.strategies
+STRATEGY_HELP = SPEC.strategy_help
 DEFAULT_LR = {"decoder": 1e-4, "full": 2e-5, "lora": 1e-3}
-DEFAULT_BACKBONE = "whisper-tiny-en"
+DEFAULT_BACKBONE = SPEC.backbones[0][0]
 SAMPLE_RATE = 16_000
 POSITIONS_PER_SECOND = 50  # one encoder position per 20 ms (two 10 ms mel frames, conv stride 2)
 

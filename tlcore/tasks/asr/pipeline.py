@@ -30,6 +30,7 @@ from tlcore.errors import ConfigError, DataError
 from tlcore.evaluation.policy import transfer_warnings
 from tlcore.progress import CancelFn, Progress, ProgressFn, never_cancel, no_progress
 from tlcore.reporting.writer import begin_run
+from tlcore.tasks.asr import SPEC
 from tlcore.tasks.asr.data import AsrData, load_asr_dataset
 from tlcore.tasks.asr.metrics import asr_metrics, changed_utterances, paired_wer_difference, utterance_errors
 from tlcore.tasks.asr.model import (
@@ -97,6 +98,12 @@ def _eval_split(target: AsrData, fraction: float) -> tuple[AsrData, AsrData, Pat
 
 def _score(data: AsrData, hyps: list[str], seed: int) -> dict:
     return asr_metrics(data.texts, hyps, groups=data.groups, seed=seed)
+
+
+def check_config(cfg: FinetuneConfig) -> None:
+    """Speech recognition's own rules: transcribed target clips (its strategies are checked from the spec)."""
+    if not cfg.target:
+        raise ConfigError(SPEC.target_hint)
 
 
 def run(cfg: FinetuneConfig, *, progress: Optional[ProgressFn] = None, should_cancel: Optional[CancelFn] = None,

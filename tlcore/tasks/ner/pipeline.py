@@ -26,10 +26,12 @@ import torch
 
 from tlcore.config import FinetuneConfig
 from tlcore.data.overlap import overlap_warnings, split_overlaps
-from tlcore.errors import DataError
+from tlcore.errors import ConfigError, DataError
 from tlcore.evaluation.policy import transfer_warnings
+from tlcore.models.registry import build_backbone, resolve_backbone_name
 from tlcore.progress import CancelFn, Progress, ProgressFn, never_cancel, no_progress
 from tlcore.reporting.writer import begin_run
+from tlcore.tasks.ner import SPEC
 from tlcore.tasks.ner.data import NerData, encode, eval_split_ner, find_ner_file, load_ner, tag_vocabulary
 from tlcore.tasks.ner.metrics import (
     extract_spans,
@@ -41,7 +43,7 @@ from tlcore.tasks.ner.metrics import (
 from tlcore.tasks.ner.model import TokenTagger, fit_head_on_features, read_tagger_config, train_tagger, word_targets
 from tlcore.training.trainer import TrainConfig
 
-NER_STRATEGIES = ("linear_probe", "partial", "full", "lora")
+NER_STRATEGIES = SPEC.strategies
 # Backbone learning rates tuned on the ner-shift demo (tens of sentences, ~10 epochs): higher than the
 # classification defaults because token tagging from a fresh head needs more movement in few steps.
 NER_LR = {"partial": 3e-4, "full": 1e-4, "lora": 1e-3}
@@ -121,11 +123,16 @@ def _subset_enc(enc, idx):
     return Encoded([enc.input_ids[i] for i in idx], [enc.word_ids[i] for i in idx], [enc.n_words[i] for i in idx])
 
 
+def check_config(cfg: FinetuneConfig) -> None:
+    """NER's own rules: a tagged target set, and a text backbone that resolves."""
+    if not cfg.target:
+        raise ConfigError(SPEC.target_hint)
+    resolve_backbone_name(cfg.backbone, cfg.modality)
+
+
 def run(cfg: FinetuneConfig, *, progress: Optional[ProgressFn] = None, should_cancel: Optional[CancelFn] = None,
         resume: bool = False) -> dict:
     """Run one NER transfer experiment; write the run folder ``cfg.out``; return the report (also report.json)."""
-    from tlcore.models.registry import build_backbone
-
     progress = progress or no_progress
     should_cancel = should_cancel or never_cancel
     writer = begin_run(cfg, resume=resume)   # --out is checked and staged there
