@@ -16,7 +16,7 @@ from torch import nn
 import tlcore
 from tlcore.config import FinetuneConfig
 from tlcore.errors import Cancelled, ConfigError, DataError
-from tlcore.evaluation.policy import transfer_warnings
+from tlcore.evaluation.policy import report_alerts, split_alerts, transfer_alerts, transfer_warnings
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -48,6 +48,23 @@ def test_policy_ci_edge_zero_counts_as_no_gain():
     assert transfer_warnings({"scratch": {"difference": 0.05, "ci95": [0.0, 0.1]}})[0].startswith("negative transfer risk")
 
 
+@pytest.mark.parametrize("ref, diff, ci, kind", [
+    ("before", -0.10, [-0.15, -0.05], "negative_transfer"),
+    ("scratch", 0.01, [-0.02, 0.04], "negative_transfer_risk"),
+    ("knn", 0.01, [-0.02, 0.04], "no_clear_gain"),
+])
+def test_warnings_are_structured_and_old_texts_read_by_kind(ref, diff, ci, kind):
+    (entry,) = transfer_alerts({ref: {"difference": diff, "ci95": ci}})
+    assert entry == {"kind": kind, "against": ref, "difference": diff, "ci95": ci, "text": entry["text"]}
+    texts, detail = split_alerts([entry, "2 file(s)/row(s) skipped: see data.problems"])
+    assert texts == [entry["text"], "2 file(s)/row(s) skipped: see data.problems"]
+    assert [d["kind"] for d in detail] == [kind, "skipped_inputs"]
+    # A report written before warnings_detail existed: the kinds come from the texts.
+    old = report_alerts({"warnings": texts})
+    assert [a["kind"] for a in old] == [kind, "skipped_inputs"] and old[0]["against"] is None
+    assert report_alerts({"warnings": texts, "warnings_detail": detail}) == detail
+
+
 # ---------------------------------------------------------------- runs on tiny data
 
 def _run(tmp_path, name="run", **kw):
@@ -72,6 +89,8 @@ def test_held_out_split_drops_duplicates_and_source_overlap_is_counted(tmp_path)
     overlap = d["eval_overlap"]
     assert overlap["target"] > 0 and overlap["source"] > 0
     assert any(w.startswith("train/eval overlap:") for w in result.warnings)
+    assert [d["text"] for d in result.report["warnings_detail"]] == result.warnings
+    assert "eval_overlap" in {d["kind"] for d in result.report["warnings_detail"]}
     # No eval item is left in the training data.
     from tlcore.data.overlap import overlapping
 

@@ -58,6 +58,7 @@ def test_followup_adds_the_same_scratch_baseline_a_full_run_computes(tmp_path, o
     assert amended["eval_predictions"]["scratch"] == direct["eval_predictions"]["scratch"]
     assert amended["comparisons"]["scratch"] == direct["comparisons"]["scratch"]
     assert sorted(amended["warnings"]) == sorted(direct["warnings"])
+    assert sorted(w["text"] for w in amended["warnings_detail"]) == sorted(amended["warnings"])
 
 
 def test_followup_of_a_failed_or_deleted_run_is_cancelled_with_the_reason(tmp_path):

@@ -30,6 +30,7 @@ from typing import Callable, Iterator, Optional
 import torch
 
 from tlcore import __version__
+from tlcore.evaluation.policy import split_alerts
 from tlcore.reporting.model_card import model_card_markdown
 from tlcore.tasks import DEFAULT_TASK
 
@@ -71,6 +72,7 @@ def complete_report(report: dict, config: dict, *, setting: str, skipped: Option
     out = {**envelope, **report}
     out["baselines_skipped"] = {**not_requested, **(skipped or {}), **report.get("baselines_skipped", {})}
     out["timings_s"] = {k: round(float(v), 3) for k, v in report.get("timings_s", {}).items()}
+    out["warnings"], out["warnings_detail"] = split_alerts(list(out["warnings"]))
     return out
 
 

@@ -22,7 +22,7 @@ import numpy as np
 from tlcore.config import FinetuneConfig, settings_from_dict
 from tlcore.errors import ConfigError, DataError
 from tlcore.evaluation.metrics import classification_metrics, paired_difference
-from tlcore.evaluation.policy import transfer_warnings
+from tlcore.evaluation.policy import report_alerts, split_alerts, transfer_alerts, transfer_warnings
 from tlcore.progress import CancelFn, Progress, ProgressFn, never_cancel, no_progress
 from tlcore.runs.models import FOLLOWUP_JOBS
 from tlcore.tasks import task_of
@@ -88,12 +88,13 @@ def scratch_job(cfg: ScratchFollowupConfig, *, progress: Optional[ProgressFn] = 
     metrics = {**classification_metrics(y_eval, pred, d.classes, seed=run_cfg.seed), "training": info}
     comparisons = {**report.get("comparisons", {}),
                    "scratch": paired_difference(y_eval, pred_after, pred, seed=run_cfg.seed)}
+    # the comparison warnings are computed again with the scratch comparison; the run's other warnings stay
     old_policy = set(transfer_warnings(report.get("comparisons", {}), metric="accuracy"))
-    warnings = (transfer_warnings(comparisons, metric="accuracy")
-                + [w for w in report.get("warnings", []) if w not in old_policy])
+    warnings, detail = split_alerts(transfer_alerts(comparisons, metric="accuracy")
+                                    + [w for w in report_alerts(report) if w["text"] not in old_policy])
     skipped = {k: v for k, v in (report.get("baselines_skipped") or {}).items() if k != "scratch"}
     amended = {**report, "baselines": {**report.get("baselines", {}), "scratch": metrics}, "comparisons": comparisons,
-               "warnings": warnings, "baselines_skipped": skipped,
+               "warnings": warnings, "warnings_detail": detail, "baselines_skipped": skipped,
                "eval_predictions": {**stored, "scratch": np.asarray(pred).tolist()},
                "timings_s": {**report.get("timings_s", {}), "scratch": round(elapsed, 3)}}
     progress(Progress("save", 0, 1, "adding the scratch baseline to the run's report"))

@@ -19,7 +19,7 @@ from tlcore.data.loaders import check_trainable, load_dataset
 from tlcore.data.overlap import content_keys, item_kind, other_overlaps, overlap_warnings
 from tlcore.errors import ConfigError, DataError
 from tlcore.evaluation.metrics import classification_metrics, flipped_examples, paired_difference
-from tlcore.evaluation.policy import transfer_warnings
+from tlcore.evaluation.policy import transfer_alerts
 from tlcore.models.before import BeforeHead
 from tlcore.models.features import extract_features
 from tlcore.models.registry import build_backbone
@@ -158,7 +158,7 @@ def run_adaptation(cfg: FinetuneConfig, *, progress: Optional[ProgressFn] = None
         "after": after,
         "baselines": {"knn": {**classification_metrics(ye, knn, classes, seed=cfg.seed), "note": "k-NN on source features"}},
         "comparisons": comparisons,
-        "warnings": transfer_warnings(comparisons, metric="accuracy") + overlap_warnings(overlap, len(eval_ds)),
+        "warnings": transfer_alerts(comparisons, metric="accuracy") + overlap_warnings(overlap, len(eval_ds)),
         "flipped": flipped_examples(ye, pred_before, pred_after, classes, eval_ds.items, eval_ds.names),
         "eval_predictions": {"true": ye.tolist(), "before": pred_before.tolist(), "after": np.asarray(pred_after).tolist(),
                              "knn": knn.tolist(), "items": [str(x) for x in eval_ds.items], "names": eval_ds.names},

@@ -27,7 +27,7 @@ from tlcore.data.audio import clip_seconds
 from tlcore.data.overlap import overlap_warnings, split_overlaps
 from tlcore.data.split import stored_split
 from tlcore.errors import ConfigError, DataError
-from tlcore.evaluation.policy import transfer_warnings
+from tlcore.evaluation.policy import alert, transfer_alerts
 from tlcore.progress import CancelFn, Progress, ProgressFn, never_cancel, no_progress
 from tlcore.reporting.writer import begin_run
 from tlcore.tasks.asr import SPEC
@@ -192,7 +192,7 @@ def run(cfg: FinetuneConfig, *, progress: Optional[ProgressFn] = None, should_ca
     before, after = _score(eval_data, before_eval, cfg.seed), _score(eval_data, after_eval, cfg.seed)
     e_before, e_after = utterance_errors(eval_data.texts, before_eval), utterance_errors(eval_data.texts, after_eval)
     comparison = paired_wer_difference(e_before, e_after, seed=cfg.seed)
-    warnings += transfer_warnings({"before": comparison}, metric="WER", higher_is_better=False)
+    warnings += transfer_alerts({"before": comparison}, metric="WER", higher_is_better=False)
     warnings += overlap_warnings(overlap, len(eval_data))
     source_eval = None
     if source is not None:
@@ -241,11 +241,12 @@ def run(cfg: FinetuneConfig, *, progress: Optional[ProgressFn] = None, should_ca
     return report
 
 
-def _forgetting_warnings(d: dict) -> list[str]:
+def _forgetting_warnings(d: dict) -> list[dict]:
     lo, hi = d["ci95"]
     if lo > 0:
-        return [f"forgetting: WER on the source accent rose by {100 * d['difference']:.1f} points "
-                f"(95% CI {100 * lo:.1f} to {100 * hi:.1f})"]
+        return [alert("forgetting", f"forgetting: WER on the source accent rose by {100 * d['difference']:.1f} points "
+                      f"(95% CI {100 * lo:.1f} to {100 * hi:.1f})", against="source accent",
+                      difference=float(d["difference"]), ci95=[float(lo), float(hi)])]
     return []
 
 

@@ -31,7 +31,7 @@ from tlcore.data.overlap import item_kind, overlap_warnings, split_overlaps
 from tlcore.data.split import cap_per_class, eval_split, stratified_split
 from tlcore.errors import ConfigError, DataError
 from tlcore.evaluation.metrics import classification_metrics, flipped_examples, paired_difference
-from tlcore.evaluation.policy import transfer_warnings
+from tlcore.evaluation.policy import transfer_alerts
 from tlcore.models.before import BeforeHead, nearest_class_mean
 from tlcore.models.features import extract_features
 from tlcore.models.registry import build_backbone, resolve_backbone_name
@@ -290,7 +290,7 @@ def run(cfg: FinetuneConfig, *, progress: Optional[ProgressFn] = None, should_ca
     if "scratch" in baseline_preds:
         comparisons["scratch"] = paired_difference(y_eval, pred_after, baseline_preds["scratch"], seed=cfg.seed)
     timings["eval"] = time.time() - t0
-    warnings = transfer_warnings(comparisons, metric="accuracy") + overlap_warnings(overlap, len(eval_ds))
+    warnings = transfer_alerts(comparisons, metric="accuracy") + overlap_warnings(overlap, len(eval_ds))
     warnings += [f"{len(problems)} file(s)/row(s) skipped: see data.problems"] * bool(problems)
     report = {
         "modality": cfg.modality, "task": cfg.task, "backbone": backbone_name, "strategy": cfg.strategy, "seed": cfg.seed,

@@ -27,7 +27,7 @@ import torch
 from tlcore.config import FinetuneConfig
 from tlcore.data.overlap import overlap_warnings, split_overlaps
 from tlcore.errors import ConfigError, DataError
-from tlcore.evaluation.policy import transfer_warnings
+from tlcore.evaluation.policy import transfer_alerts
 from tlcore.models.registry import build_backbone, resolve_backbone_name
 from tlcore.progress import CancelFn, Progress, ProgressFn, never_cancel, no_progress
 from tlcore.reporting.writer import begin_run
@@ -252,7 +252,7 @@ def run(cfg: FinetuneConfig, *, progress: Optional[ProgressFn] = None, should_ca
         "after": after,
         "baselines": baselines,
         "comparisons": comparisons,
-        "warnings": transfer_warnings(comparisons, metric="entity F1") + overlap_warnings(overlap, len(eval_data)),
+        "warnings": transfer_alerts(comparisons, metric="entity F1") + overlap_warnings(overlap, len(eval_data)),
         "notes": notes,
         "flipped": flipped_sentences(eval_data.sentences, gold, pred_before, pred_after),
         "eval_predictions": {"tokens": eval_data.sentences, "gold": gold, "before": pred_before, "after": pred_after,
