@@ -230,5 +230,5 @@ def _check_strategy(cfg: FinetuneConfig, allowed: Optional[tuple[str, ...]]) -> 
     if allowed is not None and cfg.strategy not in allowed:
         task = get_task(cfg.task)
         listing = ": " + "; ".join(f"{k} ({v})" for k, v in task.strategy_help.items()) if task.strategy_help else ""
-        raise ConfigError(f"strategy {cfg.strategy!r} is not available for {task.description}; use "
-                          f"{', '.join(allowed[:-1])} or {allowed[-1]}{listing}")
+        raise ConfigError(f"strategy {cfg.strategy!r} is not available for {task.description}; use one of "
+                          f"{', '.join(allowed)}{listing}")

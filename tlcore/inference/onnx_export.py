@@ -24,7 +24,7 @@ failed export leaves nothing behind (everything is written to a temporary folder
 
 Supported: classification runs on every backbone kind TransferLab saves (EfficientNet-Lite, Hugging Face image and
 text encoders, the Whisper encoder, Hugging Face speech encoders) and NER (token classification) runs. Refused:
-speech recognition runs (see :data:`ASR_REFUSAL`).
+the runs of a task whose spec says why (``TaskSpec.onnx_refusal``: speech recognition).
 """
 
 from __future__ import annotations
@@ -49,7 +49,12 @@ import torch
 from torch import nn
 
 from tlcore.errors import ConfigError, DataError, TransferLabError
+from tlcore.inference.predict import LoadedRun
 from tlcore.progress import Progress, ProgressFn, no_progress
+from tlcore.reporting.model_card import model_card_markdown
+from tlcore.tasks import TaskSpec, task_of
+from tlcore.tasks.ner.data import encode
+from tlcore.tasks.ner.model import TokenTagger
 
 log = logging.getLogger(__name__)
 
@@ -62,10 +67,6 @@ REL_TOLERANCE = 1e-3
 BATCH_SIZE = 32
 #: Backbone kinds (``backbone_spec["kind"]`` of a saved model) whose models export.
 KINDS = ("efficientnet_lite", "hf_image", "hf_text", "whisper_encoder", "hf_audio")
-ASR_REFUSAL = ("speech recognition runs are not exported: Whisper transcribes with an autoregressive generate() "
-               "loop (decoder cache, suppressed tokens, timestamps) that torch.onnx.export cannot trace as one graph, "
-               "and an encoder-only export would not transcribe anything. The run's model/ folder is a standard "
-               "Whisper folder: export it with a tool that splits encoder and decoder (e.g. Hugging Face Optimum)")
 _AXIS_NAMES = {"text": {1: "sequence"}, "image": {2: "height", 3: "width"}, "audio": {1: "time", 2: "time"}}
 
 
@@ -109,13 +110,9 @@ def _model_config(run_dir: Path) -> dict:
 def refusal(run) -> Optional[str]:
     """Why this run cannot be exported to ONNX (None: it can). ``run``: a run folder or a :class:`LoadedRun`.
     Cheap: reads the report and the model's config.json, loads no model."""
-    from tlcore.inference.predict import LoadedRun
-
     run = run if isinstance(run, LoadedRun) else LoadedRun(run)
-    if run.task == "asr":
-        return ASR_REFUSAL
-    if run.task not in ("classify", "ner"):
-        return f"task {run.task!r} has no ONNX export (classification and NER runs do)"
+    if run.spec.onnx_refusal:
+        return run.spec.onnx_refusal
     config = _model_config(run.path)
     architecture = config.get("architecture")
     if architecture not in ("TransferModel", "TokenTagger"):
@@ -210,7 +207,7 @@ def _r(x: float) -> float:
     return round(float(x), 6)
 
 
-def _preprocessing_doc(kind: str, task: str, backbone, attrs: dict, inputs: list[dict]) -> dict:
+def _preprocessing_doc(kind: str, task: TaskSpec, backbone, attrs: dict, inputs: list[dict]) -> dict:
     """``preprocessing.json``: what a caller must do to raw inputs, in words and numbers."""
     doc: dict = {"inputs": inputs}
     if kind == "efficientnet_lite":
@@ -252,7 +249,7 @@ def _preprocessing_doc(kind: str, task: str, backbone, attrs: dict, inputs: list
         doc["steps"] = ["tokenize with the tokenizer saved here: padding=True, truncation=True, "
                         f"max_length={attrs['max_length']}", "feed every tensor the model lists under 'inputs' as int64"]
         call = "padding=True, truncation=True"
-        if task == "ner":
+        if task.token_level:
             doc["text"]["words"] = ("split the sentence on whitespace and tokenize the words with is_split_into_words=True; "
                                     "a word's tag is the argmax of the logits at its first sub-token (labels.json)")
             call += ", is_split_into_words=True"
@@ -355,13 +352,9 @@ class OnnxTagger(_OnnxGraph):
         return self.labels
 
     def collate(self, enc, idx):
-        from tlcore.tasks.ner.model import TokenTagger
-
         return TokenTagger.collate(self, enc, idx)   # type: ignore[arg-type]  # uses only .tokenizer
 
     def predict_ids(self, enc, *, batch_size: int = BATCH_SIZE) -> list[list[int]]:
-        from tlcore.tasks.ner.model import TokenTagger
-
         out: list[list[int]] = []
         for start in range(0, len(enc), batch_size):
             idx = list(range(start, min(start + batch_size, len(enc))))
@@ -377,7 +370,7 @@ def load_onnx_model(folder: str | Path) -> OnnxClassifier | OnnxTagger:
     """An export folder (``RUN/export/onnx`` or an unzipped download) ready to predict through onnxruntime."""
     folder = Path(folder)
     doc = _read_json(folder / "preprocessing.json") if (folder / "preprocessing.json").exists() else {}
-    cls = OnnxTagger if (doc.get("tlcore") or {}).get("task") == "ner" else OnnxClassifier
+    cls = OnnxTagger if task_of(doc.get("tlcore") or {}).token_level else OnnxClassifier
     return cls(folder)
 
 
@@ -427,7 +420,7 @@ def _parity_items(run, cap: int) -> tuple[list, dict]:
     """The items parity is checked on: the report's eval items (first ``cap``); image / audio files that are gone
     are skipped, and when none is left, seeded synthetic inputs stand in (the record says which)."""
     preds = run.report.get("eval_predictions") or {}
-    if run.task == "ner":
+    if run.spec.token_level:
         items = [list(s) for s in preds.get("tokens") or [] if s]
         source = "the run's eval sentences (report.json eval_predictions.tokens)"
         if not items:
@@ -458,13 +451,11 @@ def _synthetic(modality: str) -> list:
 
 
 @torch.no_grad()
-def _parity(model, graph: _OnnxGraph, task: str, items: list, rel_tolerance: float) -> dict:
+def _parity(model, graph: _OnnxGraph, task: TaskSpec, items: list, rel_tolerance: float) -> dict:
     """Both pipelines end to end on ``items``: PyTorch (the run's backbone preprocessing + model) and ONNX (the
     exported preprocessing + onnxruntime), in batches of :data:`BATCH_SIZE`."""
     ref, got = [], []
-    if task == "ner":
-        from tlcore.tasks.ner.data import encode
-
+    if task.token_level:
         enc_ref = encode(model.tokenizer, items, model.max_length)
         enc_got = encode(graph.tokenizer, items, graph.max_length)   # type: ignore[attr-defined]
         if enc_ref.input_ids != enc_got.input_ids:
@@ -484,7 +475,7 @@ def _parity(model, graph: _OnnxGraph, task: str, items: list, rel_tolerance: flo
     k = len(graph.labels)
     result = compare_logits(np.concatenate(ref) if ref else np.zeros((0, k)), np.concatenate(got) if got else np.zeros((0, k)),
                             rel_tolerance=rel_tolerance)
-    return {"unit": "tokens" if task == "ner" else "items", **result}
+    return {"unit": "tokens" if task.token_level else "items", **result}
 
 
 # ---------------------------------------------------------------- the export
@@ -572,23 +563,20 @@ def export_onnx(run: str | Path, *, out: Optional[str | Path] = None, rel_tolera
     import onnx
     import onnxruntime
 
-    from tlcore.inference.predict import LoadedRun
-    from tlcore.reporting.model_card import model_card_markdown
-
     loaded = LoadedRun(run)
     why = refusal(loaded)
     if why:
         raise ConfigError(f"{loaded.path}: cannot export to ONNX — {why}")
     dest = _destination(loaded.path, out)
     config = _model_config(loaded.path)
-    spec, name = config["backbone_spec"], config.get("backbone") or loaded.report.get("backbone") or ""
-    kind, task, modality = spec["kind"], loaded.task, loaded.modality
+    name = config.get("backbone") or loaded.report.get("backbone") or ""
+    kind, task, spec, modality = config["backbone_spec"]["kind"], loaded.task, loaded.spec, loaded.modality
     what = f"the {modality} backbone {name!r} ({kind})"
 
     progress(Progress("export", 0, 3, "loading the model"))
     model = loaded.after_model.eval()
     backbone = model.backbone
-    labels = list(model.tags if task == "ner" else model.classes)
+    labels = list(model.tags if spec.token_level else model.classes)
     items, parity_info = _parity_items(loaded, max_items)
 
     made_parent = not dest.parent.exists()   # RUN/export/ is removed again if the export fails
@@ -597,9 +585,7 @@ def export_onnx(run: str | Path, *, out: Optional[str | Path] = None, rel_tolera
     tmp.chmod(0o755)   # mkdtemp's 0700 would hide the export from everyone but its writer
     try:
         progress(Progress("export", 1, 3, f"exporting {what} with torch.onnx"))
-        if task == "ner":
-            from tlcore.tasks.ner.data import encode
-
+        if spec.token_level:
             example, _ = model.collate(encode(model.tokenizer, items[:2], model.max_length), list(range(min(2, len(items)))))
             axes = {k: {0: "batch", 1: "sequence"} for k in example}
             output_axes = {0: "batch", 1: "sequence"}
@@ -611,9 +597,9 @@ def export_onnx(run: str | Path, *, out: Optional[str | Path] = None, rel_tolera
         attrs = _save_processor(backbone, kind, tmp)
         graph_inputs = _graph_signature(tmp / ONNX_FILE)
         doc = {"format": "onnx", "model": ONNX_FILE, "task": task, "modality": modality, "backbone": name,
-               **_preprocessing_doc(kind, task, backbone, attrs, graph_inputs["inputs"]),
+               **_preprocessing_doc(kind, spec, backbone, attrs, graph_inputs["inputs"]),
                "outputs": graph_inputs["outputs"],
-               "labels": f"labels.json: the {'tag' if task == 'ner' else 'class'} of each logit, in order; softmax "
+               "labels": f"labels.json: the {'tag' if spec.token_level else 'class'} of each logit, in order; softmax "
                          "over the last axis gives the probabilities TransferLab shows",
                "tlcore": {"task": task, "modality": modality, "kind": kind, "attrs": attrs}}
         doc["python"] = doc["python"] + [
@@ -623,9 +609,9 @@ def export_onnx(run: str | Path, *, out: Optional[str | Path] = None, rel_tolera
         _write_json(tmp / "preprocessing.json", doc)
         _write_json(tmp / "labels.json", labels)
 
-        progress(Progress("export", 2, 3, f"checking parity on {len(items)} eval {'sentences' if task == 'ner' else 'items'}"))
-        graph = (OnnxTagger if task == "ner" else OnnxClassifier)(tmp)
-        parity = {**parity_info, **_parity(model, graph, task, items, rel_tolerance)}
+        progress(Progress("export", 2, 3, f"checking parity on {len(items)} eval {spec.unit}"))
+        graph = (OnnxTagger if spec.token_level else OnnxClassifier)(tmp)
+        parity = {**parity_info, **_parity(model, graph, spec, items, rel_tolerance)}
         record = {"format": "onnx", "file": ONNX_FILE, "folder": _shown(dest, loaded.path), "exporter": exporter,
                   "opset": graph_inputs["opset"],
                   "created_at": datetime.now(UTC).isoformat(timespec="seconds"),

@@ -2,6 +2,9 @@
 ``before`` (the pretrained backbone with the ``before/`` head for classification, the ``before/`` tagger for NER,
 the pretrained Whisper for speech recognition).
 
+This module is task-neutral: :class:`LoadedRun` finds the run's task (:mod:`tlcore.tasks`) and hands loading and
+predicting to the task's ``serve`` module (``tlcore/tasks/<task>/serve.py``, see :mod:`tlcore.tasks.spec`).
+
     run = load_run("runs/sentiment-lora")
     run.predict(["the battery died after two days"])                  # the model after transfer
     run.predict(["the battery died after two days"], model="before")  # the model before transfer
@@ -11,14 +14,14 @@ the pretrained Whisper for speech recognition).
 from __future__ import annotations
 
 import json
-from functools import cached_property
+from functools import cached_property, partial
 from pathlib import Path
-from typing import Any, Iterator, Optional, Sequence
+from types import ModuleType
+from typing import Any, Callable, Iterator, Optional, Sequence
 
-import numpy as np
-import torch
-
+from tlcore.device import resolve_device
 from tlcore.errors import ConfigError, DataError
+from tlcore.tasks import DEFAULT_TASK, TaskSpec, all_tasks, get_task, task_of
 
 MODELS = ("after", "before")
 #: How the "after" model runs: PyTorch, or its ONNX export (``python -m tlcore export``) through onnxruntime.
@@ -75,11 +78,10 @@ def check_model_folder(run: Path, folder: Path) -> None:
 
 
 class LoadedRun:
-    """A finished run folder: its report, and its before/after models loaded on first use."""
+    """A finished run folder: its report, its task (``spec``, and ``task``: its name), and its before/after models
+    loaded on first use. What is task-specific is done by the task's ``serve`` module (``self.serve``)."""
 
     def __init__(self, path: str | Path, *, device: str = "auto"):
-        from tlcore.device import resolve_device
-
         self.path = Path(path)
         self.device = resolve_device(device)   # the models run here (CUDA when torch sees a GPU)
         if not self.path.is_dir():
@@ -90,9 +92,11 @@ class LoadedRun:
                        if (self.path / "report.json").exists() else {})
         if (self.path / "config.json").exists():     # the run's settings: damaged means the folder was damaged
             _read_json(self.path / "config.json", "settings file", self.path)
-        self.task = self.report.get("task") or self._task_from_model()
-        self.modality = self.report.get("modality") or ("text" if self.task == "ner" else
-                                                         "audio" if self.task == "asr" else self._model_config().get("modality"))
+        self.spec: TaskSpec = task_of(self.report) if self.report.get("task") else self._task_from_model()
+        self.task = self.spec.name
+        self.serve: ModuleType = self.spec.part("serve")
+        self.modality = (self.report.get("modality") or self.spec.fixed_modality
+                         or self._model_config().get("modality"))
 
     def _model_config(self) -> dict:
         path = self.path / "model" / "config.json"
@@ -100,20 +104,35 @@ class LoadedRun:
             raise DataError(f"{self.path} holds no finished run (no model/config.json); wait for the run to finish")
         return _read_json(path, "model config", self.path)
 
-    def _task_from_model(self) -> str:
-        from tlcore.tasks.asr.pipeline import is_asr_run
+    def _task_from_model(self) -> TaskSpec:
+        """A run without a report (or one from before reports named the task): the first task whose ``serve`` says
+        the saved model is its own; the default task (classification) when none does."""
+        config = self._model_config() if (self.path / "model" / "config.json").exists() else {}
+        found = (spec for spec in all_tasks() if spec.part("serve").is_run(self.path, config))
+        return next(found, get_task(DEFAULT_TASK))
 
-        if is_asr_run(self.path):
-            return "asr"
-        return "ner" if self._model_config().get("architecture") == "TokenTagger" else "classify"
+    def backbone_spec(self) -> str | None:
+        """What the run was asked to use (a registered name, a folder, an HF id): the report's ``backbone`` is only
+        its display name for folders."""
+        return (self.report.get("config") or {}).get("backbone") or self.report.get("backbone")
 
     # ------------------------------------------------------------ models
 
     @cached_property
     def after_model(self):
-        return self._load_checked(self.path / "model", self._load_after, "the model")
+        return self._load_checked(self.path / "model", partial(self.serve.load_after, self), "the model")
 
-    def _load_checked(self, folder: Path, load, what: str):
+    @cached_property
+    def before_model(self):
+        folder = self.path / "before"
+        if not self.serve.BEFORE_FOLDER:     # rebuilt from the pretrained backbone, nothing saved to check
+            return self.serve.load_before(self, folder)
+        if not folder.is_dir():
+            raise DataError(f"{self.path} has no saved 'before' model (runs made before TransferLab saved it); "
+                            "re-run it to compare before and after on new inputs")
+        return self._load_checked(folder, partial(self.serve.load_before, self), "the 'before' model")
+
+    def _load_checked(self, folder: Path, load: Callable[[Path], Any], what: str):
         """``load(folder)`` after checking its files; a damaged folder is one clear error naming what is wrong."""
         check_model_folder(self.path, folder)
         try:
@@ -124,63 +143,28 @@ class LoadedRun:
             raise _corrupted(self.path, folder, f"{what} cannot be loaded ({type(exc).__name__}: "
                                                 f"{str(exc).splitlines()[0][:160] if str(exc) else ''})") from None
 
-    def _load_after(self, folder: Path):
-        if self.task == "ner":
-            from tlcore.tasks.ner.model import TokenTagger
-
-            return TokenTagger.from_pretrained(folder).to(self.device)
-        if self.task == "asr":
-            from tlcore.tasks.asr.pipeline import load_model
-
-            whisper, processor = load_model(self.path)
-            return whisper.to(self.device), processor
-        from tlcore.models.transfer_model import TransferModel
-
-        return TransferModel.from_pretrained(folder).to(self.device)
-
-    @cached_property
-    def before_model(self):
-        folder = self.path / "before"
-        if self.task == "asr":      # "before" is the pretrained Whisper as it is
-            from tlcore.tasks.asr.model import load_whisper, resolve_whisper
-
-            whisper, processor = load_whisper(resolve_whisper(self._backbone_spec())[0])
-            return whisper.to(self.device), processor
-        if not folder.is_dir():
-            raise DataError(f"{self.path} has no saved 'before' model (runs made before TransferLab saved it); "
-                            "re-run it to compare before and after on new inputs")
-        return self._load_checked(folder, self._load_before, "the 'before' model")
-
-    def _load_before(self, folder: Path):
-        if self.task == "ner":
-            from tlcore.tasks.ner.model import TokenTagger
-
-            return TokenTagger.from_pretrained(folder).to(self.device)
-        from tlcore.models.before import BeforeHead
-        from tlcore.models.registry import build_backbone
-
-        backbone = build_backbone(self._backbone_spec(), self.modality, pretrained=True)
-        return backbone, BeforeHead.load(folder)
-
     @cached_property
     def onnx_model(self):
         """The ONNX export of the "after" model (``RUN/export/onnx``), run through onnxruntime."""
-        if self.task == "asr":
-            from tlcore.inference.onnx_export import ASR_REFUSAL
-
-            raise ConfigError(f"{self.path}: no ONNX backend — {ASR_REFUSAL}")
-        from tlcore.inference.onnx_export import load_run_export
+        if self.spec.onnx_refusal:
+            raise ConfigError(f"{self.path}: no ONNX backend — {self.spec.onnx_refusal}")
+        from tlcore.inference.onnx_export import load_run_export  # onnx_export imports this module (a cycle)
 
         return load_run_export(self.path)
 
-    def _backbone_spec(self) -> str | None:
-        """What the run was asked to use (a registered name, a folder, an HF id): the report's ``backbone`` is only
-        its display name for folders."""
-        return (self.report.get("config") or {}).get("backbone") or self.report.get("backbone")
+    def pick_model(self, model: str = "after", backend: str = "torch"):
+        """The model that ``model`` and ``backend`` name: the ONNX export, or the after / before PyTorch model."""
+        if backend == "onnx":
+            return self.onnx_model
+        return self.after_model if model == "after" else self.before_model
 
     @property
     def classes(self) -> list[str]:
-        return list(self.report.get("data", {}).get("classes") or self.after_model.classes)
+        """The class of each score, in order (classification runs)."""
+        classes = getattr(self.serve, "classes", None)
+        if classes is None:
+            raise ConfigError(f"{self.path} is a {self.spec.description} run: it predicts no classes")
+        return classes(self)
 
     # ------------------------------------------------------------ predictions
 
@@ -197,42 +181,14 @@ class LoadedRun:
             raise ConfigError(f"top-k must be a whole number ≥ 1; got {top_k!r}")
         inputs = list(inputs)
         names = list(names) or [str(x) if self.modality == "text" else Path(str(x)).name for x in inputs]
-        if self.task == "ner":
-            from tlcore.tasks.ner.pipeline import predict as ner_predict
+        return self.serve.predict(self, inputs, model=model, top_k=top_k, names=names, backend=backend)
 
-            texts = [str(x) for x in inputs]
-            if backend == "onnx":
-                return ner_predict(self.path, texts, model=self.onnx_model)
-            return ner_predict(self.path, texts, model=self.after_model if model == "after" else self.before_model)
-        if self.task == "asr":
-            from tlcore.tasks.asr.pipeline import predict as asr_predict
-
-            chosen = self.onnx_model if backend == "onnx" else self.after_model if model == "after" else self.before_model
-            return asr_predict(self.path, inputs, model=chosen)
-        if backend == "onnx":
-            scores, kind = self.onnx_model.predict_proba(inputs), "probability"
-        else:
-            scores, kind = self._class_scores(inputs, model)
-        classes = self.classes
-        out = []
-        for name, p in zip(names, scores):
-            order = p.argsort()[::-1][:top_k]
-            out.append({"input": name, "prediction": classes[order[0]], "score": kind,
-                        "top": [[classes[i], round(float(p[i]), 4)] for i in order]})
-        return out
-
-    @torch.no_grad()
-    def _class_scores(self, items: list, model: str) -> tuple[np.ndarray, str]:
-        if model == "after":
-            return self.after_model.predict_proba(items), "probability"
-        backbone, head = self.before_model
-        from tlcore.device import to_device
-
-        backbone.to(self.device).eval()
-        feats = [backbone(**to_device(backbone.preprocess(items[i:i + 32]), self.device)).float().cpu().numpy()
-                 for i in range(0, len(items), 32)]
-        x = np.concatenate(feats) if feats else np.zeros((0, head.weight.shape[1]), np.float32)
-        return head.scores(x), "probability" if head.score == "softmax" else "cosine"
+    def predict_input(self, value: str, *, model: str = "after", top_k: int = 3, backend: str = "torch") -> list[dict]:
+        """Predictions for a CLI ``--input`` (a text, a file, a folder or a table), read the way the task reads
+        its data; one dict per input, as :meth:`predict`. A path that names nothing is refused
+        (:func:`check_input_exists`)."""
+        check_input_exists(value, self.modality or "text")
+        return self.serve.predict_input(self, value, model=model, top_k=top_k, backend=backend)
 
 
 def _check_backend(backend: str, model: str) -> None:
@@ -253,8 +209,6 @@ def load_run(path: str | Path, *, device: str = "auto") -> LoadedRun:
 #: File name endings an --input that names a file usually has: one that does not exist is a typo, not a text.
 FILE_SUFFIXES = (".csv", ".tsv", ".jsonl", ".json", ".txt", ".conll", ".zip", ".png", ".jpg", ".jpeg", ".bmp",
                  ".webp", ".gif", ".tif", ".tiff", ".wav", ".flac", ".ogg", ".mp3")
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".gif", ".tif", ".tiff")
-AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3")
 
 
 def looks_like_path(value: str) -> bool:
@@ -279,59 +233,14 @@ def check_input_exists(value: str, modality: str = "text") -> None:
         raise DataError(f"no such file or folder: {value!r}; check the path{hint}")
 
 
-def _inputs(modality: str, value: str) -> tuple[list[Any], list[str]]:
-    path = Path(value).expanduser()
-    check_input_exists(value, modality)
-    if modality == "text" and not path.exists():
-        return [value], ["input"]
-    if not path.exists():
-        raise DataError(f"no such file or folder: {value!r}; this {modality} run predicts {modality} files or folders")
-    suffix = path.suffix.lower()
-    if path.is_file() and modality == "text" and suffix in IMAGE_SUFFIXES + AUDIO_SUFFIXES:
-        kind = "an image" if suffix in IMAGE_SUFFIXES else "an audio file"
-        raise DataError(f"{path.name} is {kind}, but this run classifies text: give a text, a .txt file or a "
-                        ".csv/.tsv/.jsonl table")
-    if path.is_file() and modality != "text" and suffix in (".csv", ".tsv", ".jsonl", ".txt", ".json", ".conll"):
-        if not (modality == "audio" and suffix == ".csv"):       # an audio table (path,label) is fine
-            raise DataError(f"{path.name} is a text file, but this is an {modality} run: give "
-                            f"{'an image' if modality == 'image' else 'an audio file'} or a folder of them")
-    if path.is_file() and not (modality == "text" and suffix in (".csv", ".tsv", ".jsonl")) and suffix != ".zip" \
-            and not (modality == "audio" and suffix == ".csv"):
-        if modality == "text":
-            try:
-                return [path.read_text(encoding="utf-8")], [path.name]
-            except UnicodeDecodeError:
-                raise DataError(f"{path.name} is not a UTF-8 text file; this run classifies text") from None
-        if modality == "image":
-            from tlcore.data.images import image_problem
-
-            problem = image_problem(path)
-            if problem:
-                raise DataError(f"{path.name}: {problem}")
-        return [str(path)], [path.name]
-    from tlcore.data.loaders import load_dataset
-
-    ds = load_dataset(path, modality)
-    return ds.items, ds.names or [str(i) for i in range(len(ds))]
-
-
 def predict_run(run: str | Path, value: str, *, top_k: int = 3, model: str = "after", backend: str = "torch",
                 device: str = "auto") -> Iterator[dict]:
     """Predictions for the CLI ``--input`` (a text, a file, a folder or a table), one dict per input;
-    ``backend="onnx"``: through the run's ONNX export; ``device``: where the classification models run."""
+    ``backend="onnx"``: through the run's ONNX export; ``device``: where the models run."""
     _check_backend(backend, model)
     if not isinstance(top_k, int) or isinstance(top_k, bool) or top_k < 1:
         raise ConfigError(f"top-k must be a whole number ≥ 1; got {top_k!r}")
     loaded = load_run(run, device=device)
     if backend == "onnx":
         loaded.onnx_model   # noqa: B018 - a missing (or impossible) export is reported before the inputs are read
-    check_input_exists(value, loaded.modality or "text")
-    if loaded.task in ("ner", "asr"):
-        import importlib
-
-        task = importlib.import_module(f"tlcore.tasks.{loaded.task}.pipeline")
-        chosen = loaded.onnx_model if backend == "onnx" else loaded.after_model if model == "after" else loaded.before_model
-        yield from task.predict_input(run, value, model=chosen)
-        return
-    items, names = _inputs(loaded.modality, value)
-    yield from loaded.predict(items, model=model, top_k=top_k, names=names, backend=backend)
+    yield from loaded.predict_input(value, model=model, top_k=top_k, backend=backend)

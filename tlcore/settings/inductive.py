@@ -28,7 +28,7 @@ def run_finetune(cfg: FinetuneConfig, *, progress: Optional[ProgressFn] = None, 
         return launch_finetune(cfg, num_processes=cfg.num_processes, resume=resume, overwrite=overwrite,
                                progress=progress, should_cancel=should_cancel)
     with run_folder_options(resume=resume, overwrite=overwrite, keep_failed=keep_failed), use_runtime(runtime_for(cfg)):
-        if get_strategy(cfg.strategy).needs_unlabeled and get_task(cfg.task).transductive:
+        if get_task(cfg.task).transductive and get_strategy(cfg.strategy).needs_unlabeled:
             return run_adaptation(cfg, progress=progress, should_cancel=should_cancel)
         return get_task(cfg.task).part("pipeline").run(cfg, progress=progress, should_cancel=should_cancel,
                                                         resume=resume)
