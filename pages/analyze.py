@@ -12,6 +12,7 @@ import streamlit as st
 from tlcore.api import ClusterConfig, CurveConfig
 from tlcore.config import LIMITS, field_help
 from tlcore.errors import TransferLabError
+from tlcore.tasks import DEFAULT_TASK
 from ui import datasets
 from ui.analyses import render_analysis
 from ui.forms import number_limits
@@ -31,6 +32,7 @@ from ui.runs import (
 )
 from ui.tasks import backbone_options, strategy_options
 
+TASK = DEFAULT_TASK   # clustering and the curve work on classification data sets (items with class labels)
 TABS = {"cluster": "Clustering (no labels)", "curve": "Data-efficiency curve"}
 SPLIT_ORDER = ("eval", "unlabeled", "target", "source")   # the clustering tab's default split comes first
 
@@ -45,7 +47,7 @@ def _load(path: str, modality: str):
 
 
 def _backbone(modality: str, key: str) -> str:
-    options = dict(backbone_options("classify", modality))
+    options = dict(backbone_options(TASK, modality))
     return st.selectbox("Backbone", list(options), format_func=lambda n: f"{n}: {options[n]}", key=key,
                         help="Whose features are used; the first is the modality's default.")
 
@@ -65,7 +67,7 @@ def cluster_form() -> None:
     st.caption("Cluster a data set on the backbone's pretrained features and, as the baseline, on its raw inputs "
                "(pixels, TF-IDF words, MFCCs). No labels are needed; if the set has labels they are hidden from the "
                "clustering and only score it (NMI / ARI).")
-    choice = datasets.data_picker("an-cl-data", task="classify")
+    choice = datasets.data_picker("an-cl-data", task=TASK)
     if choice is None:
         return
     splits = [s for s in SPLIT_ORDER if s in choice.splits]
@@ -101,7 +103,7 @@ def curve_form() -> None:
     helps = field_help(CurveConfig)
     st.caption("Fine-tune on 1, 2, 5, … labeled examples per class (several random draws each) and measure eval "
                "accuracy, pretrained vs the same network from scratch: how many labels does this data need?")
-    choice = datasets.data_picker("an-cv-data", task="classify")
+    choice = datasets.data_picker("an-cv-data", task=TASK)
     if choice is None:
         return
     target_path = choice.splits.get("target")
@@ -125,7 +127,7 @@ def curve_form() -> None:
                + ("" if eval_path else " · part of it is held out for eval"))
     with c2:
         backbone = _backbone(choice.modality, "an-cv-backbone")
-    options = {o.name: o.description for o in strategy_options("classify") if not o.transductive}
+    options = {o.name: o.description for o in strategy_options(TASK) if not o.transductive}
     c1, c2 = st.columns(2)
     strategy = c1.selectbox("Strategy", list(options), format_func=lambda n: f"{n}: {options[n]}", key="an-cv-strategy",
                             help=helps["strategy"]["help"])

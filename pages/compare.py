@@ -7,9 +7,10 @@ via_app()
 import streamlit as st
 
 from tlcore import plots
+from tlcore.tasks import task_of
 from ui.demos import followups_of
 from ui.progress import finished_note, followup_progress, live_progress
-from ui.report import _value, ladder_rows, phase_names, render_report, task_of, view_of
+from ui.report import _value, ladder_rows, phase_names, render_report
 from ui.runs import get_run, is_finetune_run, read_report, run_picker, selected_run_id, visible_runs
 
 st.title("Compare")
@@ -50,7 +51,7 @@ for f in followups:
         st.warning(f"The scratch-baseline follow-up {f.status}" + (f": {f.error}" if f.error else "."))
 
 same_data = [r for r in runs if r.status == "done" and r.dataset and r.dataset == run.dataset
-             and (r.config.get("task") or "classify") == task_of(report)]
+             and task_of(r.config) == task_of(report)]
 if len(same_data) > 1:
     st.divider()
     st.subheader("Strategy ladder: every finished run on this data set")
@@ -59,11 +60,12 @@ if len(same_data) > 1:
     pairs = [(r.name, rep) for r in same_data if r.id in others and (rep := read_report(r)) is not None
              and task_of(rep) == task_of(report)]
     if pairs:
-        view = view_of(report)
-        better = "lower is better" if view.lower_is_better else "95% CI"
-        st.plotly_chart(plots.strategy_ladder(ladder_rows(pairs), metric=view.metric,
-                                              title=f"{view.label} after transfer (bars, {better}), before (line) and "
-                                                    "baselines", y_max=None if view.lower_is_better else 1.05),
+        spec = task_of(report)
+        m = spec.metric
+        better = "95% CI" if m.higher_is_better else "lower is better"
+        st.plotly_chart(plots.strategy_ladder(ladder_rows(pairs), metric=m.key,
+                                              title=f"{m.label} after transfer (bars, {better}), before (line) and "
+                                                    "baselines", y_max=1.05 if m.higher_is_better else None),
                         key="cmp-ladder-fig", width="stretch")
 
         def _r(x):
@@ -71,9 +73,9 @@ if len(same_data) > 1:
 
         st.dataframe([{"run": n, "strategy": rep.get("strategy"), "backbone": rep.get("backbone"),
                        "setting": rep.get("setting", "inductive"),
-                       f"{view.label} {phase_names(rep)[0]}": _r(_value(rep.get("before"), view.metric)),
-                       f"{view.label} {phase_names(rep)[1]}": _r(_value(rep.get("after"), view.metric)),
-                       f"{view.second_label} after": _r(_value(rep.get("after"), view.second)),
-                       **{k: _r(_value(v, view.metric)) for k, v in (rep.get("baselines") or {}).items()
+                       f"{m.label} {phase_names(rep)[0]}": _r(_value(rep.get("before"), m.key)),
+                       f"{m.label} {phase_names(rep)[1]}": _r(_value(rep.get("after"), m.key)),
+                       f"{spec.second.label} after": _r(_value(rep.get("after"), spec.second.key)),
+                       **{k: _r(_value(v, m.key)) for k, v in (rep.get("baselines") or {}).items()
                           if isinstance(v, dict)}}
                       for n, rep in pairs], hide_index=True, width="stretch")

@@ -10,8 +10,8 @@ from tlcore.config import MODALITIES
 from tlcore.errors import TransferLabError
 from ui import datasets
 from ui.auth import current_user
-from ui.media import asr_preview, dataset_preview, ner_preview
-from ui.tasks import TASK_MODALITY, TASKS
+from ui.media import preview
+from ui.tasks import spec_of, task_choices, task_title
 
 st.title("Data")
 st.caption("Bring a **target** set (small, labeled), optionally a **source** set (large, labeled, another domain), an "
@@ -42,9 +42,11 @@ if mode == "Built-in demo":
             st.error(str(exc))
 else:
     c1, c2 = st.columns(2)
-    task = c1.selectbox("Task", list(TASKS), format_func=TASKS.get, key="upload-task")
-    modality = TASK_MODALITY.get(task) or c2.selectbox("Modality", MODALITIES, key="upload-modality")
-    if task in TASK_MODALITY:
+    task = c1.selectbox("Task", task_choices(), format_func=task_title, key="upload-task")
+    spec = spec_of(task)
+    modality = spec.fixed_modality or c2.selectbox("Modality", [m for m in MODALITIES if m in spec.modalities],
+                                                   key="upload-modality")
+    if spec.fixed_modality:
         c2.caption(f"Modality: {modality}")
     splits: dict[str, str] = {}
     refused = False
@@ -52,7 +54,7 @@ else:
     for col, split, required in zip(cols, ("target", "source", "eval", "unlabeled"), (True, False, False, False)):
         with col:
             up = st.file_uploader(f"{split} set" + ("" if required else " (optional)"), type=datasets.upload_types(task),
-                                  key=f"upload-{split}", help=f"{split}: {datasets.UPLOAD_HELP[task]}")
+                                  key=f"upload-{split}", help=f"{split}: {datasets.upload_help(task)}")
             if up is not None:
                 try:
                     splits[split] = str(datasets.save_upload(up.name, up.getvalue(), also=splits.values()))
@@ -95,18 +97,15 @@ if choice is not None:
             continue
         with st.container(border=True):
             try:
-                if choice.task in ("ner", "asr"):
-                    ds = datasets.load_task(path, choice.task)
-                else:
-                    ds = datasets.load(path, choice.modality)
+                ds = datasets.load_split(path, choice.modality, choice.task)
             except TransferLabError as exc:
                 usable = usable and split != "target"
                 st.error(f"{split}: {exc}")
                 continue
-            {"ner": ner_preview, "asr": asr_preview}.get(choice.task, dataset_preview)(ds, split, key=f"pv-{split}")
+            preview(ds, split, key=f"pv-{split}")
     if usable:
         c1, c2 = st.columns(2)
-        if choice.task == "classify" and c1.button("Diagnose this data", icon=":material/troubleshoot:", width="stretch"):
+        if c1.button("Diagnose this data", icon=":material/troubleshoot:", width="stretch"):
             st.switch_page("pages/diagnose.py", query_params={"data": choice.ref})
         if c2.button("Fine-tune on this data", type="primary", icon=":material/model_training:", width="stretch"):
             st.switch_page("pages/finetune.py", query_params={"data": choice.ref})

@@ -22,14 +22,15 @@ from tlcore.models.registry import DEFAULT_BACKBONE, RANDOM_SUFFIX, list_backbon
 from tlcore.paths import owner_scope
 from ui import datasets
 from ui.auth import current_user, split_server_paths
+from ui.diagnose import task_sections
+from ui.tasks import spec_of
 
 st.title("Diagnose")
 
 SEVERITY_BOX = {"none": st.success, "mild": st.warning, "strong": st.error}
 SEVERITY_TITLE = {"none": "No detectable mismatch", "mild": "Mild mismatch", "strong": "Strong mismatch"}
 DOMAIN_NAMES = {"A": "source", "B": "target", "a": "source", "b": "target"}  # run_diagnose compares A=source, B=target
-SCORE_NAMES = {"logme": "LogME", "knn_accuracy": "k-NN accuracy", "h_score": "H-score", "leep": "LEEP", "nce": "NCE",
-               "wer": "WER", "cer": "CER"}
+SCORE_NAMES = {"logme": "LogME", "knn_accuracy": "k-NN accuracy", "h_score": "H-score", "leep": "LEEP", "nce": "NCE"}
 
 
 @st.cache_data(show_spinner="Comparing source and target (pretrained features, mismatch scores, drift tests)…",
@@ -56,36 +57,44 @@ st.caption("Compares the source and target sets on pretrained features and simpl
 choice = datasets.data_picker("dx-data")
 if choice is None:
     st.stop()
-task = choice.task or "classify"
+spec = spec_of(choice.task)
+task = spec.name
+# A task with pretrained models of its own (speech recognizers) ranks those, zero-shot, by its error rates; its
+# mismatch scores and map still use a feature encoder of the modality.
+own_models = spec.backbones is not None
+score_names = {**SCORE_NAMES, **{m.key: m.label for m in spec.metrics}}
 if "source" not in choice.splits or "target" not in choice.splits:
     st.info("Diagnose compares a **source** set with a **target** set: add a source set on the Data page.")
     st.stop()
 names = [s.name for s in list_backbones(choice.modality, include_tiny=True)]
 default = DEFAULT_BACKBONE[choice.modality]
 c1, c2 = st.columns([3, 1])
-backbone = c1.selectbox("audio encoder (for the mismatch scores and the map)" if task == "asr" else
+backbone = c1.selectbox(f"{choice.modality} encoder (for the mismatch scores and the map)" if own_models else
                         "backbone (for the mismatch scores and the map)", names,
                         index=names.index(default) if default in names else 0, key="dx-backbone")
 seed = c2.number_input("seed", value=0, min_value=0, key="dx-seed")
-if task == "asr":
-    recognizers = candidate_backbones(choice.modality, task="asr")
+better = "higher" if spec.metric.higher_is_better else "lower"
+if own_models:
+    recognizers = candidate_backbones(choice.modality, task=task)
     candidates = st.multiselect(
-        "speech recognizers to rank", recognizers, default=recognizers, key="dx-candidates",
-        help="Each Whisper transcribes the target clips as it is (zero-shot, no training); lower WER is better. "
-             "`@random` is the same architecture with random weights: a control any pretrained model should beat.")
-    extra = st.text_input("also rank (Whisper folders or Hugging Face ids, comma-separated)", key="dx-extra")
+        f"{spec.noun} models to rank", recognizers, default=recognizers, key="dx-candidates",
+        help=f"Each model runs on the target {spec.unit} as it is (zero-shot, no training); {better} "
+             f"{spec.metric.label} is better. `@random` is the same architecture with random weights: a control any "
+             "pretrained model should beat.")
+    extra = st.text_input("also rank (model folders or Hugging Face ids, comma-separated)", key="dx-extra")
     extra_ids = [x.strip() for x in extra.split(",") if x.strip()]
     extra_ids, folders = split_server_paths(extra_ids)
     if folders:
         st.error(f"{', '.join(folders)}: only an admin can rank model folders on the server; give a Hugging Face "
-                 "id such as `openai/whisper-base.en` instead.")
+                 "model id instead.")
     candidates = list(dict.fromkeys(candidates + extra_ids))
 else:
-    candidates_all = list(dict.fromkeys(candidate_backbones(choice.modality) + names + [n + RANDOM_SUFFIX for n in names]))
+    suggested = candidate_backbones(choice.modality, task=task)
+    candidates_all = list(dict.fromkeys(suggested + names + [n + RANDOM_SUFFIX for n in names]))
     candidates = st.multiselect(
-        "backbones to rank", candidates_all, default=candidate_backbones(choice.modality), key="dx-candidates",
+        "backbones to rank", candidates_all, default=suggested, key="dx-candidates",
         help=("Each candidate is scored on word features of the tagged target sentences (LogME, H-score, k-NN accuracy, "
-              "the word's tag as its label). " if task == "ner" else
+              "the word's tag as its label). " if spec.token_level else
               "Each candidate is scored on the labeled target set (LogME, H-score, k-NN accuracy; LEEP and NCE for image "
               "backbones with a pretrained classifier). ")
         + "`@random` is the same architecture with random weights: a control that any useful pretrained backbone "
@@ -175,47 +184,8 @@ if rows:
                      hide_index=True, width="stretch",
                      column_config={"mean_a": "mean (source)", "mean_b": "mean (target)"})
 
-# ------------------------------------------------------------------ task-specific: NER entities, ASR transcripts
-ner = result.get("ner") or {}
-if result.get("task") == "ner":
-    st.subheader("Entities: source vs target")
-    if ner.get("note"):
-        st.info(ner["note"])
-    shift, unseen = ner.get("entity_shift") or {}, ner.get("unseen_entities") or {}
-    if shift:
-        st.caption(f"Entity-type shift: total variation **{shift.get('total_variation', 0):.2f}** between the "
-                   f"proportions of entity spans per type (chi-square p = {shift.get('chi2_p_value', 1):.3g}).")
-        counts, props = shift.get("counts") or {}, shift.get("proportions") or {}
-        st.dataframe([{"entity type": t, "spans (source)": c.get("a"), "spans (target)": c.get("b"),
-                       "share (source)": round(props.get(t, {}).get("a", 0), 3),
-                       "share (target)": round(props.get(t, {}).get("b", 0), 3)} for t, c in counts.items()],
-                     hide_index=True, width="stretch", key="dx-entity-shift")
-    if unseen:
-        c1, c2 = st.columns(2)
-        c1.metric("target entity mentions unseen in the source", f"{100 * unseen.get('mention_rate', 0):.0f}%",
-                  help=(result.get("definitions") or {}).get("unseen_entities"))
-        c2.metric("distinct target entities unseen", f"{100 * unseen.get('surface_rate', 0):.0f}%")
-        st.dataframe([{"entity type": t, "target mentions": v.get("mentions"), "unseen in source": v.get("unseen"),
-                       "unseen share": round(v.get("rate", 0), 3)} for t, v in (unseen.get("per_type") or {}).items()],
-                     hide_index=True, width="stretch", key="dx-unseen")
-        if unseen.get("examples"):
-            st.caption("Most frequent unseen target entities: "
-                       + ", ".join(f"{s} ({t})" for s, t, _ in unseen["examples"]))
-asr = result.get("asr") or {}
-if result.get("task") == "asr" and asr:
-    st.subheader("Transcripts: source vs target")
-    voc = asr.get("vocabulary") or {}
-    length = asr.get("utterance_length") or {}
-    cols = st.columns(4)
-    cols[0].metric("target word OOV rate", f"{100 * voc.get('oov_rate', 0):.0f}%",
-                   help=(result.get("definitions") or {}).get("oov_words"))
-    cols[1].metric("distinct target words unseen", f"{100 * voc.get('oov_type_rate', 0):.0f}%")
-    for col, (name, label) in zip(cols[2:], (("words_per_clip", "words per clip"), ("words_per_second", "words per second"))):
-        if name in length:
-            col.metric(f"{label} (source → target)", f"{length[name]['source']:.1f} → {length[name]['target']:.1f}")
-    if voc.get("unseen_words"):
-        st.caption("Most frequent target words never in the source transcripts: "
-                   + ", ".join(f"{w} ({c})" for w, c in voc["unseen_words"]))
+# ------------------------------------------------------------------ the task's own measures (entities, transcripts)
+task_sections(result)
 
 text = result.get("text") or {}
 if text:
@@ -230,11 +200,12 @@ if text:
                            "count source": w[2], "count target": w[3]} for w in words], hide_index=True, width="stretch")
 
 # ------------------------------------------------------------------ backbone ranking
-if task == "asr":
+if own_models:
     st.subheader("Which speech recognizer? Zero-shot error rates")
-    st.caption("Each candidate Whisper transcribes the target clips as it is (greedy decoding, no training): word and "
-               "character error rates, **lower is better**, with 95% bootstrap intervals over clips. When two "
-               "candidates' intervals overlap, the data **cannot tell** them apart.")
+    st.caption(f"Each candidate runs on the target {spec.unit} as it is (no training): "
+               f"{' and '.join(m.label for m in (spec.metric, spec.second))}, **{better} is better**, with 95% "
+               f"bootstrap intervals over {spec.unit}. When two candidates' intervals overlap, the data **cannot "
+               "tell** them apart.")
 else:
     st.subheader("Which backbone? Ranking without fine-tuning")
     st.caption("**Which score to trust:** in our validation on the demos (ranking vs. real fine-tuned accuracy, see the "
@@ -245,7 +216,7 @@ else:
                "data **cannot tell** them apart, so treat them as equal and fine-tune both if it matters. Intervals come "
                "from repeated 80% subsamples of the target, so they describe the score at 80% of the data and need not "
                "contain the full-data point.")
-    if task == "ner":
+    if spec.token_level:
         st.caption("NER: scores on word features (each word's first sub-token) with the word's BIO tag as its label; "
                    "the subsamples draw whole sentences. The validation above is for classification; on word features "
                    "a random-init twin can score well by telling word identities apart, so a `@random` candidate "
@@ -264,7 +235,7 @@ except TransferLabError as exc:
     st.warning(f"Cannot rank backbones on this target: {exc}")
     st.stop()
 table = ranked.get("ranking") or []
-score_names = sorted({s for row in table for s in (row.get("scores") or {})})
+ranked_scores = sorted({s for row in table for s in (row.get("scores") or {})})
 
 
 def _cell(s: dict | None) -> str:
@@ -272,8 +243,8 @@ def _cell(s: dict | None) -> str:
 
 
 st.dataframe([{"rank": row.get("rank"), "backbone": row.get("backbone"),
-               **{SCORE_NAMES.get(s, s): _cell((row.get("scores") or {}).get(s)) for s in score_names},
-               "cannot tell from best on": ", ".join(SCORE_NAMES.get(s, s) for s in row.get("tied_with_best") or [])
+               **{score_names.get(s, s): _cell((row.get("scores") or {}).get(s)) for s in ranked_scores},
+               "cannot tell from best on": ", ".join(score_names.get(s, s) for s in row.get("tied_with_best") or [])
                if row.get("rank") != 1 else "(best)"} for row in table], hide_index=True, width="stretch")
 if table:
     title = ("Error rate with 95% interval (lower is better; best in blue)" if ranked.get("lower_is_better")
@@ -283,10 +254,11 @@ zero_shot = ranked.get("zero_shot") or {}
 if zero_shot:
     with st.expander("Zero-shot transcripts and error rate per group"):
         for name, block in zero_shot.items():
-            st.markdown(f"**{name}**: WER {block.get('wer', 0):.1%}, CER {block.get('cer', 0):.1%}"
+            shown = (spec.metric, spec.second)
+            st.markdown(f"**{name}**: " + ", ".join(f"{m.label} {m.fmt(block.get(m.key, 0))}" for m in shown)
                         + (f", {block['runaway']} runaway transcript(s)" if block.get("runaway") else ""))
-            rows = [{"group": f"{column}: {value}", "WER": round(v.get("wer", 0), 3), "CER": round(v.get("cer", 0), 3),
-                     "clips": v.get("n")} for column, values in (block.get("per_group") or {}).items()
+            rows = [{"group": f"{column}: {value}", **{m.label: round(v.get(m.key, 0), 3) for m in shown},
+                     spec.unit: v.get("n")} for column, values in (block.get("per_group") or {}).items()
                     for value, v in values.items()]
             if rows:
                 st.dataframe(rows, hide_index=True, width="stretch")

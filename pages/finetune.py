@@ -9,22 +9,25 @@ import streamlit as st
 
 from tlcore.config import FinetuneConfig, field_help
 from tlcore.errors import TransferLabError
+from tlcore.tasks import DEFAULT_TASK
 from ui import datasets
 from ui.forms import config_form, finetune_settings
 from ui.progress import finished_note, live_progress
 from ui.report import headline_numbers
 from ui.runs import get_run, select_run, selected_run_id, start_run
-from ui.tasks import TASKS, backbone_options, strategy_options
+from ui.tasks import backbone_options, spec_of, strategy_options, task_choices, task_title
 
 SETTINGS = finetune_settings()
 
 st.title("Fine-tune")
 helps = field_help(FinetuneConfig)
 current = datasets.resolve(st.query_params.get("data"))
-task_names = list(TASKS)
-task = st.radio("Task", task_names, format_func=TASKS.get, horizontal=True, key="ft-task",
-                index=task_names.index(current.task) if current is not None and current.task in TASKS else 0,
+task_names = task_choices()
+task = st.radio("Task", task_names, format_func=task_title, horizontal=True, key="ft-task",
+                index=task_names.index(current.task) if current is not None and current.task in task_names else 0,
                 help=helps["task"]["help"])
+spec = spec_of(task)
+suffix = "" if task == DEFAULT_TASK else f"-{task}"   # the default task's widgets keep their keys from before tasks
 choice = datasets.data_picker("ft-data", task=task)
 if choice is not None:
     modality = choice.modality
@@ -33,19 +36,19 @@ if choice is not None:
     descriptions = dict(backbones)
     options = strategy_options(task)
     if not options:
-        st.error(f"No strategies are available for the {task} task in this version.")
+        st.error(f"No strategies are available for {spec.description} in this version.")
         st.stop()
     by_name = {o.name: o for o in options}
     c1, c2 = st.columns(2)
     backbone = c1.selectbox("backbone", list(descriptions), format_func=lambda n: f"{n}: {descriptions[n]}",
-                            help=helps["backbone"]["help"], key=f"ft-backbone-{task}" if task != "classify" else "ft-backbone")
+                            help=helps["backbone"]["help"], key=f"ft-backbone{suffix}")
     strategy = c2.selectbox(
         "strategy", list(by_name),
         format_func=lambda n: ("[adaptation] " if by_name[n].transductive else "") + f"{n}: {by_name[n].description}",
         help="Inductive strategies learn from the labeled target set. Strategies marked [adaptation] are "
              "transductive: they adapt a model trained on the labeled source set to unlabeled target data and "
              "never see target labels (the eval labels are used only to score source-only vs adapted).",
-        key=f"ft-strategy-{task}" if task != "classify" else "ft-strategy")
+        key=f"ft-strategy{suffix}")
     transductive = by_name[strategy].transductive
     splits: dict = {"target": None, "source": None, "eval": None, "unlabeled": None}
     ready = True
@@ -84,8 +87,8 @@ if choice is not None:
                 splits[split] = choice.splits[split] if use[split] else None
     with st.expander("Settings", expanded=False):
         values = config_form(FinetuneConfig, SETTINGS, key="ft")
-    if task == "asr":
-        values["baselines"] = []  # a scratch speech recognizer on minutes of audio is a strawman (see the report)
+    if not spec.baselines:
+        values["baselines"] = []  # the task computes none (a scratch speech recognizer would be a strawman)
     name = st.text_input("Run name (optional)", key="ft-name", placeholder=f"{choice.name} · {strategy}")
     if st.button("Start fine-tuning" if not transductive else "Start adaptation", type="primary",
                  icon=":material/play_arrow:", disabled=not ready):

@@ -9,6 +9,7 @@ import json
 import streamlit as st
 
 from tlcore.errors import TransferLabError
+from tlcore.tasks import DEFAULT_TASK, task_of
 from ui.analyses import analysis_headline, analysis_headline_of_metrics
 from ui.auth import is_admin
 from ui.export import export_panel
@@ -29,17 +30,19 @@ def _num(value):
 
 def _row(r) -> dict:
     kind = run_kind(r)
-    task = r.config.get("task") or "classify"
     if kind in ("cluster", "curve"):
         metric, before, after = (analysis_headline_of_metrics(r.metrics)
                                  or analysis_headline(read_report(r) if r.status == "done" else None))
         gain = None if before is None or after is None else after - before
-        task = "unsupervised" if kind == "cluster" else "classify"
+        task = "unsupervised" if kind == "cluster" else DEFAULT_TASK   # a curve fine-tunes classifiers
     else:
+        spec = task_of(r.config)
+        task = spec.name
         metric, before, after, gain = headline_numbers(task, r.metrics)
+        metric += "" if spec.metric.higher_is_better else " ↓"
     strategy = r.config.get("strategy")
     # the numbers first, so they stay visible on narrow screens; provenance after
-    return {"name": r.name, "kind": KIND_LABELS[kind], "status": r.status, "metric": metric + (" ↓" if task == "asr" else ""),
+    return {"name": r.name, "kind": KIND_LABELS[kind], "status": r.status, "metric": metric,
             "before": _num(before), "after": _num(after), "improvement": _num(gain), "task": task,
             "strategy": strategy, "backbone": r.config.get("backbone") or "default",
             "created": r.created_at.strftime("%Y-%m-%d %H:%M"),

@@ -42,11 +42,12 @@ except TransferLabError as exc:
     st.error(str(exc))
     st.stop()
 report = loaded.report
+spec = ti.run_spec(loaded)
 st.caption(ti.run_caption(loaded))
 
 # ---------------------------------------------------------------- input
 inputs: list = []
-if loaded.task == "ner":
+if spec.token_level:   # a tagger: sentences of words
     text = st.text_area("Type a sentence (one per line)", key="try-sentence",
                         placeholder="e.g. Angela Weber flew from Leeds to Berlin for Siemens.")
     st.caption("Words are split at spaces, as in the run's data: put a space before punctuation to keep it apart.")
@@ -90,7 +91,8 @@ right.markdown(f"**After**: {ti.after_description(report)}")
 if result.before is None:
     left.info(f"Not available for this run: {result.before_note}")
 
-if loaded.task == "classify":
+kind = ti.prediction_kind(result.after[0])
+if kind == "scores":
     for col, which, row, color in ((left, "before", result.before and result.before[0], plots.BEFORE_COLOR),
                                    (right, "after", result.after[0], plots.AFTER_COLOR)):
         if row is None:
@@ -101,7 +103,7 @@ if loaded.task == "classify":
             if row["score"] == "cosine":
                 st.caption("Scores are similarities to each class's mean pretrained feature, not probabilities.")
 
-elif loaded.task == "ner":
+elif kind == "entities":
     for n, after in enumerate(result.after):
         c1, c2 = st.columns(2)
         if result.before is not None:
@@ -118,7 +120,7 @@ elif loaded.task == "ner":
     else:
         st.caption("Neither model found an entity.")
 
-else:  # asr
+else:  # a transcript
     after = result.after[0]
     before_text = result.before[0]["transcript"] if result.before is not None else ""
     before_html, after_html = ti.transcript_diff_html(before_text, after["transcript"])

@@ -149,7 +149,7 @@ def test_data_ner_demo_preview_marks_entities(home):
     heads = [m.value for m in at.markdown if m.value.startswith("**target**")]
     assert heads and "sentences" in heads[0] and "entities of" in heads[0]
     assert any("<mark" in m.value for m in at.markdown)
-    assert not [b for b in at.button if b.label == "Diagnose this data"]  # diagnose compares classification sets
+    assert [b for b in at.button if b.label == "Diagnose this data"]  # Diagnose compares sets of every task
     assert [b for b in at.button if b.label == "Fine-tune on this data"]
 
 

@@ -29,22 +29,22 @@ from tlcore import paths
 from tlcore.data.dataset import Dataset
 from tlcore.errors import DataError
 from tlcore.storage import usage_bytes as disk_bytes
+from tlcore.tasks import DEFAULT_TASK, get_task
 from ui.auth import current_user, is_admin, login_configured, owner_key
+from ui.tasks import spec_of
 
 SPLITS = ("source", "target", "eval", "unlabeled")
-UPLOAD_TYPES = ["zip", "csv", "tsv", "jsonl"]
-TASK_UPLOAD_TYPES = {"ner": ["jsonl", "conll", "txt", "zip"], "asr": ["zip"]}
-UPLOAD_HELP = {
-    "classify": ".zip of a folder (<label>/<file>), or a CSV/TSV/JSONL table with text and label columns",
-    "ner": ".jsonl with tokens and tags (BIO) per line, CoNLL text (.txt / .conll: token … tag per line, blank line "
-           "between sentences), or a .zip of a folder holding one such file",
-    "asr": ".zip of a folder of clips with a metadata.csv (file_name,transcription; optional speaker, accent)",
-}
+UPLOAD_TYPES = ["zip", "csv", "tsv", "jsonl"]   # what an upload takes when its task does not say (TaskSpec.upload_types)
 
 
 def upload_types(task: str) -> list[str]:
-    """The file types an upload of ``task`` data accepts (classification by default)."""
-    return TASK_UPLOAD_TYPES.get(task, UPLOAD_TYPES)
+    """The file types an upload of ``task`` data accepts (the task's own, else the default ones)."""
+    return list(spec_of(task).upload_types or UPLOAD_TYPES)
+
+
+def upload_help(task: str) -> str:
+    """What an upload of ``task`` data looks like, and the file types it takes."""
+    return f"{spec_of(task).data_hint}; as {', '.join('.' + t for t in upload_types(task))}"
 
 
 @dataclass
@@ -55,7 +55,7 @@ class DataChoice:
     splits: dict = field(default_factory=dict)     # split -> path (str)
     description: str = ""
     license: str = ""
-    task: str = "classify"   # classify | ner | asr: which runs this data set can feed
+    task: str = DEFAULT_TASK   # the task (tlcore.tasks) whose runs this data set can feed
     owner: Optional[str] = None   # who uploaded it (None: local mode, or made before login was enabled)
 
     @property
@@ -191,14 +191,14 @@ def _manifests_named(folder: Path, ident: str) -> Optional[tuple[Path, dict]]:
 
 def _choice(f: Path, meta: dict) -> DataChoice:
     return DataChoice(f"upload:{f.stem}", str(meta.get("name") or f.stem), meta["modality"], meta["splits"],
-                      task=meta.get("task") or "classify", owner=meta.get("owner"))
+                      task=meta.get("task") or DEFAULT_TASK, owner=meta.get("owner"))
 
 
-def save_upload_set(modality: str, splits: dict[str, str], name: str = "", task: str = "classify") -> str:
+def save_upload_set(modality: str, splits: dict[str, str], name: str = "", task: str = DEFAULT_TASK) -> str:
     """Record an upload set in the signed-in user's folder (local mode: the shared one); returns its reference
-    ``upload:<id>`` (same files and task, same id)."""
+    ``upload:<id>`` (same files and task, same id; a set of the default task keeps the id it had before tasks)."""
     clean = {k: str(v) for k, v in splits.items() if v}
-    parts = [modality, sorted(clean.items())] + ([task] if task != "classify" else [])
+    parts = [modality, sorted(clean.items())] + ([task] if task != DEFAULT_TASK else [])
     ident = hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:16]
     owner = _session_owner()
     if login_configured() and owner is None:
@@ -235,7 +235,7 @@ def _demo_specs() -> list[dict]:
             why_not = spec.available()
         except Exception as exc:  # a broken optional dependency must not break the page
             why_not = str(exc)
-        out.append({"name": spec.name, "modality": spec.modality, "task": getattr(spec, "task", "classify") or "classify",
+        out.append({"name": spec.name, "modality": spec.modality, "task": getattr(spec, "task", None) or DEFAULT_TASK,
                     "description": spec.description, "license": spec.license, "unavailable": why_not})
     return out
 
@@ -265,7 +265,7 @@ def resolve(ref: Optional[str]) -> Optional[DataChoice]:
         folder = demo_folder(ident)
         splits = {s: str(folder / s) for s in SPLITS if (folder / s).exists()}
         return DataChoice(ref, f"demo: {ident}", spec["modality"], splits, spec["description"], spec["license"],
-                          spec.get("task", "classify"))
+                          spec.get("task") or DEFAULT_TASK)
     if kind == "upload" and re.fullmatch(r"[0-9a-f]{16}", ident):
         # only this session's folders: another user's set reads exactly like one that does not exist
         for folder in _readable_dirs():
@@ -286,17 +286,17 @@ def demo_folder(name: str) -> Path:
     return Path(_demo_folder(name, str(paths.home())))
 
 
-TASK_LABELS = {"classify": "", "ner": ", NER", "asr": ", speech recognition"}
-
-
-def kind_label(modality: str, task: str) -> str:
-    return f"{modality}{TASK_LABELS.get(task, ', ' + task)}"
+def kind_label(modality: str, task: Optional[str]) -> str:
+    """The kind of a data set in a picker: its modality, and what it is for unless that goes without saying (the
+    fallback task's data: "text"; token-tagged text: "text, named entities")."""
+    spec = spec_of(task)
+    return f"{modality}, {spec.noun}" if spec.detected else modality
 
 
 def all_choices(task: Optional[str] = None) -> list[tuple[str, str]]:
     """(reference, label) for every usable data set (of ``task`` when given): demos first, then uploads (newest first)."""
-    out = [(f"demo:{d['name']}", f"demo · {d['name']} ({kind_label(d['modality'], d.get('task', 'classify'))})")
-           for d in demo_specs() if not d["unavailable"] and task in (None, d.get("task", "classify"))]
+    out = [(f"demo:{d['name']}", f"demo · {d['name']} ({kind_label(d['modality'], d.get('task'))})")
+           for d in demo_specs() if not d["unavailable"] and task in (None, d.get("task") or DEFAULT_TASK)]
     me = current_user()
     out += [(c.ref, f"upload · {c.name} ({kind_label(c.modality, c.task)})"
              + (f" · {c.owner}" if c.owner and c.owner != me else "")) for c in upload_sets() if task in (None, c.task)]
@@ -307,7 +307,7 @@ def data_picker(key: str, label: str = "Data set", task: Optional[str] = None) -
     """A selectbox over all data sets (of ``task`` when given), following and setting ``?data=``."""
     choices = all_choices(task)
     if not choices:
-        what = "" if task in (None, "classify") else f" for {'named-entity recognition' if task == 'ner' else 'speech recognition'}"
+        what = "" if task is None else f" for {get_task(task).description}"
         st.info(f"No data set{what} yet: pick a demo or upload your data on the **Data** page.")
         return None
     refs = [c[0] for c in choices]
@@ -347,18 +347,20 @@ def _load_task(path: str, task: str, mtime: float, owner: Optional[str] = None):
     from tlcore.paths import owner_scope
 
     with owner_scope(owner):
-        if task == "ner":
-            from tlcore.tasks.ner.data import load_ner
-
-            return load_ner(path)
-        from tlcore.tasks.asr.data import load_asr_dataset
-
-        return load_asr_dataset(path, on_bad_file="skip")
+        return get_task(task).part("formats").load(path, on_bad_file="skip")
 
 
 def load_task(path: str, task: str):
-    """Load and validate one split of NER (``NerData``) or ASR (``AsrData``) data. Raises DataError."""
+    """Load and validate one split in the task's own data format (its ``formats.load``: tagged sentences,
+    transcribed clips...); the fallback task's data (classification) is loaded with :func:`load`. Raises DataError."""
     p = Path(path)
     if not p.exists():
         raise DataError(f"{p.name} no longer exists; upload it again")
     return _load_task(str(p), task, p.stat().st_mtime, current_user())
+
+
+def load_split(path: str, modality: str, task: Optional[str]):
+    """One split of a data set of ``task``: in the task's own format when it has one (:func:`load_task`), else as a
+    classification :class:`Dataset` (:func:`load`). Raises DataError."""
+    spec = spec_of(task)
+    return load_task(path, spec.name) if spec.detected else load(path, modality)

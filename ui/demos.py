@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from tlcore.config import FinetuneConfig
 from tlcore.runs.records import Run
+from tlcore.tasks import get_task, task_of
 from ui import datasets
 from ui.runs import get_store, start_run
 
@@ -35,7 +36,7 @@ def launch_demo(name: str) -> Run:
 
     cfg = demo_config(name)
     run = start_run(cfg, name=f"demo {name} · linear probe", dataset=f"demo:{name}")
-    if cfg.task == "classify":
+    if get_task(cfg.task).scratch_followup:
         get_store().create_run({"parent_out": str(run.out), "parent_run": run.id, "modality": cfg.modality},
                                name=f"demo {name} · scratch baseline", owner=run.owner, dataset=f"demo:{name}",
                                job=SCRATCH_JOB)
@@ -50,12 +51,13 @@ def followups_of(run: Run, runs: list[Run]) -> list[Run]:
 def demo_result_line(report: dict, *, scratch_pending: bool = False) -> str:
     """One line with a finished demo's result: "pretrained 0.79 vs scratch 0.50 with 40 labels"; without the
     scratch baseline, the before/after and (``scratch_pending``) that it is on its way."""
-    after = (report.get("after") or {}).get("accuracy")
+    key = task_of(report).metric.key
+    after = (report.get("after") or {}).get(key)
     if after is None:
         return ""
     labels = (report.get("data") or {}).get("train")
-    scratch = ((report.get("baselines") or {}).get("scratch") or {}).get("accuracy")
+    scratch = ((report.get("baselines") or {}).get("scratch") or {}).get(key)
     line = f"pretrained {after:.2f}"
-    line += f" vs scratch {scratch:.2f}" if scratch is not None else f" (before transfer {report['before']['accuracy']:.2f})"
+    line += f" vs scratch {scratch:.2f}" if scratch is not None else f" (before transfer {report['before'][key]:.2f})"
     line += f" with {labels} labels" if labels else ""
     return line + ("; scratch baseline training" if scratch is None and scratch_pending else "")

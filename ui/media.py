@@ -122,3 +122,16 @@ def asr_preview(data, split: str, key: str) -> None:
     for i in range(min(6, len(data))):
         with cols[i % 3]:
             show_item("audio", data.paths[i], f"“{data.texts[i]}”")
+
+
+def preview(data, split: str, key: str) -> None:
+    """The preview of one loaded split, by what the data holds: tagged sentences (``sentences``, ``tags``),
+    transcribed clips (``paths``, ``texts``) or a classification :class:`Dataset` (items and labels)."""
+    if isinstance(data, Dataset):
+        dataset_preview(data, split, key)
+    elif hasattr(data, "sentences") and hasattr(data, "tags"):
+        ner_preview(data, split, key)
+    elif hasattr(data, "paths") and hasattr(data, "texts"):
+        asr_preview(data, split, key)
+    else:
+        st.markdown(f"**{split}**: {len(data)} items")

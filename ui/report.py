@@ -1,75 +1,29 @@
 """One run's results: headline numbers, plots, flipped examples, baselines; used by Compare and share links.
 
-Reports differ by task (``report["task"]``: classify, ner, asr) and setting (``"transductive"`` for domain
-adaptation with unlabeled target data); :class:`TaskView` says which number leads and how to read it.
+Reports differ by task (``report["task"]``, read through :func:`tlcore.tasks.task_of`: its spec says which number
+leads, how to read it, and which detail views the report has) and by setting (``"transductive"`` for domain
+adaptation with unlabeled target data).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable, Optional
 
 import streamlit as st
 
 from tlcore import plots
+from tlcore.tasks import Metric, task_of
 from ui.media import show_item
 
 
-@dataclass(frozen=True)
-class TaskView:
-    """How one task's report is read: its headline metric, a second metric, and which direction is better."""
-
-    metric: str               # key in report["before"/"after"], e.g. accuracy, entity_f1, wer
-    label: str                # "Accuracy", "Entity F1", "WER"
-    second: str               # a second number shown next to it
-    second_label: str
-    lower_is_better: bool = False
-    percent: bool = True      # shown as a percentage (accuracy, WER) or as 0.xxx (F1)
-    unit: str = "items"       # what the eval split counts
-    second_percent: bool = False
-
-    def fmt_second(self, x: Optional[float]) -> str:
-        if x is None:
-            return "–"
-        return f"{100 * x:.1f}%" if self.second_percent else f"{x:.3f}"
-
-    def delta_second(self, before: Optional[float], after: Optional[float]) -> Optional[str]:
-        if before is None or after is None:
-            return None
-        return f"{100 * (after - before):+.1f} points" if self.second_percent else f"{after - before:+.3f}"
-
-    @property
-    def ci(self) -> str:
-        return f"{self.metric}_ci95"
-
-    def fmt(self, x: Optional[float]) -> str:
-        if x is None:
-            return "–"
-        return f"{100 * x:.1f}%" if self.percent else f"{x:.3f}"
-
-    def delta(self, before: Optional[float], after: Optional[float]) -> Optional[str]:
-        if before is None or after is None:
-            return None
-        return f"{100 * (after - before):+.1f} points" if self.percent else f"{after - before:+.3f}"
-
-    def improved(self, difference: float) -> bool:
-        return difference < 0 if self.lower_is_better else difference > 0
+def ci_key(metric: Metric) -> str:
+    """Where a report block keeps the 95% interval of ``metric``."""
+    return f"{metric.key}_ci95"
 
 
-TASK_VIEWS = {
-    "classify": TaskView("accuracy", "Accuracy", "macro_f1", "Macro-F1"),
-    "ner": TaskView("entity_f1", "Entity F1", "token_accuracy", "Token accuracy", percent=False, unit="sentences"),
-    "asr": TaskView("wer", "WER", "cer", "CER", lower_is_better=True, unit="clips", second_percent=True),
-}
-
-
-def task_of(report: dict) -> str:
-    task = report.get("task") or "classify"
-    return task if task in TASK_VIEWS else "classify"
-
-
-def view_of(report: dict) -> TaskView:
-    return TASK_VIEWS[task_of(report)]
+def delta_color(metric: Metric) -> str:
+    return "normal" if metric.higher_is_better else "inverse"
 
 
 def phase_names(report: dict) -> tuple[str, str]:
@@ -82,45 +36,45 @@ def _value(block: Optional[dict], key: str) -> Optional[float]:
     return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
 
 
-def _ci_text(view: TaskView, block: dict) -> str:
-    lo, hi = (block.get(view.ci) or (None, None))[:2] if block.get(view.ci) else (None, None)
-    return "" if lo is None else f"95% CI {view.fmt(lo)} – {view.fmt(hi)}"
+def _ci_text(metric: Metric, block: dict) -> str:
+    lo, hi = (block.get(ci_key(metric)) or (None, None))[:2] if block.get(ci_key(metric)) else (None, None)
+    return "" if lo is None else f"95% CI {metric.fmt(lo)} – {metric.fmt(hi)}"
 
 
 def headline(report: dict) -> None:
-    view = view_of(report)
+    spec = task_of(report)
+    m, m2 = spec.metric, spec.second
     before, after = report.get("before") or {}, report.get("after") or {}
     b_name, a_name = phase_names(report)
-    b, a = _value(before, view.metric), _value(after, view.metric)
+    b, a = _value(before, m.key), _value(after, m.key)
     c1, c2, c3, c4 = st.columns(4)
-    c1.metric(f"{view.label} {b_name}", view.fmt(b), help=before.get("kind"))
-    c1.caption(_ci_text(view, before))
-    c2.metric(f"{view.label} {a_name}", view.fmt(a), delta=view.delta(b, a),
-              delta_color="inverse" if view.lower_is_better else "normal")
-    c2.caption(_ci_text(view, after) + (" · lower is better" if view.lower_is_better else ""))
-    b2, a2 = _value(before, view.second), _value(after, view.second)
-    c3.metric(f"{view.second_label} {b_name}", view.fmt_second(b2))
-    c4.metric(f"{view.second_label} {a_name}", view.fmt_second(a2), delta=view.delta_second(b2, a2),
-              delta_color="inverse" if view.lower_is_better else "normal")
+    c1.metric(f"{m.label} {b_name}", m.fmt(b), help=before.get("kind"))
+    c1.caption(_ci_text(m, before))
+    c2.metric(f"{m.label} {a_name}", m.fmt(a), delta=m.delta(b, a), delta_color=delta_color(m))
+    c2.caption(_ci_text(m, after) + ("" if m.higher_is_better else " · lower is better"))
+    b2, a2 = _value(before, m2.key), _value(after, m2.key)
+    c3.metric(f"{m2.label} {b_name}", m2.fmt(b2))
+    c4.metric(f"{m2.label} {a_name}", m2.fmt(a2), delta=m2.delta(b2, a2), delta_color=delta_color(m2))
     data = report.get("data") or {}
-    st.caption(f"Both on the same eval split of {data.get('eval', '?')} {view.unit}. "
+    st.caption(f"Both on the same eval split of {data.get('eval', '?')} {spec.unit}. "
                f"**{b_name.capitalize()}** = {before.get('kind', 'the model before transfer')}; **{a_name}** = "
                f"{report.get('strategy')} on {report.get('backbone')}.")
 
 
 def metric_entries(report: dict) -> list[dict]:
-    view = view_of(report)
+    m = task_of(report).metric
     b_name, a_name = phase_names(report)
     entries = []
     for name, phase, color in ((b_name, "before", plots.BEFORE_COLOR), (a_name, "after", plots.AFTER_COLOR)):
-        value = _value(report.get(phase), view.metric)
+        value = _value(report.get(phase), m.key)
         if value is not None:
-            entries.append({"name": name, "value": value, "ci": (report.get(phase) or {}).get(view.ci), "color": color})
+            entries.append({"name": name, "value": value, "ci": (report.get(phase) or {}).get(ci_key(m)),
+                            "color": color})
     for name, block in (report.get("baselines") or {}).items():
-        value = _value(block if isinstance(block, dict) else None, view.metric)
+        value = _value(block if isinstance(block, dict) else None, m.key)
         if value is not None:
             label = {"scratch": "scratch (random init)", "knn": f"k-NN (k={block.get('k', 5)})"}.get(name, name)
-            entries.append({"name": label, "value": value, "ci": block.get(view.ci), "color": plots.BASELINE_COLOR})
+            entries.append({"name": label, "value": value, "ci": block.get(ci_key(m)), "color": plots.BASELINE_COLOR})
     return entries
 
 
@@ -178,8 +132,6 @@ def flipped_sentences(report: dict, key: str) -> None:
 
 def _audio_path(report: dict, row: dict) -> Optional[str]:
     """The clip of a changed utterance: its own path, or its name under the eval (else target) folder."""
-    from pathlib import Path
-
     if row.get("path") and Path(row["path"]).exists():
         return str(row["path"])
     name = row.get("name")
@@ -242,7 +194,7 @@ def report_history(report: dict) -> list[dict]:
     return out
 
 
-# ------------------------------------------------------------------ per task sections
+# ------------------------------------------------------------------ detail views (spec.report_sections)
 
 def _per_class_section(report: dict, key: str) -> None:
     b_name, a_name = phase_names(report)
@@ -259,6 +211,7 @@ def _per_type_section(report: dict, key: str) -> None:
 
 
 def _per_group_section(report: dict, key: str) -> None:
+    spec = task_of(report)
     before_groups = report["before"].get("per_group") or {}
     after_groups = report["after"].get("per_group") or {}
     columns = [c for c in after_groups if after_groups.get(c)]
@@ -267,43 +220,72 @@ def _per_group_section(report: dict, key: str) -> None:
         return
     c1, c2 = st.columns(2)
     column = c1.selectbox("Group by", columns, key=f"{key}-pgc") if len(columns) > 1 else columns[0]
-    metric = c2.radio("Error rate", ["wer", "cer"], horizontal=True, key=f"{key}-pgm")
-    st.plotly_chart(plots.per_class_bars(before_groups.get(column) or {}, after_groups[column], metric,
-                                         title=f"{metric.upper()} per {column} (lower is better)", y_max=None),
+    metric = spec.metric_named(c2.radio("Error rate", [m.key for m in spec.metrics], horizontal=True, key=f"{key}-pgm"))
+    better = "higher" if metric.higher_is_better else "lower"
+    st.plotly_chart(plots.per_class_bars(before_groups.get(column) or {}, after_groups[column], metric.key,
+                                         title=f"{metric.label} per {column} ({better} is better)", y_max=None),
                     key=f"{key}-pg", width="stretch")
+
+
+def _confusion_section(report: dict, key: str) -> None:
+    if not report["before"].get("confusion") or not report["after"].get("confusion"):
+        return
+    b_name, a_name = phase_names(report)
+    classes = (report.get("data") or {})[task_of(report).labels_key]
+    left, right = st.columns(2)
+    with left:
+        st.plotly_chart(plots.confusion_matrix_figure(report["before"]["confusion"], classes, f"Confusion {b_name}"),
+                        key=f"{key}-cm-b", width="stretch")
+    with right:
+        st.plotly_chart(plots.confusion_matrix_figure(report["after"]["confusion"], classes, f"Confusion {a_name}"),
+                        key=f"{key}-cm-a", width="stretch")
 
 
 def _source_eval_section(report: dict, key: str) -> None:
     s = report.get("source_eval") or {}
     if not s.get("before") or not s.get("after"):
         return
+    spec = task_of(report)
+    m = spec.metric
     st.subheader("On the source accent: did adaptation forget?")
-    view = view_of(report)
-    rows = [{"model": phase, "WER": view.fmt(_value(s[phase], "wer")), "CER": view.fmt(_value(s[phase], "cer")),
-             "clips": s[phase].get("n")} for phase in ("before", "after")]
+    rows = [{"model": phase, **{x.label: x.fmt(_value(s[phase], x.key)) for x in (m, spec.second)},
+             spec.unit: s[phase].get("n")} for phase in ("before", "after")]
     st.dataframe(rows, hide_index=True, width="stretch")
     comp = s.get("comparison") or {}
     if comp.get("ci95"):
-        st.caption(f"WER change on the source set: {100 * comp['difference']:+.1f} points (95% CI "
-                   f"{100 * comp['ci95'][0]:.1f} to {100 * comp['ci95'][1]:.1f}); positive means worse.")
+        st.caption(f"{m.label} change on the source set: {100 * comp['difference']:+.1f} points (95% CI "
+                   f"{100 * comp['ci95'][0]:.1f} to {100 * comp['ci95'][1]:.1f}); "
+                   f"{'negative' if m.higher_is_better else 'positive'} means worse.")
+
+
+# Each kind of detail view a report can have (TaskSpec.report_sections), by where it goes on the page: next to the
+# headline metric's bars, below them (before the training curves), or last (the examples that changed).
+SIDE_VIEWS: dict[str, Callable[[dict, str], None]] = {
+    "per_class": _per_class_section, "per_type": _per_type_section, "per_group": _per_group_section}
+BODY_VIEWS: dict[str, Callable[[dict, str], None]] = {
+    "confusion": _confusion_section, "source_eval": _source_eval_section}
+EXAMPLE_VIEWS: dict[str, Callable[[dict, str], None]] = {
+    "flipped": flipped, "flipped_sentences": flipped_sentences, "changed_transcripts": changed_transcripts}
+
+
+def _views(report: dict, kinds: dict[str, Callable[[dict, str], None]]) -> list[Callable[[dict, str], None]]:
+    return [kinds[s] for s in task_of(report).report_sections if s in kinds]
 
 
 def _caption_line(report: dict) -> str:
     data = report.get("data") or {}
-    task = task_of(report)
-    view = view_of(report)
-    bits = [report.get("modality", ""), {"classify": "classification", "ner": "named entities",
-                                          "asr": "speech recognition"}[task]]
+    spec = task_of(report)
+    bits = [report.get("modality", ""), spec.noun]
     if report.get("setting") == "transductive":
         bits.append("transductive (labeled source + unlabeled target)")
     bits += [f"backbone **{report.get('backbone')}**", f"strategy **{report.get('strategy')}**",
-             f"{data.get('train', '?')} train / {data.get('eval', '?')} eval {view.unit}"]
-    if task == "classify" and data.get("classes"):
-        bits.append(f"{len(data['classes'])} classes")
-    if task == "ner" and data.get("entity_types"):
-        bits.append(f"entity types {', '.join(data['entity_types'])}")
+             f"{data.get('train', '?')} train / {data.get('eval', '?')} eval {spec.unit}"]
+    labels = data.get(spec.labels_key) if spec.labels_key else None
+    if labels:
+        shown = ", ".join(map(str, labels[:8])) + (", …" if len(labels) > 8 else "")
+        bits.append(f"{len(labels)} {spec.label_noun}: {shown}")
     if data.get("source"):
-        bits.append(f"{data['source']} source {view.unit}")
+        bits.append(f"{data['source']} source {spec.unit}")
     if data.get("unlabeled"):
         bits.append(f"{data['unlabeled']} unlabeled")
     return " · ".join(b for b in bits if b)
@@ -315,8 +297,8 @@ def baselines_skipped(report: dict) -> dict[str, str]:
         return dict(report["baselines_skipped"])
     if report.get("baselines_note"):
         return {"scratch": report["baselines_note"]}
-    if task_of(report) == "classify" and report.get("setting") != "transductive":
-        return {b: "not computed (report from an older version)" for b in ("scratch", "knn")
+    if report.get("setting") != "transductive":
+        return {b: "not computed (report from an older version)" for b in task_of(report).baselines
                 if b not in (report.get("baselines") or {})}
     return {}
 
@@ -324,18 +306,19 @@ def baselines_skipped(report: dict) -> dict[str, str]:
 def scratch_claim(report: dict) -> None:
     """The core claim of transfer in one line, once the scratch baseline is in: pretrained vs the same network
     trained from random weights on the same labels, with the paired 95% interval of the difference."""
-    view = view_of(report)
+    spec = task_of(report)
+    m = spec.metric
     scratch = (report.get("baselines") or {}).get("scratch")
     comp = (report.get("comparisons") or {}).get("scratch")
-    if not scratch or not comp or view.lower_is_better:
+    if not scratch or not comp or not m.higher_is_better:
         return
-    a, s_ = _value(report.get("after"), view.metric), _value(scratch, view.metric)
+    a, s_ = _value(report.get("after"), m.key), _value(scratch, m.key)
     if a is None or s_ is None:
         return
     lo, hi = (100 * x for x in comp["ci95"])
     labels = (report.get("data") or {}).get("train")
-    text = (f"**Pretrained vs scratch: {view.fmt(a)} vs {view.fmt(s_)}**"
-            + (f" with {labels} labeled {view.unit}" if labels else "")
+    text = (f"**Pretrained vs scratch: {m.fmt(a)} vs {m.fmt(s_)}**"
+            + (f" with {labels} labeled {spec.unit}" if labels else "")
             + f" — {100 * comp['difference']:+.1f} points (95% CI {lo:+.1f} to {hi:+.1f}).")
     if lo > 0:
         st.success(text + " Transfer beats training from scratch beyond noise.", icon=":material/trending_up:")
@@ -345,14 +328,34 @@ def scratch_claim(report: dict) -> None:
         st.info(text + " Not beyond noise: this much data may not need a pretrained model.")
 
 
+def _gain_table(report: dict) -> None:
+    """Is the change beyond noise: each paired comparison's difference and 95% interval."""
+    comps = report.get("comparisons") or {}
+    if not comps:
+        return
+    m = task_of(report).metric
+    b_name, a_name = phase_names(report)
+    st.subheader("Is the gain real?" if m.higher_is_better else "Is the change real?")
+    unit = "points" if m.percent else f"{m.label} points"
+    rows = []
+    for ref, c in comps.items():
+        lo, hi = c["ci95"]
+        rows.append({f"{a_name} vs": b_name if ref in ("before", "source-only") else ref,
+                     f"difference ({unit})": round(100 * c["difference"], 1),
+                     "95% CI": f"{100 * lo:.1f} to {100 * hi:.1f}",
+                     "beyond noise": "yes" if m.improved(hi) and m.improved(lo) else "no"})
+    st.dataframe(rows, hide_index=True, width="stretch")
+    if not m.higher_is_better:
+        st.caption(f"Difference = {m.label} after − {m.label} before: negative means fewer errors after adaptation.")
+
+
 def render_report(report: dict, *, key: str, title: str | None = None,
                   below_headline: Optional[Callable[[], None]] = None) -> None:
     """The full before/after comparison of one run (read-only: safe for share links). ``below_headline`` draws
     something right under the headline numbers (the Compare page's follow-up progress)."""
     if title:
         st.subheader(title)
-    task = task_of(report)
-    view = view_of(report)
+    m = task_of(report).metric
     b_name, a_name = phase_names(report)
     data = report.get("data") or {}
     st.caption(_caption_line(report))
@@ -372,47 +375,22 @@ def render_report(report: dict, *, key: str, title: str | None = None,
         st.caption(f"Note: {note}")
     left, right = st.columns(2)
     with left:
-        title_bits = f"{view.label} with 95% CI: {b_name}, {a_name}" + (", baselines" if report.get("baselines") else "")
-        st.plotly_chart(plots.metric_bars(metric_entries(report), metric=view.metric,
-                                          title=title_bits + (" (lower is better)" if view.lower_is_better else ""),
-                                          y_max=None if view.lower_is_better else 1.12),
+        title_bits = f"{m.label} with 95% CI: {b_name}, {a_name}" + (", baselines" if report.get("baselines") else "")
+        st.plotly_chart(plots.metric_bars(metric_entries(report), metric=m.key,
+                                          title=title_bits + ("" if m.higher_is_better else " (lower is better)"),
+                                          y_max=1.12 if m.higher_is_better else None),
                         key=f"{key}-bars", width="stretch")
     with right:
-        {"classify": _per_class_section, "ner": _per_type_section, "asr": _per_group_section}[task](report, key)
-    if task == "classify" and report["before"].get("confusion") and report["after"].get("confusion"):
-        classes = data["classes"]
-        left, right = st.columns(2)
-        with left:
-            st.plotly_chart(plots.confusion_matrix_figure(report["before"]["confusion"], classes, f"Confusion {b_name}"),
-                            key=f"{key}-cm-b", width="stretch")
-        with right:
-            st.plotly_chart(plots.confusion_matrix_figure(report["after"]["confusion"], classes, f"Confusion {a_name}"),
-                            key=f"{key}-cm-a", width="stretch")
-    if task == "asr":
-        _source_eval_section(report, key)
+        for view in _views(report, SIDE_VIEWS):
+            view(report, key)
+    for view in _views(report, BODY_VIEWS):
+        view(report, key)
     history = report_history(report)
     if history:
         st.plotly_chart(plots.training_curves(history, "Training curves"), key=f"{key}-curves", width="stretch")
-    if task == "ner":
-        flipped_sentences(report, key)
-    elif task == "asr":
-        changed_transcripts(report, key)
-    else:
-        flipped(report, key)
-    comps = report.get("comparisons") or {}
-    if comps:
-        st.subheader("Is the change real?" if view.lower_is_better else "Is the gain real?")
-        unit = "points" if view.percent else "F1 points"
-        rows = []
-        for ref, c in comps.items():
-            lo, hi = c["ci95"]
-            beyond = (hi < 0) if view.lower_is_better else (lo > 0)
-            rows.append({f"{a_name} vs": b_name if ref in ("before", "source-only") else ref,
-                         f"difference ({unit})": round(100 * c["difference"], 1),
-                         "95% CI": f"{100 * lo:.1f} to {100 * hi:.1f}", "beyond noise": "yes" if beyond else "no"})
-        st.dataframe(rows, hide_index=True, width="stretch")
-        if view.lower_is_better:
-            st.caption("Difference = WER after − WER before: negative means fewer errors after adaptation.")
+    for view in _views(report, EXAMPLE_VIEWS):
+        view(report, key)
+    _gain_table(report)
     problems = data.get("problems") or []
     if problems:
         with st.expander(f"{len(problems)} data problem(s) skipped"):
@@ -420,22 +398,22 @@ def render_report(report: dict, *, key: str, title: str | None = None,
 
 
 def ladder_rows(runs_reports: list[tuple[str, dict]]) -> list[dict]:
-    """Strategy-ladder rows in the headline metric of the (first) report's task."""
+    """Strategy-ladder rows in each report's headline metric (the ladder holds reports of one task)."""
     rows = []
     for label, rep in runs_reports:
-        view = view_of(rep)
-        rows.append({"label": label, "before": _value(rep.get("before"), view.metric),
-                     "after": _value(rep.get("after"), view.metric) or 0.0,
-                     "after_ci": (rep.get("after") or {}).get(view.ci),
-                     "baselines": {k: v[view.metric] for k, v in (rep.get("baselines") or {}).items()
-                                   if isinstance(v, dict) and _value(v, view.metric) is not None}})
+        m = task_of(rep).metric
+        rows.append({"label": label, "before": _value(rep.get("before"), m.key),
+                     "after": _value(rep.get("after"), m.key) or 0.0,
+                     "after_ci": (rep.get("after") or {}).get(ci_key(m)),
+                     "baselines": {k: v[m.key] for k, v in (rep.get("baselines") or {}).items()
+                                   if isinstance(v, dict) and _value(v, m.key) is not None}})
     return rows
 
 
-def headline_numbers(task: str, metrics: dict) -> tuple[str, Optional[float], Optional[float], Optional[float]]:
+def headline_numbers(task: Optional[str], metrics: dict) -> tuple[str, Optional[float], Optional[float], Optional[float]]:
     """(metric label, before, after, improvement) from a run's stored headline metrics; improvement is
     positive when the run got better (for WER: before − after)."""
-    view = TASK_VIEWS.get(task or "classify", TASK_VIEWS["classify"])
-    b, a = metrics.get(f"before_{view.metric}"), metrics.get(f"after_{view.metric}")
-    gain = None if b is None or a is None else (b - a if view.lower_is_better else a - b)
-    return view.label, b, a, gain
+    m = task_of({"task": task}).metric
+    b, a = metrics.get(f"before_{m.key}"), metrics.get(f"after_{m.key}")
+    gain = None if b is None or a is None else (a - b if m.higher_is_better else b - a)
+    return m.label, b, a, gain

@@ -1,8 +1,12 @@
-"""What each task offers in the Fine-tune form: modality, backbones and strategies (read from the engine)."""
+"""What each task offers in the forms: its title, modality, backbones and strategies, read from its
+:class:`~tlcore.tasks.TaskSpec` (``tlcore/tasks/<task>/``) and the engine's registries. Nothing here names a task."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Optional
+
+from tlcore.tasks import TaskSpec, get_task, task_names, task_of
 
 
 @dataclass(frozen=True)
@@ -12,41 +16,51 @@ class StrategyOption:
     transductive: bool = False   # labeled source + unlabeled target + labeled eval, no labeled target
 
 
-TASKS = {"classify": "Classification", "ner": "Named entities (NER)", "asr": "Speech recognition (ASR)"}
-TASK_MODALITY = {"ner": "text", "asr": "audio"}  # classify: the data set's modality
+def spec_of(task: Optional[str]) -> TaskSpec:
+    """The spec of ``task``; None, and names no task has (an old manifest, a removed task), read as the default."""
+    return task_of({"task": task})
+
+
+def task_choices() -> list[str]:
+    """The tasks a form offers, in registry order (the default first)."""
+    return list(task_names())
+
+
+def task_title(task: str) -> str:
+    """The form label of a task ("Named entities (NER)")."""
+    return get_task(task).title
 
 
 def strategy_options(task: str) -> list[StrategyOption]:
-    """The strategies a task's runs accept, in the order the form offers them (the default first)."""
+    """The strategies a task's runs accept, in the order the form offers them (the default first): the task's own
+    list when it has one, else every inductive strategy of the shared registry, then (for a task that can adapt
+    to unlabeled target data) the transductive ones."""
     from tlcore.strategies import STRATEGIES
 
-    if task == "ner":
-        from tlcore.tasks.ner.pipeline import NER_STRATEGIES
+    spec = get_task(task)
+    helps = spec.strategy_help or {}
 
-        return [StrategyOption(n, STRATEGIES.get(n).description) for n in NER_STRATEGIES]
-    if task == "asr":
-        try:
-            from tlcore.tasks.asr.model import ASR_STRATEGIES, STRATEGY_HELP
-        except ImportError:  # the ASR task is optional
-            return []
-        return [StrategyOption(n, STRATEGY_HELP.get(n, "")) for n in ASR_STRATEGIES]
+    def option(name: str) -> StrategyOption:
+        strategy = STRATEGIES.get(name) if name in STRATEGIES else None
+        return StrategyOption(name, helps.get(name) or (strategy.description if strategy else ""),
+                              transductive=bool(strategy and strategy.needs_unlabeled))
+
+    if spec.strategies is not None:
+        return [option(n) for n in spec.strategies]
     inductive = [n for n in STRATEGIES.names() if not STRATEGIES.get(n).needs_unlabeled]
-    inductive.sort(key=lambda n: n != "linear_probe")
-    transductive = [n for n in STRATEGIES.names() if STRATEGIES.get(n).needs_unlabeled]
-    return ([StrategyOption(n, STRATEGIES.get(n).description) for n in inductive]
-            + [StrategyOption(n, STRATEGIES.get(n).description, transductive=True) for n in transductive])
+    inductive.sort(key=lambda n: n != spec.default_strategy)
+    transductive = [n for n in STRATEGIES.names() if STRATEGIES.get(n).needs_unlabeled] if spec.transductive else []
+    return [option(n) for n in inductive + transductive]
 
 
 def backbone_options(task: str, modality: str) -> list[tuple[str, str]]:
-    """(name, description) of the backbones a task can use; the modality's default first."""
+    """(name, description) of the backbones a task can use: its own (a speech recognizer), else the registry's for
+    the modality with the modality's default first."""
+    spec = get_task(task)
+    if spec.backbones is not None:
+        return list(spec.backbones)
     from tlcore.models.registry import DEFAULT_BACKBONE, list_backbones
 
-    if task == "asr":
-        try:
-            from tlcore.tasks.asr.model import DEFAULT_BACKBONE as WHISPER
-        except ImportError:
-            WHISPER = "whisper-tiny-en"
-        return [(WHISPER, "Whisper tiny.en (bundled, offline), fine-tuned as a speech recognizer")]
     specs = list_backbones(modality, include_tiny=True)
     default = DEFAULT_BACKBONE.get(modality)
     specs.sort(key=lambda s: s.name != default)

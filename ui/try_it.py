@@ -17,8 +17,8 @@ from typing import Any, Optional, Sequence
 import streamlit as st
 
 from tlcore.errors import TransferLabError
+from tlcore.tasks import TaskSpec, task_of
 
-TASK_NAMES = {"classify": "classification", "ner": "named entities", "asr": "speech recognition"}
 SCORE_LABELS = {"probability": "probability", "cosine": "similarity to the class mean"}
 SCORE_HELP = {
     "probability": "softmax probability of the model's classifier head",
@@ -80,12 +80,23 @@ def compare(run, inputs: Sequence[Any]) -> Comparison:
     return Comparison(after, before)
 
 
+def run_spec(run) -> TaskSpec:
+    """The spec of a loaded run's task (``LoadedRun.task``; the report's, else read from the saved model)."""
+    return task_of({"task": run.task})
+
+
 def before_description(report: dict) -> str:
-    """What the run's report says its before model is (e.g. "nearest class mean of the pretrained features …")."""
+    """What the run's report says its before model is (e.g. "nearest class mean of the pretrained features …"); for
+    an older report that does not say, what it is for its task: a task with a pretrained model of its own (a
+    speech recognizer) scores that model as it is."""
     kind = (report.get("before") or {}).get("kind")
     if kind:
         return kind
-    return {"asr": "the pretrained Whisper as it is"}.get(report.get("task") or "", "the model before transfer")
+    spec = task_of(report)
+    if spec.backbones:
+        family = spec.backbones[0][1].split(" ", 1)[0]   # "Whisper tiny.en (bundled, offline), ..." -> "Whisper"
+        return f"the pretrained {family} as it is"
+    return "the model before transfer"
 
 
 def after_description(report: dict) -> str:
@@ -97,13 +108,21 @@ def run_caption(run) -> str:
     """One line: task · modality · backbone · strategy · what it predicts."""
     report = run.report
     data = report.get("data") or {}
-    parts = [TASK_NAMES.get(run.task, run.task), run.modality or "", str(report.get("backbone") or ""),
-             str(report.get("strategy") or "")]
-    if run.task == "ner":
-        parts.append("entity types: " + ", ".join(data.get("entity_types") or []))
-    elif run.task == "classify":
-        parts.append("classes: " + ", ".join(data.get("classes") or []))
+    spec = run_spec(run)
+    parts = [spec.noun, run.modality or "", str(report.get("backbone") or ""), str(report.get("strategy") or "")]
+    if spec.labels_key:
+        parts.append(f"{spec.label_noun}: " + ", ".join(data.get(spec.labels_key) or []))
     return " · ".join(p for p in parts if p)
+
+
+def prediction_kind(row: dict) -> str:
+    """How a prediction row is shown, by what it holds: "entities" (a tagger's spans over tokens), "transcript"
+    (text heard in a clip) or "scores" (a class with the top-k scores)."""
+    if "spans" in row:
+        return "entities"
+    if "transcript" in row:
+        return "transcript"
+    return "scores"
 
 
 # ---------------------------------------------------------------- inputs
