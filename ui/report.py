@@ -13,6 +13,7 @@ from typing import Callable, Optional
 import streamlit as st
 
 from tlcore import plots
+from tlcore.evaluation.policy import NEGATIVE_TRANSFER, report_alerts
 from tlcore.tasks import Metric, task_of
 from ui.media import show_item
 
@@ -359,11 +360,11 @@ def render_report(report: dict, *, key: str, title: str | None = None,
     b_name, a_name = phase_names(report)
     data = report.get("data") or {}
     st.caption(_caption_line(report))
-    for w in report.get("warnings") or []:
-        if w.startswith("negative transfer:"):
-            st.error(w, icon=":material/trending_down:")
+    for w in report_alerts(report):        # by kind: a warning's text is for people, not for code
+        if w["kind"] == NEGATIVE_TRANSFER:
+            st.error(w["text"], icon=":material/trending_down:")
         else:
-            st.warning(w)
+            st.warning(w["text"])
     headline(report)
     scratch_claim(report)
     if below_headline is not None:

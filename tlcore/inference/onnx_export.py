@@ -599,8 +599,9 @@ def export_onnx(run: str | Path, *, out: Optional[str | Path] = None, rel_tolera
         doc = {"format": "onnx", "model": ONNX_FILE, "task": task, "modality": modality, "backbone": name,
                **_preprocessing_doc(kind, spec, backbone, attrs, graph_inputs["inputs"]),
                "outputs": graph_inputs["outputs"],
-               "labels": f"labels.json: the {'tag' if spec.token_level else 'class'} of each logit, in order; softmax "
-                         "over the last axis gives the probabilities TransferLab shows",
+               "labels": f"labels.json: the {'tag' if spec.token_level else 'class'} of each logit, in order; "
+                         + ("softmax over the last axis gives the probabilities TransferLab shows" if spec.output == "softmax"
+                            else "the sigmoid of each logit gives that label's probability (thresholds: model/thresholds.json)"),
                "tlcore": {"task": task, "modality": modality, "kind": kind, "attrs": attrs}}
         doc["python"] = doc["python"] + [
             "import onnxruntime as ort",

@@ -106,9 +106,10 @@ class LoadedRun:
 
     def _task_from_model(self) -> TaskSpec:
         """A run without a report (or one from before reports named the task): the first task whose ``serve`` says
-        the saved model is its own; the default task (classification) when none does."""
+        the saved model is its own, asking the fallback task (classification) last; it when none does."""
         config = self._model_config() if (self.path / "model" / "config.json").exists() else {}
-        found = (spec for spec in all_tasks() if spec.part("serve").is_run(self.path, config))
+        asked = sorted(all_tasks(), key=lambda spec: not spec.detected)     # the fallback task last
+        found = (spec for spec in asked if spec.part("serve").is_run(self.path, config))
         return next(found, get_task(DEFAULT_TASK))
 
     def backbone_spec(self) -> str | None:

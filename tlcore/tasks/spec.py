@@ -91,6 +91,7 @@ class TaskSpec:
     upload_types: Optional[tuple[str, ...]] = None           # file types an upload takes; None: the default ones
     transductive: bool = False      # domain adaptation (labeled source + unlabeled target) is available
     token_level: bool = False       # predictions are per token (a tagger) rather than per item
+    output: str = "softmax"         # scores from the logits: "softmax" (one label each) or "sigmoid" (a set of labels)
     baselines: tuple[str, ...] = ("scratch", "knn")          # baselines it computes
     card_percent: bool = False      # the model card shows its metrics as percentages
     onnx_refusal: Optional[str] = None  # why its models cannot be exported to ONNX, or None
