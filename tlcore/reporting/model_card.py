@@ -54,7 +54,7 @@ def model_card_markdown(report: dict, *, export: Optional[dict] = None) -> str:
     metrics = card_metrics(spec)
     train_line = f"- data: {d.get('train', 0)} training {unit}"
     if d.get("val"):
-        train_line += f" ({d['val']} of them held out for early stopping)"
+        train_line += f" ({d['val']} of them held out as the validation split, never scored as eval)"
     train_line += f", {d.get('eval', 0)} evaluation {unit}"
     train_line += f", {d['source']} source {unit}" if d.get("source") else ""
     train_line += f", {d['unlabeled']} unlabeled {unit}" if d.get("unlabeled") else ""

@@ -86,7 +86,7 @@ def make_demo(name: str, out: Path | str, *, seed: int = 0, size: str = "default
         manifest = {
             "name": name, "modality": spec.modality, "task": spec.task, "seed": seed, "size": size,
             "version": FORMAT_VERSION, "description": spec.description, "license": spec.license,
-            "counts": {split: _count_split(partial / split, spec.modality) for split in SPLITS},
+            "counts": {split: _count_split(partial / split, spec) for split in SPLITS},
         }
         (partial / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
         _move_into_place(partial, out)

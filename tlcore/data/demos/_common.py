@@ -37,6 +37,9 @@ class DemoSpec:
     license: str  # data license and origin, for the README
     make: Callable[[Path, int, str], None]  # (out_dir, seed, size) writes the four split folders
     available: Callable[[], Optional[str]]  # None when usable here, else why not and how to fix it
+    # How one written split is counted for the manifest, when its format is the demo's own (a task's table):
+    # folder -> {"total": n, "per_class": {label: n} or None}. None: image/audio label folders or a text table.
+    count: Optional[Callable[[Path], dict]] = None
 
 
 @dataclass(frozen=True)
@@ -79,15 +82,17 @@ def _move_into_place(partial: Path, out: Path) -> None:
             raise DataError(f"{out} was filled by something else while the demo was being made") from None
 
 
-def _count_split(folder: Path, modality: str) -> dict:
-    """``{"total": n, "per_class": {label: n}}``; ``per_class`` is None for the unlabeled split."""
-    if (folder / "data.jsonl").exists():   # token-classification demos
-        from tlcore.data.demos.ner_shift import count_ner_split
+def count_table_rows(folder: Path, table: str = "metadata.csv") -> dict:
+    """``{"total": rows, "per_class": None}`` of a split written as one table (speech recognition's metadata.csv)."""
+    with open(folder / table, newline="", encoding="utf-8") as f:
+        return {"total": len(list(csv.DictReader(f))), "per_class": None}
 
-        return count_ner_split(folder)
-    if (folder / "metadata.csv").exists():   # speech-recognition demos: one row per clip
-        with open(folder / "metadata.csv", newline="", encoding="utf-8") as f:
-            return {"total": len(list(csv.DictReader(f))), "per_class": None}
+
+def _count_split(folder: Path, spec: DemoSpec) -> dict:
+    """``{"total": n, "per_class": {label: n}}``; ``per_class`` is None for the unlabeled split."""
+    if spec.count is not None:             # a demo in its task's own format counts itself
+        return spec.count(folder)
+    modality = spec.modality
     if modality == "text":
         with open(folder / "data.csv", newline="", encoding="utf-8") as f:
             rows = list(csv.DictReader(f))

@@ -19,7 +19,15 @@ from typing import Sequence
 
 import numpy as np
 
-from tlcore.data.demos._common import DEMOS, SPOKEN_RATE, DemoSpec, _espeak_available, _finish_clips, _rng
+from tlcore.data.demos._common import (
+    DEMOS,
+    SPOKEN_RATE,
+    DemoSpec,
+    _espeak_available,
+    _finish_clips,
+    _rng,
+    count_table_rows,
+)
 
 SENTENCES = (
     "Turn the kitchen lights off at seven.",
@@ -177,4 +185,4 @@ DEMOS.register("accent-asr", DemoSpec(
     "accent-asr", "audio", "asr",
     "speech recognition: short spoken commands in US/British RP voices (source) -> Scottish, Caribbean, "
     "Lancashire and West Midlands voices (target, eval: other speakers, other sentences)",
-    LICENSE, make_accent_asr, _espeak_available))
+    LICENSE, make_accent_asr, _espeak_available, count=count_table_rows))
