@@ -25,8 +25,8 @@ def demo_config(name: str) -> FinetuneConfig:
 
         raise ConfigError(f"demo {name!r} is not available here")
     s = choice.splits
-    return FinetuneConfig(modality=choice.modality, source=s.get("source"), target=s.get("target"), eval=s.get("eval"),
-                          strategy="linear_probe", backbone=DEMO_BACKBONE.get(name), baselines=list(DEMO_BASELINES))
+    return FinetuneConfig(modality=choice.modality, task=choice.task, source=s.get("source"), target=s.get("target"),
+                          eval=s.get("eval"), strategy=get_task(choice.task).default_strategy, backbone=DEMO_BACKBONE.get(name), baselines=list(DEMO_BASELINES))
 
 
 def launch_demo(name: str) -> Run:
