@@ -26,7 +26,8 @@ def demo_config(name: str) -> FinetuneConfig:
         raise ConfigError(f"demo {name!r} is not available here")
     s = choice.splits
     return FinetuneConfig(modality=choice.modality, task=choice.task, source=s.get("source"), target=s.get("target"),
-                          eval=s.get("eval"), strategy=get_task(choice.task).default_strategy, backbone=DEMO_BACKBONE.get(name), baselines=list(DEMO_BASELINES))
+                          eval=s.get("eval"), strategy=get_task(choice.task).default_strategy,
+                          backbone=DEMO_BACKBONE.get(name), baselines=list(DEMO_BASELINES))
 
 
 def launch_demo(name: str) -> Run:
