@@ -81,7 +81,7 @@ def test_the_per_task_tables_are_gone(module, table):
 
 
 def test_every_task_is_one_folder_with_its_spec_and_pipeline():
-    assert task_names() == ("classify", "ner", "asr")
+    assert task_names() == ("classify", "ner", "asr", "multilabel")
     for spec in all_tasks():
         folder = ROOT / Path(*spec.package.split("."))
         assert (folder / "__init__.py").is_file() and (folder / "pipeline.py").is_file()
@@ -94,7 +94,7 @@ def test_a_duplicate_task_is_refused_and_an_unknown_one_lists_the_known_ones():
     spec = get_task("ner")
     with pytest.raises(ValueError, match="already registered"):
         register_task(spec)
-    with pytest.raises(ConfigError, match="unknown task 'pos'; known: asr, classify, ner"):
+    with pytest.raises(ConfigError, match="unknown task .pos.; known: asr, classify, multilabel, ner"):
         get_task("pos")
     assert "pos" not in TASKS
 

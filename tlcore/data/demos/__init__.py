@@ -44,6 +44,7 @@ from tlcore.paths import cache_dir
 # isort: off
 from tlcore.data.demos import emoji, digits, fashion, sentiment, spoken_digits  # noqa: F401
 from tlcore.data.demos import accent_asr, ner_shift  # noqa: F401
+from tlcore.data.demos import digit_strips  # noqa: F401
 # isort: on
 
 __all__ = [
