@@ -38,8 +38,9 @@ class DemoSpec:
     make: Callable[[Path, int, str], None]  # (out_dir, seed, size) writes the four split folders
     available: Callable[[], Optional[str]]  # None when usable here, else why not and how to fix it
     # How one written split is counted for the manifest, when its format is the demo's own (a task's table):
-    # folder -> {"total": n, "per_class": {label: n} or None}. None: image/audio label folders or a text table.
-    count: Optional[Callable[[Path], dict]] = None
+    # folder -> {"total": n, "per_class": {label: n} or None}, or None for a split in the usual layout. None: every
+    # split is in the usual layout (image/audio label folders or a text table).
+    count: Optional[Callable[[Path], Optional[dict]]] = None
 
 
 @dataclass(frozen=True)
@@ -82,16 +83,20 @@ def _move_into_place(partial: Path, out: Path) -> None:
             raise DataError(f"{out} was filled by something else while the demo was being made") from None
 
 
-def count_table_rows(folder: Path, table: str = "metadata.csv") -> dict:
-    """``{"total": rows, "per_class": None}`` of a split written as one table (speech recognition's metadata.csv)."""
+def count_table_rows(folder: Path, table: str = "metadata.csv") -> Optional[dict]:
+    """``{"total": rows, "per_class": None}`` of a split written as one table (speech recognition's metadata.csv);
+    None when the split has no such table (an unlabeled folder of clips: counted as files)."""
+    if not (folder / table).is_file():
+        return None
     with open(folder / table, newline="", encoding="utf-8") as f:
         return {"total": len(list(csv.DictReader(f))), "per_class": None}
 
 
 def _count_split(folder: Path, spec: DemoSpec) -> dict:
     """``{"total": n, "per_class": {label: n}}``; ``per_class`` is None for the unlabeled split."""
-    if spec.count is not None:             # a demo in its task's own format counts itself
-        return spec.count(folder)
+    counted = spec.count(folder) if spec.count is not None else None   # a demo in its task's own format
+    if counted is not None:
+        return counted
     modality = spec.modality
     if modality == "text":
         with open(folder / "data.csv", newline="", encoding="utf-8") as f:
