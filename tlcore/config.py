@@ -11,7 +11,9 @@ from tlcore.tasks import DEFAULT_TASK, get_task, task_names
 
 MODALITIES = ("image", "text", "audio")
 TASKS = task_names()   # the registered tasks (tlcore/tasks/): classify, ner, asr
-BASELINES = ("scratch", "knn")
+BASELINES = ("scratch", "knn", "classical")
+#: The baselines that use no pretrained weights: what "does transfer help?" is measured against.
+NO_PRETRAINING = ("scratch", "classical")
 AUGMENT_LEVELS = ("none", "light", "standard")   # training-time image augmentation, see tlcore/models/image.py
 MIN_VAL_ITEMS = 50   # fewest validation items partial/full/lora stop early on (tlcore/tasks/classification/pipeline.py)
 
@@ -87,8 +89,10 @@ class FinetuneConfig:
                              "whole schedule on all training data.", **LIMITS["val_fraction"])
     max_per_class: Optional[int] = config_field(None, "Use at most this many labeled target training examples per class.",
                                       **LIMITS["max_per_class"])
-    baselines: list = config_field(["scratch", "knn"], "Baselines to compute: scratch (random-init twin, same budget), knn.",
-                         choices_list=BASELINES)
+    baselines: list = config_field(["scratch", "knn", "classical"], "Baselines to compute: scratch (the backbone's "
+                                   "random-init twin, same items and validation rule), knn (k-NN on the pretrained "
+                                   "features), classical (no pretrained weights: TF-IDF, HOG or MFCC features + "
+                                   "logistic regression). A task computes those it has.", choices_list=BASELINES)
     adapt_backbone: bool = config_field(False, "Domain adaptation (dann, deep_coral, mcc): train the whole backbone end to end with "
                               "the alignment loss, not only an MLP head on frozen features (slower; uses epochs and lr).")
     device: str = config_field("auto", "Where networks run: auto (CUDA if torch sees a GPU, then Apple MPS, else the CPU), cpu, "

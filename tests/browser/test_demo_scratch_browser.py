@@ -47,6 +47,10 @@ def test_image_demo_shows_before_after_then_the_scratch_baseline(app_server, pag
         page.get_by_text("Baselines not computed").first.inner_text()
 
     open_page(page, app_server.url, "TransferLab")
-    line = f"pretrained {after:.2f} vs scratch {scratch:.2f} with {report['data']['train']} labels"
+    # Home names the strongest baseline without pretrained weights: the twin or the classical model
+    best = max(("scratch", "classical"), key=lambda b: report["baselines"].get(b, {}).get("accuracy", -1.0))
+    name = "scratch" if best == "scratch" else report["baselines"]["classical"]["training"]["model"]
+    line = (f"pretrained {after:.2f} vs {name} {report['baselines'][best]['accuracy']:.2f} "
+            f"with {report['data']['train']} labels")
     page.get_by_text(line).first.wait_for()
     print(f"{demo} demo: click -> numbers {t_numbers:.1f} s, click -> scratch on screen {t_scratch:.1f} s ({line})")

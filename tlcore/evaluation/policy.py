@@ -64,6 +64,23 @@ def split_alerts(warnings: list) -> tuple[list[str], list[dict]]:
     return [w["text"] for w in detail], detail
 
 
+def strongest_no_pretraining(report: Mapping, metric: str, *, higher_is_better: bool = True,
+                             names: tuple[str, ...] = ("scratch", "classical")) -> Optional[str]:
+    """The name of the best baseline without pretrained weights in ``report`` on ``metric`` (the random-init twin or
+    the classical model), or None when it has none: the honest reference for "does transfer help?"."""
+    have = [(name, block[metric]) for name, block in (report.get("baselines") or {}).items()
+            if name in names and isinstance(block, Mapping) and isinstance(block.get(metric), (int, float))]
+    if not have:
+        return None
+    return (max if higher_is_better else min)(have, key=lambda pair: pair[1])[0]
+
+
+def baseline_label(report: Mapping, name: str) -> str:
+    """A baseline as people read it: the classical model by what it is ("TF-IDF + logistic regression")."""
+    block = (report.get("baselines") or {}).get(name) or {}
+    return str((block.get("training") or {}).get("model") or name)
+
+
 def transfer_warnings(comparisons: Mapping[str, Mapping], *, metric: str = "accuracy",
                       higher_is_better: bool = True) -> list[str]:
     """The texts of :func:`transfer_alerts`.

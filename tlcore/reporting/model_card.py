@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Optional
 
+from tlcore.evaluation.policy import baseline_label, strongest_no_pretraining
 from tlcore.tasks import task_of
 from tlcore.tasks.card_table import card_metrics, metric_table
 
@@ -48,6 +49,21 @@ def _export(export: Optional[dict]) -> list[str]:
     return lines
 
 
+def _no_pretraining_line(report: dict, spec) -> list[str]:
+    """The gain over the strongest baseline without pretrained weights, named (empty when the run has none)."""
+    m = spec.metric
+    best = strongest_no_pretraining(report, m.key, higher_is_better=m.higher_is_better)
+    comp = (report.get("comparisons") or {}).get(best or "")
+    if best is None or not comp:
+        return []
+    lo, hi = comp["ci95"]
+    verdict = ("beyond noise" if (lo > 0 if m.higher_is_better else hi < 0) else
+               "the baseline is better beyond noise" if (hi < 0 if m.higher_is_better else lo > 0) else "within noise")
+    return ["", f"Against the strongest baseline without pretrained weights ({baseline_label(report, best)}): "
+                f"{100 * comp['difference']:+.1f} points of {m.card_label or m.label} (95% CI {100 * lo:+.1f} to "
+                f"{100 * hi:+.1f}), {verdict}."]
+
+
 def model_card_markdown(report: dict, *, export: Optional[dict] = None) -> str:
     spec = task_of(report)
     d, unit = report.get("data", {}), spec.card_unit
@@ -73,6 +89,7 @@ def model_card_markdown(report: dict, *, export: Optional[dict] = None) -> str:
     headline = metrics[0][1]
     lines += ["", f"## {headline[:1].upper() + headline[1:]} on the held-out target eval split ({better} is better)", ""]
     lines += metric_table(report, metrics, spec.card_percent)
+    lines += _no_pretraining_line(report, spec)
     skipped = report.get("baselines_skipped") or {}
     if skipped:
         lines += ["", "Baselines not computed: " + "; ".join(f"{k} — {v}" for k, v in skipped.items()) + "."]

@@ -32,13 +32,10 @@ import torch
 from tlcore import __version__
 from tlcore.evaluation.policy import split_alerts
 from tlcore.reporting.model_card import model_card_markdown
-from tlcore.tasks import DEFAULT_TASK
+from tlcore.tasks import DEFAULT_TASK, get_task
 
 log = logging.getLogger(__name__)
 REPORT_SCHEMA = 2
-#: Baselines a classification run can compute; NER has no k-NN, ASR neither (see ``baselines_skipped``).
-BASELINES = ("scratch", "knn")
-
 
 def _write_text(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
@@ -54,8 +51,15 @@ def write_json(path: Path, data: object) -> None:
 def complete_report(report: dict, config: dict, *, setting: str, skipped: Optional[dict[str, str]] = None) -> dict:
     """The shared envelope around a task's report (module docstring); the task's keys win where both set one."""
     requested = list(config.get("baselines") or [])
+    task = get_task(config.get("task") or DEFAULT_TASK)
+    have = set(report.get("baselines", {}))
     not_requested = {name: f"not requested (baselines = {', '.join(requested) or 'none'})"
-                     for name in BASELINES if name not in requested and name not in report.get("baselines", {})}
+                     for name in task.baselines if name not in requested and name not in have}
+    not_requested |= {name: f"not available for {task.description}"
+                      for name in requested if name not in task.baselines and name not in have}
+    if setting != "inductive":       # the pipelines of the other settings say which they skip and why
+        not_requested |= {name: f"not computed in the {setting} setting" for name in requested
+                          if name in task.baselines and name not in have}
     from tlcore.device import current, peak_memory_bytes
 
     runtime = current().describe()       # where the networks of this run ran (tlcore.device.use_runtime)

@@ -24,7 +24,7 @@ from typing import Optional
 import numpy as np
 import torch
 
-from tlcore.config import MIN_VAL_ITEMS, FinetuneConfig
+from tlcore.config import MIN_VAL_ITEMS, NO_PRETRAINING, FinetuneConfig
 from tlcore.data.dataset import Dataset
 from tlcore.data.loaders import check_trainable, load_dataset
 from tlcore.data.overlap import item_kind, overlap_warnings, split_overlaps
@@ -40,6 +40,8 @@ from tlcore.progress import CancelFn, Progress, ProgressFn, never_cancel, no_pro
 from tlcore.reporting.writer import begin_run
 from tlcore.strategies import STRATEGIES, get_strategy
 from tlcore.strategies.linear_probe import fit_linear_head
+from tlcore.tasks.classification.classical import NAMES as CLASSICAL_NAMES
+from tlcore.tasks.classification.classical import classical_predictions
 from tlcore.tasks.classification.train import can_augment, train_classifier
 from tlcore.training.trainer import TrainConfig
 
@@ -206,15 +208,7 @@ def run(cfg: FinetuneConfig, *, progress: Optional[ProgressFn] = None, should_ca
     train_info: dict = {"linear_probe": probe_info}
     notes: list[str] = []
     if strategy.uses_loop:
-        fit_idx, val_idx = _val_split(train_ds.labels, cfg)
-        if 0 < len(val_idx) < FT_MIN_VAL_ITEMS:
-            # Epochs differ by a few points; the accuracy of n validation items has a 95% interval of about
-            # ±100/sqrt(n) points (±22 for 20 items), so stopping on it picks an epoch at random, and measured on
-            # the image demos it cost 1-4 points against the end of the schedule. Train on everything instead.
-            train_info["early_stopping"] = (
-                f"off: {len(val_idx)} validation items cannot tell epochs apart (needs {FT_MIN_VAL_ITEMS}); trained the "
-                f"whole schedule on all {len(train_ds)} training items and kept the last epoch")
-            fit_idx, val_idx = np.arange(len(train_ds)), np.array([], dtype=np.int64)
+        fit_idx, val_idx, train_info["early_stopping"] = loop_validation(train_ds.labels, cfg)
         if len(val_idx):
             # LP-FT's head starts from a probe that has not seen the early-stopping items: a probe fitted on them
             # scores ~100% there, and early stopping would then stop on a validation split that cannot tell.
@@ -270,15 +264,22 @@ def run(cfg: FinetuneConfig, *, progress: Optional[ProgressFn] = None, should_ca
     baseline_preds: dict[str, np.ndarray] = {}
     if "knn" in cfg.baselines:
         baseline_preds["knn"] = _knn(f_train, y_train, f_eval)
+    baseline_info: dict[str, dict] = {}
+    if "classical" in cfg.baselines:
+        t0 = time.time()
+        progress(Progress("classical", 0, 1, f"classical baseline: {CLASSICAL_NAMES[cfg.modality]}"))
+        baseline_preds["classical"], baseline_info["classical"] = classical_predictions(
+            cfg.modality, train_ds.items, y_train, eval_ds.items, seed=cfg.seed)
+        timings["classical"] = time.time() - t0
     if "scratch" in cfg.baselines:
         t0 = time.time()
-        baseline_preds["scratch"], scratch_info = _scratch(
+        baseline_preds["scratch"], baseline_info["scratch"] = _scratch(
             cfg, train_ds, y_train, eval_ds.items, classes, out, resume, progress, should_cancel)
         timings["scratch"] = time.time() - t0
     for name, pred in baseline_preds.items():
         baselines[name] = classification_metrics(y_eval, pred, classes, seed=cfg.seed)
-    if "scratch" in baselines:
-        baselines["scratch"]["training"] = scratch_info
+    for name, info in baseline_info.items():
+        baselines[name]["training"] = info
     if "knn" in baselines:
         baselines["knn"]["k"] = int(min(5, len(y_train)))
 
@@ -287,8 +288,9 @@ def run(cfg: FinetuneConfig, *, progress: Optional[ProgressFn] = None, should_ca
     before = classification_metrics(y_eval, pred_before, classes, seed=cfg.seed)
     after = classification_metrics(y_eval, pred_after, classes, seed=cfg.seed)
     comparisons = {"before": paired_difference(y_eval, pred_after, pred_before, seed=cfg.seed)}
-    if "scratch" in baseline_preds:
-        comparisons["scratch"] = paired_difference(y_eval, pred_after, baseline_preds["scratch"], seed=cfg.seed)
+    for name in NO_PRETRAINING:       # transfer is measured against what needs no pretrained weights
+        if name in baseline_preds:
+            comparisons[name] = paired_difference(y_eval, pred_after, baseline_preds[name], seed=cfg.seed)
     timings["eval"] = time.time() - t0
     warnings = transfer_alerts(comparisons, metric="accuracy") + overlap_warnings(overlap, len(eval_ds))
     warnings += [f"{len(problems)} file(s)/row(s) skipped: see data.problems"] * bool(problems)
@@ -339,33 +341,54 @@ def probe_recommendation(strategy: str, after_accuracy: float, probe_accuracy: f
             "linear_probe: features computed once, no backbone to train or store")
 
 
-def _val_split(labels: list[str], cfg: FinetuneConfig) -> tuple[np.ndarray, np.ndarray]:
-    """Early-stopping split of the *training* data (never the eval split); none when classes are too small."""
+def loop_validation(labels: list[str], cfg: FinetuneConfig) -> tuple[np.ndarray, np.ndarray, str]:
+    """The one validation rule of every network trained in a loop (partial, full, LoRA and the scratch twin):
+    (fit indices, validation indices, the rule in words).
+
+    A stratified ``val_fraction`` of the *training* items (never the eval split) is held out for early stopping when
+    it holds at least ``FT_MIN_VAL_ITEMS`` items. Below that, epochs differ by a few points while the accuracy of n
+    validation items has a 95% interval of about ±100/sqrt(n) points (±22 for 20 items), so stopping on it picks an
+    epoch at random (measured on the image demos: 1-4 points lost against the end of the schedule): the model then
+    trains the whole schedule on every training item and keeps the last epoch."""
     counts: dict[str, int] = {}
     for y in labels:
         counts[y] = counts.get(y, 0) + 1
+    everything = np.arange(len(labels))
     if cfg.val_fraction <= 0 or min(counts.values()) < 4:
-        return np.arange(len(labels)), np.array([], dtype=np.int64)
+        return everything, np.array([], dtype=np.int64), (
+            f"off: no validation split (val_fraction {cfg.val_fraction:g}, smallest class {min(counts.values())} "
+            f"items); trained the whole schedule on all {len(labels)} training items and kept the last epoch")
     keep, held = stratified_split(labels, cfg.val_fraction, seed=cfg.seed)
-    return np.array(keep), np.array(held)
+    if len(held) < FT_MIN_VAL_ITEMS:
+        return everything, np.array([], dtype=np.int64), (
+            f"off: {len(held)} validation items cannot tell epochs apart (needs {FT_MIN_VAL_ITEMS}); trained the "
+            f"whole schedule on all {len(labels)} training items and kept the last epoch")
+    return np.array(keep), np.array(held), (
+        f"on: {len(keep)} training items fitted, {len(held)} held out of them (never eval) to keep the best epoch "
+        f"(patience {cfg.patience})")
 
 
 def _scratch(cfg: FinetuneConfig, train_ds: Dataset, y_train: np.ndarray, eval_items: list, classes: list[str], out: Path,
              resume: bool, progress: ProgressFn, should_cancel: CancelFn) -> tuple[np.ndarray, dict]:
-    """The random-init twin, fully trained with the same data, epochs and batch size (its own learning rate)."""
+    """The random-init twin of the backbone, trained on the same training items under the same validation rule
+    (:func:`loop_validation`), epochs and batch size as the fine-tuned model; its learning rate is a fixed default
+    (``SCRATCH_LR``, not tuned on this data)."""
     from tlcore.strategies.finetune import prepare_full
 
     torch.manual_seed(cfg.seed)
     twin = build_backbone(cfg.backbone, cfg.modality, pretrained=False, seed=cfg.seed)
     model = TransferModel(twin, classes, strategy="scratch")
     modules = prepare_full(model)
-    fit_idx, val_idx = _val_split(train_ds.labels, cfg)  # type: ignore[arg-type]
+    fit_idx, val_idx, rule = loop_validation(train_ds.labels, cfg)  # type: ignore[arg-type]
     tcfg = TrainConfig(epochs=cfg.epochs, batch_size=cfg.batch_size, lr=SCRATCH_LR, head_lr=SCRATCH_LR,
-                       patience=cfg.patience, seed=cfg.seed, freeze_bn=False)
+                       patience=cfg.patience, seed=cfg.seed, freeze_bn=False, keep_best=bool(len(val_idx)))
     result = train_classifier(model, [train_ds.items[i] for i in fit_idx], y_train[fit_idx],
                               val_items=[train_ds.items[i] for i in val_idx], val_y=y_train[val_idx], config=tcfg,
                               train_modules=modules, checkpoint_dir=out / "checkpoints" / "scratch", resume=resume,
                               stage="scratch", progress=progress, should_cancel=should_cancel)
     progress(Progress("scratch", 1, 1, "scoring the scratch baseline"))
     return model.predict_proba(eval_items, batch_size=64).argmax(1), {
-        "epochs_run": result.epochs_run, "best_epoch": result.best_epoch, "lr": SCRATCH_LR, "history": result.history}
+        "epochs_run": result.epochs_run, "best_epoch": result.best_epoch if tcfg.keep_best else result.epochs_run,
+        "stopped_early": result.stopped_early, "train_size": len(fit_idx), "val_size": len(val_idx),
+        "early_stopping": rule, "lr": SCRATCH_LR, "tuned": f"lr fixed at {SCRATCH_LR:g} (a default, not tuned)",
+        "history": result.history}
