@@ -73,8 +73,9 @@ def _text_run(tmp_path, name, **kw):
     data = tmp_path / "text"
     if not data.exists():
         write_text_set(data, n_per_class=30)
+    kw.setdefault("baselines", [])
     return tlcore.finetune(modality="text", target=str(data), backbone="tiny-text", strategy="full", epochs=3,
-                           baselines=[], out=str(tmp_path / name), **kw).report
+                           out=str(tmp_path / name), **kw).report
 
 
 def test_report_records_device_and_precision_on_cpu(tmp_path):
@@ -129,3 +130,30 @@ def test_finetune_help_lists_the_scale_flags(capsys):
     text = capsys.readouterr().out
     for flag in ("--device", "--precision", "--num-workers", "--num-processes"):
         assert flag in text
+
+
+def test_an_fp32_run_never_reads_features_extracted_at_bf16(tmp_path):
+    """The feature cache is keyed by device type and precision (and the weights): bf16 features stay bf16's."""
+    from tlcore.data.loaders import load_dataset
+    from tlcore.models.features import extract_features
+    from tlcore.models.registry import build_backbone
+    from tlcore.paths import owned_cache_dir
+
+    ds = load_dataset(write_text_set(tmp_path / "t", n_per_class=6), "text")
+    backbone = build_backbone("tiny-text", "text", pretrained=True)
+    cpu = torch.device("cpu")
+    with use_runtime(Runtime(cpu, "bf16", 0)):
+        at_bf16 = extract_features(backbone, ds)
+    with use_runtime(Runtime(cpu, "fp32", 0)):
+        at_fp32 = extract_features(backbone, ds)          # after the bf16 file is in the cache
+        fresh = extract_features(backbone, ds, use_cache=False)
+    np.testing.assert_array_equal(at_fp32, fresh)
+    assert not np.array_equal(at_bf16, at_fp32)
+    files = sorted(p.name for p in owned_cache_dir("features").glob("*.npy"))
+    assert len(files) == 2 and files[0].endswith("-cpu-bf16.npy") and files[1].endswith("-cpu-fp32.npy")
+
+
+def test_the_scratch_twin_reports_the_device_and_precision_it_ran_at(tmp_path):
+    report = _text_run(tmp_path, "bf16", device="cpu", precision="bf16", baselines=["scratch"])
+    twin = report["baselines"]["scratch"]["training"]
+    assert (twin["device"], twin["precision"]) == ("cpu", "bf16")

@@ -59,6 +59,18 @@ def test_followup_adds_the_same_scratch_baseline_a_full_run_computes(tmp_path, o
     assert amended["comparisons"]["scratch"] == direct["comparisons"]["scratch"]
     assert sorted(amended["warnings"]) == sorted(direct["warnings"])
     assert sorted(w["text"] for w in amended["warnings_detail"]) == sorted(amended["warnings"])
+    twin = amended["baselines"]["scratch"]["training"]
+    same = {k: v for k, v in direct["baselines"]["scratch"]["training"].items() if k != "history"}
+    assert twin["train_size"] == amended["data"]["train"] and {k: twin[k] for k in same} == same   # but the seconds
+
+
+def test_followup_trains_the_twin_at_the_runs_own_precision(tmp_path):
+    parent = tmp_path / "parent"
+    finetune(FinetuneConfig(**_settings(tmp_path), baselines=[], precision="bf16", device="cpu", out=str(parent)))
+    scratch_job(ScratchFollowupConfig(parent_out=str(parent), out=str(tmp_path / "job")))
+    amended = json.loads((parent / "report.json").read_text())
+    twin = amended["baselines"]["scratch"]["training"]
+    assert (twin["device"], twin["precision"]) == ("cpu", "bf16") and amended["precision"] == "bf16"
 
 
 def test_followup_of_a_failed_or_deleted_run_is_cancelled_with_the_reason(tmp_path):

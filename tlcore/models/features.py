@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import time
@@ -13,6 +14,7 @@ import torch
 
 from tlcore import storage
 from tlcore.data.dataset import Dataset
+from tlcore.device import Runtime
 from tlcore.device import current as current_runtime
 from tlcore.models.base import Backbone
 from tlcore.paths import cache_dir, owned_cache_dir
@@ -41,12 +43,28 @@ def _shared(path: Path, fetch: bool) -> bool:
     return False
 
 
-def _cache_key(backbone: Backbone, ds: Dataset) -> Optional[str]:
+def weights_fingerprint(backbone: Backbone) -> str:
+    """A short hash of the backbone's parameters and buffers (computed once per backbone object): two folders or
+    hub revisions with one display name, or weights changed in place, never share cached features."""
+    cached = getattr(backbone, "_tl_weights_fingerprint", None)
+    if cached is None:
+        h = hashlib.sha256()
+        for name, tensor in sorted(backbone.state_dict().items()):
+            h.update(name.encode())
+            h.update(tensor.detach().to("cpu").contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+        cached = h.hexdigest()[:12]
+        backbone._tl_weights_fingerprint = cached  # type: ignore[attr-defined]
+    return cached
+
+
+def _cache_key(backbone: Backbone, ds: Dataset, rt: Runtime) -> Optional[str]:
+    """Backbone name, its weights, the data's content, and the device type and precision the features are computed
+    at (bf16 features differ from fp32 ones: a run must never read another precision's features)."""
     name = getattr(backbone, "backbone_name", None)
     if not name or not getattr(backbone, "pretrained", False):
         return None   # only cache known, unmodified pretrained weights
     safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
-    return f"{safe}-{ds.content_hash()}"
+    return f"{safe}-{weights_fingerprint(backbone)}-{ds.content_hash()}-{rt.device.type}-{rt.precision}"
 
 
 @torch.no_grad()
@@ -54,7 +72,8 @@ def extract_features(backbone: Backbone, ds: Dataset, *, batch_size: int = 32, s
                      progress: ProgressFn = no_progress, should_cancel: CancelFn = never_cancel,
                      use_cache: bool = True) -> np.ndarray:
     """(n, feature_dim) float32 pooled features of ``ds``; cached when the backbone is a named pretrained one."""
-    key = _cache_key(backbone, ds) if use_cache else None
+    rt = current_runtime()
+    key = _cache_key(backbone, ds, rt) if use_cache else None
     path = owned_cache_dir("features") / f"{key}.npy" if key else None
     shared = path is not None and not path.exists() and _shared(path, fetch=True)   # another host extracted them
     if path is not None and path.exists():
@@ -68,7 +87,6 @@ def extract_features(backbone: Backbone, ds: Dataset, *, batch_size: int = 32, s
             return feats
     was_training = backbone.training
     backbone.eval()
-    rt = current_runtime()
     backbone.to(rt.device)
     feats: Optional[np.ndarray] = None   # filled in place: peak memory is one copy of the features
     start_t = time.time()

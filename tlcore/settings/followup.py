@@ -20,6 +20,7 @@ from typing import Any, Optional
 import numpy as np
 
 from tlcore.config import FinetuneConfig, settings_from_dict
+from tlcore.device import runtime_for, use_runtime
 from tlcore.errors import ConfigError, DataError
 from tlcore.evaluation.metrics import classification_metrics, paired_difference
 from tlcore.evaluation.policy import report_alerts, split_alerts, transfer_alerts, transfer_warnings
@@ -81,7 +82,9 @@ def scratch_job(cfg: ScratchFollowupConfig, *, progress: Optional[ProgressFn] = 
     # This folder is the job's own: checkpoints in it come from an earlier attempt (it yielded the queue to a run a
     # user was waiting for, or its worker died), so continue from them.
     resume = resume or (out / "checkpoints" / "scratch").exists()
-    pred, info = _scratch(run_cfg, d.train, d.y_train, d.eval.items, d.classes, out, resume, progress, should_cancel)
+    with use_runtime(runtime_for(run_cfg)):      # the run's own device and precision, recorded in ``info``
+        pred, info = _scratch(run_cfg, d.train, d.y_train, d.eval.items, d.classes, out, resume, progress,
+                              should_cancel)
     elapsed = time.time() - t0
 
     y_eval, pred_after = np.asarray(stored["true"]), np.asarray(stored["after"])

@@ -29,6 +29,7 @@ from tlcore.data.dataset import Dataset
 from tlcore.data.loaders import check_trainable, load_dataset
 from tlcore.data.overlap import item_kind, overlap_warnings, split_overlaps
 from tlcore.data.split import cap_per_class, eval_split, stratified_split
+from tlcore.device import current as current_runtime
 from tlcore.errors import ConfigError, DataError
 from tlcore.evaluation.metrics import classification_metrics, flipped_examples, paired_difference
 from tlcore.evaluation.policy import transfer_alerts
@@ -387,8 +388,9 @@ def _scratch(cfg: FinetuneConfig, train_ds: Dataset, y_train: np.ndarray, eval_i
                               train_modules=modules, checkpoint_dir=out / "checkpoints" / "scratch", resume=resume,
                               stage="scratch", progress=progress, should_cancel=should_cancel)
     progress(Progress("scratch", 1, 1, "scoring the scratch baseline"))
+    runtime = current_runtime().describe()     # where the twin ran (a follow-up job sets the run's own runtime)
     return model.predict_proba(eval_items, batch_size=64).argmax(1), {
         "epochs_run": result.epochs_run, "best_epoch": result.best_epoch if tcfg.keep_best else result.epochs_run,
         "stopped_early": result.stopped_early, "train_size": len(fit_idx), "val_size": len(val_idx),
         "early_stopping": rule, "lr": SCRATCH_LR, "tuned": f"lr fixed at {SCRATCH_LR:g} (a default, not tuned)",
-        "history": result.history}
+        "device": runtime["device"], "precision": runtime["precision"], "history": result.history}
