@@ -304,56 +304,55 @@ def baselines_skipped(report: dict) -> dict[str, str]:
     return {}
 
 
+#: What each claim says about its baseline: (name shown, beyond noise, worse beyond noise, within noise).
+_CLAIMS = {
+    "scratch": ("scratch", " Transfer beats training from scratch beyond noise.",
+                " Training from scratch is better here: negative transfer.",
+                " Not beyond noise: on this data the pretrained model has not shown it beats the same network trained "
+                "from scratch."),
+    "strongest": (None, " Transfer beats it beyond noise.", " The model without pretrained weights is better here.",
+                  " Not beyond noise: on this data the pretrained model has not shown it is better."),
+}
+
+
+def _claim(report: dict, baseline: str, kind: str, suffix: str = "") -> None:
+    """One line: pretrained vs ``baseline`` with the paired 95% interval of the difference, coloured by verdict."""
+    spec = task_of(report)
+    m = spec.metric
+    block = (report.get("baselines") or {}).get(baseline)
+    comp = (report.get("comparisons") or {}).get(baseline)
+    if not block or not comp or not m.higher_is_better:
+        return
+    a, b = _value(report.get("after"), m.key), _value(block, m.key)
+    if a is None or b is None:
+        return
+    name, better, worse, within = _CLAIMS[kind]
+    lo, hi = (100 * x for x in comp["ci95"])
+    labels = (report.get("data") or {}).get("train")
+    text = (f"**Pretrained vs {name or baseline_label(report, baseline)}: {m.fmt(a)} vs {m.fmt(b)}**"
+            + (f" with {labels} labeled {spec.unit}" if labels else "")
+            + f" — {100 * comp['difference']:+.1f} points (95% CI {lo:+.1f} to {hi:+.1f}){suffix}.")
+    if lo > 0:
+        st.success(text + better, icon=":material/trending_up:")
+    elif hi < 0:
+        st.error(text + worse, icon=":material/trending_down:")
+    else:
+        st.info(text + within)
+
+
 def scratch_claim(report: dict) -> None:
     """The core claim of transfer in one line, once the scratch baseline is in: pretrained vs the same network
     trained from random weights on the same labels, with the paired 95% interval of the difference."""
-    spec = task_of(report)
-    m = spec.metric
-    scratch = (report.get("baselines") or {}).get("scratch")
-    comp = (report.get("comparisons") or {}).get("scratch")
-    if not scratch or not comp or not m.higher_is_better:
-        return
-    a, s_ = _value(report.get("after"), m.key), _value(scratch, m.key)
-    if a is None or s_ is None:
-        return
-    lo, hi = (100 * x for x in comp["ci95"])
-    labels = (report.get("data") or {}).get("train")
-    text = (f"**Pretrained vs scratch: {m.fmt(a)} vs {m.fmt(s_)}**"
-            + (f" with {labels} labeled {spec.unit}" if labels else "")
-            + f" — {100 * comp['difference']:+.1f} points (95% CI {lo:+.1f} to {hi:+.1f}).")
-    if lo > 0:
-        st.success(text + " Transfer beats training from scratch beyond noise.", icon=":material/trending_up:")
-    elif hi < 0:
-        st.error(text + " Training from scratch is better here: negative transfer.", icon=":material/trending_down:")
-    else:
-        st.info(text + " Not beyond noise: on this data the pretrained model has not shown it beats the same network "
-                       "trained from scratch.")
+    _claim(report, "scratch", "scratch")
 
 
 def no_pretraining_claim(report: dict) -> None:
     """The gain over the strongest baseline that uses no pretrained weights, named, when that is the classical
     model (the scratch twin has its own line above): "Pretrained vs TF-IDF + logistic regression: 79% vs 68%"."""
-    spec = task_of(report)
-    m = spec.metric
+    m = task_of(report).metric
     best = strongest_no_pretraining(report, m.key, higher_is_better=m.higher_is_better)
-    comp = (report.get("comparisons") or {}).get(best or "")
-    if best is None or best == "scratch" or not comp or not m.higher_is_better:
-        return
-    a, b = _value(report.get("after"), m.key), _value(report["baselines"][best], m.key)
-    if a is None or b is None:
-        return
-    lo, hi = (100 * x for x in comp["ci95"])
-    labels = (report.get("data") or {}).get("train")
-    text = (f"**Pretrained vs {baseline_label(report, best)}: {m.fmt(a)} vs {m.fmt(b)}**"
-            + (f" with {labels} labeled {spec.unit}" if labels else "")
-            + f" — {100 * comp['difference']:+.1f} points (95% CI {lo:+.1f} to {hi:+.1f}), against the strongest "
-              "baseline that uses no pretrained weights.")
-    if lo > 0:
-        st.success(text + " Transfer beats it beyond noise.", icon=":material/trending_up:")
-    elif hi < 0:
-        st.error(text + " The model without pretrained weights is better here.", icon=":material/trending_down:")
-    else:
-        st.info(text + " Not beyond noise: on this data the pretrained model has not shown it is better.")
+    if best is not None and best != "scratch":
+        _claim(report, best, "strongest", ", against the strongest baseline that uses no pretrained weights")
 
 
 def _gain_table(report: dict) -> None:

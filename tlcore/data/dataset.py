@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, Sequence
 
+from tlcore.errors import DataError
+
 
 @dataclass
 class Problem:
@@ -18,6 +20,15 @@ class Problem:
 
     def __str__(self) -> str:
         return f"{self.where}: {self.reason}"
+
+
+def skip_or_refuse(where: str, reason: str, on_error: str, problems: list["Problem"], *,
+                   fix: str = "fix or remove the row (or choose to skip bad rows)") -> None:
+    """An item that cannot be used: with ``on_error="refuse"`` a DataError naming it and how to ``fix`` it; with
+    ``"skip"`` it is listed in ``problems`` (the report shows them) and the caller leaves it out."""
+    if on_error == "refuse":
+        raise DataError(f"{where}: {reason}; {fix}")
+    problems.append(Problem(where, reason))
 
 
 @dataclass

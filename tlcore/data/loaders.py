@@ -16,7 +16,7 @@ from typing import Optional
 
 from tlcore.data.archive import extract_zip
 from tlcore.data.confine import check_folder_links, confined_path
-from tlcore.data.dataset import Dataset, Problem
+from tlcore.data.dataset import Dataset, Problem, skip_or_refuse
 from tlcore.data.tables import read_csv, read_jsonl, read_text
 from tlcore.errors import DataError
 
@@ -148,9 +148,7 @@ def _load_table(path: Path, modality: str, on_error: str) -> Dataset:
             reason = _check_media(file, "audio")
             value = str(file)
         if reason:
-            if on_error == "refuse":
-                raise DataError(f"{where}: {reason}; fix or remove the row (or choose to skip bad rows)")
-            problems.append(Problem(where, reason))
+            skip_or_refuse(where, reason, on_error, problems)
             continue
         items.append(str(value))
         names.append(f"row {n}" if modality == "text" else str(row.get(key)))
@@ -208,9 +206,8 @@ def _load_media_folder(root: Path, modality: str, on_error: str) -> Dataset:
         reason = _check_media(file, modality)
         rel = str(file.relative_to(root))
         if reason:
-            if on_error == "refuse":
-                raise DataError(f"{rel}: {reason}; remove or replace the file (or choose to skip bad files)")
-            problems.append(Problem(rel, reason))
+            skip_or_refuse(rel, reason, on_error, problems,
+                           fix="remove or replace the file (or choose to skip bad files)")
             return
         items.append(str(file))
         names.append(rel)

@@ -18,7 +18,7 @@ from typing import Optional, Sequence
 
 from tlcore.data.audio import audio_problem
 from tlcore.data.confine import check_folder_links, confined_path
-from tlcore.data.dataset import Problem
+from tlcore.data.dataset import Problem, skip_or_refuse
 from tlcore.data.loaders import read_utf8, resolve_data_path
 from tlcore.data.tables import read_csv
 from tlcore.errors import DataError
@@ -117,9 +117,8 @@ def load_asr_dataset(path: str | Path, *, on_bad_file: str = "skip") -> AsrData:
             file = confined_path(table.parent, name, f"{table.name} line {n}")   # before any disk access: no leak
             reason = _audio_problem(file)
         if reason:
-            if on_bad_file == "refuse":
-                raise DataError(f"{where}: {reason}; fix or remove the row, or use on_bad_file='skip'")
-            data.problems.append(Problem(where, reason))
+            skip_or_refuse(where, reason, on_bad_file, data.problems,
+                           fix="fix or remove the row, or use on_bad_file='skip'")
             continue
         data.paths.append(str(file))
         data.texts.append(transcript)

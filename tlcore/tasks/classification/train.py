@@ -101,6 +101,12 @@ class BatchSource:
             self.lazy = True
             return
         parts += [p if isinstance(p, dict) else {"pixels": p} for p in decode(fn, chunks[1:])]
+        if any(p[k].shape[1:] != parts[0][k].shape[1:] for p in parts for k in parts[0]):
+            # Inputs padded per chunk to different lengths (raw waveforms of wav2vec2-style encoders, any
+            # variable-length input): one cache would need one length, so each batch is preprocessed — and padded,
+            # with its attention mask — when it is drawn, as text is.
+            self.lazy = True
+            return
         self.cached = {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
 
     def __len__(self) -> int:
@@ -165,21 +171,26 @@ class ClassifyTask:
 
             adabn(self.model.backbone, self.train_src.batches(self.batch_size))
 
+    def val_batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """(logits on the CPU, targets) of this process's share of the validation split, batch by batch (the
+        processes of a multi-process run split the split; sum what you count with ``sum_over_processes``)."""
+        self.model.eval()
+        n, bs = len(self.val_y), 2 * self.batch_size
+        device = module_device(self.model)
+        for start in my_batch_starts(n, bs):
+            idx = range(start, min(start + bs, n))
+            yield self.model(**to_device(self.val_src.get(idx), device)).float().cpu(), self.val_y[start:start + bs]
+
     @torch.no_grad()
     def validate(self) -> Optional[dict]:
         if not len(self.val_y):
             return None
-        self.model.eval()
-        n, bs = len(self.val_y), 2 * self.batch_size
-        device = module_device(self.model)
         correct, loss_sum = 0, 0.0
-        for start in my_batch_starts(n, bs):      # the processes of a multi-process run split the split
-            idx = range(start, min(start + bs, n))
-            logits = self.model(**to_device(self.val_src.get(idx), device)).float().cpu()
-            y = self.val_y[start:start + bs]
+        for logits, y in self.val_batches():
             loss_sum += nn.functional.cross_entropy(logits, y, reduction="sum").item()
             correct += int((logits.argmax(1) == y).sum())
-        correct, loss_sum = sum_over_processes([correct, loss_sum], device)
+        correct, loss_sum = sum_over_processes([correct, loss_sum], module_device(self.model))
+        n = len(self.val_y)
         acc, loss = correct / n, loss_sum / n
         return {"score": acc - 1e-3 * loss, "val_accuracy": acc, "val_loss": loss}
 

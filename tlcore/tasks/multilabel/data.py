@@ -23,7 +23,7 @@ from typing import Any, Optional, Sequence
 import numpy as np
 
 from tlcore.data.confine import confined_path
-from tlcore.data.dataset import Dataset, Problem
+from tlcore.data.dataset import Dataset, Problem, skip_or_refuse
 from tlcore.data.images import image_problem
 from tlcore.data.loaders import resolve_data_path
 from tlcore.data.split import stored_split
@@ -168,9 +168,7 @@ def load_multilabel(path: str | Path, *, on_bad_file: str = "skip", require_labe
             reason = image_problem(file) if file.is_file() else "file not found"
             value = str(file)
         if reason:
-            if on_bad_file == "refuse":
-                raise DataError(f"{where}: {reason}; fix or remove the row (or choose to skip bad rows)")
-            problems.append(Problem(where, reason))
+            skip_or_refuse(where, reason, on_bad_file, problems)
             continue
         if labeled:
             label_sets.append(parse_labels(row.get("labels"), where))

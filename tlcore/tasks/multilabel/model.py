@@ -24,7 +24,7 @@ import torch
 from sklearn.model_selection import KFold
 from torch import nn
 
-from tlcore.device import autocast_for, module_device, my_batch_starts, sum_over_processes, to_device
+from tlcore.device import autocast_for, module_device, sum_over_processes, to_device
 from tlcore.models.before import BeforeHead
 from tlcore.tasks.classification.train import BatchSource, ClassifyTask, augment_seed
 
@@ -145,20 +145,14 @@ class MultiLabelTask(ClassifyTask):
     def validate(self) -> Optional[dict]:
         if not len(self.val_y):
             return None
-        self.model.eval()
-        n, bs = len(self.val_y), 2 * self.batch_size
-        device = module_device(self.model)
         loss_sum, tp, fp_fn = 0.0, 0.0, 0.0
-        for start in my_batch_starts(n, bs):      # the processes of a multi-process run split the split
-            idx = range(start, min(start + bs, n))
-            logits = self.model(**to_device(self.val_src.get(idx), device)).float().cpu()
-            y = self.val_y[start:start + bs]
+        for logits, y in self.val_batches():
             loss_sum += nn.functional.binary_cross_entropy_with_logits(logits, y, reduction="sum").item() / y.shape[1]
             pred = logits > 0
             tp += float((pred & (y > 0)).sum())
             fp_fn += float((pred ^ (y > 0)).sum())
-        loss_sum, tp, fp_fn = sum_over_processes([loss_sum, tp, fp_fn], device)
-        loss = loss_sum / n
+        loss_sum, tp, fp_fn = sum_over_processes([loss_sum, tp, fp_fn], module_device(self.model))
+        loss = loss_sum / len(self.val_y)
         return {"score": -loss, "val_loss": loss, "val_micro_f1": 2 * tp / (2 * tp + fp_fn) if tp + fp_fn else 0.0}
 
 

@@ -1,0 +1,48 @@
+"""Raw-waveform encoders (wav2vec2-style) pad each batch to its own length: training on more clips than one cached
+chunk holds, with clips of different lengths, must not fail (it raised "Sizes of tensors must match")."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+import tlcore
+
+
+@pytest.fixture(scope="module")
+def wav2vec2_folder(tmp_path_factory):
+    """A tiny random-weight wav2vec2 saved as a local ``save_pretrained`` folder (what a hub id resolves to)."""
+    from transformers import Wav2Vec2Config, Wav2Vec2FeatureExtractor, Wav2Vec2Model
+
+    folder = tmp_path_factory.mktemp("w2v") / "model"
+    cfg = Wav2Vec2Config(hidden_size=16, num_hidden_layers=2, num_attention_heads=2, intermediate_size=32,
+                         conv_dim=(8, 8), conv_stride=(5, 4), conv_kernel=(10, 8), num_feat_extract_layers=2,
+                         num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=2, vocab_size=12)
+    Wav2Vec2Model(cfg).save_pretrained(folder)
+    Wav2Vec2FeatureExtractor(sampling_rate=16000, return_attention_mask=True).save_pretrained(folder)
+    return folder
+
+
+def _clips(folder, per_class: int = 50):
+    rng = np.random.default_rng(0)
+    for label, freq in (("low", 300), ("high", 1200)):
+        (folder / label).mkdir(parents=True)
+        for i in range(per_class):
+            n = int(rng.integers(4000, 9000))          # 0.25-0.56 s: every chunk pads to another length
+            t = np.arange(n) / 16000
+            wave = 0.3 * np.sin(2 * np.pi * freq * t) + 0.01 * rng.normal(size=n)
+            sf.write(folder / label / f"{i}.wav", wave.astype(np.float32), 16000)
+    return folder
+
+
+@pytest.mark.parametrize("strategy", ["full", "lora"])
+def test_a_wav2vec2_style_encoder_fine_tunes_on_clips_of_many_lengths(tmp_path, wav2vec2_folder, strategy):
+    data = _clips(tmp_path / "clips")
+    report = tlcore.finetune(modality="audio", target=str(data), backbone=str(wav2vec2_folder), strategy=strategy,
+                             epochs=1, batch_size=8, baselines=["scratch"], out=str(tmp_path / "run")).report
+    assert report["data"]["train"] > 64                 # more than one cached chunk of inputs
+    assert report["training"]["epochs_run"] == 1 and report["baselines"]["scratch"]["training"]["epochs_run"] == 1
+    run = tlcore.load_run(tmp_path / "run")
+    first = sorted((data / "high").iterdir())[:3]
+    assert [p["prediction"] for p in run.predict([str(p) for p in first])] != []
