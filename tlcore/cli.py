@@ -263,7 +263,8 @@ def cmd_cluster(args: argparse.Namespace) -> int:
     _write_json(result.to_dict(), json_path)
     for side, r in (("pretrained", result.pretrained), ("raw", result.raw)):
         scores = f"  NMI {r['nmi']:.3f}  ARI {r['ari']:.3f}" if "nmi" in r else ""
-        print(f"{side}: k={r['k']}  silhouette {r['silhouette']:.3f}{scores}", file=sys.stderr)
+        silhouette = "n/a" if r.get("silhouette") is None else f"{r['silhouette']:.3f}"
+        print(f"{side}: k={r['k']}  silhouette {silhouette}{scores}", file=sys.stderr)
     return 0
 
 

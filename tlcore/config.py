@@ -129,7 +129,10 @@ class FinetuneConfig:
         task.part("pipeline").check_config(self)
         from tlcore.device import resolve_device, resolve_precision
 
-        resolve_precision(self.precision, resolve_device(self.device))   # refuses a device this machine lacks
+        device = resolve_device(self.device)
+        resolve_precision(self.precision, device)   # refuses a device this machine lacks
+        _check_processes(self.num_processes, device)
+        _check_out_outside_data(self)
         return self
 
     def to_dict(self) -> dict:
@@ -226,6 +229,37 @@ def check_option(name: str, value: Any, *, flag: Optional[str] = None) -> Any:
     if problem:
         raise ConfigError(problem.replace(name.replace("_", "-"), flag, 1) if flag else problem)
     return value
+
+
+def _check_processes(n: int, device: Any) -> None:
+    """Refuse more training processes than the machine has devices for: one per GPU, or one per CPU core (64
+    processes on 2 cores take the machine's memory, not its time)."""
+    import os
+
+    import torch
+
+    if device.type == "cuda":
+        have, what = torch.cuda.device_count(), "GPUs"
+    else:
+        have, what = os.cpu_count() or 1, "CPU cores"
+    if n > have:
+        raise ConfigError(f"--num-processes {n} is more than this machine's {have} {what}; use at most {have}")
+
+
+def _check_out_outside_data(cfg: FinetuneConfig) -> None:
+    """The run folder must not lie inside a data set: the run would be written into the user's data (and read
+    back as data by the next run)."""
+    from pathlib import Path
+
+    if not cfg.out:
+        return
+    out = Path(cfg.out).expanduser().resolve()
+    for role in ("target", "source", "unlabeled", "eval"):
+        value = getattr(cfg, role)
+        data = Path(value).expanduser().resolve() if value else None
+        if data is not None and data.is_dir() and (out == data or data in out.parents):
+            raise ConfigError(f"--out {cfg.out} is inside the {role} data folder {value}; write the run somewhere "
+                              "else, so the data set stays as it is")
 
 
 def _check_strategy(cfg: FinetuneConfig, allowed: Optional[tuple[str, ...]]) -> None:

@@ -85,7 +85,37 @@ def _diagnose_one_row(folder: Path) -> list:
             "--target", _one_row(folder, "t.csv", "a bad film", "neg"), "--backbone", "tiny-text", "--quiet"]
 
 
+def _out_inside_target(folder: Path) -> list:
+    data = _text(folder)
+    return ["finetune", "--modality", "text", "--target", data, "--backbone", "tiny-text", "--epochs", "1",
+            "--baselines", "", "--quiet", "--out", data / "run"]
+
+
+def _cluster_identical(folder: Path) -> list:
+    data = folder / "same.csv"
+    data.parent.mkdir(parents=True, exist_ok=True)
+    data.write_text("text\n" + "the same sentence\n" * 6)
+    return ["cluster", "--modality", "text", "--data", data, "--backbone", "tiny-text", "--quiet"]
+
+
+def _multilabel(folder: Path, *extra) -> list:
+    data = folder / "ml.csv"
+    data.parent.mkdir(parents=True, exist_ok=True)
+    data.write_text("text,labels\n" + "".join(f"row {i},{'a|b' if i % 3 == 0 else 'ab'[i % 2]}\n" for i in range(20)))
+    return ["finetune", "--modality", "text", "--task", "multilabel", "--target", data, "--backbone", "tiny-text",
+            "--epochs", "1", "--baselines", "", "--quiet", "--out", folder / "out", *extra]
+
+
+# Decisions (issue 21): more processes than devices are refused with the limit (64 processes on 2 cores filled the
+# memory); a run folder inside a data folder is refused (the run would land in the user's data); clustering copies
+# of one item is refused (there is nothing to cluster, and it crashed after writing the report); a per-class cap
+# means nothing when an item has several labels: refused.
 OPTIONS = [
+    Case("finetune --num-processes above the CPU cores", "options", lambda f: _finetune(f, "--num-processes", "64"),
+         protect=lambda f: [f / "out" / "config.json", f / "out" / "report.json"]),
+    Case("cluster on copies of one text", "options", _cluster_identical),
+    Case("multi-label finetune --max-per-class", "options", lambda f: _multilabel(f, "--max-per-class", "3")),
+    Case("multi-label finetune with an adaptation strategy", "options", lambda f: _multilabel(f, "--strategy", "dann")),
     _opt("--epochs", "0"),
     _opt("--epochs", "-1"),
     _opt("--epochs", "2.5"),
@@ -217,6 +247,8 @@ def _protect_run(folder: Path) -> list:
 
 
 RUN_FOLDERS = [
+    Case("--out inside the --target folder", "run folders", _out_inside_target,
+         protect=lambda f: [f / "data" / "data.csv"]),
     Case("--out holds a finished run", "run folders", _into_run(), protect=_protect_run),
     Case("--out holds a finished run, --resume", "run folders", _into_run("--resume"), protect=_protect_run),
     Case("--resume and --overwrite together", "run folders", _into_run("--resume", "--overwrite"),
@@ -289,7 +321,29 @@ def _cut_before(run: Path) -> list:
     return ["--model", "before"]
 
 
+def _empty_text_file(folder: Path) -> list:
+    path = folder / "empty.txt"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("  \n")
+    return ["predict", "--run", _run_copy(folder), "--input", path]
+
+
+def _folder_with_a_broken_image(folder: Path) -> Path:
+    images = folder / "inputs"
+    images.mkdir(parents=True, exist_ok=True)
+    from PIL import Image
+
+    for i in range(3):
+        Image.new("RGB", (16, 16), (40 * i, 90, 200)).save(images / f"ok{i}.png")
+    (images / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    return images
+
+
+# Decisions (issue 21): predict gives every input a prediction or refuses naming the one it cannot read — an empty
+# text file has no text to classify; a folder with an unreadable image is refused, not answered with one row fewer.
 PREDICT = [
+    Case("predict: an empty .txt file", "predict", _empty_text_file),
+    Case("predict: a folder with one unreadable image", "predict", _image_input(_folder_with_a_broken_image)),
     Case("predict: run config.json truncated", "predict", _damaged(lambda r: _truncate(r / "config.json"))),
     Case("predict: model/config.json truncated", "predict", _damaged(lambda r: _truncate(r / "model" / "config.json"))),
     Case("predict: report.json truncated", "predict", _damaged(lambda r: _truncate(r / "report.json"))),

@@ -724,7 +724,44 @@ def upload_zip_audio_csv_dotdot(folder):
     return _upload_and_load(_zip(folder / "audio.zip", members), "audio")
 
 
+def jsonl_repeated_key(folder):
+    path = folder / "data" / "train.jsonl"
+    path.parent.mkdir(parents=True)
+    rows = [json.dumps({"text": f"row {i}", "label": "ab"[i % 2]}) for i in range(8)]
+    rows.append('{"text": "great film", "label": "pos", "label": "neg"}')   # json keeps the last: refuse instead
+    path.write_text("\n".join(rows) + "\n")
+    return _finetune(folder, "text", path.parent)
+
+
+def text_lookalike_labels(folder):
+    import unicodedata
+
+    nfc, nfd = unicodedata.normalize("NFC", "café"), unicodedata.normalize("NFD", "café")
+    rows = [(f"row {i}", [nfc, nfd, "tea"][i % 3]) for i in range(12)]   # print the same, two classes: refuse
+    return _finetune(folder, "text", _csv(folder / "data" / "data.csv", rows).parent)
+
+
+def image_hidden_class_folder(folder):
+    root = _image_folder(folder / "data", n=4)
+    hidden = root / ".hidden_class"
+    hidden.mkdir()
+    for i in range(4):
+        (hidden / f"h{i}.png").write_bytes(_png_bytes(30 + 40 * i))
+    return _finetune(folder, "image", root)       # run, and say the hidden folder was not used
+
+
+def multilabel_bad_json_labels(folder):
+    path = folder / "data" / "ml.csv"
+    path.parent.mkdir(parents=True)
+    path.write_text('text,labels\n' + "".join(f"row {i},{'ab'[i % 2]}\n" for i in range(8)) + 'row 9,"[""a"", "\n')
+    return _finetune(folder, "text", path.parent, "--task", "multilabel")
+
+
 CASES = [
+    Case("jsonl row with a repeated key", "data", jsonl_repeated_key),
+    Case("labels that differ only in Unicode normalisation", "data", text_lookalike_labels),
+    Case("hidden class folder", "data", image_hidden_class_folder, expect="notice"),
+    Case("multi-label cell that is broken JSON", "data", multilabel_bad_json_labels),
     Case("empty text file", "data", text_empty),
     Case("header-only table", "data", text_header_only),
     Case("one class", "data", text_one_class),

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import unicodedata
 from pathlib import Path
 from typing import Optional
 
@@ -57,6 +58,19 @@ def resolve_data_path(path: str | Path) -> Path:
     if not path.exists():
         raise DataError(f"data path {str(path)!r} does not exist; check the spelling")
     return extract_zip(path) if path.suffix.lower() == ".zip" else path
+
+
+def check_lookalike_labels(labels: list[str], where: str) -> None:
+    """Refuse two labels that differ only in their Unicode normalisation ("café" typed as é or as e + ◌́): they
+    print the same but would train as two classes; TransferLab does not merge them silently."""
+    by_form: dict[str, set[str]] = {}
+    for label in set(labels):
+        by_form.setdefault(unicodedata.normalize("NFC", label), set()).add(label)
+    clash = next((sorted(forms) for forms in by_form.values() if len(forms) > 1), None)
+    if clash:
+        codes = " vs ".join(" ".join(f"U+{ord(c):04X}" for c in form) for form in clash[:2])
+        raise DataError(f"{where}: the labels {clash[0]!r} and {clash[1]!r} look the same but are written with different "
+                        f"Unicode characters ({codes}); write them the same way (NFC) so they are one class")
 
 
 def check_trainable(ds: Dataset) -> None:
@@ -154,6 +168,8 @@ def _load_table(path: Path, modality: str, on_error: str) -> Dataset:
         names.append(f"row {n}" if modality == "text" else str(row.get(key)))
         if has_label:
             labels.append(str(label).strip())
+    if has_label:
+        check_lookalike_labels(labels, path.name)
     if not items:
         raise DataError(f"{path.name}: no usable rows ({len(problems)} skipped: {problems[0] if problems else ''})")
     return Dataset(modality, items, labels if has_label else None, problems=problems, names=names)
@@ -197,6 +213,8 @@ def _load_media_folder(root: Path, modality: str, on_error: str) -> Dataset:
     root = Path(os.path.realpath(root))
     exts = MEDIA_EXT[modality]
     entries = [p for p in root.iterdir() if not p.name.startswith(".")]
+    hidden = sorted(p for p in root.iterdir() if p.name.startswith(".") and p.is_dir() and not p.is_symlink()
+                    and any(f.suffix.lower() in MEDIA_EXT[modality] for f in _walk_files(p, root)[:1000]))
     check_folder_links(root, [p for p in entries if p.is_symlink()])
     subdirs = sorted(p for p in entries if p.is_dir())
     top_files = sorted(p for p in entries if p.is_file() and p.name not in SKIP_NAMES)
@@ -221,6 +239,9 @@ def _load_media_folder(root: Path, modality: str, on_error: str) -> Dataset:
             raise DataError(f"{root}: label folder(s) {', '.join(empty)} are empty; add files or remove the folder(s)")
         for f in top_files:
             problems.append(Problem(f.name, "file outside any label folder (ignored)"))
+        for d in hidden:     # .ipynb_checkpoints and the like are skipped, but never without a word
+            problems.append(Problem(f"{d.name}/", f"hidden folder of {modality} files: not used as a label (rename "
+                                                  "it without the leading dot to use it)"))
         for d in subdirs:
             for f in files[d]:
                 take(f, d.name)
@@ -229,6 +250,8 @@ def _load_media_folder(root: Path, modality: str, on_error: str) -> Dataset:
         for f in top_files:
             take(f, None)
         result_labels = None
+    if result_labels is not None:
+        check_lookalike_labels(result_labels, str(root))
     if not items:
         kinds = ", ".join(sorted(exts))
         detail = f" ({len(problems)} unusable, e.g. {problems[0]})" if problems else ""

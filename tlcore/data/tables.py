@@ -43,15 +43,31 @@ def read_text(path: Path) -> str:
     return text
 
 
+class _RepeatedKey(Exception):
+    pass
+
+
+def _unique_keys(pairs: list[tuple[str, object]]) -> dict:
+    seen: dict = {}
+    for key, value in pairs:
+        if key in seen:
+            raise _RepeatedKey(key)
+        seen[key] = value
+    return seen
+
+
 def read_jsonl(text: str, name: str) -> Iterator[tuple[int, dict]]:
     """(line number, object) per non-blank line."""
     for n, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
         try:
-            row = json.loads(line)
+            row = json.loads(line, object_pairs_hook=_unique_keys)
         except json.JSONDecodeError as exc:
             raise DataError(f"{name} line {n}: not valid JSON ({exc.msg}); each line must be one JSON object") from None
+        except _RepeatedKey as exc:
+            # json keeps the last of repeated keys: a row labelled both "pos" and "neg" would train as "neg"
+            raise DataError(f"{name} line {n}: the key {exc.args[0]!r} appears twice in one object; keep one") from None
         if not isinstance(row, dict):
             raise DataError(f"{name} line {n}: expected a JSON object like {{\"text\": ..., \"label\": ...}}")
         yield n, row

@@ -20,6 +20,7 @@ import numpy as np
 
 from tlcore.data.dataset import Dataset
 from tlcore.data.loaders import load_dataset
+from tlcore.data.overlap import content_keys, item_kind
 from tlcore.diagnostics.clustering import cluster_features, cluster_scores, raw_features
 from tlcore.models.features import extract_features
 from tlcore.models.registry import build_backbone
@@ -83,6 +84,11 @@ def cluster_dataset(modality: str, data: str, *, backbone: Optional[str] = None,
                         if len(ds) >= 2 else f"clustering needs at least 2 items; the data has {len(ds)}")
     if k is None and len(ds) < 3:
         raise DataError(f"choosing k needs at least 3 items; the data has {len(ds)}")
+    distinct = len(content_keys(ds.items, item_kind(modality)))
+    if distinct < max(2, k or 2):
+        raise DataError(f"the data holds {distinct} distinct item(s) among {len(ds)} (the rest are exact copies): "
+                        + ("nothing to cluster; add different items" if distinct < 2 else
+                           f"k = {k} needs {k} different items; pick a smaller k or add different items"))
     progress(Progress("data", 1, 1, f"{len(ds)} items" + (f" (a sample of {len(full)})" if len(ds) < len(full) else "")))
     _cancel_check(should_cancel, "before feature extraction")
     bb = build_backbone(backbone, modality)

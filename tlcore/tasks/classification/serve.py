@@ -98,16 +98,20 @@ def read_input(modality: str, value: str) -> tuple[list[Any], list[str]]:
                         f"{'an image' if modality == 'image' else 'an audio file'} or a folder of them")
     if path.is_file() and not (modality == "text" and suffix in TABLE_SUFFIXES) and suffix != ".zip" and not audio_table:
         return _one_file(path, modality)
-    ds = load_dataset(path, modality)
+    # every input gets a prediction: an unreadable file is an error naming it, never a row silently left out
+    ds = load_dataset(path, modality, on_error="refuse")
     return ds.items, ds.names or [str(i) for i in range(len(ds))]
 
 
 def _one_file(path: Path, modality: str) -> tuple[list[Any], list[str]]:
     if modality == "text":
         try:
-            return [path.read_text(encoding="utf-8")], [path.name]
+            text = path.read_text(encoding="utf-8")
         except UnicodeDecodeError:
             raise DataError(f"{path.name} is not a UTF-8 text file; this run classifies text") from None
+        if not text.strip():
+            raise DataError(f"{path.name} is empty: there is no text to classify")
+        return [text], [path.name]
     if modality == "image":
         problem = image_problem(path)
         if problem:
