@@ -109,7 +109,7 @@ def test_report_envelope_and_baselines_skipped(tmp_path):
     assert r == json.loads(json.dumps(result.to_dict(), default=float))
     assert r["report_schema"] == 2 and r["tlcore_version"] == tlcore.__version__ and "transferlab_version" not in r
     assert r["setting"] == "inductive" and r["task"] == "classify"
-    assert set(r["baselines"]) == {"knn"} and list(r["baselines_skipped"]) == ["scratch"]
+    assert set(r["baselines"]) == {"knn"} and list(r["baselines_skipped"]) == ["scratch", "classical"]
     assert "not requested" in r["baselines_skipped"]["scratch"]
     assert {"train", "val", "eval", "source", "unlabeled"} <= set(r["data"])
     card = (tmp_path / "run" / "README.md").read_text()
