@@ -239,6 +239,21 @@ def test_curve_job_with_one_seed_uses_the_eval_interval(tmp_path, one_thread):
     assert point["pretrained"]["ci95"][0] <= point["pretrained"]["mean"] <= point["pretrained"]["ci95"][1]
 
 
+def test_curve_points_of_imbalanced_classes_are_labelled_by_the_cap(tmp_path, one_thread):
+    """Classes of 6 and 16 training items: the 10-per-class point is "10" (its classes hold 6 and 10), not "6 per
+    class, all labels"; "all" is the point that uses every item."""
+    target = tmp_path / "t.csv"
+    rows = [f"the film was great number {i},pos" for i in range(9)] + [f"the film was awful number {i},neg"
+                                                                      for i in range(23)]
+    target.write_text("text,label\n" + "\n".join(rows) + "\n")
+    cfg = CurveConfig(modality="text", target=str(target), backbone="tiny-text", shots=[10, 0], seeds=1, epochs=1,
+                      scratch=False, out=str(tmp_path / "run"))
+    points = curve_job(cfg)["points"]
+    ten, every = points
+    assert (ten["shots"], ten["all"], ten["per_class_range"]) == (10, False, [6, 10]) and ten["train"] == 16
+    assert every["all"] and every["per_class_range"] == [6, 16] and every["train"] == 22
+
+
 def test_a_cancelled_curve_resumes_without_redoing_its_finished_runs(tmp_path, one_thread):
     """Each finished (shots, seed) run is kept in the staging folder: a resumed curve runs only the rest and reports
     the same curve as one never interrupted."""

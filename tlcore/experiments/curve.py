@@ -53,7 +53,7 @@ def _inner_result(report: dict, scratch: bool) -> dict:
     """What the curve keeps of one (shots, seed) run."""
     keep = {"pretrained": report["after"]["accuracy"], "pretrained_ci95": report["after"].get("accuracy_ci95"),
             "train": report["data"]["train"], "eval": report["data"]["eval"], "classes": report["data"]["classes"],
-            "backbone": report["backbone"]}
+            "backbone": report["backbone"], "train_per_class": report["data"].get("train_per_class") or {}}
     if scratch:
         keep.update(scratch=report["baselines"]["scratch"]["accuracy"],
                     scratch_ci95=report["baselines"]["scratch"].get("accuracy_ci95"))
@@ -88,7 +88,7 @@ def data_efficiency_curve(base: FinetuneConfig, *, shots: Sequence[int] = DEFAUL
 
     target = load_dataset(base.target, base.modality, on_error=base.on_bad_file)   # type: ignore[arg-type]
     train = target if base.eval else eval_split(target, base.eval_fraction)[0]
-    full_min = min(train.class_counts().values())
+    full_max = max(train.class_counts().values())
     points = []
     total = len(shots) * len(seeds)
     done = computed = resumed = 0
@@ -134,7 +134,12 @@ def data_efficiency_curve(base: FinetuneConfig, *, shots: Sequence[int] = DEFAUL
         if max_seen is not None and n_train == max_seen and shot:
             continue   # more shots than the data has: same point as the previous one
         max_seen = n_train
-        points.append({"shots": min(shot, full_min) if shot else full_min, "all": shot == 0 or shot >= full_min, "train": n_train,
+        # x = the cap asked for (at most the largest class); "all" only when no class lost an item to the cap. With
+        # classes of 12 and 40 items, the 25-per-class point is "25", and its classes hold 12 and 25.
+        per_class = result.get("train_per_class") or {}
+        points.append({"shots": min(shot, full_max) if shot else full_max, "all": shot == 0 or shot >= full_max,
+                       "train": n_train, "per_class_range": [min(per_class.values()), max(per_class.values())]
+                       if per_class else None,
                        "pretrained": _summary(per_seed["pretrained"], cis["pretrained"]),
                        **({"scratch": _summary(per_seed["scratch"], cis["scratch"])} if scratch else {})})
     progress(Progress("done", total, total, "curve finished"))
