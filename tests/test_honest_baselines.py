@@ -88,3 +88,15 @@ def test_tasks_without_a_classical_model_say_so(tmp_path):
                         backbone="tiny-text", out=str(tmp_path / "ml"), baselines=["knn", "classical"]).report
     assert "classical" not in r["baselines"]
     assert r["baselines_skipped"]["classical"] == "not available for multi-label classification (a set of labels per item)"
+
+
+def test_the_knn_baseline_votes_as_scikit_learn_does_in_bounded_memory():
+    from sklearn.neighbors import KNeighborsClassifier
+
+    from tlcore.evaluation.neighbours import knn_vote, nearest
+
+    rng = np.random.default_rng(0)
+    train, query, y = rng.normal(size=(120, 12)), rng.normal(size=(90, 12)), rng.integers(0, 4, 120)
+    want = KNeighborsClassifier(n_neighbors=5, metric="cosine").fit(train, y).predict(query)
+    assert (knn_vote(train, y, query, 5, 4) == want).all()
+    assert (nearest(train, query, 5, chunk=7) == nearest(train, query, 5)).all()   # chunks change nothing

@@ -32,6 +32,7 @@ from tlcore.data.split import cap_per_class, eval_split, stratified_split
 from tlcore.device import current as current_runtime
 from tlcore.errors import ConfigError, DataError
 from tlcore.evaluation.metrics import classification_metrics, flipped_examples, paired_difference
+from tlcore.evaluation.neighbours import knn_vote
 from tlcore.evaluation.policy import transfer_alerts
 from tlcore.models.before import BeforeHead, nearest_class_mean
 from tlcore.models.features import extract_features
@@ -122,11 +123,8 @@ def _indices(labels: list[str], classes: list[str]) -> np.ndarray:
     return np.array([pos[y] for y in labels], dtype=np.int64)
 
 
-def _knn(train_f: np.ndarray, train_y: np.ndarray, eval_f: np.ndarray) -> np.ndarray:
-    from sklearn.neighbors import KNeighborsClassifier
-
-    k = int(min(5, len(train_y)))
-    return KNeighborsClassifier(n_neighbors=k, metric="cosine").fit(train_f, train_y).predict(eval_f)
+def _knn(train_f: np.ndarray, train_y: np.ndarray, eval_f: np.ndarray, n_classes: int) -> np.ndarray:
+    return knn_vote(train_f, train_y, eval_f, int(min(5, len(train_y))), n_classes)
 
 
 
@@ -264,7 +262,7 @@ def run(cfg: FinetuneConfig, *, progress: Optional[ProgressFn] = None, should_ca
     baselines: dict[str, dict] = {}
     baseline_preds: dict[str, np.ndarray] = {}
     if "knn" in cfg.baselines:
-        baseline_preds["knn"] = _knn(f_train, y_train, f_eval)
+        baseline_preds["knn"] = _knn(f_train, y_train, f_eval, len(classes))
     baseline_info: dict[str, dict] = {}
     if "classical" in cfg.baselines:
         t0 = time.time()

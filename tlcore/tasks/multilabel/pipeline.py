@@ -30,6 +30,7 @@ import torch
 from tlcore.config import MIN_VAL_ITEMS, FinetuneConfig
 from tlcore.data.overlap import item_kind, overlap_warnings, split_overlaps
 from tlcore.errors import ConfigError, DataError
+from tlcore.evaluation.neighbours import knn_shares
 from tlcore.evaluation.policy import transfer_alerts
 from tlcore.models.before import BeforeHead
 from tlcore.models.features import extract_features
@@ -148,18 +149,6 @@ def _predict(scores_eval: np.ndarray, scores_val: np.ndarray, y_val: np.ndarray,
     return (scores_eval > thresholds).astype(np.int64), thresholds
 
 
-def _knn_scores(train_f: np.ndarray, train_y: np.ndarray, query: np.ndarray, k: int) -> np.ndarray:
-    """Share of the k nearest training items (cosine) that carry each label."""
-    a = train_f / (np.linalg.norm(train_f, axis=1, keepdims=True) + 1e-8)
-    scores = np.zeros((len(query), train_y.shape[1]))
-    for start in range(0, len(query), 1024):       # bounded memory: 1024 queries against the training items at once
-        q = query[start:start + 1024]
-        sim = (q / (np.linalg.norm(q, axis=1, keepdims=True) + 1e-8)) @ a.T
-        near = np.argsort(-sim, axis=1)[:, :k]
-        scores[start:start + len(q)] = train_y[near].mean(1)
-    return scores
-
-
 def _train_loop(model: TransferModel, d: RunData, fit: np.ndarray, val: np.ndarray, tcfg: TrainConfig, modules,
                 groups, *, stage: str, checkpoint_dir: Path, resume: bool, progress: ProgressFn,
                 should_cancel: CancelFn, augment: str = "none", flip: bool = False):
@@ -251,8 +240,8 @@ def run(cfg: FinetuneConfig, *, progress: Optional[ProgressFn] = None, should_ca
     baselines: dict[str, dict] = {}
     if "knn" in cfg.baselines:
         k = int(min(KNN_K, len(fit)))
-        baseline_preds["knn"], _ = _predict(_knn_scores(f_train[fit], y_fit, f_eval, k),
-                                            _knn_scores(f_train[fit], y_fit, f_train[val], k), y_val, 0.5)
+        baseline_preds["knn"], _ = _predict(knn_shares(f_train[fit], y_fit, f_eval, k),
+                                            knn_shares(f_train[fit], y_fit, f_train[val], k), y_val, 0.5)
     if "scratch" in cfg.baselines:
         t0 = time.time()
         twin = TransferModel(build_backbone(cfg.backbone, cfg.modality, pretrained=False, seed=cfg.seed), d.labels,
