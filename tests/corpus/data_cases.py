@@ -757,7 +757,13 @@ def multilabel_bad_json_labels(folder):
     return _finetune(folder, "text", path.parent, "--task", "multilabel")
 
 
+def text_conflicting_duplicates(folder):
+    rows = _text_rows(8) + [["the very same sentence", "positive"], ["the very same sentence", "negative"]] * 3
+    return _finetune(folder, "text", _csv(folder / "data" / "data.csv", rows).parent)
+
+
 CASES = [
+    Case("identical texts under two labels", "data", text_conflicting_duplicates, expect="notice"),
     Case("jsonl row with a repeated key", "data", jsonl_repeated_key),
     Case("labels that differ only in Unicode normalisation", "data", text_lookalike_labels),
     Case("hidden class folder", "data", image_hidden_class_folder, expect="notice"),

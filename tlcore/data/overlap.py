@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Optional, Sequence
 
 from tlcore.errors import DataError
 
@@ -84,3 +84,17 @@ def overlap_warnings(counts: dict[str, int], n_eval: int) -> list[str]:
             out.append(f"train/eval overlap: {n} {name} item(s) are identical to eval items (of {n_eval}); the eval "
                        f"numbers may be optimistic — remove the duplicates from the {name} data")
     return out
+
+
+def conflicting_labels(items: Sequence[Any], labels: Sequence[str], kind: str, *, examples: int = 3) -> Optional[dict]:
+    """Identical items (same content) that carry different labels in one labeled set: ``{"items": n, "rows": m,
+    "examples": [(item, [labels])...]}``, or None when there are none. They train as contradictions; the run goes
+    on and says so (a user may have meant it: ambiguous items), with the counts in the report."""
+    by_key: dict[str, list[int]] = {}
+    for i, x in enumerate(items):
+        by_key.setdefault(content_key(x, kind), []).append(i)
+    clashes = [idx for idx in by_key.values() if len({labels[i] for i in idx}) > 1]
+    if not clashes:
+        return None
+    return {"items": len(clashes), "rows": sum(len(idx) for idx in clashes),
+            "examples": [(str(items[idx[0]])[:80], sorted({labels[i] for i in idx})) for idx in clashes[:examples]]}

@@ -27,13 +27,13 @@ import torch
 from tlcore.config import MIN_VAL_ITEMS, NO_PRETRAINING, FinetuneConfig
 from tlcore.data.dataset import Dataset
 from tlcore.data.loaders import check_trainable, load_dataset
-from tlcore.data.overlap import item_kind, overlap_warnings, split_overlaps
+from tlcore.data.overlap import conflicting_labels, item_kind, overlap_warnings, split_overlaps
 from tlcore.data.split import cap_per_class, eval_split, stratified_split
 from tlcore.device import current as current_runtime
 from tlcore.errors import ConfigError, DataError
 from tlcore.evaluation.metrics import classification_metrics, flipped_examples, paired_difference
 from tlcore.evaluation.neighbours import knn_vote
-from tlcore.evaluation.policy import transfer_alerts
+from tlcore.evaluation.policy import alert, transfer_alerts
 from tlcore.models.before import BeforeHead, nearest_class_mean
 from tlcore.models.features import extract_features
 from tlcore.models.registry import build_backbone, resolve_backbone_name
@@ -292,6 +292,12 @@ def run(cfg: FinetuneConfig, *, progress: Optional[ProgressFn] = None, should_ca
             comparisons[name] = paired_difference(y_eval, pred_after, baseline_preds[name], seed=cfg.seed)
     timings["eval"] = time.time() - t0
     warnings = transfer_alerts(comparisons, metric="accuracy") + overlap_warnings(overlap, len(eval_ds))
+    clash = conflicting_labels(train_ds.items, train_ds.labels, item_kind(cfg.modality))
+    if clash:
+        shown = "; ".join(f"{item!r}: {', '.join(labs)}" for item, labs in clash["examples"])
+        warnings.append(alert("conflicting_labels", f"{clash['items']} training item(s) appear under two or more labels "
+                              f"({clash['rows']} rows, e.g. {shown}); they train as contradictions — relabel or remove "
+                              "them if they are mistakes"))
     warnings += [f"{len(problems)} file(s)/row(s) skipped: see data.problems"] * bool(problems)
     report = {
         "modality": cfg.modality, "task": cfg.task, "backbone": backbone_name, "strategy": cfg.strategy, "seed": cfg.seed,
