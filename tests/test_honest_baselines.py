@@ -100,3 +100,14 @@ def test_the_knn_baseline_votes_as_scikit_learn_does_in_bounded_memory():
     want = KNeighborsClassifier(n_neighbors=5, metric="cosine").fit(train, y).predict(query)
     assert (knn_vote(train, y, query, 5, 4) == want).all()
     assert (nearest(train, query, 5, chunk=7) == nearest(train, query, 5)).all()   # chunks change nothing
+
+
+def test_many_classes_keep_the_report_small():
+    """5,000 classes made a report of 878 MB (three 5,000 × 5,000 confusion matrices): above 200 classes none is
+    stored, and the report says so."""
+    from tlcore.evaluation.metrics import MAX_CONFUSION_CLASSES, classification_metrics
+
+    y = np.arange(MAX_CONFUSION_CLASSES + 1)
+    m = classification_metrics(y, y, [str(i) for i in y])
+    assert "confusion" not in m and "not stored" in m["confusion_omitted"] and len(m["per_class"]) == len(y)
+    assert len(classification_metrics(y % 3, y % 3, ["a", "b", "c"])["confusion"]) == 3

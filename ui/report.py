@@ -229,6 +229,8 @@ def _per_group_section(report: dict, key: str) -> None:
 
 
 def _confusion_section(report: dict, key: str) -> None:
+    if report["after"].get("confusion_omitted"):
+        st.caption(f"Confusion matrices: {report['after']['confusion_omitted']}.")
     if not report["before"].get("confusion") or not report["after"].get("confusion"):
         return
     b_name, a_name = phase_names(report)

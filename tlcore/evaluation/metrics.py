@@ -11,6 +11,9 @@ from sklearn.metrics import confusion_matrix, f1_score, precision_recall_fscore_
 N_BOOT = 1000
 #: At most this many resampled indices are held at once (bootstrap in blocks beyond it: 32 MB of int64).
 BOOT_BLOCK = 1 << 22
+#: Above this many classes the report stores no confusion matrix: 5,000 classes make 25 million counts per matrix
+#: (a report of hundreds of MB); the per-class precision, recall and support stay.
+MAX_CONFUSION_CLASSES = 200
 
 
 def bootstrap_ci(correct: np.ndarray, *, seed: int = 0, n_boot: int = N_BOOT) -> list[float]:
@@ -45,7 +48,9 @@ def classification_metrics(y_true: Sequence[int], y_pred: Sequence[int], classes
         "accuracy_ci95": bootstrap_ci(correct, seed=seed),
         "per_class": {c: {"precision": float(p[i]), "recall": float(r[i]), "f1": float(f[i]), "support": int(s[i])}
                       for i, c in enumerate(classes)},
-        "confusion": confusion_matrix(yt, yp, labels=labels).tolist(),
+        **({"confusion": confusion_matrix(yt, yp, labels=labels).tolist()} if len(classes) <= MAX_CONFUSION_CLASSES
+           else {"confusion_omitted": f"{len(classes)} classes: a {len(classes)} × {len(classes)} confusion matrix "
+                                      f"is not stored (at most {MAX_CONFUSION_CLASSES} classes); see per_class"}),
     }
 
 
