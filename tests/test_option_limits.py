@@ -5,6 +5,7 @@ and the app's form (min/max of its number inputs); an out-of-range value is refu
 import argparse
 import dataclasses
 import math
+import os
 
 import pytest
 from conftest import write_text_set
@@ -49,6 +50,12 @@ def test_config_validation_enforces_every_declared_limit_with_the_range_in_the_m
         for edge in (meta["min"], meta.get("max", meta["min"])):
             if name == "seeds":
                 continue                                   # the curve also caps seeds x shots; checked below
+            if name == "num_processes" and edge > (os.cpu_count() or 1):
+                # the declared range is the launcher's; a run is also refused more processes than this machine has
+                # cores (or GPUs), with that limit in the message
+                with pytest.raises(ConfigError, match=f"use at most {os.cpu_count() or 1}"):
+                    dataclasses.replace(cfg, **{name: edge}).validate()
+                continue
             dataclasses.replace(cfg, **{name: edge}).validate()
         for bad in outside(meta):
             with pytest.raises(ConfigError) as err:
