@@ -762,7 +762,19 @@ def text_conflicting_duplicates(folder):
     return _finetune(folder, "text", _csv(folder / "data" / "data.csv", rows).parent)
 
 
+def ner_entities_only_in_eval_duplicates(folder):
+    """Every tagged sentence is repeated: the automatic split puts a copy of each in eval, de-duplication drops the
+    training copies, and only untagged sentences are left to train on. It said "every tag is O"."""
+    path = folder / "data" / "train.jsonl"
+    path.parent.mkdir(parents=True)
+    tagged = [{"tokens": ["Anna", "met", "Bob", str(i)], "tags": ["B-PER", "O", "B-PER", "O"]} for i in range(3)]
+    plain = [{"tokens": ["nothing", "here", str(i)], "tags": ["O", "O", "O"]} for i in range(10)]
+    path.write_text("\n".join(json.dumps(r) for r in tagged * 16 + plain) + "\n")
+    return _finetune(folder, "text", folder / "data", "--task", "ner")
+
+
 CASES = [
+    Case("NER: every tagged sentence duplicates an eval one", "data", ner_entities_only_in_eval_duplicates),
     Case("identical texts under two labels", "data", text_conflicting_duplicates, expect="notice"),
     Case("jsonl row with a repeated key", "data", jsonl_repeated_key),
     Case("labels that differ only in Unicode normalisation", "data", text_lookalike_labels),

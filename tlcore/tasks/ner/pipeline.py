@@ -159,8 +159,15 @@ def run(cfg: FinetuneConfig, *, progress: Optional[ProgressFn] = None, should_ca
                                    [f"sentence {i + 1}" for i in range(len(train_data))], kind="tokens",
                                    eval_given=bool(cfg.eval), others={"source": source and source.sentences,
                                                                       "unlabeled": unlabeled and unlabeled.sentences})
+    before_dedup = train_data
     train_data = train_data.subset(keep)
     types = sorted(set(train_data.entity_types()) | set(source.entity_types() if source else []))
+    if not types and before_dedup.entity_types():
+        # the training sentences had entities, but every sentence with one also occurs in the eval split
+        dropped = len(before_dedup) - len(keep)
+        raise DataError(f"target data: every tagged training sentence also occurs in the eval data ({dropped} duplicates "
+                        "of eval sentences were left out of training), which leaves no entity to learn from; give "
+                        "training sentences that are not in the eval set")
     if not types:
         raise DataError("target data: no entities tagged (every tag is O); tag some entities with B-TYPE / I-TYPE")
     unseen = sorted(set(eval_data.entity_types()) - set(types))
