@@ -149,3 +149,17 @@ def test_split_needs_two_per_class(tmp_path):
     (tmp_path / "x.csv").write_text("text,label\na,p\nb,q\nc,q\n")
     with pytest.raises(DataError, match="class 'p' has 1 example"):
         eval_split(load_dataset(tmp_path / "x.csv", "text"), 0.3)
+
+
+def test_hidden_folders_are_never_read_and_only_reported_when_they_hold_media(tmp_path):
+    """A hidden folder is not a label: one with images is listed as skipped; one holding a link that leads out of the
+    data set (a tool's .cache) is neither followed nor refused, since nothing in it is used."""
+    root = write_image_set(tmp_path / "imgs", n_per_class=2)
+    (root / ".cache").mkdir()
+    (root / ".cache" / "outside").symlink_to(tmp_path)
+    ds = load_dataset(root, "image")
+    assert ds.classes == ["bright", "dark"] and not ds.problems
+    (root / ".more").mkdir()
+    (root / "bright" / "bright_0.png").rename(root / ".more" / "b.png")
+    ds = load_dataset(root, "image")
+    assert [p.where for p in ds.problems] == [".more/"] and "hidden folder" in ds.problems[0].reason

@@ -10,8 +10,8 @@ import pytest
 from conftest import write_asr_clips, write_asr_set, write_wav
 
 from tlcore.diagnostics.diagnose import candidate_backbones, run_diagnose, run_rank
-from tlcore.diagnostics.rank import feature_scores, lower_is_better as _lower_is_better
-from tlcore.tasks.detect import detect_task
+from tlcore.diagnostics.rank import feature_scores
+from tlcore.diagnostics.rank import lower_is_better as _lower_is_better
 from tlcore.diagnostics.task_shift import (
     entity_mentions,
     entity_type_shift,
@@ -22,6 +22,7 @@ from tlcore.diagnostics.task_shift import (
 from tlcore.errors import ConfigError, DataError
 from tlcore.tasks.asr.data import load_asr_dataset
 from tlcore.tasks.asr.metrics import normalize_text
+from tlcore.tasks.detect import detect_task
 from tlcore.tasks.ner.data import load_ner, write_jsonl
 
 pytestmark = pytest.mark.usefixtures("one_thread")

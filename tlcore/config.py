@@ -122,9 +122,7 @@ class FinetuneConfig:
         if unknown:
             raise ConfigError(f"unknown baseline(s) {unknown}; choose from {', '.join(BASELINES)} (or none)")
         task = get_task(self.task)
-        if self.modality not in task.modalities:
-            raise ConfigError(f"task {task.name!r} is {task.description}; use --modality "
-                              f"{' or '.join(task.modalities)} (not {self.modality!r})")
+        task.check_modality(self.modality)
         _check_strategy(self, task.strategies)
         task.part("pipeline").check_config(self)
         from tlcore.device import resolve_device, resolve_precision

@@ -207,6 +207,21 @@ def _walk_files(folder: Path, root: Path) -> list[Path]:
     return sorted(out)
 
 
+def _holds_media(folder: Path, exts: set[str], *, look_at: int = 2000) -> bool:
+    """Does the hidden ``folder`` hold a regular file of ``exts`` among its first ``look_at`` entries? Only to say it
+    was skipped: nothing in it is read, no link is followed (a hidden folder is never used, so never refused)."""
+    seen = 0
+    for dirpath, dirnames, filenames in os.walk(folder, followlinks=False):
+        for f in filenames:
+            path = Path(dirpath) / f
+            if Path(f).suffix.lower() in exts and not path.is_symlink():
+                return True
+        seen += len(filenames) + len(dirnames)
+        if seen >= look_at:
+            return False
+    return False
+
+
 def _load_media_folder(root: Path, modality: str, on_error: str) -> Dataset:
     if not root.is_dir():
         raise DataError(f"{root}: expected a folder (or .zip) of {modality} files, got a {root.suffix or 'file'}")
@@ -214,7 +229,7 @@ def _load_media_folder(root: Path, modality: str, on_error: str) -> Dataset:
     exts = MEDIA_EXT[modality]
     entries = [p for p in root.iterdir() if not p.name.startswith(".")]
     hidden = sorted(p for p in root.iterdir() if p.name.startswith(".") and p.is_dir() and not p.is_symlink()
-                    and any(f.suffix.lower() in MEDIA_EXT[modality] for f in _walk_files(p, root)[:1000]))
+                    and _holds_media(p, MEDIA_EXT[modality]))
     check_folder_links(root, [p for p in entries if p.is_symlink()])
     subdirs = sorted(p for p in entries if p.is_dir())
     top_files = sorted(p for p in entries if p.is_file() and p.name not in SKIP_NAMES)

@@ -38,8 +38,11 @@ def content_keys(items: Sequence[Any], kind: str) -> set[str]:
     return {content_key(x, kind) for x in items}
 
 
-def _matching(keys: set[str], items: Sequence[Any], kind: str) -> list[int]:
-    return [i for i, x in enumerate(items) if content_key(x, kind) in keys]
+def _matching(keys: set[str], items: Sequence[Any], kind: str, item_keys: Optional[Sequence[str]] = None) -> list[int]:
+    """Indices of ``items`` whose content key is in ``keys`` (``item_keys``: their keys, already computed)."""
+    if item_keys is None:
+        item_keys = [content_key(x, kind) for x in items]
+    return [i for i, key in enumerate(item_keys) if key in keys]
 
 
 def overlapping(eval_items: Sequence[Any], items: Sequence[Any], kind: str) -> list[int]:
@@ -48,10 +51,10 @@ def overlapping(eval_items: Sequence[Any], items: Sequence[Any], kind: str) -> l
 
 
 def check_target_overlap(eval_keys: set[str], train_items: Sequence[Any], train_names: Sequence[str], *,
-                         kind: str, eval_given: bool) -> list[int]:
+                         kind: str, eval_given: bool, train_keys: Optional[Sequence[str]] = None) -> list[int]:
     """The training indices to keep. A user-given eval set sharing items with the target's training data is
     refused (a clear error naming a few); with a held-out split, the duplicates are dropped from training."""
-    shared = _matching(eval_keys, train_items, kind)
+    shared = _matching(eval_keys, train_items, kind, train_keys)
     if shared and eval_given:
         names = ", ".join(str(train_names[i]) if i < len(train_names) else f"#{i}" for i in shared[:3])
         raise DataError(f"{len(shared)} item(s) of the target training data also appear in the eval data (e.g. {names}); "
@@ -67,10 +70,13 @@ def other_overlaps(eval_keys: set[str], sets: dict[str, Sequence[Any] | None], k
 
 
 def split_overlaps(eval_items: Sequence[Any], train_items: Sequence[Any], train_names: Sequence[str], *, kind: str,
-                   eval_given: bool, others: dict[str, Sequence[Any] | None]) -> tuple[list[int], dict[str, int]]:
-    """Both checks at once: (training indices to keep, {"target": duplicates dropped, "source": n, ...})."""
+                   eval_given: bool, others: dict[str, Sequence[Any] | None],
+                   train_keys: Optional[Sequence[str]] = None) -> tuple[list[int], dict[str, int]]:
+    """Both checks at once: (training indices to keep, {"target": duplicates dropped, "source": n, ...});
+    ``train_keys``: the training items' content keys when the caller has them (each file is then read once)."""
     keys = content_keys(eval_items, kind)
-    keep = check_target_overlap(keys, train_items, train_names, kind=kind, eval_given=eval_given)
+    keep = check_target_overlap(keys, train_items, train_names, kind=kind, eval_given=eval_given,
+                                train_keys=train_keys)
     return keep, {"target": len(train_items) - len(keep), **other_overlaps(keys, others, kind)}
 
 
@@ -86,13 +92,14 @@ def overlap_warnings(counts: dict[str, int], n_eval: int) -> list[str]:
     return out
 
 
-def conflicting_labels(items: Sequence[Any], labels: Sequence[str], kind: str, *, examples: int = 3) -> Optional[dict]:
-    """Identical items (same content) that carry different labels in one labeled set: ``{"items": n, "rows": m,
-    "examples": [(item, [labels])...]}``, or None when there are none. They train as contradictions; the run goes
-    on and says so (a user may have meant it: ambiguous items), with the counts in the report."""
+def conflicting_labels(items: Sequence[Any], labels: Sequence[str], keys: Sequence[str], *,
+                       examples: int = 3) -> Optional[dict]:
+    """Identical items (the same content ``keys``) that carry different labels in one labeled set: ``{"items": n,
+    "rows": m, "examples": [(item, [labels])...]}``, or None when there are none. They train as contradictions; the
+    run goes on and says so (a user may have meant it: ambiguous items), with the counts in the report."""
     by_key: dict[str, list[int]] = {}
-    for i, x in enumerate(items):
-        by_key.setdefault(content_key(x, kind), []).append(i)
+    for i, key in enumerate(keys):
+        by_key.setdefault(key, []).append(i)
     clashes = [idx for idx in by_key.values() if len({labels[i] for i in idx}) > 1]
     if not clashes:
         return None

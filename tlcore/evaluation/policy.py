@@ -21,6 +21,8 @@ from __future__ import annotations
 
 from typing import Any, Mapping, Optional
 
+from tlcore.config import NO_PRETRAINING
+
 #: Kinds of warnings. The first three come from the comparisons; the others describe the data or the run.
 NEGATIVE_TRANSFER = "negative_transfer"
 NEGATIVE_TRANSFER_RISK = "negative_transfer_risk"
@@ -65,7 +67,7 @@ def split_alerts(warnings: list) -> tuple[list[str], list[dict]]:
 
 
 def strongest_no_pretraining(report: Mapping, metric: str, *, higher_is_better: bool = True,
-                             names: tuple[str, ...] = ("scratch", "classical")) -> Optional[str]:
+                             names: tuple[str, ...] = NO_PRETRAINING) -> Optional[str]:
     """The name of the best baseline without pretrained weights in ``report`` on ``metric`` (the random-init twin or
     the classical model), or None when it has none: the honest reference for "does transfer help?"."""
     have = [(name, block[metric]) for name, block in (report.get("baselines") or {}).items()

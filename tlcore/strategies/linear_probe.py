@@ -17,14 +17,20 @@ from tlcore.strategies.base import STRATEGIES, Strategy
 C_GRID = (0.01, 0.1, 1.0, 10.0)
 
 
-def fit_linear_head(features: np.ndarray, y: np.ndarray, n_classes: int, *, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, dict]:
-    """Fit logistic regression; return (weight (classes, d), bias (classes,), info) for raw features."""
+def standardize(features: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(z, mean, scale) of (n, d) features; fold ``weight / scale`` and ``bias - (weight * mean / scale).sum()`` back
+    into a head fitted on ``z`` to get one that takes raw features."""
     mu = features.mean(0)
     sd = features.std(0)
     # Floor the scale: near-constant features (dead ReLUs) would otherwise get weights of 1/1e-6, and the
     # slightest change of them during later fine-tuning (LP-FT starts from this head) explodes the logits.
     sd = np.maximum(sd, 0.1 * float(np.median(sd)) + 1e-6)
-    z = (features - mu) / sd
+    return (features - mu) / sd, mu, sd
+
+
+def fit_linear_head(features: np.ndarray, y: np.ndarray, n_classes: int, *, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, dict]:
+    """Fit logistic regression; return (weight (classes, d), bias (classes,), info) for raw features."""
+    z, mu, sd = standardize(features)
     counts = np.bincount(y, minlength=n_classes)
     present = counts[counts > 0]
     folds = int(min(5, present.min())) if len(present) > 1 else 0

@@ -21,16 +21,11 @@ def detect_task(path: str | Path, modality: str) -> str:
     return DEFAULT_TASK
 
 
-def check_task(task: str, modality: str) -> None:
-    """ConfigError for an unknown task or one that does not take the modality."""
-    get_task(task).check_modality(modality)
-
-
 def resolve_task(task: Optional[str], modality: str, *paths: tuple[str, str]) -> str:
     """The task to run: ``task`` when given (checked against the modality), else the one detected from every
     ``(role, path)`` in ``paths``; sets of different kinds raise one DataError naming both."""
     if task is not None:
-        check_task(task, modality)
+        get_task(task).check_modality(modality)   # an unknown task lists the known ones
         return task
     found = [(role, path, get_task(detect_task(path, modality))) for role, path in paths]
     if len({spec.name for _, _, spec in found}) > 1:

@@ -30,7 +30,7 @@ it never compares a task name. The specs import nothing heavy: the registry sits
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from types import ModuleType
 from typing import Optional
 
@@ -98,7 +98,6 @@ class TaskSpec:
     scratch_followup: bool = False  # the app queues the scratch baseline as a follow-up job
     detected: bool = True           # found by data-format detection (False: the fallback task)
     rank_validation: bool = False   # `rank --validate` (fine-tune every candidate and correlate) is available
-    extra: dict = field(default_factory=dict)
 
     @property
     def metric(self) -> Metric:
@@ -131,9 +130,11 @@ class TaskSpec:
             raise
 
     def check_modality(self, modality: str) -> None:
+        """ConfigError when the task does not take ``modality`` (one message for the CLI, the API and the app)."""
         if modality not in self.modalities:
-            raise ConfigError(f"task {self.name!r} ({self.description}) needs modality "
-                              f"{' or '.join(repr(m) for m in self.modalities)}, not {modality!r}")
+            raise ConfigError(f"task {self.name!r} is {self.description} and needs modality "
+                              f"{' or '.join(repr(m) for m in self.modalities)}, not {modality!r}: use --modality "
+                              f"{self.modalities[0]}")
 
 
 TASKS: Registry[TaskSpec] = Registry("task")

@@ -27,7 +27,7 @@ import torch
 from tlcore.config import MIN_VAL_ITEMS, NO_PRETRAINING, FinetuneConfig
 from tlcore.data.dataset import Dataset
 from tlcore.data.loaders import check_trainable, load_dataset
-from tlcore.data.overlap import conflicting_labels, item_kind, overlap_warnings, split_overlaps
+from tlcore.data.overlap import conflicting_labels, content_key, item_kind, overlap_warnings, split_overlaps
 from tlcore.data.split import cap_per_class, eval_split, stratified_split
 from tlcore.device import current as current_runtime
 from tlcore.errors import ConfigError, DataError
@@ -89,6 +89,7 @@ class RunData:
     overlap: dict
     split_file: Optional[Path]
     problems: list[str]
+    conflicts: Optional[dict] = None   # identical training items under different labels (conflicting_labels)
 
 
 def prepare_data(cfg: FinetuneConfig) -> RunData:
@@ -104,18 +105,22 @@ def prepare_data(cfg: FinetuneConfig) -> RunData:
     else:
         train_ds, eval_ds, split_file = eval_split(target, cfg.eval_fraction)
     assert eval_ds is not None and eval_ds.labels is not None and train_ds.labels is not None
-    keep, overlap = split_overlaps(eval_ds.items, train_ds.items, train_ds.names, kind=item_kind(cfg.modality),
+    kind = item_kind(cfg.modality)
+    key_of = {x: content_key(x, kind) for x in train_ds.items}      # each training file is read once
+    keep, overlap = split_overlaps(eval_ds.items, train_ds.items, train_ds.names, kind=kind,
                                    eval_given=bool(cfg.eval), others={"source": source and source.items,
-                                                                      "unlabeled": unlabeled and unlabeled.items})
+                                                                      "unlabeled": unlabeled and unlabeled.items},
+                                   train_keys=[key_of[x] for x in train_ds.items])
     train_ds = train_ds.subset(keep)
     train_ds = cap_per_class(train_ds, cfg.max_per_class, seed=cfg.seed)
+    conflicts = conflicting_labels(train_ds.items, train_ds.labels, [key_of[x] for x in train_ds.items])
     classes = sorted(set(train_ds.labels))
     unseen = sorted(set(eval_ds.labels) - set(classes))
     if unseen:
         raise DataError(f"eval classes {unseen} do not occur in the target training data; add examples of them to --target")
     problems = [str(p) for d in (target, source, eval_ds, unlabeled) if d is not None for p in d.problems]
     return RunData(target, source, unlabeled, train_ds, eval_ds, classes, _indices(train_ds.labels, classes),
-                   _indices(eval_ds.labels, classes), overlap, split_file, problems)
+                   _indices(eval_ds.labels, classes), overlap, split_file, problems, conflicts)
 
 
 def _indices(labels: list[str], classes: list[str]) -> np.ndarray:
@@ -292,7 +297,7 @@ def run(cfg: FinetuneConfig, *, progress: Optional[ProgressFn] = None, should_ca
             comparisons[name] = paired_difference(y_eval, pred_after, baseline_preds[name], seed=cfg.seed)
     timings["eval"] = time.time() - t0
     warnings = transfer_alerts(comparisons, metric="accuracy") + overlap_warnings(overlap, len(eval_ds))
-    clash = conflicting_labels(train_ds.items, train_ds.labels, item_kind(cfg.modality))
+    clash = d.conflicts
     if clash:
         shown = "; ".join(f"{item!r}: {', '.join(labs)}" for item, labs in clash["examples"])
         warnings.append(alert("conflicting_labels", f"{clash['items']} training item(s) appear under two or more labels "

@@ -26,16 +26,10 @@ from torch import nn
 
 from tlcore.device import autocast_for, module_device, sum_over_processes, to_device
 from tlcore.models.before import BeforeHead
+from tlcore.strategies.linear_probe import C_GRID, standardize
 from tlcore.tasks.classification.train import BatchSource, ClassifyTask, augment_seed
 
-C_GRID = (0.01, 0.1, 1.0, 10.0)
 THRESHOLDS_FILE = "thresholds.json"
-
-
-def _standardize(features: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    mu, sd = features.mean(0), features.std(0)
-    sd = np.maximum(sd, 0.1 * float(np.median(sd)) + 1e-6)   # as classification's probe: no 1/1e-6 weights
-    return (features - mu) / sd, mu, sd
 
 
 def _lbfgs_fit(z: np.ndarray, y: np.ndarray, c: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -66,7 +60,7 @@ def _log_loss(z: np.ndarray, y: np.ndarray, w: torch.Tensor, b: torch.Tensor) ->
 
 def fit_sigmoid_head(features: np.ndarray, y: np.ndarray, *, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, dict]:
     """(weight (L, d), bias (L,), info) of the multi-label linear probe on raw ``features`` (n, d), ``y`` (n, L)."""
-    z, mu, sd = _standardize(np.asarray(features, dtype=np.float64))
+    z, mu, sd = standardize(np.asarray(features, dtype=np.float64))
     y = np.asarray(y, dtype=np.float64)
     folds = min(3, len(z))
     scores: dict[float, float] = {}

@@ -151,12 +151,12 @@ def _predict(scores_eval: np.ndarray, scores_val: np.ndarray, y_val: np.ndarray,
 
 def _train_loop(model: TransferModel, d: RunData, fit: np.ndarray, val: np.ndarray, tcfg: TrainConfig, modules,
                 groups, *, stage: str, checkpoint_dir: Path, resume: bool, progress: ProgressFn,
-                should_cancel: CancelFn, augment: str = "none", flip: bool = False):
+                should_cancel: CancelFn):
     use_val = len(val) >= MIN_VAL_ITEMS
     task = MultiLabelTask(model, [d.train.items[i] for i in fit], d.y_train[fit],
                           val_items=[d.train.items[i] for i in val] if use_val else (),
                           val_y=d.y_train[val] if use_val else None, batch_size=tcfg.batch_size,
-                          precise_bn=not tcfg.freeze_bn, augment=augment, flip=flip, seed=tcfg.seed)
+                          precise_bn=not tcfg.freeze_bn, seed=tcfg.seed)
     tcfg.keep_best = use_val
     return Trainer(model, task, tcfg, train_modules=modules, param_groups=groups, checkpoint_dir=checkpoint_dir,
                    stage=stage, progress=progress, should_cancel=should_cancel).fit(resume=resume)
