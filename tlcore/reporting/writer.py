@@ -37,6 +37,7 @@ from tlcore.tasks import DEFAULT_TASK, get_task
 log = logging.getLogger(__name__)
 REPORT_SCHEMA = 2
 
+
 def _write_text(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     tmp.write_text(text)

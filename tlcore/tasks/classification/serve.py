@@ -72,11 +72,16 @@ def _class_scores(run, items: list, model: str) -> tuple[np.ndarray, str]:
     if model == "after":
         return run.after_model.predict_proba(items), "probability"
     backbone, head = run.before_model
+    return head.scores(before_features(run, backbone, head, items)), "probability" if head.score == "softmax" else "cosine"
+
+
+@torch.no_grad()
+def before_features(run, backbone: torch.nn.Module, head: BeforeHead, items: list) -> np.ndarray:
+    """(n, d) pretrained features of ``items`` for a "before" head (the backbone as it was, on ``run.device``)."""
     backbone.to(run.device).eval()
     feats = [backbone(**to_device(backbone.preprocess(items[i:i + BATCH_SIZE]), run.device)).float().cpu().numpy()
              for i in range(0, len(items), BATCH_SIZE)]
-    x = np.concatenate(feats) if feats else np.zeros((0, head.weight.shape[1]), np.float32)
-    return head.scores(x), "probability" if head.score == "softmax" else "cosine"
+    return np.concatenate(feats) if feats else np.zeros((0, head.weight.shape[1]), np.float32)
 
 
 def read_input(modality: str, value: str) -> tuple[list[Any], list[str]]:

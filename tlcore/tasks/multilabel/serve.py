@@ -11,15 +11,13 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from tlcore.device import to_device
 from tlcore.models.before import BeforeHead
 from tlcore.models.registry import build_backbone
 from tlcore.models.transfer_model import TransferModel
-from tlcore.tasks.classification.serve import read_input
+from tlcore.tasks.classification.serve import before_features, read_input
 from tlcore.tasks.multilabel.model import THRESHOLDS_FILE, model_logits, read_thresholds, sigmoid
 
 BEFORE_FOLDER = True
-BATCH_SIZE = 32
 
 
 def is_run(run_dir: Path, model_config: dict) -> bool:
@@ -52,11 +50,7 @@ def _scores(run, items: list, model: str, backend: str) -> tuple[np.ndarray, np.
     if model == "after":
         return sigmoid(model_logits(run.after_model, items)), _thresholds(run.path / "model"), "probability"
     backbone, head, thresholds = run.before_model
-    backbone.to(run.device).eval()
-    feats = [backbone(**to_device(backbone.preprocess(items[i:i + BATCH_SIZE]), run.device)).float().cpu().numpy()
-             for i in range(0, len(items), BATCH_SIZE)]
-    x = np.concatenate(feats) if feats else np.zeros((0, head.weight.shape[1]), np.float32)
-    raw = head.scores(x)
+    raw = head.scores(before_features(run, backbone, head, items))
     return (sigmoid(raw), thresholds, "probability") if head.score == "sigmoid" else (raw, thresholds, "cosine")
 
 
