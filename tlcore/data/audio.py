@@ -10,12 +10,14 @@ from __future__ import annotations
 import io
 import os
 import re
+from functools import lru_cache
 from pathlib import Path
 from typing import Optional, Union
 
 import numpy as np
 import soundfile as sf
 import torch
+import torchaudio
 import torchaudio.functional as AF
 
 from tlcore.errors import DataError
@@ -91,3 +93,20 @@ def clip_seconds(paths) -> list[float]:
             raise DataError(f"{Path(p).name}: unreadable or corrupt audio ({_detail(exc)})") from None
         out.append(info.frames / max(info.samplerate, 1))
     return out
+
+
+MFCC_SAMPLE_RATE = 16_000
+N_MFCC = 20
+
+
+@lru_cache(maxsize=1)
+def _mfcc() -> torch.nn.Module:
+    return torchaudio.transforms.MFCC(sample_rate=MFCC_SAMPLE_RATE, n_mfcc=N_MFCC,
+                                      melkwargs={"n_fft": 400, "hop_length": 160, "n_mels": 40})
+
+
+@torch.no_grad()
+def clip_mfcc(src: Union[str, Path, bytes]) -> torch.Tensor:
+    """(20, frames) MFCCs of a clip at 16 kHz (25 ms windows, 10 ms hop, 40 mel bands): the classic hand-made
+    audio descriptor, for the baselines and diagnostics that use no pretrained model."""
+    return _mfcc()(torch.from_numpy(load_audio(src, MFCC_SAMPLE_RATE)))

@@ -28,8 +28,6 @@ SILHOUETTE_SAMPLE = 2000
 IMAGE_SIZE = 32
 TEXT_MAX_FEATURES = 5000
 TEXT_SVD_DIMS = 100
-AUDIO_SAMPLE_RATE = 16000
-N_MFCC = 20
 
 
 @dataclass
@@ -134,17 +132,13 @@ def _text_tfidf(texts: Sequence[str], seed: int) -> np.ndarray:
 
 def _audio_mfcc(paths: Sequence) -> np.ndarray:
     import torch
-    import torchaudio
 
-    from tlcore.data.audio import load_audio
+    from tlcore.data.audio import clip_mfcc
 
-    mfcc = torchaudio.transforms.MFCC(sample_rate=AUDIO_SAMPLE_RATE, n_mfcc=N_MFCC,
-                                      melkwargs={"n_fft": 400, "hop_length": 160, "n_mels": 40})
     rows = []
-    with torch.no_grad():
-        for p in paths:
-            m = mfcc(torch.from_numpy(load_audio(p, AUDIO_SAMPLE_RATE)))     # (n_mfcc, frames)
-            rows.append(torch.cat([m.mean(1), m.std(1, unbiased=False)]).numpy())
+    for p in paths:
+        m = clip_mfcc(p)                                                    # (n_mfcc, frames)
+        rows.append(torch.cat([m.mean(1), m.std(1, unbiased=False)]).numpy())
     return np.stack(rows).astype(np.float32)
 
 

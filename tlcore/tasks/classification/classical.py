@@ -15,7 +15,6 @@ Nothing here touches the eval split: the features are fitted (TF-IDF vocabulary,
 
 from __future__ import annotations
 
-from functools import lru_cache
 from typing import Any, Sequence
 
 import numpy as np
@@ -29,11 +28,10 @@ from sklearn.model_selection import StratifiedKFold, cross_val_score
 from sklearn.pipeline import FeatureUnion, make_pipeline
 from sklearn.preprocessing import FunctionTransformer, StandardScaler
 
-from tlcore.data.audio import load_audio
+from tlcore.data.audio import clip_mfcc
 from tlcore.data.images import load_rgb
 from tlcore.strategies.linear_probe import C_GRID
 
-SAMPLE_RATE = 16_000
 #: L2 strengths for TF-IDF rows and the image descriptor (unit-scale features: weaker regularisation is usual, Wang &
 #: Manning 2012); the standardized audio descriptor uses the linear probe's grid.
 C_GRID_TEXT = (0.1, 1.0, 10.0, 100.0)
@@ -57,18 +55,10 @@ def _image_descriptor(items: Sequence[Any]) -> np.ndarray:
     return np.asarray(rows, dtype=np.float32)
 
 
-@lru_cache(maxsize=1)
-def _mfcc() -> torch.nn.Module:
-    return torchaudio.transforms.MFCC(sample_rate=SAMPLE_RATE, n_mfcc=20,
-                                      melkwargs={"n_fft": 400, "hop_length": 160, "n_mels": 40})
-
-
 def _audio_descriptor(items: Sequence[Any]) -> np.ndarray:
     rows = []
     for item in items:
-        wave = torch.from_numpy(load_audio(item, SAMPLE_RATE))
-        with torch.no_grad():
-            mfcc = _mfcc()(wave)                                # (20, frames)
+        mfcc = clip_mfcc(item)                                  # (20, frames)
         delta = torchaudio.functional.compute_deltas(mfcc[None])[0]
         rows.append(torch.cat([mfcc.mean(1), mfcc.std(1), delta.mean(1), delta.std(1)]).numpy())
     return np.nan_to_num(np.asarray(rows, dtype=np.float32))
