@@ -8,6 +8,7 @@ fast:            ## unit tests only: no real weights, no browser
 	./test.sh -m "not slow and not browser"
 lint:
 	.venv/bin/python -m pip install --quiet ruff && .venv/bin/ruff check tlcore tests ui pages app.py
+	.venv/bin/lint-imports
 bench:
 	.venv/bin/python benchmarks/bench_training.py
 demo:            ## the CLI on the text demo, linear probe

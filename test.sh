@@ -5,6 +5,8 @@ cd "$(dirname "$0")"
 scripts/setup.sh
 scripts/system-deps.sh
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
+# The layers and forbidden imports declared in pyproject.toml ([tool.importlinter]); a broken contract fails here.
+.venv/bin/lint-imports
 set +e
 # Two pytest workers (pytest-xdist), one test file each at a time: the whole suite in about 20 minutes on 2 cores.
 .venv/bin/python -m pytest -q -n "${TEST_WORKERS:-2}" --dist loadfile "$@"

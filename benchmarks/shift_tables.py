@@ -61,8 +61,9 @@ def main() -> None:
     torch.set_num_threads(a.threads)
     from tlcore.config import FinetuneConfig
     from tlcore.data.demos import DEMOS, demo_dir
-    from tlcore.diagnostics.diagnose import run_diagnose, run_rank
+    from tlcore.diagnostics.diagnose import run_diagnose
     from tlcore.experiments.curve import data_efficiency_curve
+    from tlcore.experiments.rank_validation import validated_rank
     from tlcore.settings.inductive import run_finetune
     from tlcore.settings.unsupervised import run_clustering
 
@@ -86,7 +87,7 @@ def main() -> None:
                                        "drifting": r["verdict"]["drifting_properties"]}
                                    for k, r in (("source_vs_target", shift), ("two_halves", same))}
             if "rank" in parts:
-                r = run_rank(m, str(d / "target"), validate=True, validate_eval=str(d / "eval"))
+                r = validated_rank(m, str(d / "target"), eval_path=str(d / "eval"))
                 res["rank"] = {"ranking": [{"backbone": row["backbone"], **{s: v["point"] for s, v in row["scores"].items()}}
                                            for row in r["ranking"]], "validation": r["validation"], "advice": r["advice"]}
             if "adapt" in parts:
@@ -97,7 +98,7 @@ def main() -> None:
                     rep = run_finetune(FinetuneConfig(modality=m, source=str(d / "source"), unlabeled=str(d / "unlabeled"),
                                                       eval=str(d / "eval"), strategy=s, out=str(Path(tmp) / s)))
                     res["adapt"][s] = {"source_only": rep["before"]["accuracy"], "adapted": rep["after"]["accuracy"],
-                                       "ci95": rep["after"]["accuracy_ci95"], "diff": rep["comparisons"]["source-only"]}
+                                       "ci95": rep["after"]["accuracy_ci95"], "diff": rep["comparisons"].get("before") or rep["comparisons"]["source-only"]}
             if "cluster" in parts:
                 c = run_clustering(m, str(d / "eval"))
                 res["cluster"] = {side: {k: c[side][k] for k in ("k", "silhouette", "nmi", "ari")} for side in ("pretrained", "raw")}

@@ -1,5 +1,6 @@
-"""Analyze: clustering without labels (do pretrained features group the data?) and the data-efficiency curve (how many
-labels does transfer need?). Both run in the background worker; results are shown here and in share links."""
+"""Analyze: clustering without labels (do pretrained features group the data?), the data-efficiency curve (how many
+labels does transfer need?) and the strategy sweep (which strategy, if any, should I use?). All run in the background
+worker; results are shown here and in share links."""
 
 from ui.entry import via_app
 
@@ -9,9 +10,10 @@ import json
 
 import streamlit as st
 
-from tlcore.api import ClusterConfig, CurveConfig
-from tlcore.config import LIMITS, field_help
+from tlcore.api import ClusterConfig, CurveConfig, SweepConfig
+from tlcore.config import BASELINES, LIMITS, field_help
 from tlcore.errors import TransferLabError
+from tlcore.experiments.sweep import SWEEP_STRATEGIES
 from tlcore.tasks import DEFAULT_TASK
 from ui import datasets
 from ui.analyses import render_analysis
@@ -21,6 +23,7 @@ from ui.runs import (
     CLUSTER_JOB,
     CURVE_JOB,
     KIND_LABELS,
+    SWEEP_JOB,
     get_run,
     read_report,
     run_kind,
@@ -33,7 +36,7 @@ from ui.runs import (
 from ui.tasks import backbone_options, strategy_options
 
 TASK = DEFAULT_TASK   # clustering and the curve work on classification data sets (items with class labels)
-TABS = {"cluster": "Clustering (no labels)", "curve": "Data-efficiency curve"}
+TABS = {"cluster": "Clustering (no labels)", "curve": "Data-efficiency curve", "sweep": "Which strategy?"}
 SPLIT_ORDER = ("eval", "unlabeled", "target", "source")   # the clustering tab's default split comes first
 
 
@@ -159,6 +162,53 @@ def curve_form() -> None:
         _start(cfg, CURVE_JOB, name.strip() or f"{choice.name} · curve · {strategy} · {backbone}", choice.ref)
 
 
+def sweep_form() -> None:
+    helps = field_help(SweepConfig)
+    st.caption("Fine-tune with every strategy — linear probe, LoRA, partial, full — and train every baseline (the same "
+               "network from scratch, a classical model with no pretrained weights, k-NN), all on the same split with "
+               "the same epochs, seed and validation rule; then one table and a recommendation: the cheapest strategy "
+               "within noise of the best, or that no pretrained strategy beats the classical baseline on this data.")
+    choice = datasets.data_picker("an-sw-data", task=TASK)
+    if choice is None:
+        return
+    if "target" not in choice.splits:
+        st.info("This data set has no **target** split: the sweep trains on labeled target examples. Pick another "
+                "data set, or add a labeled target set on the Data page.")
+        return
+    c1, c2 = st.columns(2)
+    use_eval = "eval" in choice.splits and c1.checkbox("Score on the eval split", value=True, key="an-sw-use-eval",
+                                                       help=helps["eval"]["help"])
+    use_source = "source" in choice.splits and c1.checkbox("Use the source split for 'before'", value=True,
+                                                           key="an-sw-use-source", help=helps["source"]["help"])
+    with c2:
+        backbone = _backbone(choice.modality, "an-sw-backbone")
+    c1, c2 = st.columns(2)
+    strategies = c1.multiselect("Strategies", list(SWEEP_STRATEGIES), default=list(SWEEP_STRATEGIES),
+                                key="an-sw-strategies", help=helps["strategies"]["help"])
+    baselines = c2.multiselect("Baselines", list(BASELINES), default=list(BASELINES), key="an-sw-baselines",
+                               help=helps["baselines"]["help"])
+    c1, c2 = st.columns(2)
+    epochs = c1.number_input("Epochs (every model)", **number_limits(LIMITS["epochs"]), value=10, step=1,
+                             key="an-sw-epochs", help=helps["epochs"]["help"])
+    seed = c2.number_input("Seed", **number_limits(LIMITS["seed"]), value=0, step=1, key="an-sw-seed",
+                           help=helps["seed"]["help"])
+    st.caption(f"{len(strategies)} fine-tuning run(s) on the same split; the baselines are trained once.")
+    name = st.text_input("Run name (optional)", key="an-sw-name", max_chars=200,
+                         placeholder=f"{choice.name} · which strategy? · {backbone}")
+    if st.button("Start the sweep", type="primary", icon=":material/leaderboard:", disabled=not strategies,
+                 key="an-sw-start"):
+        try:
+            cfg = SweepConfig(modality=choice.modality, target=choice.splits["target"],
+                              eval=choice.splits["eval"] if use_eval else None,
+                              source=choice.splits["source"] if use_source else None, backbone=backbone,
+                              strategies=list(strategies), baselines=list(baselines), epochs=int(epochs),
+                              seed=int(seed))
+        except TransferLabError as exc:
+            st.error(str(exc))
+            return
+        _start(cfg, SWEEP_JOB, name.strip() or f"{choice.name} · which strategy? · {backbone}", choice.ref)
+
+
 def run_section(kind: str) -> None:
     """The selected (else newest) run of this kind: live progress while it runs, then its result."""
     runs = [r for r in visible_runs() if run_kind(r) == kind]
@@ -193,11 +243,12 @@ opened = run_kind(selected) if selected is not None else None
 if "an-tab" not in st.session_state:
     # Entering the page: open the tab of the run in the URL. Not via ``default=``: a default that changes between
     # reruns (the run pickers set ?run=) makes a new widget, and the user's tab click would be lost.
-    st.session_state["an-tab"] = TABS.get(opened or "", TABS["cluster"])
+    asked = st.query_params.get("tab", "")        # a link from Fine-tune or Compare: ?tab=sweep
+    st.session_state["an-tab"] = TABS.get(opened or asked, TABS["cluster"])
     if selected is not None and selected.dataset and "data" not in st.query_params:
         st.query_params["data"] = selected.dataset   # the form starts from the opened run's data set
 tabs = st.tabs(list(TABS.values()), key="an-tab", on_change="rerun")
-for tab, (kind, form) in zip(tabs, (("cluster", cluster_form), ("curve", curve_form))):
+for tab, (kind, form) in zip(tabs, (("cluster", cluster_form), ("curve", curve_form), ("sweep", sweep_form))):
     with tab:
         if tab.open is not False:   # only the open tab runs (None: state tracking unavailable, run both)
             form()

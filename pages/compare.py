@@ -50,6 +50,10 @@ for f in followups:
     if f.status in ("failed", "cancelled") and "scratch" not in (report.get("baselines") or {}):
         st.warning(f"The scratch-baseline follow-up {f.status}" + (f": {f.error}" if f.error else "."))
 
+if run.dataset and task_of(report).seeds and report.get("setting", "inductive") == "inductive":
+    st.page_link("pages/analyze.py", label="Which strategy? Compare every strategy and baseline on this data set",
+                 query_params={"tab": "sweep", "data": run.dataset}, icon=":material/leaderboard:")
+
 same_data = [r for r in runs if r.status == "done" and r.dataset and r.dataset == run.dataset
              and task_of(r.config) == task_of(report)]
 if len(same_data) > 1:

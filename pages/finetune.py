@@ -89,6 +89,9 @@ if choice is not None:
         values = config_form(FinetuneConfig, SETTINGS, key="ft")
     if not spec.baselines:
         values["baselines"] = []  # the task computes none (a scratch speech recognizer would be a strawman)
+    if spec.seeds and "target" in choice.splits:     # the sweep compares classification runs item by item
+        st.page_link("pages/analyze.py", label="Which strategy? Run every strategy and baseline on this data and get "
+                     "a recommendation", query_params={"tab": "sweep", "data": choice.ref}, icon=":material/leaderboard:")
     name = st.text_input("Run name (optional)", key="ft-name", placeholder=f"{choice.name} · {strategy}")
     if st.button("Start fine-tuning" if not transductive else "Start adaptation", type="primary",
                  icon=":material/play_arrow:", disabled=not ready):

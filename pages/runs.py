@@ -14,7 +14,18 @@ from ui.analyses import analysis_headline, analysis_headline_of_metrics
 from ui.auth import is_admin
 from ui.export import export_panel
 from ui.report import headline_numbers
-from ui.runs import KIND_LABELS, get_store, model_zip, read_report, run_kind, run_page, run_picker, select_run, visible_runs
+from ui.runs import (
+    ANALYSIS_KINDS,
+    KIND_LABELS,
+    get_store,
+    model_zip,
+    read_report,
+    run_kind,
+    run_page,
+    run_picker,
+    select_run,
+    visible_runs,
+)
 
 st.title("Runs")
 ADMIN_VIEW = is_admin()   # an admin sees every user's runs: say whose each one is
@@ -30,7 +41,7 @@ def _num(value):
 
 def _row(r) -> dict:
     kind = run_kind(r)
-    if kind in ("cluster", "curve"):
+    if kind in ANALYSIS_KINDS:
         metric, before, after = (analysis_headline_of_metrics(r.metrics)
                                  or analysis_headline(read_report(r) if r.status == "done" else None))
         gain = None if before is None or after is None else after - before
@@ -67,11 +78,11 @@ if c1.button("Open", icon=":material/open_in_new:", width="stretch"):
     target_page, target_run = run_page(run)
     st.switch_page(target_page, query_params={"run": target_run})
 model_dir = run.out / "model"
-report = read_report(run) if run_kind(run) in ("cluster", "curve") and run.status == "done" else None
+report = read_report(run) if run_kind(run) in ANALYSIS_KINDS and run.status == "done" else None
 if report is not None:
     c2.download_button("Download report.json", json.dumps(report, indent=2), file_name=f"transferlab-{run.id[:8]}.json",
                        mime="application/json", icon=":material/download:", on_click="ignore", width="stretch")
-elif run_kind(run) in ("cluster", "curve"):
+elif run_kind(run) in ANALYSIS_KINDS:
     c2.caption("No report (the analysis did not finish).")
 elif run.status == "done" and model_dir.exists():
     if c2.toggle("Prepare model download", key=f"zip-{run.id}",

@@ -9,7 +9,7 @@ import streamlit as st
 from tlcore.runs import ShareError, resolve_share
 from ui.analyses import render_analysis
 from ui.report import render_report
-from ui.runs import get_store, read_report, run_kind
+from ui.runs import ANALYSIS_KINDS, get_store, read_report, run_kind
 
 st.markdown("<style>[data-testid='stSidebar'], [data-testid='stSidebarCollapsedControl'] {display: none}</style>",
             unsafe_allow_html=True)
@@ -27,7 +27,7 @@ report = read_report(run) if run.status == "done" else None
 if report is None:
     st.warning("This run has no results to show.")
     st.stop()
-if run_kind(run) in ("cluster", "curve"):
+if run_kind(run) in ANALYSIS_KINDS:
     render_analysis(report, run.out, key="shared")
 else:
     render_report(report, key="shared")

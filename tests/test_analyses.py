@@ -590,10 +590,10 @@ def test_run_kinds_and_the_finetune_helper(home):
     assert not is_finetune_run(fake(CLUSTER_JOB)) and not is_finetune_run(fake(CURVE_JOB))
     assert run_kind(fake(CURVE_JOB)) == "curve" and run_page(fake(CLUSTER_JOB)) == ("pages/analyze.py", "x")
     assert run_page(fake("tlcore.api:finetune_job")) == ("pages/compare.py", "x")
-    followup = Run(id="f", name="f", status="done", config={"parent_run": "p"}, created_at=None,
-                   job="tlcore.settings.followup:scratch_job")
-    assert run_kind(followup) == "followup" and not is_finetune_run(followup)
-    assert run_page(followup) == ("pages/compare.py", "p")   # a follow-up opens the run it completes
+    for job in ("tlcore.runs.followup:scratch_job", "tlcore.settings.followup:scratch_job"):   # now, and before 0.3
+        followup = Run(id="f", name="f", status="done", config={"parent_run": "p"}, created_at=None, job=job)
+        assert run_kind(followup) == "followup" and not is_finetune_run(followup)
+        assert run_page(followup) == ("pages/compare.py", "p")   # a follow-up opens the run it completes
 
 
 def test_shared_view_renders_a_clustering_and_a_curve(home):

@@ -90,7 +90,7 @@ def test_home_demo_click_queues_linear_probe_and_opens_compare(home):
     assert demo.config["backbone"] is None  # the real default text backbone
     # The scratch baseline follows as its own job, submitted only once the demo run is done.
     assert follow.config["parent_run"] == demo.id and follow.queued_at is None
-    assert follow.job == "tlcore.settings.followup:scratch_job"
+    assert follow.job == "tlcore.runs.followup:scratch_job"
     assert home.started, "the app must make sure a worker runs"
     assert at.title[0].value == "Compare"
     assert at.query_params["run"] == [demo.id] or at.query_params["run"] == demo.id
@@ -574,4 +574,4 @@ def test_transductive_run_from_form_to_compare(home):
     assert {"Accuracy source-only", "Accuracy adapted"} <= labels
     assert any("transductive" in c.value for c in at.caption)
     gain = next(df.value for df in at.dataframe if "beyond noise" in df.value.columns)
-    assert gain.columns[0] == "adapted vs" and list(gain.iloc[:, 0]) == ["source-only"]
+    assert gain.columns[0] == "adapted vs" and list(gain.iloc[:, 0]) == ["source-only", "classical"]   # classical: on the source labels

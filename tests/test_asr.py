@@ -13,6 +13,7 @@ from conftest import write_asr_clips, write_asr_set, write_wav
 
 from tlcore.config import FinetuneConfig
 from tlcore.errors import Cancelled, ConfigError, DataError
+from tlcore.settings.inductive import run_finetune
 from tlcore.tasks.asr.data import load_asr_dataset
 from tlcore.tasks.asr.metrics import (
     asr_metrics,
@@ -192,7 +193,7 @@ def test_each_strategy_trains_saves_and_predicts(tiny_whisper, tiny_sets, tmp_pa
     assert set(report["after"]["per_group"]) == {"speaker", "accent"}
     assert report["baselines"] == {} and "random initialisation" in report["baselines_skipped"]["scratch"]
     assert report["training"]["epochs_run"] == 1 and report["training"]["trainable_params"] > 0
-    assert "changed" in report["flipped"] and {"data", "before", "train", "after"} <= set(report["timings_s"])
+    assert "changed" in report["flipped"] and {"data", "before", "train", "eval"} <= set(report["timings_s"])
     assert {"data", "before", "train", "eval", "done"} <= {e.stage for e in events}
     assert json.loads((out / "report.json").read_text())["strategy"] == strategy
     assert "| before |" in (out / "README.md").read_text()
@@ -215,19 +216,18 @@ def test_each_strategy_trains_saves_and_predicts(tiny_whisper, tiny_sets, tmp_pa
 
 
 def test_cancel_then_resume(tiny_whisper, tiny_sets, tmp_path) -> None:
-    from tlcore.tasks.asr import pipeline as asr
 
     out = tmp_path / "run"
     seen: list[str] = []
 
     with pytest.raises(Cancelled, match="epoch 2"):  # cancelled as soon as epoch 1 is done
-        asr.run(_cfg(tiny_whisper, tiny_sets, out, epochs=2), progress=lambda e: seen.append(e.message),
+        run_finetune(_cfg(tiny_whisper, tiny_sets, out, epochs=2), progress=lambda e: seen.append(e.message),
                 should_cancel=lambda: "epoch 1 done" in seen)
     staging = next(tmp_path.glob(".run.partial-*"))     # nothing at --out yet: the run waits in its staging folder
     state = json.loads((staging / "checkpoints" / "after" / "state.json").read_text())
     assert state["epoch"] == 1 and (staging / "checkpoints" / "after" / "last.safetensors").is_file()
     assert not (out / "report.json").exists()
-    report = asr.run(_cfg(tiny_whisper, tiny_sets, out, epochs=2), resume=True)
+    report = run_finetune(_cfg(tiny_whisper, tiny_sets, out, epochs=2), resume=True)
     assert report["training"]["resumed_from_epoch"] == 1 and report["training"]["epochs_run"] == 2
     assert [h["epoch"] for h in report["training"]["history"]] == [1, 2]
 

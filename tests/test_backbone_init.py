@@ -120,7 +120,7 @@ def test_real_backbone_random_twin(name, modality):
 
 @pytest.mark.parametrize("name,modality", TINY)
 def test_scratch_baseline_starts_from_random_weights(name, modality):
-    """What ``pipeline._scratch`` does: seed, build the random-init twin, wrap it as the "scratch" model."""
+    """What ``pipeline.scratch_twin`` does: seed, build the random-init twin, wrap it as the "scratch" model."""
     pretrained = _state(build_backbone(name, modality, pretrained=True))
     twins = {}
     for seed in (0, 1):

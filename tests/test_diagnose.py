@@ -7,6 +7,7 @@ import pytest
 from conftest import write_image_set
 
 from tlcore.diagnostics.diagnose import candidate_backbones, run_diagnose, run_rank
+from tlcore.experiments.rank_validation import validated_rank
 
 
 def _texts(folder, texts, labels):
@@ -56,7 +57,7 @@ def test_diagnose_two_halves_of_one_set_no_shift(tmp_path):
 
 def test_rank_scores_every_candidate(tmp_path):
     target = write_image_set(tmp_path / "t", n_per_class=10)
-    report = run_rank("image", str(target), backbones=["tiny-image", "tiny-image@random"], n_boot=5, validate=True)
+    report = validated_rank("image", str(target), backbones=["tiny-image", "tiny-image@random"], n_boot=5)
     assert [r["rank"] for r in report["ranking"]] == [1, 2]
     for row in report["ranking"]:
         assert {"logme", "h_score", "knn_accuracy"} <= set(row["scores"])

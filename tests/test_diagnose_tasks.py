@@ -20,6 +20,7 @@ from tlcore.diagnostics.task_shift import (
     unseen_entities,
 )
 from tlcore.errors import ConfigError, DataError
+from tlcore.experiments.rank_validation import validated_rank
 from tlcore.tasks.asr.data import load_asr_dataset
 from tlcore.tasks.asr.metrics import normalize_text
 from tlcore.tasks.detect import detect_task
@@ -160,7 +161,7 @@ def test_bad_input_errors(tmp_path, ner_demo) -> None:
     with pytest.raises(ConfigError, match="unknown task"):
         run_rank("text", str(ner_demo / "target"), task="pos")
     with pytest.raises(ConfigError, match="classification only"):
-        run_rank("text", str(ner_demo / "target"), backbones=["tiny-text"], validate=True)
+        validated_rank("text", str(ner_demo / "target"), backbones=["tiny-text"])
     untagged = tmp_path / "u"
     write_jsonl(untagged / "data.jsonl", [["Anna", "sings"], ["Bo", "dances"]])
     with pytest.raises(DataError, match="has no tags"):

@@ -150,3 +150,16 @@ def test_unavailable_without_the_fonts_names_the_packages(tmp_path, monkeypatch,
     with pytest.raises(DataError, match="apt-get install"):
         make_demo("emoji", tmp_path / "demo", size="small")
     assert not (tmp_path / "demo").exists()
+
+
+def test_every_labeled_split_declares_its_glyphs_as_groups(made):
+    """Each drawing's group is its glyph (groups.csv), so intervals resample glyphs, not renderings of one glyph."""
+    from tlcore.data.loaders import load_dataset
+
+    demo = made()
+    for part in ("source", "target", "eval"):
+        ds = load_dataset(demo / part, "image")
+        assert ds.groups is not None and len(ds.groups) == len(ds)
+        assert ds.groups == [Path(item).stem.rsplit("_", 1)[1] for item in ds.items]
+        assert len(set(ds.groups)) < len(ds)          # several drawings per glyph: that is why groups matter
+    assert load_dataset(demo / "unlabeled", "image").groups is None

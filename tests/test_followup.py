@@ -11,8 +11,8 @@ from tlcore.api import finetune
 from tlcore.config import FinetuneConfig
 from tlcore.errors import DataError
 from tlcore.runs import RunStore, queue
+from tlcore.runs.followup import SCRATCH_JOB, ScratchFollowupConfig, scratch_job
 from tlcore.runs.worker import Worker, WorkerOptions
-from tlcore.settings.followup import SCRATCH_JOB, ScratchFollowupConfig, scratch_job
 
 FAST = dict(poll_s=0.05, heartbeat_s=0.2, progress_interval_s=0.5, cancel_check_s=0.1, once=True)
 
@@ -98,6 +98,14 @@ def test_followup_refuses_when_the_data_changed_since_the_run(tmp_path, one_thre
     with pytest.raises(DataError, match="changed since it ran"):
         scratch_job(cfg)
     assert "scratch" not in json.loads((tmp_path / "run" / "report.json").read_text())["baselines"]
+
+
+def test_a_followup_queued_before_the_job_moved_still_finds_its_job():
+    from tlcore.runs.job_paths import job_config, resolve_job
+
+    assert resolve_job("tlcore.settings.followup:scratch_job") is scratch_job
+    cfg = job_config("tlcore.settings.followup:scratch_job", {"parent_out": "p", "out": "o"})
+    assert isinstance(cfg, ScratchFollowupConfig) and cfg.parent_out == "p"
 
 
 def test_followup_settings_are_checked(tmp_path):

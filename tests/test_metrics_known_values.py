@@ -68,7 +68,8 @@ def test_bootstrap_ci_width_shrinks_like_one_over_root_n():
 def test_paired_difference_of_identical_predictions_is_zero():
     y = [0, 1, 2, 1, 0, 2]
     pred = [0, 1, 1, 1, 2, 2]
-    assert paired_difference(y, pred, pred) == {"difference": 0.0, "ci95": [0.0, 0.0]}
+    same = paired_difference(y, pred, pred)
+    assert same["difference"] == 0.0 and same["ci95"] == [0.0, 0.0]
 
 
 def test_paired_difference_known_value_and_sign():

@@ -213,7 +213,7 @@ def test_killed_worker_run_resumes_on_the_other_host_from_the_s3_checkpoint(clus
         from tlcore import storage
 
         left = sorted(Path(tempfile.gettempdir()).glob(f"{storage.LAUNCH_PREFIX}{first.pid}-*"))
-        assert left and set(left) <= set(storage._orphan_launch_folders())
+        assert left and set(left) <= set(storage.orphan_launch_folders())
         for folder in left:             # (gc removes it after an hour; this test leaves nothing behind)
             shutil.rmtree(folder)
     cluster["start_worker"]("host-b")   # another host, its own empty disk: only S3 has the checkpoint
@@ -231,7 +231,7 @@ def test_a_followup_on_another_host_amends_the_run_in_the_store(cluster):
     """The one-click demo's scratch baseline in a team deployment: the run finishes on host A, which then dies; its
     follow-up runs on host B, which has neither the run's folder nor its data but the store, and the amended report
     (scratch baseline, model card) is what the app on a third host reads."""
-    from tlcore.settings.followup import SCRATCH_JOB
+    from tlcore.runs.models import SCRATCH_JOB
 
     app = cluster["app"]
     [run_id] = _submit(cluster, 1, epochs=2, strategy="linear_probe", baselines=["knn"])

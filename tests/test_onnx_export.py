@@ -244,8 +244,8 @@ def zipfile_of(data: bytes):
 
 def test_parity_beyond_tolerance_is_an_error_and_writes_nothing(image_run, tmp_path, monkeypatch):
     run = copy_run(image_run, tmp_path / "run")
-    real = ox._OnnxGraph.logits
-    monkeypatch.setattr(ox._OnnxGraph, "logits", lambda self, batch: real(self, batch) + 0.5)
+    real = ox.OnnxGraph.logits
+    monkeypatch.setattr(ox.OnnxGraph, "logits", lambda self, batch: real(self, batch) + 0.5)
     with pytest.raises(ox.ExportError, match="does not reproduce the PyTorch model: .* max \\|Δ logit\\| 5.00e-01"):
         ox.export_onnx(run)
     assert not (run / "export").exists(), "a failed export leaves nothing behind"

@@ -10,6 +10,7 @@ import pytest
 from tlcore.errors import ConfigError
 from tlcore.tasks import TASKS, Metric, TaskSpec, all_tasks, get_task, register_task, task_names, task_of
 from tlcore.tasks.detect import detect_task, resolve_task
+from tlcore.tasks.job import TaskJob
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_CODE = [*sorted((ROOT / "tlcore").rglob("*.py")), *sorted((ROOT / "ui").glob("*.py")),
@@ -85,7 +86,7 @@ def test_every_task_is_one_folder_with_its_spec_and_pipeline():
     for spec in all_tasks():
         folder = ROOT / Path(*spec.package.split("."))
         assert (folder / "__init__.py").is_file() and (folder / "pipeline.py").is_file()
-        assert callable(spec.part("pipeline").run) and callable(spec.part("pipeline").check_config)
+        assert issubclass(spec.part("pipeline").Job, TaskJob) and callable(spec.part("pipeline").check_config)
         assert spec.metric is spec.metrics[0] and spec.second.key == spec.second_metric
         assert spec.default_strategy in (spec.strategies or (spec.default_strategy,))
 

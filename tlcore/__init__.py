@@ -1,15 +1,15 @@
 """TransferLab engine: transfer learning for image, text and speech on small data sets.
 
 The engine never imports Streamlit; it is usable from notebooks, the CLI (``python -m tlcore``) and the app.
-The public API (:mod:`tlcore.api`): ``finetune``, ``diagnose``, ``rank``, ``cluster``, ``curve``, ``load_run``
+The public API (:mod:`tlcore.api`): ``finetune``, ``sweep``, ``diagnose``, ``rank``, ``cluster``, ``curve``, ``load_run``
 and ``FinetuneConfig``; it is imported on first use, so ``import tlcore`` stays light.
 """
 
-__version__ = "0.2.0"
+from tlcore.version import __version__
 
 _API = ("ClusterConfig", "ClusteringResult", "CurveConfig", "CurveResult", "DiagnosisResult", "FinetuneConfig",
-        "LoadedRun", "RankResult", "RunResult", "cluster", "cluster_job", "curve", "curve_job", "diagnose",
-        "export_onnx", "finetune", "load_onnx_model", "load_run", "rank")
+        "LoadedRun", "RankResult", "RunResult", "SweepConfig", "cluster", "cluster_job", "curve", "curve_job",
+        "diagnose", "export_onnx", "finetune", "load_onnx_model", "load_run", "rank", "sweep", "sweep_job")
 
 
 def __getattr__(name: str):

@@ -18,10 +18,20 @@ from pathlib import Path
 from typing import Any, Optional, Sequence
 
 from tlcore.config import LIMITS, MODALITIES, FinetuneConfig, check_option, config_field, settings_from_dict, settings_problem
+from tlcore.diagnostics.diagnose import run_diagnose
+from tlcore.diagnostics.rank import run_rank
 from tlcore.errors import ConfigError
-from tlcore.experiments.curve import DEFAULT_SHOTS
+from tlcore.experiments.curve import DEFAULT_SHOTS, data_efficiency_curve, write_curve_run
+from tlcore.experiments.rank_validation import validated_rank
+from tlcore.experiments.sweep import SWEEP_STRATEGIES, SweepConfig, run_sweep, sweep_job
+from tlcore.inference.onnx_export import export_onnx, load_onnx_model
 from tlcore.inference.predict import LoadedRun, load_run
-from tlcore.progress import CancelFn, ProgressFn
+from tlcore.models.registry import resolve_backbone_name
+from tlcore.progress import CancelFn, ProgressFn, never_cancel, no_progress
+from tlcore.reporting.writer import run_folder_options
+from tlcore.settings.inductive import run_finetune
+from tlcore.settings.unsupervised import run_clustering, write_clustering_run
+from tlcore.strategies import get_strategy
 from tlcore.tasks import DEFAULT_TASK
 
 
@@ -106,8 +116,6 @@ def finetune(config: Optional[FinetuneConfig] = None, *, progress: Optional[Prog
     (continue an unfinished run from its checkpoints) or ``overwrite`` (replace a finished run once this one
     completes). The run is written to a hidden sibling folder and renamed into place when complete
     (:class:`tlcore.reporting.writer.RunWriter`), so a failed run leaves nothing at ``out``."""
-    from tlcore.settings.inductive import run_finetune
-
     cfg = config if config is not None else FinetuneConfig.from_dict(settings)
     if config is not None and settings:
         cfg = dataclasses.replace(config, **settings)
@@ -123,8 +131,6 @@ def finetune_job(config: FinetuneConfig, *, progress: Optional[ProgressFn] = Non
     The store gives every run its own folder, so a fresh attempt there (a failed or cancelled run queued again)
     replaces what the earlier attempt left; a finished report is still never replaced. A failed run's checkpoints
     are dropped (the app starts it over); a cancelled one keeps them (a run that yielded the queue resumes)."""
-    from tlcore.settings.inductive import run_finetune
-
     config.validate()
     return run_finetune(config, progress=progress, should_cancel=should_cancel, resume=resume,
                         overwrite=_fresh_attempt(config.out, resume), keep_failed=False)
@@ -140,8 +146,6 @@ def diagnose(source: str | Path, target: str | Path, *, modality: str, task: Opt
              progress: Optional[ProgressFn] = None) -> DiagnosisResult:
     """Domain mismatch between a source and a target set before any training (classification, NER or ASR sets).
     ``map_method``: projection of the 2-D embedding map, "pca" or "umap"."""
-    from tlcore.diagnostics.diagnose import run_diagnose
-
     check_option("seed", seed)
     kwargs = {"progress": progress} if progress else {}
     report = run_diagnose(modality, str(source), str(target), backbone=backbone, seed=seed, task=task,
@@ -153,20 +157,20 @@ def rank(target: str | Path, *, modality: str, backbones: Optional[Sequence[str]
          seed: int = 0, validate: bool = False, eval: Optional[str | Path] = None,
          progress: Optional[ProgressFn] = None) -> RankResult:
     """Which backbone will transfer best to the labeled target, without fine-tuning (optionally validated)."""
-    from tlcore.diagnostics.rank import run_rank
-
     check_option("seed", seed)
     kwargs = {"progress": progress} if progress else {}
-    report = run_rank(modality, str(target), backbones=list(backbones) if backbones else None, seed=seed,
-                      validate=validate, validate_eval=str(eval) if eval else None, task=task, **kwargs)
+    names = list(backbones) if backbones else None
+    if validate:
+        report = validated_rank(modality, str(target), eval_path=str(eval) if eval else None, backbones=names,
+                                seed=seed, task=task, **kwargs)
+    else:
+        report = run_rank(modality, str(target), backbones=names, seed=seed, task=task, **kwargs)
     return _typed(RankResult, report)
 
 
 def cluster(data: str | Path, *, modality: str, backbone: Optional[str] = None, k: Optional[int] = None, seed: int = 0,
             progress: Optional[ProgressFn] = None) -> ClusteringResult:
     """Unsupervised transfer: cluster data with no labels on pretrained features, against raw inputs."""
-    from tlcore.settings.unsupervised import run_clustering
-
     check_option("k", k)
     check_option("seed", seed)
     kwargs = {"progress": progress} if progress else {}
@@ -176,8 +180,6 @@ def cluster(data: str | Path, *, modality: str, backbone: Optional[str] = None, 
 def curve(config: Optional[FinetuneConfig] = None, *, shots: Optional[Sequence[int]] = None, seeds: Sequence[int] = (0, 1, 2),
           scratch: bool = True, progress: Optional[ProgressFn] = None, **settings: Any) -> CurveResult:
     """Data-efficiency curve: accuracy per labeled examples per class (0 = all), pretrained vs scratch."""
-    from tlcore.experiments.curve import DEFAULT_SHOTS, data_efficiency_curve
-
     cfg = config if config is not None else FinetuneConfig.from_dict(settings)
     cfg.validate(need_out=False)
     seeds = list(seeds)
@@ -186,6 +188,14 @@ def curve(config: Optional[FinetuneConfig] = None, *, shots: Optional[Sequence[i
     check_curve_plan(list(shots or DEFAULT_SHOTS), len(seeds))
     kwargs = {"progress": progress} if progress else {}
     return _typed(CurveResult, data_efficiency_curve(cfg, shots=shots or DEFAULT_SHOTS, seeds=seeds, scratch=scratch, **kwargs))
+
+
+def sweep(config: Optional[FinetuneConfig] = None, *, out: str | Path, strategies: Sequence[str] = SWEEP_STRATEGIES,
+          progress: Optional[ProgressFn] = None, **settings: Any) -> dict:
+    """Which strategy? Every strategy of ``strategies`` on the same data, split, budget and seed, the baselines once,
+    one table and a recommendation (:mod:`tlcore.experiments.sweep`); writes ``out`` and returns its report."""
+    cfg = config if config is not None else FinetuneConfig.from_dict(settings)
+    return run_sweep(cfg, out, strategies=list(strategies), progress=progress or no_progress)
 
 
 # ------------------------------------------------------------------ clustering and the curve as background runs
@@ -198,8 +208,6 @@ def _check_common(cfg: Any, need_out: bool) -> None:
         raise ConfigError(problem)
     if need_out and not cfg.out:
         raise ConfigError("no run folder given: set out to a new folder")
-    from tlcore.models.registry import resolve_backbone_name
-
     resolve_backbone_name(cfg.backbone, cfg.modality)
 
 
@@ -325,8 +333,6 @@ class CurveConfig:
                               "set with a labeled target split")
         _check_path(self.target, "the target data")
         _check_path(self.eval, "the eval data")
-        from tlcore.strategies import get_strategy
-
         if get_strategy(self.strategy).needs_unlabeled:
             raise ConfigError(f"strategy {self.strategy!r} adapts to unlabeled data; the curve trains on labeled "
                               "examples: pick linear_probe, partial, full or lora")
@@ -345,10 +351,6 @@ def cluster_job(config: ClusterConfig, *, progress: Optional[ProgressFn] = None,
                 should_cancel: Optional[CancelFn] = None, resume: bool = False) -> dict:
     """A clustering analysis as the app's background worker runs it: writes ``report.json``, ``clusters.json`` and
     ``examples/`` into ``config.out`` and returns the report. ``resume`` starts over (features are cached)."""
-    from tlcore.progress import never_cancel, no_progress
-    from tlcore.reporting.writer import run_folder_options
-    from tlcore.settings.unsupervised import write_clustering_run
-
     config.validate()
     with run_folder_options(overwrite=_fresh_attempt(config.out, False), keep_failed=False):
         return write_clustering_run(config.to_dict(), progress=progress or no_progress,
@@ -360,10 +362,6 @@ def curve_job(config: CurveConfig, *, progress: Optional[ProgressFn] = None,
     """A data-efficiency curve as the app's background worker runs it: writes ``report.json`` into ``config.out`` and
     returns it. ``resume`` continues an attempt that was cancelled, yielded or lost its worker: the (shots, seed)
     runs it finished are not run again."""
-    from tlcore.experiments.curve import write_curve_run
-    from tlcore.progress import never_cancel, no_progress
-    from tlcore.reporting.writer import run_folder_options
-
     config.validate()
     with run_folder_options(resume=resume, overwrite=_fresh_attempt(config.out, resume), keep_failed=False):
         return write_curve_run(config.finetune_config(), config.to_dict(), shots=config.shot_list(),
@@ -375,21 +373,6 @@ cluster_job.config_class = ClusterConfig   # type: ignore[attr-defined]
 curve_job.config_class = CurveConfig       # type: ignore[attr-defined]
 
 
-def export_onnx(run: str | Path, **kwargs: Any):
-    """ONNX export of a finished run's after model, with a parity check (see
-    :func:`tlcore.inference.onnx_export.export_onnx` for the options and the folder it writes)."""
-    from tlcore.inference.onnx_export import export_onnx as _export
-
-    return _export(run, **kwargs)
-
-
-def load_onnx_model(folder: str | Path):
-    """An exported ONNX model (``export/onnx`` folder) for ``predict_proba`` through ONNX Runtime."""
-    from tlcore.inference.onnx_export import load_onnx_model as _load
-
-    return _load(folder)
-
-
 __all__ = ["ClusterConfig", "ClusteringResult", "CurveConfig", "CurveResult", "DiagnosisResult", "FinetuneConfig",
-           "LoadedRun", "RankResult", "RunResult", "cluster", "cluster_job", "curve", "curve_job", "diagnose",
-           "export_onnx", "finetune", "load_onnx_model", "load_run", "rank"]
+           "LoadedRun", "RankResult", "RunResult", "SweepConfig", "cluster", "cluster_job", "curve", "curve_job",
+           "diagnose", "export_onnx", "finetune", "load_onnx_model", "load_run", "rank", "sweep", "sweep_job"]

@@ -35,7 +35,8 @@ LIMITS: dict[str, dict] = {
     "top_k": {"min": 1, "max": 1000},           # predict: classes listed per input (capped at the run's classes)
     "k": {"min": 2, "max": 50},                 # cluster: number of clusters (and at most the number of items)
     "max_items": {"min": 10, "max": 50_000},    # cluster: items sampled
-    "seeds": {"min": 1, "max": 10},             # curve: seeds per point
+    "seeds": {"min": 1, "max": 10},             # fine-tuning: training seeds; curve: seeds per point
+    "tune": {"min": 0, "max": 50},              # fine-tuning: tuning trials per trained network (0 = defaults)
     "shots": {"min": 0, "max": 100_000},        # curve: labeled examples per class of one point (0 = all)
     "max_gb": {"min": 0.0, "max": 1e6},         # gc: a cache cap in GB, fractions allowed (0 = evict everything)
     "store_features_max_gb": {"min": 0.0, "max": 1e6},   # gc: the artifact store's shared features cap in GB
@@ -72,6 +73,13 @@ class FinetuneConfig:
     lr: Optional[float] = config_field(None, "Learning rate (of the top block with --layer-decay); default depends on the strategy "
                              "and modality.", **LIMITS["lr"])
     seed: int = config_field(0, "Random seed: same seed, same data, same result.", **LIMITS["seed"])
+    tune: int = config_field(0, "Tuning trials per network trained in a loop (the fine-tuned model and the scratch twin "
+                             "alike): the lr is searched with Optuna on part of the training items, never the eval "
+                             "split; 0 = the documented defaults. The probe's and the classical model's C are "
+                             "cross-validated either way.", **LIMITS["tune"])
+    seeds: int = config_field(1, "Training seeds: train 'after' and every trained baseline with seeds seed, seed+1, ... on "
+                              "the same split; the report gives each seed's numbers and a verdict whose interval covers "
+                              "seed and eval-sample noise (the saved model is the first seed's).", **LIMITS["seeds"])
     eval_fraction: float = config_field(0.3, "Share of the labeled target held out for evaluation when --eval is not given.", **LIMITS["eval_fraction"])
     partial_blocks: int = config_field(2, "partial: number of top backbone blocks to unfreeze.", **LIMITS["partial_blocks"])
     lora_r: int = config_field(8, "lora: rank of the low-rank update.", **LIMITS["lora_r"])
@@ -123,6 +131,14 @@ class FinetuneConfig:
             raise ConfigError(f"unknown baseline(s) {unknown}; choose from {', '.join(BASELINES)} (or none)")
         task = get_task(self.task)
         task.check_modality(self.modality)
+        if self.tune and not task.tune:
+            tunable = [t.description for t in map(get_task, TASKS) if t.tune]
+            raise ConfigError(f"--tune {self.tune}: tuning trials are available for {', '.join(tunable)}, not for "
+                              f"{task.description}; set --lr to try a learning rate")
+        if self.seeds > 1 and not task.seeds:
+            several = [t.description for t in map(get_task, TASKS) if t.seeds]
+            raise ConfigError(f"--seeds {self.seeds}: several training seeds in one run are available for "
+                              f"{', '.join(several)}, not for {task.description}; run once per --seed instead")
         _check_strategy(self, task.strategies)
         task.part("pipeline").check_config(self)
         from tlcore.device import resolve_device, resolve_precision

@@ -17,6 +17,7 @@ import streamlit as st
 
 from tlcore import plots
 from tlcore.experiments.curve import labels_for_accuracy
+from ui.sweep import render_sweep_result
 
 SIDE_NAMES = {"pretrained": "pretrained features", "raw": "raw inputs"}
 MAP_MAX_POINTS = 3000
@@ -427,8 +428,10 @@ def render_analysis(report: Mapping, out: Path, *, key: str) -> None:
         render_cluster_result(report, out, key=key)
     elif report.get("kind") == "curve":
         render_curve_result(report, key=key)
+    elif report.get("kind") == "sweep":
+        render_sweep_result(report, key=key)
     else:
-        st.warning("This run's report is not a clustering or curve result.")
+        st.warning("This run's report is not a clustering, curve or strategy-sweep result.")
 
 
 def analysis_headline_of_metrics(metrics: Optional[Mapping]) -> Optional[tuple[str, Optional[float], Optional[float]]]:
@@ -444,6 +447,9 @@ def analysis_headline_of_metrics(metrics: Optional[Mapping]) -> Optional[tuple[s
         scratch = m.get("curve_scratch_accuracy")
         return (f"accuracy ({where}) scratch → pretrained", None if scratch is None else float(scratch),
                 float(m["curve_pretrained_accuracy"]))
+    if m.get("sweep_best") is not None:
+        plain = m.get("sweep_no_pretraining")
+        return ("best strategy vs no pretraining", None if plain is None else float(plain), float(m["sweep_best"]))
     return None
 
 

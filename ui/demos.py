@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from tlcore.config import FinetuneConfig
+from tlcore.errors import ConfigError
 from tlcore.evaluation.policy import baseline_label, strongest_no_pretraining
+from tlcore.runs.models import SCRATCH_JOB
 from tlcore.runs.records import Run
 from tlcore.tasks import get_task, task_of
 from ui import datasets
@@ -15,15 +17,13 @@ DEMO_BACKBONE = {"emoji": "efficientnet-lite0-128", "digits": "efficientnet-lite
                  "fashion-shift": "efficientnet-lite0-128"}
 # The demo run computes the k-NN and the classical baselines (seconds), so its before/after is on screen quickly; the scratch
 # baseline fully trains a random-init twin of the backbone (minutes on a laptop CPU) and follows as its own
-# background job that adds it to the run's report (tlcore.settings.followup). The Fine-tune page computes both.
+# background job that adds it to the run's report (tlcore.runs.followup). The Fine-tune page computes both.
 DEMO_BASELINES = ["knn", "classical"]
 
 
 def demo_config(name: str) -> FinetuneConfig:
     choice = datasets.resolve(f"demo:{name}")
     if choice is None:
-        from tlcore.errors import ConfigError
-
         raise ConfigError(f"demo {name!r} is not available here")
     s = choice.splits
     return FinetuneConfig(modality=choice.modality, task=choice.task, source=s.get("source"), target=s.get("target"),
@@ -34,8 +34,6 @@ def demo_config(name: str) -> FinetuneConfig:
 def launch_demo(name: str) -> Run:
     """Queue the demo run and its scratch-baseline follow-up (training happens in the background worker); return
     the demo run."""
-    from tlcore.settings.followup import SCRATCH_JOB
-
     cfg = demo_config(name)
     run = start_run(cfg, name=f"demo {name} · linear probe", dataset=f"demo:{name}")
     if get_task(cfg.task).scratch_followup:

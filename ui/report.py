@@ -374,8 +374,34 @@ def _gain_table(report: dict) -> None:
                      "95% CI": f"{100 * lo:.1f} to {100 * hi:.1f}",
                      "beyond noise": "yes" if m.improved(hi) and m.improved(lo) else "no"})
     st.dataframe(rows, hide_index=True, width="stretch")
+    methods = sorted({c["ci_method"] for c in comps.values() if c.get("ci_method")})
+    if methods:
+        st.caption("Intervals: " + "; ".join(methods) + ".")
     if not m.higher_is_better:
         st.caption(f"Difference = {m.label} after − {m.label} before: negative means fewer errors after adaptation.")
+
+
+def seed_rows(report: dict) -> list[dict]:
+    """One row per model of a ``--seeds`` run: its headline metric for every training seed, mean and spread."""
+    seeds = report.get("seeds") or {}
+    m = task_of(report).metric
+    b_name, a_name = phase_names(report)
+    names = {"before": b_name, "after": a_name}
+    return [{"model": names.get(model, baseline_label(report, model)),
+             **{f"seed {s}": m.fmt(v) for s, v in zip(seeds["seeds"], values)},
+             "mean": m.fmt(seeds["mean"][model]), "std": m.fmt(seeds["std"][model])}
+            for model, values in (seeds.get("scores") or {}).items()]
+
+
+def _seeds_section(report: dict) -> None:
+    rows = seed_rows(report)
+    if not rows:
+        return
+    st.subheader(f"Over {len(report['seeds']['seeds'])} training seeds")
+    st.dataframe(rows, hide_index=True, width="stretch")
+    st.caption("The saved model and the numbers above are the first seed's; the comparisons below (and the verdict) "
+               "average every seed, their intervals covering seed and eval-sample noise. Models that are not trained "
+               "(before, k-NN) are scored once.")
 
 
 def render_report(report: dict, *, key: str, title: str | None = None,
@@ -420,6 +446,7 @@ def render_report(report: dict, *, key: str, title: str | None = None,
         st.plotly_chart(plots.training_curves(history, "Training curves"), key=f"{key}-curves", width="stretch")
     for view in _views(report, EXAMPLE_VIEWS):
         view(report, key)
+    _seeds_section(report)
     _gain_table(report)
     problems = data.get("problems") or []
     if problems:

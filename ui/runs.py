@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import io
 import json
 import logging
+import os
+import zipfile
 from pathlib import Path
 from typing import Any, Optional
 
@@ -11,7 +14,9 @@ import streamlit as st
 
 from tlcore import paths
 from tlcore.config import FinetuneConfig
-from tlcore.runs import RunStore, ensure_worker
+from tlcore.runs import RunNotFound, RunStore, ensure_worker
+from tlcore.runs.errors import DatabaseUnavailable
+from tlcore.runs.job_paths import config_class
 from tlcore.runs.models import DEFAULT_JOB, FOLLOWUP_JOBS
 from tlcore.runs.records import Run
 from ui.auth import can_see, current_user, is_admin, login_configured
@@ -26,8 +31,6 @@ def _store(home: str, db_url: str, artifacts_url: str = "") -> RunStore:
 
 def get_store() -> RunStore:
     """The run store of the current data folder (``TRANSFERLAB_HOME``) or ``TRANSFERLAB_DB_URL``."""
-    import os
-
     return _store(str(paths.home()), os.environ.get("TRANSFERLAB_DB_URL", ""),
                   os.environ.get("TRANSFERLAB_ARTIFACTS_URL", ""))
 
@@ -35,8 +38,6 @@ def get_store() -> RunStore:
 def require_store() -> None:
     """Stop the page with the one-line reason when the run database cannot be used (e.g. PostgreSQL is down);
     the next rerun tries again (``st.cache_resource`` does not keep a failed open)."""
-    from tlcore.runs.errors import DatabaseUnavailable
-
     try:
         get_store()
     except DatabaseUnavailable as exc:
@@ -63,25 +64,24 @@ def start_run(cfg: FinetuneConfig, *, name: str = "", dataset: Optional[str] = N
 # ------------------------------------------------------------------ run kinds: fine-tuning and the analyses
 CLUSTER_JOB = "tlcore.api:cluster_job"
 CURVE_JOB = "tlcore.api:curve_job"
+SWEEP_JOB = "tlcore.api:sweep_job"
 LEGACY_FINETUNE_JOBS = ("tlcore.settings.inductive:run_finetune",)   # runs queued before 0.2
 KIND_LABELS = {"finetune": "fine-tune", "cluster": "clustering", "curve": "data-efficiency curve",
-               "followup": "follow-up", "other": "other job"}
+               "sweep": "strategy sweep", "followup": "follow-up", "other": "other job"}
+ANALYSIS_JOBS = {CLUSTER_JOB: "cluster", CURVE_JOB: "curve", SWEEP_JOB: "sweep"}
+ANALYSIS_KINDS = tuple(ANALYSIS_JOBS.values())    # shown on the Analyze page (and in share links) by report kind
 
 
 def run_kind(run: Run) -> str:
-    """``finetune``, ``cluster``, ``curve``, ``followup`` (completes another run, e.g. its scratch baseline) or
-    ``other``, from the job the run was queued with."""
+    """``finetune``, ``cluster``, ``curve``, ``sweep``, ``followup`` (completes another run, e.g. its scratch
+    baseline) or ``other``, from the job the run was queued with."""
     job = run.job or DEFAULT_JOB
-    if job == CLUSTER_JOB:
-        return "cluster"
-    if job == CURVE_JOB:
-        return "curve"
+    if job in ANALYSIS_JOBS:
+        return ANALYSIS_JOBS[job]
     if job in FOLLOWUP_JOBS:
         return "followup"
     if job == DEFAULT_JOB or job in LEGACY_FINETUNE_JOBS:
         return "finetune"
-    from tlcore.runs.jobs import config_class
-
     return "finetune" if config_class(job) is FinetuneConfig else "other"
 
 
@@ -95,7 +95,7 @@ def run_page(run: Run) -> tuple[str, str]:
     """(page, run id) that shows this run: Analyze for the analyses, Compare with the completed run for a follow-up,
     Compare for everything else."""
     kind = run_kind(run)
-    if kind in ("cluster", "curve"):
+    if kind in ANALYSIS_KINDS:
         return "pages/analyze.py", run.id
     if kind == "followup" and run.config.get("parent_run"):
         return "pages/compare.py", str(run.config["parent_run"])
@@ -142,8 +142,6 @@ def get_run(run_id: Optional[str]) -> Optional[Run]:
     """The run if it exists and this user may see it, else None (another user's run reads as "not found")."""
     if not run_id:
         return None
-    from tlcore.runs import RunNotFound
-
     try:
         run = get_store().get(run_id)
     except RunNotFound:
@@ -175,7 +173,7 @@ def read_report(run: Run) -> Optional[dict]:
 def run_label(run: Run) -> str:
     # No status or scores here: a selectbox keeps its first labels while a run changes state.
     kind = run_kind(run)
-    prefix = f"[{KIND_LABELS[kind]}] " if kind in ("cluster", "curve") else ""
+    prefix = f"[{KIND_LABELS[kind]}] " if kind in ANALYSIS_KINDS else ""
     return f"{prefix}{run.name} · {run.created_at:%Y-%m-%d %H:%M} · {run.id[:6]}"
 
 
@@ -194,9 +192,6 @@ def run_picker(label: str, runs: list[Run], key: str) -> Optional[Run]:
 
 def model_zip(folder: Path) -> bytes:
     """The exported model folder as zip bytes (for the download button)."""
-    import io
-    import zipfile
-
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
         for f in sorted(folder.rglob("*")):

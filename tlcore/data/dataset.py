@@ -41,6 +41,9 @@ class Dataset:
     origin: str = ""
     problems: list[Problem] = field(default_factory=list)
     names: list[str] = field(default_factory=list)   # display name per item (relative path or row number)
+    # The group of each item (the object photographed, the speaker, the glyph drawn), None when the data declares
+    # none: splits then hold out whole groups and intervals resample groups (tlcore.data.split, evaluation.metrics).
+    groups: Optional[list[str]] = None
     _hash: Optional[str] = field(default=None, repr=False)
 
     def __len__(self) -> int:
@@ -67,6 +70,8 @@ class Dataset:
                 else:
                     h.update(b"F" + Path(item).read_bytes())
                 h.update(b"L" + (self.labels[i] if self.labels else "\0").encode("utf-8"))
+                if self.groups is not None:      # data without groups keeps the hash (and stored split) it had
+                    h.update(b"G" + self.groups[i].encode("utf-8"))
             self._hash = h.hexdigest()[:16]
         return self._hash
 
@@ -78,6 +83,7 @@ class Dataset:
             origin=self.origin,
             problems=[],
             names=[self.names[i] for i in indices] if self.names else [],
+            groups=[self.groups[i] for i in indices] if self.groups is not None else None,
         )
 
     @staticmethod
@@ -91,4 +97,5 @@ class Dataset:
             origin="+".join(p.origin for p in parts),
             problems=[x for p in parts for x in p.problems],
             names=[n for p in parts for n in (p.names or [""] * len(p))],
+            groups=[g for p in parts for g in p.groups] if all(p.groups is not None for p in parts) else None,  # type: ignore[union-attr]
         )

@@ -25,7 +25,10 @@ IMAGE_EXT = {".png", ".jpg", ".jpeg", ".bmp", ".webp"}
 AUDIO_EXT = {".wav", ".flac", ".ogg", ".mp3"}
 TEXT_EXT = {".csv", ".tsv", ".jsonl"}
 MEDIA_EXT = {"image": IMAGE_EXT, "audio": AUDIO_EXT}
-SKIP_NAMES = {".complete", "demo.json", ".DS_Store", "Thumbs.db", "README.md", "README.txt", "LICENSE"}
+SKIP_NAMES = {".complete", "demo.json", ".DS_Store", "Thumbs.db", "README.md", "README.txt", "LICENSE", "groups.csv"}
+#: In a folder of media files: which group each file belongs to (columns ``file,group``; ``file`` relative to the
+#: folder, as the run shows it, e.g. ``cat/IMG_1.jpg``). Tables declare groups in a ``group`` column instead.
+GROUPS_FILE = "groups.csv"
 
 
 def load_dataset(path: str | Path, modality: str, *, on_error: str = "skip", require_labels: bool = False) -> Dataset:
@@ -141,14 +144,15 @@ def _load_table(path: Path, modality: str, on_error: str) -> Dataset:
         raise DataError(f"{path.name}: no {key!r} column (found: {', '.join(columns) or 'none'}); the file needs {want}{hint}")
     if not rows:
         raise DataError(f"{path.name} has a header but no rows; add one row per example")
-    has_label = "label" in columns
+    has_label, has_group = "label" in columns, "group" in columns
     line_word = "line" if path.suffix.lower() == ".jsonl" else "row"
-    items, labels, names, problems = [], [], [], []
+    items, labels, names, groups, problems = [], [], [], [], []
     for n, row in rows:
         where = f"{path.name} {line_word} {n}"
         value = row.get(key)
         label = row.get("label") if has_label else None
-        for col, v in ((key, value), ("label", label)):
+        group = row.get("group") if has_group else None
+        for col, v in ((key, value), ("label", label), ("group", group)):
             if isinstance(v, (list, dict)):
                 raise DataError(f"{where}: {col!r} must be a string, not a JSON {type(v).__name__} ({json.dumps(v)[:60]}); "
                                 "fix the line")
@@ -157,6 +161,8 @@ def _load_table(path: Path, modality: str, on_error: str) -> Dataset:
             reason = f"empty {key}"
         elif has_label and (label is None or str(label).strip() == ""):
             reason = "empty label"
+        elif has_group and (group is None or str(group).strip() == ""):
+            reason = "empty group (give every row its group, or remove the 'group' column)"
         elif modality == "audio":
             file = confined_path(path.parent, str(value), where)   # raises before the disk is looked at
             reason = _check_media(file, "audio")
@@ -168,11 +174,14 @@ def _load_table(path: Path, modality: str, on_error: str) -> Dataset:
         names.append(f"row {n}" if modality == "text" else str(row.get(key)))
         if has_label:
             labels.append(str(label).strip())
+        if has_group:
+            groups.append(str(group).strip())
     if has_label:
         check_lookalike_labels(labels, path.name)
     if not items:
         raise DataError(f"{path.name}: no usable rows ({len(problems)} skipped: {problems[0] if problems else ''})")
-    return Dataset(modality, items, labels if has_label else None, problems=problems, names=names)
+    return Dataset(modality, items, labels if has_label else None, problems=problems, names=names,
+                   groups=groups if has_group else None)
 
 
 def _check_media(file: Path, modality: str) -> Optional[str]:
@@ -271,4 +280,28 @@ def _load_media_folder(root: Path, modality: str, on_error: str) -> Dataset:
         kinds = ", ".join(sorted(exts))
         detail = f" ({len(problems)} unusable, e.g. {problems[0]})" if problems else ""
         raise DataError(f"{root}: no usable {modality} files ({kinds}) found{detail}")
-    return Dataset(modality, items, result_labels, problems=problems, names=names)
+    return Dataset(modality, items, result_labels, problems=problems, names=names, groups=_folder_groups(root, names))
+
+
+def _folder_groups(root: Path, names: list[str]) -> Optional[list[str]]:
+    """The group of each file named in ``names`` from the folder's ``groups.csv`` (:data:`GROUPS_FILE`); None without
+    one. Every file must be listed: a file without a group would make a split that holds groups out meaningless."""
+    table = root / GROUPS_FILE
+    if not table.is_file():
+        return None
+    columns, rows = read_csv(read_text(table), GROUPS_FILE, ",")
+    if "file" not in columns or "group" not in columns:
+        raise DataError(f"{table}: needs the columns 'file,group' (found: {', '.join(columns) or 'none'}); one row per "
+                        "file, its path relative to the folder, e.g. cat/IMG_1.jpg,tabby-1")
+    of: dict[str, str] = {}
+    for n, row in rows:
+        file, group = str(row.get("file") or "").strip().replace("\\", "/"), str(row.get("group") or "").strip()
+        if not file or not group:
+            raise DataError(f"{GROUPS_FILE} row {n}: empty {'file' if not file else 'group'}; give each file its group")
+        if of.setdefault(file, group) != group:
+            raise DataError(f"{GROUPS_FILE}: {file} is listed with two groups ({of[file]!r} and {group!r}); keep one")
+    missing = [name for name in names if name.replace(os.sep, "/") not in of]
+    if missing:
+        raise DataError(f"{table}: {len(missing)} of {len(names)} files have no group (e.g. {missing[0]}); list every "
+                        f"file, or remove {GROUPS_FILE} to split and score by single items")
+    return [of[name.replace(os.sep, "/")] for name in names]

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from collections import defaultdict
 from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
+from sklearn.model_selection import StratifiedGroupKFold
 
 from tlcore.data.dataset import Dataset
 from tlcore.errors import DataError
@@ -38,6 +40,24 @@ def stratified_split(labels: Sequence[str], fraction: float, *, seed: int = 0, m
     return sorted(keep), sorted(held)
 
 
+def grouped_split(labels: Sequence[str], groups: Sequence[str], fraction: float, *,
+                  seed: int = 0) -> tuple[list[int], list[int]]:
+    """Split indices into (keep, held_out) holding out whole groups: about ``fraction`` of the items, with the
+    class balance kept as far as whole groups allow (scikit-learn's ``StratifiedGroupKFold``: the held-out part is one
+    of ``round(1 / fraction)`` folds). No group is on both sides, so a model is scored on objects, speakers or
+    drawings it never saw in training."""
+    names = sorted(set(groups))
+    if len(names) < 2:
+        raise DataError(f"all {len(groups)} items are in one group ({names[0]!r}), so no group can be held out for "
+                        "evaluation; give an --eval set, more groups, or no groups")
+    folds = min(len(names), max(2, int(round(1 / max(fraction, 1e-9)))))
+    splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
+    with warnings.catch_warnings():       # "the least populated class has fewer members than n_splits": expected here
+        warnings.simplefilter("ignore", UserWarning)
+        keep, held = next(splitter.split(np.zeros(len(labels)), list(labels), list(groups)))
+    return sorted(keep.tolist()), sorted(held.tolist())
+
+
 def stored_split(key: str, fraction: float, make: Callable[[], tuple[list[int], list[int]]]) -> tuple[list[int], list[int], Path]:
     """The (train, eval) indices of a data set's eval split: made once by ``make()`` and stored on disk under
     ``key`` (the data's content hash) + ``fraction``, then reused by every run of every task, so the before/after
@@ -54,11 +74,16 @@ def stored_split(key: str, fraction: float, make: Callable[[], tuple[list[int], 
 
 
 def eval_split(ds: Dataset, fraction: float) -> tuple[Dataset, Dataset, Path]:
-    """Hold out ``fraction`` of a labeled target set for evaluation (stratified), stored by content hash and reused."""
+    """Hold out ``fraction`` of a labeled target set for evaluation (stratified; whole groups when the set declares
+    groups), stored by content hash and reused."""
     if ds.labels is None:
         raise DataError("the target set has no labels, so no eval split can be held out; give --eval or labeled data")
-    labels = ds.labels
-    train_idx, eval_idx, path = stored_split(ds.content_hash(), fraction, lambda: stratified_split(labels, fraction, seed=0))
+    labels, groups = ds.labels, ds.groups
+    if groups is None:
+        make = lambda: stratified_split(labels, fraction, seed=0)  # noqa: E731
+    else:
+        make = lambda: grouped_split(labels, groups, fraction, seed=0)  # noqa: E731
+    train_idx, eval_idx, path = stored_split(ds.content_hash(), fraction, make)
     return ds.subset(train_idx), ds.subset(eval_idx), path
 
 

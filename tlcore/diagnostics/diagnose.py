@@ -32,15 +32,15 @@ from tlcore.diagnostics import (
     vocabulary_overlap,
 )
 from tlcore.diagnostics.embedding_map import MAP_METHODS
-from tlcore.diagnostics.rank import candidate_backbones, run_rank, validate_ranking
-from tlcore.errors import DataError
+from tlcore.diagnostics.rank import candidate_backbones, run_rank
+from tlcore.errors import ConfigError, DataError
 from tlcore.models.features import extract_features
 from tlcore.models.registry import build_backbone
 from tlcore.progress import Progress, ProgressFn, no_progress
 from tlcore.tasks import get_task
 from tlcore.tasks.detect import resolve_task
 
-__all__ = ["candidate_backbones", "run_diagnose", "run_rank", "validate_ranking"]
+__all__ = ["candidate_backbones", "run_diagnose", "run_rank"]
 
 MAX_PROPERTY_ITEMS = 1000
 
@@ -85,8 +85,6 @@ def run_diagnose(modality: str, source: str, target: str, *, backbone: Optional[
     own section (``report["ner"]`` / ``report["asr"]``). ``task``: classify, ner, asr or None (detect).
     ``map_method``: the 2-D map's projection, "pca" or "umap" (see :func:`embedding_map`)."""
     if map_method not in MAP_METHODS:
-        from tlcore.errors import ConfigError
-
         raise ConfigError(f"unknown map method {map_method!r}; choose one of {', '.join(MAP_METHODS)}")
     t0 = time.time()
     task = resolve_task(task, modality, ("source", source), ("target", target))

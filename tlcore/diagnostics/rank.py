@@ -7,6 +7,8 @@
 * asr: the zero-shot word and character error rate of each candidate Whisper on the target (lower is better),
   with a bootstrap interval over clips: a decoder's error rate needs no training to measure, while
   feature-based scores do not apply to sequence outputs.
+
+Checking a ranking against real fine-tuning is :mod:`tlcore.experiments.rank_validation` (it trains every candidate).
 """
 
 from __future__ import annotations
@@ -15,15 +17,7 @@ from typing import Callable, Optional, Sequence
 
 import numpy as np
 
-from tlcore.diagnostics import (
-    bootstrap_score,
-    h_score,
-    kendall_tau,
-    knn_cv_accuracy,
-    logme,
-    rank_backbones,
-)
-from tlcore.errors import ConfigError
+from tlcore.diagnostics import bootstrap_score, h_score, knn_cv_accuracy, logme, rank_backbones
 from tlcore.models.registry import RANDOM_SUFFIX, list_backbones
 from tlcore.progress import Progress, ProgressFn, no_progress
 from tlcore.tasks import get_task
@@ -64,23 +58,16 @@ def feature_scores(features: np.ndarray, labels: np.ndarray, *, seed: int, n_boo
 
 
 def run_rank(modality: str, target: str, *, backbones: Optional[Sequence[str]] = None, seed: int = 0,
-             n_boot: int = 30, validate: bool = False, validate_eval: Optional[str] = None,
-             task: Optional[str] = None, progress: ProgressFn = no_progress) -> dict:
+             n_boot: int = 30, task: Optional[str] = None, progress: ProgressFn = no_progress) -> dict:
     """Rank backbones for a labeled target set without fine-tuning (see the module docstring per task);
-    ``task=None`` detects it from the data. Optionally validate by fine-tuning each (classification only)."""
+    ``task=None`` detects it from the data. Validating the ranking by fine-tuning every candidate is an experiment
+    (:func:`tlcore.experiments.rank_validation.validated_rank`): this layer trains nothing."""
     task = resolve_task(task, modality, ("target", target))
-    spec = get_task(task)
-    if validate and not spec.rank_validation:
-        raise ConfigError(f"validating the ranking by fine-tuning every candidate is available for classification "
-                          f"only, not for task {task!r}; rank without --validate, then fine-tune the top candidates "
-                          f"with `finetune --task {task}` and compare their reports")
     names = list(backbones or candidate_backbones(modality, task=task))
-    report, scores = spec.part("diagnosis").rank(modality, target, names, seed=seed, n_boot=n_boot, progress=progress)
+    report, _scores = get_task(task).part("diagnosis").rank(modality, target, names, seed=seed, n_boot=n_boot,
+                                                            progress=progress)
     table = report["ranking"]
     report["advice"] = _advice(table)
-    if validate:
-        report["validation"] = validate_ranking(modality, target, names, scores, eval_path=validate_eval, seed=seed,
-                                                progress=progress)
     progress(Progress("done", 1, 1, f"best: {table[0]['backbone']}"))
     return report
 
@@ -94,7 +81,7 @@ def lower_is_better(scores: dict[str, dict[str, tuple[float, float, float]]]) ->
     return table
 
 
-# ---------------------------------------------------------------- advice and validation
+# ---------------------------------------------------------------- advice
 
 
 SCORE_LABELS = {"logme": "LogME", "h_score": "H-score", "knn_accuracy": "k-NN accuracy", "leep": "LEEP", "nce": "NCE",
@@ -120,24 +107,3 @@ def _advice(table: list[dict]) -> str:
         return (f"{best['backbone']} ranks first, but {second['backbone']} is within the interval on "
                 f"{', '.join(close)}: the data cannot separate them; fine-tune both.")
     return f"{best['backbone']} ranks first on every score's interval; start with it."
-
-
-def validate_ranking(modality: str, target: str, names: Sequence[str], scores: dict, *, eval_path: Optional[str],
-                     seed: int, progress: ProgressFn) -> dict:
-    """Fine-tune (linear probe) every candidate and correlate each score with the real accuracy (Kendall tau)."""
-    import tempfile
-
-    from tlcore.config import FinetuneConfig
-    from tlcore.settings.inductive import run_finetune
-
-    accuracy = {}
-    for name in names:
-        progress(Progress("validate", len(accuracy), len(names), f"fine-tuning {name}"))
-        with tempfile.TemporaryDirectory() as out:
-            cfg = FinetuneConfig(modality=modality, target=target, eval=eval_path, backbone=name, seed=seed,
-                                 strategy="linear_probe", out=out, baselines=[])
-            accuracy[name] = run_finetune(cfg)["after"]["accuracy"]
-    score_names = sorted({s for per in scores.values() for s in per})
-    tau = {s: kendall_tau({n: scores[n][s][0] for n in names if s in scores[n]}, accuracy) for s in score_names}
-    return {"strategy": "linear_probe", "accuracy": accuracy,
-            "kendall_tau": {k: (None if v != v else round(v, 3)) for k, v in tau.items()}}

@@ -3,7 +3,7 @@ bootstrap confidence intervals, paired differences and the examples that flipped
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 from sklearn.metrics import confusion_matrix, f1_score, precision_recall_fscore_support
@@ -16,11 +16,20 @@ BOOT_BLOCK = 1 << 22
 MAX_CONFUSION_CLASSES = 200
 
 
-def bootstrap_ci(correct: np.ndarray, *, seed: int = 0, n_boot: int = N_BOOT) -> list[float]:
-    """Percentile 95% interval of the mean of a 0/1 vector, resampling eval items."""
+def bootstrap_ci(correct: np.ndarray, *, seed: int = 0, n_boot: int = N_BOOT,
+                 groups: Optional[Sequence[str]] = None) -> list[float]:
+    """Percentile 95% interval of the mean of a per-item vector (0/1 correctness, or a paired difference),
+    resampling eval items; with ``groups`` (one per item) resampling whole groups instead (the cluster bootstrap:
+    items of one object, speaker or drawing are not independent, so the interval must not treat them as such)."""
     if len(correct) == 0:
         return [0.0, 0.0]
     rng = np.random.default_rng(seed)
+    if groups is not None:
+        _, index = np.unique(np.asarray(groups, dtype=str), return_inverse=True)
+        sums, counts = np.bincount(index, weights=correct), np.bincount(index).astype(np.float64)
+        picks = rng.integers(0, len(sums), size=(n_boot, len(sums)))
+        means = sums[picks].sum(1) / counts[picks].sum(1)
+        return [float(np.quantile(means, 0.025)), float(np.quantile(means, 0.975))]
     n = len(correct)
     if n_boot * n <= BOOT_BLOCK:
         means = correct[rng.integers(0, n, size=(n_boot, n))].mean(1)
@@ -33,8 +42,19 @@ def bootstrap_ci(correct: np.ndarray, *, seed: int = 0, n_boot: int = N_BOOT) ->
     return [float(np.quantile(means, 0.025)), float(np.quantile(means, 0.975))]
 
 
-def classification_metrics(y_true: Sequence[int], y_pred: Sequence[int], classes: Sequence[str], *, seed: int = 0) -> dict:
-    """The report's metric block (DESIGN.md): accuracy, macro_f1, accuracy_ci95, per_class, confusion."""
+def ci_method(groups: Optional[Sequence[str]]) -> dict:
+    """How a report's intervals were computed: ``{"ci_method", "ci_groups"}`` (the number of groups resampled)."""
+    if groups is None:
+        return {"ci_method": "percentile bootstrap over eval items (1000 resamples)", "ci_groups": None}
+    n = len(set(groups))
+    return {"ci_method": f"cluster bootstrap over {n} eval groups (whole groups resampled, 1000 resamples)",
+            "ci_groups": n}
+
+
+def classification_metrics(y_true: Sequence[int], y_pred: Sequence[int], classes: Sequence[str], *, seed: int = 0,
+                           groups: Optional[Sequence[str]] = None) -> dict:
+    """The report's metric block (DESIGN.md): accuracy, macro_f1, accuracy_ci95 (over ``groups`` when given),
+    ci_method, per_class, confusion."""
     yt, yp = np.asarray(y_true), np.asarray(y_pred)
     labels = list(range(len(classes)))
     p, r, f, s = precision_recall_fscore_support(yt, yp, labels=labels, zero_division=0)
@@ -45,7 +65,8 @@ def classification_metrics(y_true: Sequence[int], y_pred: Sequence[int], classes
         # NER): a class absent from this eval split and never predicted has no F1 to count.
         "macro_f1": float(f1_score(yt, yp, labels=sorted(set(yt.tolist()) | set(yp.tolist())), average="macro",
                                    zero_division=0)) if len(yt) else 0.0,
-        "accuracy_ci95": bootstrap_ci(correct, seed=seed),
+        "accuracy_ci95": bootstrap_ci(correct, seed=seed, groups=groups),
+        **ci_method(groups),
         "per_class": {c: {"precision": float(p[i]), "recall": float(r[i]), "f1": float(f[i]), "support": int(s[i])}
                       for i, c in enumerate(classes)},
         **({"confusion": confusion_matrix(yt, yp, labels=labels).tolist()} if len(classes) <= MAX_CONFUSION_CLASSES
@@ -54,12 +75,42 @@ def classification_metrics(y_true: Sequence[int], y_pred: Sequence[int], classes
     }
 
 
-def paired_difference(y_true: Sequence[int], pred_a: Sequence[int], pred_b: Sequence[int], *, seed: int = 0) -> dict:
-    """Accuracy of A minus accuracy of B on the same items, with a paired bootstrap 95% interval."""
+def paired_difference(y_true: Sequence[int], pred_a: Sequence[int], pred_b: Sequence[int], *, seed: int = 0,
+                      groups: Optional[Sequence[str]] = None) -> dict:
+    """Accuracy of A minus accuracy of B on the same items, with a paired bootstrap 95% interval (resampling whole
+    ``groups`` when given)."""
     yt = np.asarray(y_true)
     diff = (np.asarray(pred_a) == yt).astype(float) - (np.asarray(pred_b) == yt).astype(float)
-    lo, hi = bootstrap_ci(diff, seed=seed)
-    return {"difference": float(diff.mean()) if len(diff) else 0.0, "ci95": [lo, hi]}
+    lo, hi = bootstrap_ci(diff, seed=seed, groups=groups)
+    return {"difference": float(diff.mean()) if len(diff) else 0.0, "ci95": [lo, hi], **ci_method(groups)}
+
+
+def seeded_paired_difference(y_true: Sequence[int], afters: Sequence[Sequence[int]], refs: Sequence[Sequence[int]], *,
+                             seed: int = 0, n_boot: int = N_BOOT, groups: Optional[Sequence[str]] = None) -> dict:
+    """Accuracy of A minus accuracy of B averaged over training seeds (``afters[s]`` against ``refs[s]``, the same
+    eval items for every seed), with a 95% interval covering both sources of noise: a hierarchical bootstrap that
+    resamples the seeds, then the eval items (whole ``groups`` when given) shared by the picked seeds, and averages
+    the paired per-item differences. One seed: the same as :func:`paired_difference`."""
+    yt = np.asarray(y_true)
+    diffs = np.stack([(np.asarray(a) == yt).astype(float) - (np.asarray(b) == yt).astype(float)
+                      for a, b in zip(afters, refs)])                       # (seeds, items)
+    per_seed = [float(d.mean()) if len(yt) else 0.0 for d in diffs]
+    method = {"ci_method": f"hierarchical bootstrap over {len(diffs)} seeds and "
+                           f"{'eval groups' if groups is not None else 'eval items'} ({n_boot} resamples)",
+              "ci_groups": len(set(groups)) if groups is not None else None, "seeds": len(diffs), "per_seed": per_seed}
+    if len(yt) == 0:
+        return {"difference": 0.0, "ci95": [0.0, 0.0], **method}
+    rng = np.random.default_rng(seed)
+    _, unit = np.unique(np.asarray(groups, dtype=str), return_inverse=True) if groups is not None else (None, np.arange(len(yt)))
+    sums = np.stack([np.bincount(unit, weights=d) for d in diffs])          # (seeds, units)
+    counts = np.bincount(unit).astype(np.float64)
+    means = np.empty(n_boot)
+    for b in range(n_boot):
+        picked_seeds = rng.integers(0, len(diffs), size=len(diffs))
+        picked_units = rng.integers(0, len(counts), size=len(counts))
+        means[b] = sums[np.ix_(picked_seeds, picked_units)].sum(1).mean() / counts[picked_units].sum()
+    return {"difference": float(np.mean(per_seed)),
+            "ci95": [float(np.quantile(means, 0.025)), float(np.quantile(means, 0.975))], **method}
 
 
 def flipped_examples(y_true: Sequence[int], before: Sequence[int], after: Sequence[int], classes: Sequence[str],

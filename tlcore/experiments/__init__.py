@@ -1,1 +1,1 @@
-"""Experiments made of many runs: the data-efficiency curve."""
+"""Experiments made of many runs: the data-efficiency curve, and checking a backbone ranking by fine-tuning."""

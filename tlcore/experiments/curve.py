@@ -22,9 +22,17 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 import numpy as np
+from scipy.stats import t
 
 from tlcore.config import FinetuneConfig
+from tlcore.data.loaders import load_dataset
+from tlcore.data.split import eval_split
+from tlcore.errors import Cancelled
 from tlcore.progress import CancelFn, Progress, ProgressFn, never_cancel, no_progress
+from tlcore.reporting.files import write_json, write_text
+from tlcore.reporting.writer import RunWriter
+from tlcore.settings.inductive import run_finetune
+from tlcore.version import __version__
 
 DEFAULT_SHOTS = (1, 2, 5, 10, 25, 0)   # 0 = all
 
@@ -34,8 +42,6 @@ def _summary(values: list[float], eval_cis: Optional[list] = None) -> dict:
     out = {"mean": float(arr.mean()), "std": float(arr.std(ddof=1)) if len(arr) > 1 else 0.0,
            "min": float(arr.min()), "max": float(arr.max()), "values": [float(v) for v in arr]}
     if len(arr) > 1:
-        from scipy.stats import t
-
         half = float(t.ppf(0.975, len(arr) - 1)) * out["std"] / np.sqrt(len(arr))
         out["ci95"], out["ci95_kind"] = [max(0.0, out["mean"] - half), min(1.0, out["mean"] + half)], "seeds"
     elif eval_cis and eval_cis[0]:
@@ -44,8 +50,6 @@ def _summary(values: list[float], eval_cis: Optional[list] = None) -> dict:
 
 
 def _cancelled(where: str) -> Exception:
-    from tlcore.errors import Cancelled
-
     return Cancelled(f"cancelled {where}")
 
 
@@ -81,11 +85,6 @@ def data_efficiency_curve(base: FinetuneConfig, *, shots: Sequence[int] = DEFAUL
     stage; ``should_cancel`` is checked between points and inside every run (raises ``Cancelled``). With
     ``done_dir``, each finished run's result is kept there and one kept by an earlier attempt is not run again
     (the report's ``resumed_runs`` counts them)."""
-    from tlcore.data.loaders import load_dataset
-    from tlcore.data.split import eval_split
-    from tlcore.reporting.writer import write_json
-    from tlcore.settings.inductive import run_finetune
-
     target = load_dataset(base.target, base.modality, on_error=base.on_bad_file)   # type: ignore[arg-type]
     train = target if base.eval else eval_split(target, base.eval_fraction)[0]
     full_max = max(train.class_counts().values())
@@ -185,9 +184,6 @@ def write_curve_run(base: FinetuneConfig, config: dict, *, shots: Sequence[int],
     hidden staging folder renamed into place when complete; a folder that already holds a report.json is refused).
     The finished (shots, seed) runs are kept in its ``checkpoints/curve/``: a resumed writer (``run_folder_options(
     resume=True)``) skips them."""
-    from tlcore import __version__
-    from tlcore.reporting.writer import RunWriter, _write_text
-
     writer = RunWriter(config["out"], config)
     out: Path = writer.start()
     t0 = time.time()
@@ -195,6 +191,6 @@ def write_curve_run(base: FinetuneConfig, config: dict, *, shots: Sequence[int],
                                   should_cancel=should_cancel, done_dir=writer.checkpoints("curve"))
     report = {"kind": "curve", "report_schema": 1, "tlcore_version": __version__, "setting": "inductive", **curve,
               "scratch": scratch, "config": config, "timings_s": {"curve": round(time.time() - t0, 3)}}
-    _write_text(out / "report.json", json.dumps(report, indent=2, default=float))
+    write_text(out / "report.json", json.dumps(report, indent=2, default=float))
     writer.complete()     # the staging folder becomes config["out"] only now
     return report

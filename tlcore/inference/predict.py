@@ -19,8 +19,11 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, Callable, Iterator, Optional, Sequence
 
+from safetensors import safe_open
+
 from tlcore.device import resolve_device
 from tlcore.errors import ConfigError, DataError
+from tlcore.inference.onnx.runtime import load_run_export
 from tlcore.tasks import DEFAULT_TASK, TaskSpec, all_tasks, get_task, task_of
 
 MODELS = ("after", "before")
@@ -65,8 +68,6 @@ def check_model_folder(run: Path, folder: Path) -> None:
             except (OSError, ValueError) as exc:
                 raise _corrupted(run, f, f"cannot be read ({type(exc).__name__}: truncated or not JSON)") from None
         elif f.suffix == ".safetensors":
-            from safetensors import safe_open
-
             try:
                 with safe_open(str(f), framework="pt") as handle:
                     handle.keys()
@@ -149,8 +150,6 @@ class LoadedRun:
         """The ONNX export of the "after" model (``RUN/export/onnx``), run through onnxruntime."""
         if self.spec.onnx_refusal:
             raise ConfigError(f"{self.path}: no ONNX backend — {self.spec.onnx_refusal}")
-        from tlcore.inference.onnx_export import load_run_export  # onnx_export imports this module (a cycle)
-
         return load_run_export(self.path)
 
     def pick_model(self, model: str = "after", backend: str = "torch"):

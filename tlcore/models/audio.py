@@ -2,6 +2,9 @@
 
 Whisper's encoder insists on 30 s of mel frames; for short clips we keep the first ``N`` position
 embeddings and a feature extractor with ``chunk_length = N / 50`` seconds (N = 100 -> 2 s), ~12x faster.
+
+``transformers`` (and ``torchaudio`` for resampling) are imported where they are used: they take seconds to import,
+and importing the engine stays fast.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from torch import nn
 
 from tlcore.data.audio import load_audio
 from tlcore.models.base import Backbone
+from tlcore.models.text import find_layers
 
 
 def load_wave(item: Any, sample_rate: int) -> np.ndarray:
@@ -31,6 +35,21 @@ def load_wave(item: Any, sample_rate: int) -> np.ndarray:
     return load_audio(item, sample_rate)
 
 
+def whisper_preprocess(feature_extractor, items: Sequence[Any], sample_rate: int) -> dict[str, torch.Tensor]:
+    """The Whisper encoder's preprocessing: log-mel features of each clip, padded or cut to the extractor's window
+    (an ONNX export runs the same function with the feature extractor it saved)."""
+    waves = [load_wave(i, sample_rate) for i in items]
+    feats = feature_extractor(waves, sampling_rate=sample_rate, return_tensors="pt")
+    return {"input_features": feats["input_features"]}
+
+
+def speech_preprocess(feature_extractor, items: Sequence[Any], sample_rate: int) -> dict[str, torch.Tensor]:
+    """A Hugging Face speech encoder's preprocessing: its feature extractor on the clips, padded to the longest (an
+    ONNX export runs the same function with the feature extractor it saved)."""
+    waves = [load_wave(i, sample_rate) for i in items]
+    return dict(feature_extractor(waves, sampling_rate=sample_rate, padding=True, return_tensors="pt"))
+
+
 class WhisperEncoderBackbone(Backbone):
     modality = "audio"
     lora_target_modules = ["q_proj", "v_proj"]
@@ -44,9 +63,7 @@ class WhisperEncoderBackbone(Backbone):
         self.sample_rate = int(feature_extractor.sampling_rate)
 
     def preprocess(self, items: Sequence[Any]) -> dict[str, torch.Tensor]:
-        waves = [load_wave(i, self.sample_rate) for i in items]
-        feats = self.feature_extractor(waves, sampling_rate=self.sample_rate, return_tensors="pt")
-        return {"input_features": feats["input_features"]}
+        return whisper_preprocess(self.feature_extractor, items, self.sample_rate)
 
     def forward(self, input_features: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
         return self.net(input_features=input_features).last_hidden_state.mean(1)
@@ -120,16 +137,13 @@ class HFAudioBackbone(Backbone):
         self.lora_target_modules = [n for n in ("q_proj", "v_proj", "query", "value") if n in names] or sorted(names)
 
     def preprocess(self, items: Sequence[Any]) -> dict[str, torch.Tensor]:
-        waves = [load_wave(i, self.sample_rate) for i in items]
-        return dict(self.feature_extractor(waves, sampling_rate=self.sample_rate, padding=True, return_tensors="pt"))
+        return speech_preprocess(self.feature_extractor, items, self.sample_rate)
 
     def forward(self, **batch: torch.Tensor) -> torch.Tensor:
         return self.net(**batch).last_hidden_state.mean(1)
 
     def blocks(self) -> list[nn.Module]:
-        from tlcore.models.text import _find_layers
-
-        return list(_find_layers(self.net))
+        return list(find_layers(self.net))
 
     def save_backbone(self, folder: Path) -> dict:
         self.net.config.save_pretrained(folder)

@@ -4,6 +4,9 @@ training-time augmentation of their inputs.
 Both backbones split ``preprocess`` into ``pixels(items)`` (RGB in [0, 1] at the model's input size) and
 ``normalize(pixels)``, so fine-tuning can augment the pixels of a training batch in between
 (:func:`image_augmentation`) while evaluation, validation and feature extraction keep calling ``preprocess``.
+
+``transformers`` and ``torchvision`` are imported where they are used: they take seconds to import, and importing
+the engine stays fast.
 """
 
 from __future__ import annotations
@@ -17,16 +20,10 @@ from PIL import Image
 from torch import nn
 
 from tlcore.config import AUGMENT_LEVELS
+from tlcore.data.images import load_rgb
 from tlcore.models.base import Backbone
-
-
-def load_rgb(item: Any) -> Image.Image:
-    """An image path, bytes-like file object or PIL image as an RGB PIL image (grayscale is replicated).
-    Untrusted files go through the guarded decoder (pixel cap, every mode to 8-bit RGB, DataError naming the file)."""
-    from tlcore.data.images import load_rgb as guarded
-
-    return guarded(item)
-
+from tlcore.models.efficientnet_lite import efficientnet_lite0, efficientnet_lite_tiny, normalize_lite
+from tlcore.models.text import find_layers
 
 # Label-safe for digits, glyphs and objects alike: small rotations and shifts, a mild zoom-in, brightness /
 # contrast / saturation jitter. No flip here: a mirrored '2', 'b' or arrow is another class (opt in separately).
@@ -67,6 +64,23 @@ def image_augmentation(level: str, size: tuple[int, int], *, flip: bool = False)
     return v2.Compose(steps) if steps else None
 
 
+def lite_pixels(items: Sequence[Any], image_size: int) -> torch.Tensor:
+    """``(B, 3, image_size, image_size)`` RGB in [0, 1]: each image squashed to a square (bilinear, no crop)."""
+    arrays = [np.asarray(load_rgb(i).resize((image_size, image_size), Image.BILINEAR), dtype=np.float32) for i in items]
+    return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2) / 255.0
+
+
+def lite_preprocess(items: Sequence[Any], image_size: int) -> dict[str, torch.Tensor]:
+    """EfficientNet-Lite's preprocessing (an ONNX export runs the same function with the input size it saved)."""
+    return {"pixel_values": normalize_lite(lite_pixels(items, image_size))}
+
+
+def processor_preprocess(processor, items: Sequence[Any]) -> dict[str, torch.Tensor]:
+    """A Hugging Face vision encoder's preprocessing: its image processor on RGB images (an ONNX export runs the same
+    function with the processor it saved)."""
+    return {"pixel_values": processor(images=[load_rgb(i) for i in items], return_tensors="pt")["pixel_values"]}
+
+
 class EfficientNetLiteBackbone(Backbone):
     """EfficientNet-Lite: ``(x*255-127)/128`` normalization on RGB in [0, 1], square resize to ``image_size``."""
 
@@ -81,16 +95,13 @@ class EfficientNetLiteBackbone(Backbone):
         self.feature_dim = int(net.feature_dim)
 
     def preprocess(self, items: Sequence[Any]) -> dict[str, torch.Tensor]:
-        return {"pixel_values": self.normalize(self.pixels(items))}
+        return lite_preprocess(items, self.image_size)
 
     def pixels(self, items: Sequence[Any]) -> torch.Tensor:
         """``(B, 3, image_size, image_size)`` RGB in [0, 1], before normalization."""
-        arrays = [np.asarray(load_rgb(i).resize((self.image_size, self.image_size), Image.BILINEAR), dtype=np.float32) for i in items]
-        return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2) / 255.0
+        return lite_pixels(items, self.image_size)
 
     def normalize(self, pixels: torch.Tensor) -> torch.Tensor:
-        from tlcore.models.efficientnet_lite import normalize_lite
-
         return normalize_lite(pixels)
 
     def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
@@ -104,8 +115,6 @@ class EfficientNetLiteBackbone(Backbone):
 
     @classmethod
     def from_folder(cls, folder: Path, spec: dict) -> "EfficientNetLiteBackbone":
-        from tlcore.models.efficientnet_lite import efficientnet_lite0, efficientnet_lite_tiny
-
         net = efficientnet_lite_tiny() if spec["variant"] == "tiny" else efficientnet_lite0(pretrained=False)
         return cls(net, spec["image_size"], spec["variant"])
 
@@ -125,7 +134,7 @@ class HFImageBackbone(Backbone):
         self.lora_target_modules = [n for n in ("query", "value", "q_proj", "v_proj") if n in names] or sorted(names)
 
     def preprocess(self, items: Sequence[Any]) -> dict[str, torch.Tensor]:
-        return {"pixel_values": self.processor(images=[load_rgb(i) for i in items], return_tensors="pt")["pixel_values"]}
+        return processor_preprocess(self.processor, items)
 
     def pixels(self, items: Sequence[Any]) -> torch.Tensor:
         """The processor's resized / cropped / rescaled images without its normalization (RGB in [0, 1])."""
@@ -147,9 +156,7 @@ class HFImageBackbone(Backbone):
         return hidden.mean(1) if hidden.dim() == 3 else hidden.mean((2, 3))
 
     def blocks(self) -> list[nn.Module]:
-        from tlcore.models.text import _find_layers
-
-        return list(_find_layers(self.net))
+        return list(find_layers(self.net))
 
     def save_backbone(self, folder: Path) -> dict:
         self.net.config.save_pretrained(folder)

@@ -1,4 +1,6 @@
-"""Text backbones: any Hugging Face encoder (BERT-like), mean-pooled over tokens."""
+"""Text backbones: any Hugging Face encoder (BERT-like), mean-pooled over tokens.
+
+``transformers`` is imported inside the builders: it takes seconds to import, and importing the engine stays fast."""
 
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ from torch import nn
 from tlcore.models.base import Backbone
 
 
-def _find_layers(model: nn.Module) -> nn.ModuleList:
+def find_layers(model: nn.Module) -> nn.ModuleList:
     """The longest ModuleList of transformer layers (``encoder.layer`` in BERT, ``layers`` elsewhere)."""
     best = None
     for _, module in model.named_modules():
@@ -20,6 +22,13 @@ def _find_layers(model: nn.Module) -> nn.ModuleList:
     if best is None:
         raise ValueError(f"{type(model).__name__} has no list of layers to unfreeze")
     return best
+
+
+def tokenize(tokenizer, items: Sequence[str], max_length: int) -> dict[str, torch.Tensor]:
+    """A text backbone's preprocessing: the tokenizer's tensors for a batch of texts, padded to the longest and cut at
+    ``max_length`` tokens (an ONNX export runs the same function with the tokenizer it saved)."""
+    enc = tokenizer(list(items), padding=True, truncation=True, max_length=max_length, return_tensors="pt")
+    return {k: v for k, v in enc.items() if k in ("input_ids", "attention_mask", "token_type_ids")}
 
 
 class HFTextBackbone(Backbone):
@@ -35,8 +44,7 @@ class HFTextBackbone(Backbone):
         self.lora_target_modules = [n for n in ("query", "value", "q_proj", "v_proj", "q_lin", "v_lin") if n in names] or sorted(names)
 
     def preprocess(self, items: Sequence[str]) -> dict[str, torch.Tensor]:
-        enc = self.tokenizer(list(items), padding=True, truncation=True, max_length=self.max_length, return_tensors="pt")
-        return {k: v for k, v in enc.items() if k in ("input_ids", "attention_mask", "token_type_ids")}
+        return tokenize(self.tokenizer, items, self.max_length)
 
     def forward(self, **batch: torch.Tensor) -> torch.Tensor:
         hidden = self.net(**batch).last_hidden_state
@@ -44,7 +52,7 @@ class HFTextBackbone(Backbone):
         return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
 
     def blocks(self) -> list[nn.Module]:
-        return list(_find_layers(self.net))
+        return list(find_layers(self.net))
 
     def save_backbone(self, folder: Path) -> dict:
         self.net.config.save_pretrained(folder)

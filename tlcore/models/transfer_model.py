@@ -17,9 +17,11 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from tlcore import __version__
+from tlcore.device import autocast_for, module_device, to_device
 from tlcore.errors import ConfigError
 from tlcore.models.base import Backbone
+from tlcore.models.registry import rebuild_backbone
+from tlcore.version import __version__
 
 
 class TransferModel(nn.Module):
@@ -49,8 +51,6 @@ class TransferModel(nn.Module):
         """Class probabilities (n, classes) for raw items (paths / texts / (wave, sr) pairs)."""
         was_training = self.training
         self.eval()
-        from tlcore.device import autocast_for, module_device, to_device
-
         out, device = [], module_device(self)
         for start in range(0, len(items), batch_size):
             batch = to_device(self.backbone.preprocess(items[start:start + batch_size]), device)
@@ -102,8 +102,6 @@ def save_model_folder(model: nn.Module, backbone: Backbone, folder: str | Path, 
 
 def load_backbone_from_folder(folder: Path, spec: dict) -> Backbone:
     """Rebuild the backbone architecture + preprocessing saved by :func:`save_model_folder` (weights come after)."""
-    from tlcore.models.registry import rebuild_backbone
-
     if spec.get("config_file"):
         with tempfile.TemporaryDirectory(prefix="tlcore-model-") as tmp:
             return rebuild_backbone(_hf_view(folder, spec["config_file"], Path(tmp)), spec)

@@ -3,83 +3,30 @@
 A run folder holds ``config.json`` (written first), ``checkpoints/<stage>/`` while training (for resume),
 ``model/`` (``save_pretrained`` form), ``before/`` (what Try it needs to run the "before" model, when it is not
 simply the pretrained backbone), ``report.json`` and the model card ``README.md``. Every file is written to a
-temporary name and renamed, and the whole folder is written as a hidden sibling ``.<name>.partial-<pid>`` that is
-renamed into place once complete (:class:`RunWriter`): a crash never leaves a half-written run at ``out``, and a
-folder that holds a run is never overwritten unless asked.
-
-Every report gets the same envelope (:func:`complete_report`): ``report_schema``, ``tlcore_version``, ``setting``,
-``task``, ``environment``, ``config``, ``baselines_skipped`` (every baseline that was not computed, with the
-reason), and ``timings_s`` rounded to milliseconds. Counts in ``data`` mean the same for every task: ``train`` =
-labeled target items used for training (including the ``val`` items held out of them for early stopping),
-``val`` = those held out, ``eval`` = the held-out eval items, ``source`` / ``unlabeled`` = items of those sets.
+temporary name and renamed (:mod:`tlcore.reporting.files`), and the whole folder is written as a hidden sibling
+``.<name>.partial-<pid>`` that is renamed into place once complete (:class:`RunWriter`): a crash never leaves a
+half-written run at ``out``, and a folder that holds a run is never overwritten unless asked. Every report gets the
+same envelope (:func:`~tlcore.reporting.envelope.complete_report`).
 """
 
 from __future__ import annotations
 
 import contextvars
 import json
-import logging
 import os
-import platform
 import shutil
+import tempfile
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Callable, Iterator, Optional
 
-import torch
-
-from tlcore import __version__
-from tlcore.evaluation.policy import split_alerts
+from tlcore.device import is_main_process, rank
+from tlcore.errors import Cancelled, ConfigError
+from tlcore.reporting.envelope import complete_report
+from tlcore.reporting.files import write_text
 from tlcore.reporting.model_card import model_card_markdown
-from tlcore.tasks import DEFAULT_TASK, get_task
-
-log = logging.getLogger(__name__)
-REPORT_SCHEMA = 2
-
-
-def _write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
-def write_json(path: Path, data: object) -> None:
-    """``data`` as indented JSON at ``path``, written atomically (temporary name, then rename)."""
-    _write_text(path, json.dumps(data, indent=2, default=float))
-
-
-def complete_report(report: dict, config: dict, *, setting: str, skipped: Optional[dict[str, str]] = None) -> dict:
-    """The shared envelope around a task's report (module docstring); the task's keys win where both set one."""
-    requested = list(config.get("baselines") or [])
-    task = get_task(config.get("task") or DEFAULT_TASK)
-    have = set(report.get("baselines", {}))
-    not_requested = {name: f"not requested (baselines = {', '.join(requested) or 'none'})"
-                     for name in task.baselines if name not in requested and name not in have}
-    not_requested |= {name: f"not available for {task.description}"
-                      for name in requested if name not in task.baselines and name not in have}
-    if setting != "inductive":       # the pipelines of the other settings say which they skip and why
-        not_requested |= {name: f"not computed in the {setting} setting" for name in requested
-                          if name in task.baselines and name not in have}
-    from tlcore.device import current, peak_memory_bytes
-
-    runtime = current().describe()       # where the networks of this run ran (tlcore.device.use_runtime)
-    envelope = {
-        "report_schema": REPORT_SCHEMA, "tlcore_version": __version__, "setting": setting,
-        "task": config.get("task", DEFAULT_TASK), "modality": config.get("modality"), "seed": config.get("seed", 0),
-        "device": runtime["device"], "precision": runtime["precision"], "num_processes": runtime["num_processes"],
-        "peak_accelerator_memory_bytes": peak_memory_bytes(),
-        "environment": {"python": platform.python_version(), "torch": torch.__version__,
-                        "threads": torch.get_num_threads(), **runtime},
-        "config": config,
-        "warnings": [], "notes": [], "baselines": {},
-    }
-    out = {**envelope, **report}
-    out["baselines_skipped"] = {**not_requested, **(skipped or {}), **report.get("baselines_skipped", {})}
-    out["timings_s"] = {k: round(float(v), 3) for k, v in report.get("timings_s", {}).items()}
-    out["warnings"], out["warnings_detail"] = split_alerts(list(out["warnings"]))
-    return out
-
+from tlcore.storage import storage_problem
+from tlcore.training.launch import LAUNCHER_ENV, SCRATCH_ENV
 
 #: Names a run folder of ours may hold before its report exists (an unfinished or failed attempt); anything else
 #: in a folder without report.json means the folder is not ours, and it is never replaced.
@@ -100,8 +47,6 @@ def run_folder_options(*, resume: bool = False, overwrite: bool = False, keep_fa
     try:
         yield
     except BaseException as exc:
-        from tlcore.errors import Cancelled
-
         keep = keep_failed or isinstance(exc, (Cancelled, KeyboardInterrupt, SystemExit))
         for writer in state["writers"]:
             writer.abandon(keep_checkpoints=keep)
@@ -114,8 +59,6 @@ def _launcher() -> set[int]:
     """The pid of the process that launched this one as a rank of a multi-process run (``launch.LAUNCHER_ENV``):
     it may have prepared a staging folder for the run (resume checkpoints fetched from the store) but writes nothing
     while the ranks run, so its folder counts as an earlier attempt to take over, not as a concurrent writer."""
-    from tlcore.training.launch import LAUNCHER_ENV
-
     raw = os.environ.get(LAUNCHER_ENV, "")
     return {int(raw)} if raw.isdigit() else set()
 
@@ -153,8 +96,6 @@ class RunWriter:
     def __init__(self, out: str | Path, config: dict, *, resume: Optional[bool] = None,
                  overwrite: Optional[bool] = None):
         if not out:
-            from tlcore.errors import ConfigError
-
             raise ConfigError("no run folder given: pass --out RUN_DIR")
         options = _OPTIONS.get() or {}
         self.final = Path(out)
@@ -199,8 +140,6 @@ class RunWriter:
         try:
             names = {p.name for p in final.iterdir()}
         except OSError as exc:
-            from tlcore.errors import ConfigError
-
             raise ConfigError(f"cannot read the run folder {self.final}: {exc.strerror}; choose a folder you can "
                               "write") from None
         if not names:
@@ -215,16 +154,9 @@ class RunWriter:
     # ------------------------------------------------------------------ the life of a run folder
     def start(self) -> Path:
         """Check ``out`` (class docstring), open the staging folder and write config.json there; returns it."""
-        from tlcore.device import is_main_process, rank
-        from tlcore.errors import ConfigError
-
         if not is_main_process():
             # Only rank 0 of a multi-process run writes the run folder. The other ranks compute the same run and
             # write what they would into a private scratch folder outside it, removed when they finish.
-            import tempfile
-
-            from tlcore.training.launch import SCRATCH_ENV
-
             # inside the launcher's own folder when there is one: removed with it even if this rank is killed
             within = os.environ.get(SCRATCH_ENV)
             self._scratch = True
@@ -264,13 +196,11 @@ class RunWriter:
             for p in stale:                       # leftovers of killed attempts that never reached a checkpoint
                 if p.exists() and p != staging and not _has_checkpoints(p):
                     shutil.rmtree(p, ignore_errors=True)
-            _write_text(staging / "config.json", json.dumps(self.config, indent=2))
+            write_text(staging / "config.json", json.dumps(self.config, indent=2))
         except OSError as exc:
             mine = self._partial(os.getpid())
             if mine.exists() and not _has_checkpoints(mine):   # a full disk: leave nothing behind
                 shutil.rmtree(mine, ignore_errors=True)
-            from tlcore.storage import storage_problem
-
             raise ConfigError(storage_problem(exc, out) or f"cannot write the run folder {out}: {exc.strerror or exc}; "
                               "choose a folder you can write to") from None
         self._staging = self.out = staging
@@ -308,17 +238,19 @@ class RunWriter:
 
     def write_report(self, report: dict, *, model_card: bool = False) -> None:
         """report.json (and the model card README.md) into the staging folder; :meth:`complete` publishes them."""
-        _write_text(self.out / "report.json", json.dumps(report, indent=2, default=float))
+        write_text(self.out / "report.json", json.dumps(report, indent=2, default=float))
         if model_card:
-            _write_text(self.out / "README.md", model_card_markdown(report))
+            write_text(self.out / "README.md", model_card_markdown(report))
 
     def finish(self, report: dict, *, setting: str, save_model: Callable[[Path], object],
-               save_before: Optional[Callable[[Path], object]] = None, skipped: Optional[dict[str, str]] = None) -> dict:
+               save_before: Optional[Callable[[Path], object]] = None, skipped: Optional[dict[str, str]] = None,
+               diagnosis: Optional[dict] = None) -> dict:
         """Save the model (and the "before" model's own parts), then report.json and README.md, and move the run
-        folder into place (:meth:`complete`); return the report."""
+        folder into place (:meth:`complete`); return the report. ``diagnosis``: the source-vs-target summary the
+        pipeline computed (:func:`tlcore.diagnostics.summary.diagnosis_summary`; None without a source set): the
+        writer only writes, it runs no model."""
         report = complete_report(report, self.config, setting=setting, skipped=skipped)
-        if "diagnosis" not in report:
-            report["diagnosis"] = diagnosis_summary(self.config)
+        report.setdefault("diagnosis", diagnosis)
         self.save_folder("model", save_model)
         if save_before is not None:
             self.save_folder("before", save_before)
@@ -331,8 +263,6 @@ class RunWriter:
         (it is moved aside first and deleted once the new one is in place); an unfinished attempt's leftovers with
         ``resume`` or ``overwrite``. If ``out`` was filled by someone else meanwhile, this run stays in its staging
         folder and the error says where."""
-        from tlcore.errors import ConfigError
-
         staging, final = self._staging, self._abs
         if staging is None or self.completed:
             return self.final
@@ -387,48 +317,3 @@ def begin_run(cfg, *, resume: Optional[bool] = None, overwrite: Optional[bool] =
     writer = RunWriter(cfg.out, cfg.to_dict(), resume=resume, overwrite=overwrite)
     writer.start()
     return writer
-
-
-def diagnosis_summary(config: dict, *, top: int = 5) -> Optional[dict]:
-    """The domain-mismatch diagnosis of the run's source vs target (the Diagnose page's verdict and the properties
-    that drift most) for the report and model card; None without a source set. The backbone features are the run's
-    own (cached), so this costs seconds. A failure here never fails the run: the summary then says why it is missing."""
-    source, target = config.get("source"), config.get("target")
-    if not source or not target:
-        return None
-    from tlcore.diagnostics.diagnose import run_diagnose
-
-    try:
-        full = run_diagnose(config["modality"], str(source), str(target), backbone=config.get("backbone"),
-                            seed=int(config.get("seed") or 0), task=config.get("task"))
-    except Exception as exc:  # noqa: BLE001 - the run's results must not depend on the diagnosis
-        log.warning("diagnosis summary failed", exc_info=True)
-        return {"error": f"not computed: {type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"}
-    rows = sorted((r for r in (full.get("drift") or {}).get("rows", []) if r.get("drifting")),
-                  key=lambda r: -float(r.get("effect") or 0))
-    drift = []
-    for r in rows[:top]:
-        text = f"{r['name']} (effect {float(r['effect']):.2f}"
-        if r.get("mean_a") is not None and r.get("mean_b") is not None:
-            text += f"; source mean {float(r['mean_a']):.3g} → target mean {float(r['mean_b']):.3g}"
-        drift.append(text + ")")
-    verdict = full.get("verdict") or {}
-    return {"severity": verdict.get("severity"), "verdict": verdict.get("summary"), "top_drift": drift,
-            "backbone": full.get("backbone"), "source": str(source), "target": str(target)}
-
-
-def amend_report(folder: str | Path, report: dict, *, what: str) -> dict:
-    """Rewrite a finished run's report.json and model card with results a follow-up job added (the scratch baseline).
-
-    Only additions are allowed: every key of the old report stays (values may be extended), and the amendment is
-    recorded in ``report["amendments"]`` with its time, so nothing the run saved is silently changed."""
-    folder = Path(folder)
-    old = json.loads((folder / "report.json").read_text(encoding="utf-8"))
-    missing = sorted(set(old) - set(report))
-    if missing:
-        raise ValueError(f"an amendment may only add to a report; it drops {missing}")
-    report = {**report, "amendments": [*old.get("amendments", []),
-                                       {"added": what, "at": datetime.now(UTC).isoformat(timespec="seconds")}]}
-    write_json(folder / "report.json", report)
-    _write_text(folder / "README.md", model_card_markdown(report))
-    return report

@@ -1,9 +1,8 @@
 """What the worker hands a job: a throttled progress writer, a cached cancel check, a heartbeat
-thread, the job function resolved from its dotted path, and headline metrics from its report."""
+thread, and headline metrics from its report (the job itself is found by :mod:`tlcore.runs.job_paths`)."""
 
 from __future__ import annotations
 
-import importlib
 import json
 import logging
 import threading
@@ -18,39 +17,6 @@ from tlcore.runs.queue import Claim
 from tlcore.runs.store import RunStore
 
 log = logging.getLogger(__name__)
-
-
-def resolve_job(path: str) -> Callable[..., Any]:
-    """Import ``'package.module:function'`` (the job path stored with each run)."""
-    module_name, _, attr = path.partition(":")
-    if not module_name or not attr:
-        raise ValueError(f"job must look like 'package.module:function', got {path!r}")
-    obj: Any = importlib.import_module(module_name)
-    for part in attr.split("."):
-        obj = getattr(obj, part)
-    if not callable(obj):
-        raise TypeError(f"job {path!r} is not callable")
-    return obj
-
-
-def config_class(path: str) -> Any:
-    """The settings class a job takes: its ``config_class`` attribute, else :class:`FinetuneConfig`.
-
-    A job declares its own settings (``cluster_job.config_class = ClusterConfig``); the class needs ``from_dict``
-    (checks names, raises ``ConfigError``) and ``to_dict`` (plain JSON, with ``"out"``). A job path that cannot be
-    imported here falls back to fine-tuning settings; the worker reports the import error when it runs the job.
-    """
-    from tlcore.config import FinetuneConfig
-
-    try:
-        return getattr(resolve_job(path), "config_class", FinetuneConfig)
-    except (ImportError, AttributeError, TypeError, ValueError):
-        return FinetuneConfig
-
-
-def job_config(path: str, config: dict) -> Any:
-    """The stored ``config`` dict as the settings object the job at ``path`` takes."""
-    return config_class(path).from_dict(config)
 
 
 class ProgressWriter:
@@ -165,7 +131,8 @@ def headline_metrics(report: dict | None) -> dict:
 
 def analysis_metrics(report: dict) -> dict:
     """An analysis's headline, so a runs list needs no report: clustering NMI of raw inputs and of pretrained
-    features (``cluster_scored`` 0 without labels); the curve's last (largest) point, scratch and pretrained."""
+    features (``cluster_scored`` 0 without labels); the curve's last (largest) point, scratch and pretrained; the
+    sweep's best strategy and strongest baseline without pretrained weights."""
     if report.get("kind") == "cluster":
         pre, raw = report.get("pretrained") or {}, report.get("raw") or {}
         if "nmi" in pre and "nmi" in raw:
@@ -178,6 +145,11 @@ def analysis_metrics(report: dict) -> dict:
         if (last.get("scratch") or {}).get("mean") is not None:
             out["curve_scratch_accuracy"] = float(last["scratch"]["mean"])
         return out
+    if report.get("kind") == "sweep" and report.get("strategies"):
+        key = report["metric"]
+        best = next(r for r in report["strategies"] if r["strategy"] == report["best"])
+        plain = [b[key] for b in (report.get("baselines") or {}).values() if b.get("no_pretraining")]
+        return {"sweep_best": float(best[key]), **({"sweep_no_pretraining": float(max(plain))} if plain else {})}
     return {}
 
 

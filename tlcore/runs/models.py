@@ -17,9 +17,13 @@ from sqlalchemy.types import TypeDecorator
 STATUSES = ("queued", "running", "done", "failed", "cancelled")
 FINISHED = ("done", "failed", "cancelled")
 DEFAULT_JOB = "tlcore.api:finetune_job"   # runs queued before 0.2 keep their own job path (still valid)
+#: The job that adds the scratch baseline to a finished one-click demo run (:mod:`tlcore.runs.followup`).
+SCRATCH_JOB = "tlcore.runs.followup:scratch_job"
+#: Jobs whose code moved: the path stored with runs queued before the move -> where the job is now.
+MOVED_JOBS = {"tlcore.settings.followup:scratch_job": SCRATCH_JOB}
 #: Jobs that complete a finished run in the background (the scratch baseline after a one-click demo). They wait
 #: for their run (``config["parent_run"]``) and yield the queue to runs a user is waiting for.
-FOLLOWUP_JOBS = ("tlcore.settings.followup:scratch_job",)
+FOLLOWUP_JOBS = (SCRATCH_JOB, *(old for old, new in MOVED_JOBS.items() if new == SCRATCH_JOB))
 
 NAMING = {
     "ix": "ix_%(table_name)s_%(column_0_name)s",

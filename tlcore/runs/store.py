@@ -14,23 +14,22 @@ import logging
 import shutil
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import is_dataclass
 from pathlib import Path
 from typing import Any, Optional, Union
 
 from sqlalchemy import delete, select
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
 from tlcore import storage
 from tlcore.artifacts import ArtifactStore
 from tlcore.config import FinetuneConfig
 from tlcore.progress import Progress
-from tlcore.runs import db
-from tlcore.runs.errors import DatabaseUnavailable, RunNotFound, RunStateError
+from tlcore.runs.errors import RunNotFound, RunStateError
+from tlcore.runs.job_paths import job_config
 from tlcore.runs.models import DEFAULT_JOB, FINISHED, RunRow, ShareLinkRow, utcnow
 from tlcore.runs.records import Run, run_from_row
+from tlcore.runs.sessions import Database
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +77,7 @@ def _fits(value: str | None, table: type, column: str) -> str | None:
     return value
 
 
-class RunStore:
+class RunStore(Database):
     """Runs, their lifecycle and artifact folders.
 
     Args:
@@ -93,98 +92,13 @@ class RunStore:
 
     def __init__(self, url: str | None = None, *, artifacts_root: Union[str, Path, None] = None,
                  auto_migrate: bool = True, artifacts: Optional[ArtifactStore] = _FROM_ENV):
-        self.url = url or db.default_url()
+        super().__init__(url, auto_migrate=auto_migrate)
         self.artifacts_root = Path(artifacts_root) if artifacts_root else storage.runs_dir()
         self.artifacts = ArtifactStore.from_env() if artifacts is _FROM_ENV else artifacts
-        self.auto_migrate = auto_migrate
-        self._engines: tuple | None = None
-        self._sessions: tuple = ()
-        self._migrated = False
         self._checked: dict[str, float] = {}     # run id -> when its stored report version was last compared
-
-    @classmethod
-    def open(cls, url: str | None = None, **kwargs: Any) -> RunStore:
-        """Create a store and bring its schema up to date now."""
-        store = cls(url, **kwargs)
-        store.migrate()
-        return store
 
     def __repr__(self) -> str:
         return f"RunStore({self.safe_url!r})"
-
-    # ----------------------------------------------------------------- plumbing
-    @property
-    def safe_url(self) -> str:
-        """The URL with any password masked, for logs and messages."""
-        return db.safe_url(self.url)
-
-    def _engine_pair(self) -> tuple:
-        if self._engines is None:
-            read_engine, write_engine = db.make_engines(self.url)
-            self._engines = (read_engine, write_engine)
-            self._sessions = (sessionmaker(read_engine, expire_on_commit=False),
-                              sessionmaker(write_engine, expire_on_commit=False))
-        return self._engines
-
-    def migrate(self) -> str:
-        """Upgrade the database to the newest migration; returns the revision it is at. Cheap when current.
-
-        Raises ``DatabaseUnavailable`` (one line: which URL, what to check) when the database cannot be reached.
-        """
-        read_engine, write_engine = self._engine_pair()
-        head = db.head_revision()
-        try:
-            current = db.when_unlocked(lambda: db.current_revision(read_engine))
-        except Exception as error:
-            if db.is_connect_error(error):
-                raise DatabaseUnavailable(db.describe_error(error, self.url)) from None
-            raise
-        if current != head:
-            log.info("upgrading run database %s to revision %s", self.safe_url, head)
-            db.when_unlocked(lambda: db.upgrade(write_engine, "head"))
-        self._migrated = True
-        return head
-
-    def _ready(self) -> tuple:
-        self._engine_pair()
-        if self.auto_migrate and not self._migrated:
-            self.migrate()
-        return self._sessions
-
-    def _connect(self, s: Session) -> None:
-        """Take the session's connection now, so an unreachable database raises ``DatabaseUnavailable``."""
-        try:
-            s.connection()
-        except Exception as error:
-            if db.is_connect_error(error):
-                raise DatabaseUnavailable(db.describe_error(error, self.url)) from None
-            raise
-
-    @contextmanager
-    def session(self) -> Iterator[Session]:
-        """A short read transaction (internal to tlcore.runs)."""
-        with self._ready()[0]() as s:
-            self._connect(s)
-            yield s
-
-    @contextmanager
-    def write_session(self) -> Iterator[Session]:
-        """A write transaction, committed on success (BEGIN IMMEDIATE on SQLite; internal). A full disk or a
-        read-only database raises ``DatabaseUnavailable`` with the reason; the transaction is rolled back."""
-        try:
-            with self._ready()[1].begin() as s:
-                self._connect(s)
-                yield s
-        except Exception as error:
-            if db.is_storage_error(error):
-                raise DatabaseUnavailable(db.describe_error(error, self.url)) from None
-            raise
-
-    def dispose(self) -> None:
-        """Close pooled connections (e.g. before forking or at the end of a test)."""
-        if self._engines is not None:
-            self._engines[0].dispose()
-            self._engines = None
 
     @staticmethod
     def _row(s: Session, run_id: str, *, lock: bool = False) -> RunRow:
@@ -266,8 +180,6 @@ class RunStore:
         if ":" not in job:
             raise ValueError(f"job must look like 'package.module:function', got {job!r}")
         owner, dataset, job = (_fits(v, RunRow, k) for k, v in (("owner", owner), ("dataset", dataset), ("job", job)))
-        from tlcore.runs.jobs import job_config
-
         config = job_config(job, config).to_dict()  # validate names now, not in the worker
         kind = config.get("strategy") or config.get("kind") or job.rpartition(":")[2]
         name = _clean(name).strip() or f"{config.get('modality', '')} {kind} {run_id[:6]}".strip()

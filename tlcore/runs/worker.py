@@ -25,12 +25,16 @@ from pathlib import Path
 from typing import Any
 
 from tlcore import storage
+from tlcore.artifacts import ArtifactStore
 from tlcore.errors import Cancelled, TransferLabError, first_line
 from tlcore.paths import owner_scope
 from tlcore.runs import queue, sync
-from tlcore.runs.jobs import CancelCheck, Heartbeat, ProgressWriter, headline_metrics, job_config, read_report, resolve_job
+from tlcore.runs.job_paths import job_config, resolve_job
+from tlcore.runs.jobs import CancelCheck, Heartbeat, ProgressWriter, headline_metrics, read_report
+from tlcore.runs.launcher import acquire_lock
 from tlcore.runs.queue import Claim
 from tlcore.runs.store import RunStore
+from tlcore.storage import storage_problem
 
 log = logging.getLogger(__name__)
 
@@ -141,8 +145,6 @@ class Worker:
                 return "failed"
             except Exception as exc:
                 progress.flush()
-                from tlcore.storage import storage_problem
-
                 message = storage_problem(exc, out) or first_line(exc)   # a full / read-only disk: the reason
                 self._save_traceback(out, run_id)
                 self._finish(run_id, self.store.mark_failed, message, attempt=claim.attempt)
@@ -175,7 +177,7 @@ class Worker:
 def detected_gpus() -> int:
     """CUDA devices torch sees here (0 without torch or CUDA)."""
     try:
-        import torch
+        import torch  # lazy: heavy, and a worker that only queues analyses starts without it
 
         return int(torch.cuda.device_count()) if torch.cuda.is_available() else 0
     except Exception:  # a broken driver must not stop a CPU worker
@@ -221,8 +223,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.artifacts:
-        from tlcore.artifacts import ArtifactStore
-
         store = RunStore(args.db, artifacts=ArtifactStore(args.artifacts))
     else:
         store = RunStore(args.db)
@@ -234,8 +234,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     lock = None
     if args.lock:
-        from tlcore.runs.launcher import acquire_lock
-
         lock = acquire_lock(Path(args.lock))
         if lock is None:
             log.info("another worker holds %s; exiting", args.lock)

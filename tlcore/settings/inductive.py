@@ -1,5 +1,6 @@
 """Inductive transfer (a labeled target), the entry of every fine-tuning run: starts the training processes when
-more than one is asked for, then hands the run to its task's pipeline (``tlcore/tasks/<task>/pipeline.py``), or to
+more than one is asked for, then runs the one pipeline (:func:`tlcore.settings.pipeline.run_stages`) over its task's stages
+(the ``Job`` of ``tlcore/tasks/<task>/pipeline.py``), or to
 the transductive pipeline when the strategy adapts to unlabeled target data (:mod:`tlcore.settings.transductive`).
 """
 
@@ -11,6 +12,7 @@ from tlcore.config import FinetuneConfig
 from tlcore.device import runtime_for, use_runtime, world_size
 from tlcore.progress import CancelFn, ProgressFn
 from tlcore.reporting.writer import run_folder_options
+from tlcore.settings.pipeline import run_stages
 from tlcore.settings.transductive import run_adaptation
 from tlcore.strategies import get_strategy
 from tlcore.tasks import get_task
@@ -30,5 +32,5 @@ def run_finetune(cfg: FinetuneConfig, *, progress: Optional[ProgressFn] = None, 
     with run_folder_options(resume=resume, overwrite=overwrite, keep_failed=keep_failed), use_runtime(runtime_for(cfg)):
         if get_task(cfg.task).transductive and get_strategy(cfg.strategy).needs_unlabeled:
             return run_adaptation(cfg, progress=progress, should_cancel=should_cancel)
-        return get_task(cfg.task).part("pipeline").run(cfg, progress=progress, should_cancel=should_cancel,
-                                                        resume=resume)
+        return run_stages(get_task(cfg.task).part("pipeline").Job, cfg, setting="inductive", progress=progress,
+                          should_cancel=should_cancel, resume=resume)

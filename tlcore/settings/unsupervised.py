@@ -17,14 +17,21 @@ from pathlib import Path
 from typing import Optional
 
 import numpy as np
+from PIL import Image
+from sklearn.decomposition import PCA
 
+from tlcore.config import check_option
 from tlcore.data.dataset import Dataset
 from tlcore.data.loaders import load_dataset
 from tlcore.data.overlap import content_keys, item_kind
 from tlcore.diagnostics.clustering import cluster_features, cluster_scores, raw_features
+from tlcore.errors import Cancelled, DataError
 from tlcore.models.features import extract_features
 from tlcore.models.registry import build_backbone
 from tlcore.progress import CancelFn, Progress, ProgressFn, never_cancel, no_progress
+from tlcore.reporting.files import write_text
+from tlcore.reporting.writer import RunWriter
+from tlcore.version import __version__
 
 RAW_FEATURES = {"image": "grayscale 32x32 pixels", "text": "TF-IDF + SVD(100)", "audio": "MFCC mean+std"}
 SIDES = ("pretrained", "raw")
@@ -51,8 +58,6 @@ class ClusteringOutcome:
 
 def _cancel_check(should_cancel: CancelFn, where: str) -> None:
     if should_cancel():
-        from tlcore.errors import Cancelled
-
         raise Cancelled(f"cancelled {where}")
 
 
@@ -70,9 +75,6 @@ def cluster_dataset(modality: str, data: str, *, backbone: Optional[str] = None,
 
     ``max_items`` clusters a seeded random sample of larger sets (the report says so). Raises ``DataError`` when the
     data cannot be clustered (too few items for ``k``), ``Cancelled`` when cancelled."""
-    from tlcore.config import check_option
-    from tlcore.errors import DataError
-
     check_option("k", k)      # 2..50 before any loading; the data's size is checked below
     check_option("seed", seed)
     check_option("max_items", max_items)
@@ -140,8 +142,6 @@ def _unit_rows(x: np.ndarray) -> np.ndarray:
 
 def map_2d(features: np.ndarray, seed: int = 0) -> tuple[np.ndarray, list[float]]:
     """(n, 2) PCA coordinates of the centred, L2-normalised features and the variance share of each axis."""
-    from sklearn.decomposition import PCA
-
     x = _unit_rows(features)
     n_comp = int(min(2, x.shape[0], x.shape[1]))
     if n_comp == 0:
@@ -170,8 +170,6 @@ def _save_example(item: str, modality: str, dest: Path) -> Optional[str]:
     src = Path(item)
     try:
         if modality == "image":
-            from PIL import Image
-
             with Image.open(src) as im:
                 im = im.convert("RGB")
                 im.thumbnail((THUMBNAIL_PX, THUMBNAIL_PX))
@@ -216,9 +214,7 @@ def _cluster_cards(outcome: ClusteringOutcome, side: str, examples: Optional[Pat
 
 
 def _write_json(path: Path, data: dict) -> None:
-    from tlcore.reporting.writer import _write_text
-
-    _write_text(path, json.dumps(data, default=float))
+    write_text(path, json.dumps(data, default=float))
 
 
 def write_clustering_run(config: dict, *, progress: ProgressFn = no_progress,
@@ -228,9 +224,6 @@ def write_clustering_run(config: dict, *, progress: ProgressFn = no_progress,
     ``config`` is a ``ClusterConfig.to_dict()`` (already validated). The folder is written as a hidden staging folder
     and renamed into place with report.json last (:class:`~tlcore.reporting.writer.RunWriter`), so a folder with a
     report is complete, and a folder that has one is never overwritten."""
-    from tlcore import __version__
-    from tlcore.reporting.writer import RunWriter
-
     writer = RunWriter(config["out"], config)
     out = writer.start()
     t0 = time.time()

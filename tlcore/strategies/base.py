@@ -30,6 +30,9 @@ class Strategy:
     # Per-modality lrs where they differ from ``default_lr``, e.g. the image CNN (augmented, BatchNorm statistics
     # fixed) fine-tunes best at larger AdamW lrs than the text transformer; measured values in finetune.py / lora.py.
     default_lrs: dict[str, float] = field(default_factory=dict)
+    # Domain adaptation: features of the labeled source + unlabeled target -> adapted head and eval scores
+    # (tlcore.strategies.adaptation.AdaptInput -> Adapted). None: not an adaptation method.
+    adapt: Optional[Callable] = None
 
     def lr_for(self, modality: str) -> float:
         """The default learning rate of this strategy for ``modality``."""

@@ -92,6 +92,8 @@ class TaskSpec:
     transductive: bool = False      # domain adaptation (labeled source + unlabeled target) is available
     token_level: bool = False       # predictions are per token (a tagger) rather than per item
     output: str = "softmax"         # scores from the logits: "softmax" (one label each) or "sigmoid" (a set of labels)
+    tune: bool = False           # --tune: its trained networks' lr searched on the training items (same budget each)
+    seeds: bool = False          # trains several seeds in one run (--seeds; its pipeline Job has reseeded/compare_seeds)
     baselines: tuple[str, ...] = ("scratch", "knn")          # baselines it computes
     card_percent: bool = False      # the model card shows its metrics as percentages
     onnx_refusal: Optional[str] = None  # why its models cannot be exported to ONNX, or None

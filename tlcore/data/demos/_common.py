@@ -15,10 +15,11 @@ from typing import Callable, Optional, Sequence
 
 import numpy as np
 
+from tlcore.data.loaders import GROUPS_FILE
 from tlcore.errors import DataError
 from tlcore.registry import Registry
 
-FORMAT_VERSION = 3  # bump when a generator changes its output: cached demos of older versions are remade
+FORMAT_VERSION = 4  # bump when a generator changes its output: cached demos of older versions are remade
 SIZES = ("small", "default")
 SPLITS = ("source", "target", "eval", "unlabeled")
 MANIFEST = "demo.json"
@@ -122,26 +123,32 @@ def _write_images(folder: Path, images: Sequence[np.ndarray], labels: Optional[S
 
 
 def _write_rgb_images(folder: Path, images: Sequence[np.ndarray], labels: Optional[Sequence[str]],
-                      tags: Optional[Sequence[str]] = None) -> None:
+                      tags: Optional[Sequence[str]] = None, groups: Optional[Sequence[str]] = None) -> None:
     """Like :func:`_write_images` for (H, W, 3) uint8 arrays: 8-bit RGB PNGs; ``tags`` end the labeled names
     (``folder/<label>/<label>_0000_<tag>.png``), e.g. to record which source item each file was made from."""
     from PIL import Image
 
-    _write_files(folder, labels, ".png", len(images), lambda i, p: Image.fromarray(images[i], "RGB").save(p), tags=tags)
+    _write_files(folder, labels, ".png", len(images), lambda i, p: Image.fromarray(images[i], "RGB").save(p), tags=tags,
+                 groups=groups)
 
 
-def _write_audio(folder: Path, clips: Sequence[np.ndarray], labels: Optional[Sequence[str]], rate: int) -> None:
+def _write_audio(folder: Path, clips: Sequence[np.ndarray], labels: Optional[Sequence[str]], rate: int,
+                 groups: Optional[Sequence[str]] = None) -> None:
     """``folder/<label>/<label>_0000.wav`` or ``folder/clip_00000.wav``, 16-bit PCM mono."""
     import soundfile
 
     _write_files(folder, labels, ".wav", len(clips),
-                 lambda i, p: soundfile.write(p, clips[i], rate, subtype="PCM_16", format="WAV"))
+                 lambda i, p: soundfile.write(p, clips[i], rate, subtype="PCM_16", format="WAV"), groups=groups)
 
 
 def _write_files(folder: Path, labels: Optional[Sequence[str]], ext: str, n: int,
-                 save: Callable[[int, Path], None], tags: Optional[Sequence[str]] = None) -> None:
+                 save: Callable[[int, Path], None], tags: Optional[Sequence[str]] = None,
+                 groups: Optional[Sequence[str]] = None) -> None:
+    """Write ``n`` files with ``save``; with ``groups`` also the folder's ``groups.csv`` (``file,group``: the glyph or
+    voice each file shows, so splits hold out and intervals resample whole groups; tlcore.data.loaders)."""
     folder.mkdir(parents=True)
     seen: dict[str, int] = {}
+    rows = []
     for i in range(n):
         if labels is None:
             path = folder / f"{'img' if ext == '.png' else 'clip'}_{i:05d}{ext}"
@@ -152,6 +159,10 @@ def _write_files(folder: Path, labels: Optional[Sequence[str]], ext: str, n: int
             path = folder / label / f"{label}_{seen.get(label, 0):04d}{tag}{ext}"
             seen[label] = seen.get(label, 0) + 1
         save(i, path)
+        rows.append([path.relative_to(folder).as_posix(), groups[i]] if groups is not None else None)
+    if groups is not None:
+        with open(folder / GROUPS_FILE, "w", newline="", encoding="utf-8") as f:
+            csv.writer(f, lineterminator="\n").writerows([["file", "group"], *rows])
 
 
 def _write_texts(folder: Path, texts: Sequence[str], labels: Optional[Sequence[str]]) -> None:

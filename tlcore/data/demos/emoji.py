@@ -225,9 +225,10 @@ def _make_emoji(out: Path, seed: int, size: str) -> None:
             tags += [code_name(cp) for cp in cps]
         return images, labels, tags
 
-    _write_rgb_images(out / "source", *labeled(noto, "train", counts.source))
-    _write_rgb_images(out / "target", *labeled(symbola, "train", counts.target))
-    _write_rgb_images(out / "eval", *labeled(symbola, "eval", counts.eval))
+    for part, font, glyph_part, n in (("source", noto, "train", counts.source), ("target", symbola, "train", counts.target),
+                                      ("eval", symbola, "eval", counts.eval)):
+        images, labels, tags = labeled(font, glyph_part, n)
+        _write_rgb_images(out / part, images, labels, tags, groups=tags)   # the group of a drawing: its glyph
     images, _, tags = labeled(symbola, "train", counts.unlabeled)
     shuffle = rng.permutation(len(images))
     _write_rgb_images(out / "unlabeled", [images[i] for i in shuffle], None)

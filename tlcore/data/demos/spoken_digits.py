@@ -74,7 +74,8 @@ def _make_spoken(out: Path, seed: int, size: str) -> None:
         labels = None if split == "unlabeled" else [job["text"] for job in splits[split]]
         if split != "source":
             part = [_phone_channel(clip, rng) for clip in part]
-        _write_audio(out / split, part, labels, SPOKEN_RATE)
+        voices = None if split == "unlabeled" else [job["voice"] for job in splits[split]]
+        _write_audio(out / split, part, labels, SPOKEN_RATE, groups=voices)   # the group of a clip: its speaker
 
 
 DEMOS.register("spoken-digits", DemoSpec(

@@ -7,29 +7,26 @@ in the source accent) both are scored on it too, so forgetting shows. Strategies
 ``lora``. The run folder holds ``model/`` (a standard Whisper folder: ``save_pretrained`` + processor),
 ``report.json``, ``README.md`` and ``checkpoints/`` while training.
 
-    report = run(FinetuneConfig(modality="audio", task="asr", target="demo/target", eval="demo/eval",
-                                source="demo/source", strategy="decoder", out="runs/asr"))
+    report = tlcore.finetune(modality="audio", task="asr", target="demo/target", eval="demo/eval",
+                             source="demo/source", strategy="decoder", out="runs/asr")
     predict("runs/asr", ["clip.wav"])  # [{"path": ..., "transcript": ...}]
 """
 
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 from typing import Optional, Sequence
 
 import numpy as np
-import torch
 
 from tlcore.config import FinetuneConfig
 from tlcore.data.audio import clip_seconds
 from tlcore.data.overlap import overlap_warnings, split_overlaps
 from tlcore.data.split import stored_split
 from tlcore.errors import ConfigError, DataError
-from tlcore.evaluation.policy import alert, transfer_alerts
-from tlcore.progress import CancelFn, Progress, ProgressFn, never_cancel, no_progress
-from tlcore.reporting.writer import begin_run
+from tlcore.evaluation.policy import alert
+from tlcore.progress import Progress
 from tlcore.tasks.asr import SPEC
 from tlcore.tasks.asr.data import AsrData, load_asr_dataset
 from tlcore.tasks.asr.metrics import asr_metrics, changed_utterances, paired_wer_difference, utterance_errors
@@ -49,6 +46,7 @@ from tlcore.tasks.asr.model import (
     window_positions,
 )
 from tlcore.tasks.asr.train import Utterances, encoder_states, train_asr
+from tlcore.tasks.job import Outcome, TaskJob
 from tlcore.training.trainer import TrainConfig
 
 MARKER = "asr.json"  # in model/: tells predict (and the CLI) that a run folder holds a speech recognizer
@@ -106,139 +104,130 @@ def check_config(cfg: FinetuneConfig) -> None:
         raise ConfigError(SPEC.target_hint)
 
 
-def run(cfg: FinetuneConfig, *, progress: Optional[ProgressFn] = None, should_cancel: Optional[CancelFn] = None,
-        resume: bool = False) -> dict:
-    """One speech recognition transfer run; writes ``cfg.out`` (model/, report.json, README.md); returns the report."""
-    progress = progress or no_progress
-    should_cancel = should_cancel or never_cancel
-    writer = begin_run(cfg, resume=resume)   # --out is checked and staged there
-    timings: dict[str, float] = {}
-    torch.manual_seed(cfg.seed)
+class Job(TaskJob):
+    """Speech recognition's stages of an inductive run (module docstring), called by
+    :func:`tlcore.settings.pipeline.run_stages`."""
 
-    # ---- data
-    t0 = time.time()
-    progress(Progress("data", 0, 1, "loading data"))
-    target = _load(cfg.target, "target", cfg)
-    assert target is not None
-    source = _load(cfg.source, "source", cfg)
-    if cfg.eval:
-        eval_data, train_data, split_file = _load(cfg.eval, "eval", cfg), target, None
-    else:
-        train_data, eval_data, split_file = _eval_split(target, cfg.eval_fraction)
-    assert eval_data is not None
-    keep, overlap = split_overlaps(eval_data.paths, train_data.paths, train_data.names, kind="file",
-                                   eval_given=bool(cfg.eval), others={"source": source and source.paths})
-    train_data = train_data.subset(keep)
-    fit_idx, val_idx = (list(range(len(train_data))), [])
-    if cfg.val_fraction > 0 and len(train_data) >= 8:
-        fit_idx, val_idx = hold_out(train_data, cfg.val_fraction, seed=cfg.seed)
-    fit_data, val_data = train_data.subset(fit_idx), train_data.subset(val_idx)
-    problems = [str(p) for d in (target, source, eval_data) if d is not None for p in d.problems]
-    all_sets = [d for d in (train_data, eval_data, source) if d is not None]
-    longest = max(max(clip_seconds(d.paths)) for d in all_sets)
-    warnings: list[str] = []
-    if longest > MAX_SECONDS:
-        warnings.append(f"clips longer than {MAX_SECONDS:.0f} s are cut to {MAX_SECONDS:.0f} s (longest: {longest:.1f} s)")
-    positions = window_positions(min(longest, MAX_SECONDS))
-    progress(Progress("data", 1, 1, f"{len(fit_data)} train / {len(val_data)} val / {len(eval_data)} eval clips"))
+    skipped = {"scratch": SCRATCH_NOTE, "knn": "k-NN is not defined for speech recognition"}
 
-    # ---- model and inputs
-    folder, backbone_name = resolve_whisper(cfg.backbone)
-    model, processor = load_whisper(folder)
-    set_encoder_window(model, positions)
-    fe, tok = processor.feature_extractor, processor.tokenizer
-    feats = {name: log_mel(fe, load_waves(d.paths), positions)
-             for name, d in (("fit", fit_data), ("val", val_data), ("eval", eval_data), ("source", source)) if d is not None}
-    timings["data"] = time.time() - t0
+    def load(self) -> str:
+        cfg = self.cfg
+        target = _load(cfg.target, "target", cfg)
+        assert target is not None
+        self.source = source = _load(cfg.source, "source", cfg)
+        self.split_file = None
+        if cfg.eval:
+            eval_data, train_data = _load(cfg.eval, "eval", cfg), target
+        else:
+            train_data, eval_data, self.split_file = _eval_split(target, cfg.eval_fraction)
+        assert eval_data is not None
+        keep, self.overlap = split_overlaps(eval_data.paths, train_data.paths, train_data.names, kind="file",
+                                            eval_given=bool(cfg.eval), others={"source": source and source.paths})
+        self.train, self.eval = train_data.subset(keep), eval_data
+        fit_idx, val_idx = (list(range(len(self.train))), [])
+        if cfg.val_fraction > 0 and len(self.train) >= 8:
+            fit_idx, val_idx = hold_out(self.train, cfg.val_fraction, seed=cfg.seed)
+        self.fit, self.val = self.train.subset(fit_idx), self.train.subset(val_idx)
+        self.problems = [str(p) for d in (target, source, eval_data) if d is not None for p in d.problems]
+        self.longest = max(max(clip_seconds(d.paths)) for d in (self.train, eval_data, source) if d is not None)
+        if self.longest > MAX_SECONDS:
+            self.ctx.warnings.append(f"clips longer than {MAX_SECONDS:.0f} s are cut to {MAX_SECONDS:.0f} s "
+                                     f"(longest: {self.longest:.1f} s)")
+        self.ctx.warnings += overlap_warnings(self.overlap, len(eval_data))
+        self.ctx.warnings += [f"{len(self.problems)} file(s)/row(s) skipped: see data.problems"] * bool(self.problems)
+        self.positions = window_positions(min(self.longest, MAX_SECONDS))
+        folder, self.backbone_name = resolve_whisper(cfg.backbone)
+        self.model, self.processor = load_whisper(folder)
+        set_encoder_window(self.model, self.positions)
+        fe = self.processor.feature_extractor
+        self.feats = {name: log_mel(fe, load_waves(d.paths), self.positions)
+                      for name, d in (("fit", self.fit), ("val", self.val), ("eval", eval_data), ("source", source))
+                      if d is not None}
+        return f"{len(self.fit)} train / {len(self.val)} val / {len(eval_data)} eval clips"
 
-    # ---- before
-    t0 = time.time()
-    progress(Progress("before", 0, 1, "transcribing with the pretrained model"))
+    def _transcribe(self, name: str) -> Optional[list[str]]:
+        if name not in self.feats:
+            return None
+        return transcribe(self.model, self.processor.tokenizer, self.feats[name], should_cancel=self.ctx.should_cancel)
 
-    def transcripts(model) -> tuple[list[str], Optional[list[str]]]:
-        """The model's transcripts of the eval set and of the source set (when given)."""
-        return tuple(transcribe(model, tok, feats[name], should_cancel=should_cancel) if name in feats else None
-                     for name in ("eval", "source"))  # type: ignore[return-value]
+    def before(self) -> Outcome:
+        self.source_before = self._transcribe("source")
+        return Outcome(self._transcribe("eval"), kind="the pretrained Whisper as it is (greedy decoding, English)")
 
-    before_eval, before_source = transcripts(model)
-    timings["before"] = time.time() - t0
+    def after(self) -> Outcome:
+        cfg, model, tok = self.cfg, self.model, self.processor.tokenizer
+        prepared = prepare_strategy(model, cfg.strategy, lora_r=cfg.lora_r, seed=cfg.seed)
+        trainable = int(sum(p.numel() for p in prepared.model.parameters() if p.requires_grad))
+        prompt = prompt_ids(tok, model.generation_config)
+        eot = int(model.generation_config.eos_token_id)
 
-    # ---- adapt
-    t0 = time.time()
-    prepared = prepare_strategy(model, cfg.strategy, lora_r=cfg.lora_r, seed=cfg.seed)
-    trainable = int(sum(p.numel() for p in prepared.model.parameters() if p.requires_grad))
-    prompt = prompt_ids(tok, model.generation_config)
-    eot = int(model.generation_config.eos_token_id)
+        def utterances(name: str, data: AsrData) -> Utterances:
+            x = encoder_states(model, self.feats[name]) if prepared.frozen_encoder else self.feats[name]
+            return Utterances(x, encode_targets(tok, data.texts, prompt), encoded=prepared.frozen_encoder, prompt=prompt,
+                              eot=eot)
 
-    def utterances(name: str, data: AsrData) -> Utterances:
-        x = encoder_states(model, feats[name]) if prepared.frozen_encoder else feats[name]
-        return Utterances(x, encode_targets(tok, data.texts, prompt), encoded=prepared.frozen_encoder, prompt=prompt, eot=eot)
+        lr = cfg.lr or DEFAULT_LR[cfg.strategy]
+        tcfg = TrainConfig(epochs=cfg.epochs, batch_size=cfg.batch_size, lr=lr, patience=cfg.patience, seed=cfg.seed,
+                           freeze_bn=False)
+        result = train_asr(prepared.model, utterances("fit", self.fit),
+                           utterances("val", self.val) if len(self.val) else None, config=tcfg,
+                           train_modules=prepared.train_modules, checkpoint_dir=self.ctx.checkpoints("after"),
+                           resume=self.ctx.resume, stage="train", progress=self.ctx.progress,
+                           should_cancel=self.ctx.should_cancel)
+        self.model = finalize_strategy(prepared, cfg.strategy)
+        self.ctx.progress(Progress("eval", 0, 1, "transcribing with the adapted model"))
+        self.source_after = self._transcribe("source")
+        return Outcome(self._transcribe("eval"), {
+            "epochs_run": result.epochs_run, "best_epoch": result.best_epoch, "best_val_loss": result.best("val_loss"),
+            "history": result.history, "stopped_early": result.stopped_early,
+            "resumed_from_epoch": result.resumed_from_epoch, "lr": lr, "batch_size": cfg.batch_size,
+            "strategy_help": STRATEGY_HELP[cfg.strategy], "trainable_params": trainable})
 
-    lr = cfg.lr or DEFAULT_LR[cfg.strategy]
-    tcfg = TrainConfig(epochs=cfg.epochs, batch_size=cfg.batch_size, lr=lr, patience=cfg.patience, seed=cfg.seed, freeze_bn=False)
-    result = train_asr(prepared.model, utterances("fit", fit_data), utterances("val", val_data) if len(val_data) else None,
-                       config=tcfg, train_modules=prepared.train_modules, checkpoint_dir=writer.checkpoints("after"),
-                       resume=resume, stage="train", progress=progress, should_cancel=should_cancel)
-    model = finalize_strategy(prepared, cfg.strategy)
-    timings["train"] = time.time() - t0
+    def baseline(self, name: str) -> Outcome:
+        raise ConfigError(f"speech recognition has no {name} baseline: {self.skipped.get(name, 'not defined')}")
 
-    # ---- after
-    t0 = time.time()
-    progress(Progress("eval", 0, 1, "transcribing with the adapted model"))
-    after_eval, after_source = transcripts(model)
-    timings["after"] = time.time() - t0
+    def score(self, pred: list[str]) -> dict:
+        return _score(self.eval, pred, self.cfg.seed)
 
-    # ---- report
-    before, after = _score(eval_data, before_eval, cfg.seed), _score(eval_data, after_eval, cfg.seed)
-    e_before, e_after = utterance_errors(eval_data.texts, before_eval), utterance_errors(eval_data.texts, after_eval)
-    comparison = paired_wer_difference(e_before, e_after, seed=cfg.seed)
-    warnings += transfer_alerts({"before": comparison}, metric="WER", higher_is_better=False)
-    warnings += overlap_warnings(overlap, len(eval_data))
-    source_eval = None
-    if source is not None:
-        s_before, s_after = utterance_errors(source.texts, before_source), utterance_errors(source.texts, after_source)
-        source_eval = {"before": _score(source, before_source, cfg.seed), "after": _score(source, after_source, cfg.seed),
-                       "comparison": paired_wer_difference(s_before, s_after, seed=cfg.seed)}
-        warnings += _forgetting_warnings(source_eval["comparison"])
-    if problems:
-        warnings.append(f"{len(problems)} file(s)/row(s) skipped: see data.problems")
-    speakers = {name: sorted(set(d.groups["speaker"])) for name, d in (("train", train_data), ("eval", eval_data))
-                if "speaker" in d.groups}
-    report = {
-        "modality": "audio", "task": "asr", "backbone": backbone_name, "strategy": cfg.strategy, "seed": cfg.seed,
-        "data": {"train": len(train_data), "val": len(val_data), "eval": len(eval_data), "source": len(source) if source else 0,
-                 "speakers": speakers, "eval_overlap": overlap, "groups": sorted(eval_data.groups), "problems": problems,
-                 "eval_split_file": str(split_file) if split_file else None,
-                 "target": cfg.target, "source_path": cfg.source, "eval_path": cfg.eval},
-        "before": {**before, "kind": "the pretrained Whisper as it is (greedy decoding, English)"},
-        "after": after,
-        "baselines": {},
-        "comparisons": {"before": comparison},
-        "source_eval": source_eval,
-        "warnings": warnings,
-        "flipped": {"changed": changed_utterances(eval_data.names, eval_data.texts, before_eval, after_eval)},
-        "eval_predictions": {"names": eval_data.names, "reference": eval_data.texts, "before": before_eval, "after": after_eval},
-        "training": {"epochs_run": result.epochs_run, "best_epoch": result.best_epoch, "best_val_loss": result.best("val_loss"),
-                     "history": result.history, "stopped_early": result.stopped_early,
-                     "resumed_from_epoch": result.resumed_from_epoch, "lr": lr, "batch_size": cfg.batch_size,
-                     "strategy_help": STRATEGY_HELP[cfg.strategy],
-                     "trainable_params": trainable},
-        "scoring": "WER/CER on normalised text: lower case, numbers as words, punctuation removed (tlcore.tasks.asr.metrics)",
-        "window": {"encoder_positions": positions, "seconds": positions / 50, "longest_clip_s": round(longest, 3)},
-        "timings_s": timings,
-    }
-    progress(Progress("save", 0, 1, "saving the model"))
+    def compare(self, after: list[str], other: list[str]) -> dict:
+        texts = self.eval.texts
+        return paired_wer_difference(utterance_errors(texts, other), utterance_errors(texts, after), seed=self.cfg.seed)
 
-    def save_model(folder: Path) -> None:
-        set_encoder_window(model, None)  # back to Whisper's 30 s table: model/ is a standard folder
-        model.save_pretrained(folder)
-        processor.save_pretrained(folder)
-        (folder / MARKER).write_text(json.dumps({"task": "asr", "backbone": backbone_name, "strategy": cfg.strategy}))
+    def report(self, outcomes: dict[str, Outcome]) -> dict:
+        cfg, source, eval_data = self.cfg, self.source, self.eval
+        source_eval = None
+        if source is not None:
+            s_before = utterance_errors(source.texts, self.source_before)
+            s_after = utterance_errors(source.texts, self.source_after)
+            source_eval = {"before": _score(source, self.source_before, cfg.seed),
+                           "after": _score(source, self.source_after, cfg.seed),
+                           "comparison": paired_wer_difference(s_before, s_after, seed=cfg.seed)}
+            self.ctx.warnings += _forgetting_warnings(source_eval["comparison"])
+        speakers = {name: sorted(set(d.groups["speaker"])) for name, d in (("train", self.train), ("eval", eval_data))
+                    if "speaker" in d.groups}
+        before, after = outcomes["before"].pred, outcomes["after"].pred
+        return {
+            "data": {"train": len(self.train), "val": len(self.val), "eval": len(eval_data),
+                     "source": len(source) if source else 0, "speakers": speakers, "eval_overlap": self.overlap,
+                     "groups": sorted(eval_data.groups), "problems": self.problems,
+                     "eval_split_file": str(self.split_file) if self.split_file else None,
+                     "target": cfg.target, "source_path": cfg.source, "eval_path": cfg.eval},
+            "source_eval": source_eval,
+            "flipped": {"changed": changed_utterances(eval_data.names, eval_data.texts, before, after)},
+            "eval_predictions": {"names": eval_data.names, "reference": eval_data.texts, "before": before,
+                                 "after": after},
+            "scoring": "WER/CER on normalised text: lower case, numbers as words, punctuation removed "
+                       "(tlcore.tasks.asr.metrics)",
+            "window": {"encoder_positions": self.positions, "seconds": self.positions / 50,
+                       "longest_clip_s": round(self.longest, 3)},
+        }
 
-    report = writer.finish(report, setting="inductive", save_model=save_model,
-                           skipped={"scratch": SCRATCH_NOTE, "knn": "k-NN is not defined for speech recognition"})
-    progress(Progress("done", 1, 1, f"WER {after['wer']:.3f} after (before {before['wer']:.3f})"))
-    return report
+    def save_model(self, folder: Path) -> None:
+        set_encoder_window(self.model, None)  # back to Whisper's 30 s table: model/ is a standard folder
+        self.model.save_pretrained(folder)
+        self.processor.save_pretrained(folder)
+        (folder / MARKER).write_text(json.dumps({"task": "asr", "backbone": self.backbone_name,
+                                                 "strategy": self.cfg.strategy}))
 
 
 def _forgetting_warnings(d: dict) -> list[dict]:

@@ -14,6 +14,6 @@ SPEC = TaskSpec(
     target_hint="pass --target with labeled target data (a few examples per class)",
     use=("from tlcore import load_run", "load_run('RUN_DIR').predict([...])"),
     report_sections=("per_class", "confusion", "flipped"),
-    baselines=("scratch", "knn", "classical"), transductive=True, scratch_followup=True, detected=False,
+    baselines=("scratch", "knn", "classical"), seeds=True, tune=True, transductive=True, scratch_followup=True, detected=False,
     rank_validation=True,
 )

@@ -1,4 +1,4 @@
-"""Classification, inductive: data -> features -> before -> transfer -> baselines -> report + run folder.
+"""Classification, inductive: the task's stages of :func:`tlcore.settings.pipeline.run_stages` (:class:`Job`).
 
 "before" is the source-trained model (a linear probe on source features) when a source set is given, else the
 training-free nearest-class-mean classifier on the pretrained features; "after" is the model the strategy
@@ -15,8 +15,7 @@ fine-tuned model does not beat it beyond the paired 95% interval, the report's n
 
 from __future__ import annotations
 
-import logging
-import time
+import copy
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
@@ -24,30 +23,36 @@ from typing import Optional
 import numpy as np
 import torch
 
-from tlcore.config import MIN_VAL_ITEMS, NO_PRETRAINING, FinetuneConfig
+from tlcore.config import MIN_VAL_ITEMS, FinetuneConfig
 from tlcore.data.dataset import Dataset
 from tlcore.data.loaders import check_trainable, load_dataset
 from tlcore.data.overlap import conflicting_labels, content_key, item_kind, overlap_warnings, split_overlaps
-from tlcore.data.split import cap_per_class, eval_split, stratified_split
+from tlcore.data.split import cap_per_class, eval_split, grouped_split, stratified_split
 from tlcore.device import current as current_runtime
 from tlcore.errors import ConfigError, DataError
-from tlcore.evaluation.metrics import classification_metrics, flipped_examples, paired_difference
+from tlcore.evaluation.metrics import (
+    classification_metrics,
+    flipped_examples,
+    paired_difference,
+    seeded_paired_difference,
+)
 from tlcore.evaluation.neighbours import knn_vote
-from tlcore.evaluation.policy import alert, transfer_alerts
+from tlcore.evaluation.policy import alert
 from tlcore.models.before import BeforeHead, nearest_class_mean
 from tlcore.models.features import extract_features
 from tlcore.models.registry import build_backbone, resolve_backbone_name
 from tlcore.models.transfer_model import TransferModel
-from tlcore.progress import CancelFn, Progress, ProgressFn, never_cancel, no_progress
-from tlcore.reporting.writer import begin_run
+from tlcore.progress import CancelFn, Progress, ProgressFn
 from tlcore.strategies import STRATEGIES, get_strategy
+from tlcore.strategies.finetune import prepare_full
 from tlcore.strategies.linear_probe import fit_linear_head
 from tlcore.tasks.classification.classical import NAMES as CLASSICAL_NAMES
 from tlcore.tasks.classification.classical import classical_predictions
 from tlcore.tasks.classification.train import can_augment, train_classifier
+from tlcore.tasks.classification.tune import tune_lr, tuning_split
+from tlcore.tasks.job import Outcome, RunContext, TaskJob
 from tlcore.training.trainer import TrainConfig
 
-log = logging.getLogger(__name__)
 SCRATCH_LR = 1e-3
 # LP-FT: the head starts from the linear probe and trains at the backbone's (top block's) lr times this. It was
 # max(lr, 1e-3): 5-20x the backbone's, which moves the probe's decision boundary first and the features after it.
@@ -55,6 +60,7 @@ FT_HEAD_LR_FACTOR = 1.0
 FT_SCHEDULE = "warmup_cosine"
 # Early stopping of the loop strategies needs at least this many validation items (else: the whole schedule).
 FT_MIN_VAL_ITEMS = MIN_VAL_ITEMS
+PROBE_TUNING = "C chosen by k-fold cross-validation of the training items (every run; --tune adds nothing to it)"
 
 
 def _load(path: Optional[str], cfg: FinetuneConfig, what: str, labeled: bool) -> Optional[Dataset]:
@@ -128,12 +134,6 @@ def _indices(labels: list[str], classes: list[str]) -> np.ndarray:
     return np.array([pos[y] for y in labels], dtype=np.int64)
 
 
-def _knn(train_f: np.ndarray, train_y: np.ndarray, eval_f: np.ndarray, n_classes: int) -> np.ndarray:
-    return knn_vote(train_f, train_y, eval_f, int(min(5, len(train_y))), n_classes)
-
-
-
-
 def check_config(cfg: FinetuneConfig) -> None:
     """Classification's own rules: the strategy is registered, --adapt-backbone goes with an alignment method,
     adaptation has its source + unlabeled sets, everything else a labeled target; the backbone resolves."""
@@ -142,6 +142,9 @@ def check_config(cfg: FinetuneConfig) -> None:
         aligned = [n for n in STRATEGIES.names() if STRATEGIES.get(n).alignment]
         raise ConfigError(f"--adapt-backbone trains the backbone with an alignment loss: use it with "
                           f"{', '.join(aligned[:-1])} or {aligned[-1]} (not {cfg.strategy!r})")
+    if strategy.needs_unlabeled and cfg.tune:
+        raise ConfigError(f"--tune searches the learning rate of networks trained on target labels; {cfg.strategy} "
+                          "has none and chooses its trade-off on source validation already: drop --tune")
     if strategy.needs_unlabeled:
         if not cfg.source or not cfg.unlabeled:
             raise ConfigError(f"{cfg.strategy} adapts a labeled source to unlabeled target data: pass --source and --unlabeled")
@@ -155,181 +158,204 @@ def check_config(cfg: FinetuneConfig) -> None:
     resolve_backbone_name(cfg.backbone, cfg.modality)
 
 
-def run(cfg: FinetuneConfig, *, progress: Optional[ProgressFn] = None, should_cancel: Optional[CancelFn] = None,
-        resume: bool = False) -> dict:
-    """One inductive classification run (called by :func:`tlcore.settings.inductive.run_finetune`)."""
-    progress = progress or no_progress
-    should_cancel = should_cancel or never_cancel
-    writer = begin_run(cfg)
-    out, strategy = writer.out, get_strategy(cfg.strategy)
-    timings: dict[str, float] = {}
-    torch.manual_seed(cfg.seed)
+class Job(TaskJob):
+    """Classification's stages of an inductive run (module docstring); :func:`tlcore.settings.pipeline.run_stages`
+    calls them in order."""
 
-    # ---- data
-    progress(Progress("data", 0, 1, "loading data"))
-    d = prepare_data(cfg)
-    source, unlabeled, train_ds, eval_ds, classes = d.source, d.unlabeled, d.train, d.eval, d.classes
-    y_train, y_eval, overlap, split_file, problems = d.y_train, d.y_eval, d.overlap, d.split_file, d.problems
-    progress(Progress("data", 1, 1, f"{len(train_ds)} train / {len(eval_ds)} eval items, {len(classes)} classes"))
+    seeded_baselines = ("scratch", "classical")
 
-    # ---- pretrained features (cached): before, k-NN, linear probe
-    t0 = time.time()
-    backbone = build_backbone(cfg.backbone, cfg.modality, pretrained=True)
-    backbone_name = backbone.backbone_name  # type: ignore[attr-defined]
-    f_train = extract_features(backbone, train_ds, stage="features: train", progress=progress, should_cancel=should_cancel)
-    f_eval = extract_features(backbone, eval_ds, stage="features: eval", progress=progress, should_cancel=should_cancel)
-    f_source = None
-    if source is not None:
-        f_source = extract_features(backbone, source, stage="features: source", progress=progress, should_cancel=should_cancel)
-    timings["features"] = time.time() - t0
+    def load(self) -> str:
+        cfg = self.cfg
+        self.d = d = prepare_data(cfg)
+        with self.ctx.timed("features"):       # the cached pretrained features: before, k-NN, the probe
+            self.backbone = build_backbone(cfg.backbone, cfg.modality, pretrained=True)
+            self.backbone_name = self.backbone.backbone_name  # type: ignore[attr-defined]
+            sets = {"train": d.train, "eval": d.eval, **({"source": d.source} if d.source is not None else {})}
+            self.f = {name: extract_features(self.backbone, ds, stage=f"features: {name}", progress=self.ctx.progress,
+                                             should_cancel=self.ctx.should_cancel) for name, ds in sets.items()}
+        self.ctx.warnings += (overlap_warnings(d.overlap, len(d.eval)) + _conflict_warnings(d.conflicts)
+                              + _group_warnings(d.train, d.eval))
+        self.ctx.warnings += [f"{len(d.problems)} file(s)/row(s) skipped: see data.problems"] * bool(d.problems)
+        return f"{len(d.train)} train / {len(d.eval)} eval items, {len(d.classes)} classes"
 
-    # ---- before
-    progress(Progress("before", 0, 1, "scoring the model before transfer"))
-    before_kind = "nearest class mean of the pretrained features, fitted on the target's training labels (no fine-tuning)"
-    if source is not None and f_source is not None:
-        keep = np.array([y in classes for y in source.labels or []])
-        if keep.sum() and len(set(np.array(source.labels)[keep])) >= 2:
-            ys = _indices([y for y, k in zip(source.labels, keep) if k], classes)  # type: ignore[arg-type]
-            w, b, _ = fit_linear_head(f_source[keep], ys, len(classes), seed=cfg.seed)
-            before_head = BeforeHead(w, b, "softmax")
-            before_kind = "source-trained model (linear probe on source features)"
-            if set(source.labels) != set(classes):  # type: ignore[arg-type]
-                before_kind += "; source classes not in the target are ignored"
-        else:
-            before_head = nearest_class_mean(f_train, y_train, len(classes))
-            before_kind += " (source has no classes in common with the target)"
-    else:
-        before_head = nearest_class_mean(f_train, y_train, len(classes))
-    pred_before = before_head.scores(f_eval).argmax(1)
+    def before(self) -> Outcome:
+        d, f, n = self.d, self.f, len(self.d.classes)
+        kind = "nearest class mean of the pretrained features, fitted on the target's training labels (no fine-tuning)"
+        head = None
+        if d.source is not None:
+            keep = np.array([y in d.classes for y in d.source.labels or []])
+            if keep.sum() and len(set(np.array(d.source.labels)[keep])) >= 2:
+                ys = _indices([y for y, k in zip(d.source.labels, keep) if k], d.classes)  # type: ignore[arg-type]
+                w, b, _ = fit_linear_head(f["source"][keep], ys, n, seed=self.cfg.seed)
+                head, kind = BeforeHead(w, b, "softmax"), "source-trained model (linear probe on source features)"
+                if set(d.source.labels) != set(d.classes):  # type: ignore[arg-type]
+                    kind += "; source classes not in the target are ignored"
+            else:
+                kind += " (source has no classes in common with the target)"
+        self.before_head = head or nearest_class_mean(f["train"], d.y_train, n)
+        self.save_before = lambda folder: self.before_head.save(folder, kind=kind)
+        return Outcome(self.before_head.scores(f["eval"]).argmax(1), kind=kind)
 
-    # ---- after
-    t0 = time.time()
-    model = TransferModel(backbone, classes, backbone_name=backbone_name, strategy=cfg.strategy)
-    w, b, probe_info = fit_linear_head(f_train, y_train, len(classes), seed=cfg.seed)
-    with torch.no_grad():
-        model.head.weight.copy_(w)
-        model.head.bias.copy_(b)
-    train_info: dict = {"linear_probe": probe_info}
-    notes: list[str] = []
-    if strategy.uses_loop:
-        fit_idx, val_idx, train_info["early_stopping"] = loop_validation(train_ds.labels, cfg)
-        if len(val_idx):
-            # LP-FT's head starts from a probe that has not seen the early-stopping items: a probe fitted on them
-            # scores ~100% there, and early stopping would then stop on a validation split that cannot tell.
-            w_fit, b_fit, train_info["head_init"] = fit_linear_head(f_train[fit_idx], y_train[fit_idx], len(classes),
-                                                                    seed=cfg.seed)
-            with torch.no_grad():
-                model.head.weight.copy_(w_fit)
-                model.head.bias.copy_(b_fit)
+    def after(self) -> Outcome:
+        cfg, d, f = self.cfg, self.d, self.f
+        strategy = get_strategy(cfg.strategy)
+        w, b, probe_info = fit_linear_head(f["train"], d.y_train, len(d.classes), seed=cfg.seed)
+        pred_probe = (torch.from_numpy(f["eval"]) @ w.T + b).argmax(1).numpy()
+        info: dict = {"linear_probe": probe_info}
+        if not strategy.uses_loop:
+            self.model = TransferModel(self.backbone, d.classes, backbone_name=self.backbone_name, strategy=cfg.strategy)
+            _set_head(self.model, w, b)
+            return Outcome(pred_probe, {**info, "epochs_run": 0, "train_size": len(d.train), "val_size": 0,
+                                        "tuning": PROBE_TUNING})
+        fit_idx, val_idx, info["early_stopping"] = loop_validation(d.train.labels, cfg, d.train.groups)
         lr = cfg.lr or strategy.lr_for(cfg.modality)
+        if cfg.tune:
+            t_fit, t_val, rule = tuning_split(d.train.labels, d.train.groups, val_idx, fit_idx, cfg.seed)
+
+            def trial(lr: float, n: int) -> float:      # a fresh copy of the pretrained weights each trial
+                fresh = build_backbone(cfg.backbone, cfg.modality, pretrained=True)
+                model, _ = self._fine_tune(fresh, t_fit, t_val, lr, stage=f"tune-after-{n}")
+                return _accuracy(d.y_train[t_val], model.predict_proba([d.train.items[i] for i in t_val]).argmax(1))
+
+            lr, info["tuning"] = tune_lr(trial, lr, cfg.tune, seed=cfg.seed, rule=rule)
+        else:
+            info["tuning"] = "not tuned: lr " + ("given (--lr)" if cfg.lr else "the strategy's default for the modality")
+        self.model, more = self._fine_tune(self.backbone, fit_idx, val_idx, lr, stage="after")
+        info.update(more)
+        pred_after = self.model.predict_proba(d.eval.items, batch_size=64).argmax(1)
+        # The probe this run started from, scored on the same eval items: did fine-tuning earn its cost?
+        probe_vs = self.compare(pred_after, pred_probe)
+        info.update(linear_probe_eval_accuracy=_accuracy(d.y_eval, pred_probe), linear_probe_comparison=probe_vs)
+        note = probe_recommendation(cfg.strategy, _accuracy(d.y_eval, pred_after), _accuracy(d.y_eval, pred_probe),
+                                    probe_vs)
+        self.ctx.notes += [note] if note else []
+        return Outcome(pred_after, info)
+
+    def _fine_tune(self, backbone, fit_idx: np.ndarray, val_idx: np.ndarray, lr: float, *,
+                   stage: str) -> tuple[TransferModel, dict]:
+        """LP-FT with the run's strategy on the training items ``fit_idx`` (early stopping on ``val_idx`` when
+        given): the head starts as the probe fitted on the fit items' features; (the model, what it records)."""
+        cfg, d, strategy = self.cfg, self.d, get_strategy(self.cfg.strategy)
+        model = TransferModel(backbone, d.classes, backbone_name=self.backbone_name, strategy=cfg.strategy)
+        # the head starts from a probe that has not seen the early-stopping items: a probe fitted on them scores
+        # ~100% there, and early stopping would then stop on a validation split that cannot tell
+        w, b, head_info = fit_linear_head(self.f["train"][fit_idx], d.y_train[fit_idx], len(d.classes), seed=cfg.seed)
+        _set_head(model, w, b)
         tcfg = TrainConfig(epochs=cfg.epochs, batch_size=cfg.batch_size, lr=lr, head_lr=lr * FT_HEAD_LR_FACTOR,
                            patience=cfg.patience, seed=cfg.seed, schedule=FT_SCHEDULE, keep_best=bool(len(val_idx)))
-        train_modules = strategy.prepare(model, partial_blocks=cfg.partial_blocks, lora_r=cfg.lora_r, seed=cfg.seed)  # type: ignore[misc]
+        modules = strategy.prepare(model, partial_blocks=cfg.partial_blocks, lora_r=cfg.lora_r, seed=cfg.seed)  # type: ignore[misc]
         groups = (strategy.param_groups(model, lr=tcfg.lr, head_lr=tcfg.head_lr, layer_decay=cfg.layer_decay)
                   if strategy.param_groups else None)
         augmented = can_augment(backbone)
         augment, flip = (cfg.augment, cfg.augment_flip) if augmented else ("none", False)
         result = train_classifier(
-            model, [train_ds.items[i] for i in fit_idx], y_train[fit_idx],
-            val_items=[train_ds.items[i] for i in val_idx], val_y=y_train[val_idx], config=tcfg,
-            train_modules=train_modules, checkpoint_dir=writer.checkpoints("after"), resume=resume,
-            stage="train", progress=progress, should_cancel=should_cancel, augment=augment, augment_flip=flip,
-            param_groups=groups)
+            model, [d.train.items[i] for i in fit_idx], d.y_train[fit_idx],
+            val_items=[d.train.items[i] for i in val_idx], val_y=d.y_train[val_idx], config=tcfg,
+            train_modules=modules, checkpoint_dir=self.ctx.checkpoints(stage), resume=self.ctx.resume,
+            stage="train" if stage == "after" else stage, progress=self.ctx.progress,
+            should_cancel=self.ctx.should_cancel, augment=augment, augment_flip=flip, param_groups=groups)
         if strategy.finalize:
             strategy.finalize(model)
         for p in model.parameters():
             p.requires_grad_(False)
         # best_epoch: the epoch whose weights the model has (the last one when there was nothing to select on)
-        train_info.update(epochs_run=result.epochs_run, history=result.history,
-                          best_epoch=result.best_epoch if tcfg.keep_best else result.epochs_run,
-                          best_val_accuracy=result.best("val_accuracy"), stopped_early=result.stopped_early,
-                          resumed_from_epoch=result.resumed_from_epoch, train_size=len(fit_idx), val_size=len(val_idx),
-                          lr=tcfg.lr, head_lr=tcfg.head_lr, schedule=tcfg.schedule,
-                          layer_decay=cfg.layer_decay if groups else None, augment=augment, augment_flip=flip)
+        info = dict(epochs_run=result.epochs_run, history=result.history,
+                    best_epoch=result.best_epoch if tcfg.keep_best else result.epochs_run,
+                    best_val_accuracy=result.best("val_accuracy"), stopped_early=result.stopped_early,
+                    resumed_from_epoch=result.resumed_from_epoch, train_size=len(fit_idx), val_size=len(val_idx),
+                    lr=tcfg.lr, head_lr=tcfg.head_lr, schedule=tcfg.schedule,
+                    layer_decay=cfg.layer_decay if groups else None, augment=augment, augment_flip=flip)
+        if len(val_idx):
+            info["head_init"] = head_info
         if not augmented and cfg.modality != "image" and (cfg.augment != "none" or cfg.augment_flip):
-            train_info["augment_ignored"] = f"{cfg.modality} inputs are not augmented (image fine-tuning only)"
-        progress(Progress("eval", 0, 1, "scoring the transferred model"))
-        pred_after = model.predict_proba(eval_ds.items, batch_size=64).argmax(1)
-        # The probe this run started from, scored on the same eval items: did fine-tuning earn its cost?
-        pred_probe = (torch.from_numpy(f_eval) @ w.T + b).argmax(1).numpy()
-        probe_vs = paired_difference(y_eval, pred_after, pred_probe, seed=cfg.seed)
-        train_info.update(linear_probe_eval_accuracy=float((pred_probe == y_eval).mean()) if len(y_eval) else 0.0,
-                          linear_probe_comparison=probe_vs)
-        note = probe_recommendation(cfg.strategy, float((pred_after == y_eval).mean()) if len(y_eval) else 0.0,
-                                    train_info["linear_probe_eval_accuracy"], probe_vs)
-        notes += [note] if note else []
-    else:
-        pred_after = (torch.from_numpy(f_eval) @ w.T + b).argmax(1).numpy()
-        train_info.update(epochs_run=0, train_size=len(train_ds), val_size=0)
-    timings["train"] = time.time() - t0
+            info["augment_ignored"] = f"{cfg.modality} inputs are not augmented (image fine-tuning only)"
+        return model, info
 
-    # ---- baselines
-    baselines: dict[str, dict] = {}
-    baseline_preds: dict[str, np.ndarray] = {}
-    if "knn" in cfg.baselines:
-        baseline_preds["knn"] = _knn(f_train, y_train, f_eval, len(classes))
-    baseline_info: dict[str, dict] = {}
-    if "classical" in cfg.baselines:
-        t0 = time.time()
-        progress(Progress("classical", 0, 1, f"classical baseline: {CLASSICAL_NAMES[cfg.modality]}"))
-        baseline_preds["classical"], baseline_info["classical"] = classical_predictions(
-            cfg.modality, train_ds.items, y_train, eval_ds.items, seed=cfg.seed)
-        timings["classical"] = time.time() - t0
-    if "scratch" in cfg.baselines:
-        t0 = time.time()
-        baseline_preds["scratch"], baseline_info["scratch"] = _scratch(
-            cfg, train_ds, y_train, eval_ds.items, classes, out, resume, progress, should_cancel)
-        timings["scratch"] = time.time() - t0
-    for name, pred in baseline_preds.items():
-        baselines[name] = classification_metrics(y_eval, pred, classes, seed=cfg.seed)
-    for name, info in baseline_info.items():
-        baselines[name]["training"] = info
-    if "knn" in baselines:
-        baselines["knn"]["k"] = int(min(5, len(y_train)))
+    def baseline(self, name: str) -> Outcome:
+        cfg, d, f = self.cfg, self.d, self.f
+        if name == "knn":
+            k = int(min(5, len(d.y_train)))
+            return Outcome(knn_vote(f["train"], d.y_train, f["eval"], k, len(d.classes)), extra={"k": k})
+        if name == "classical":
+            self.ctx.progress(Progress("classical", 0, 1, f"classical baseline: {CLASSICAL_NAMES[cfg.modality]}"))
+            return Outcome(*classical_predictions(cfg.modality, d.train.items, d.y_train, d.eval.items, seed=cfg.seed))
+        return Outcome(*scratch_twin(cfg, d.train, d.y_train, d.eval.items, d.classes, self.ctx.writer.out, self.ctx.resume,
+                                 self.ctx.progress, self.ctx.should_cancel, stage="scratch" + self.ctx.suffix))
 
-    # ---- report
-    t0 = time.time()
-    before = classification_metrics(y_eval, pred_before, classes, seed=cfg.seed)
-    after = classification_metrics(y_eval, pred_after, classes, seed=cfg.seed)
-    comparisons = {"before": paired_difference(y_eval, pred_after, pred_before, seed=cfg.seed)}
-    for name in NO_PRETRAINING:       # transfer is measured against what needs no pretrained weights
-        if name in baseline_preds:
-            comparisons[name] = paired_difference(y_eval, pred_after, baseline_preds[name], seed=cfg.seed)
-    timings["eval"] = time.time() - t0
-    warnings = transfer_alerts(comparisons, metric="accuracy") + overlap_warnings(overlap, len(eval_ds))
-    clash = d.conflicts
-    if clash:
-        shown = "; ".join(f"{item!r}: {', '.join(labs)}" for item, labs in clash["examples"])
-        warnings.append(alert("conflicting_labels", f"{clash['items']} training item(s) appear under two or more labels "
-                              f"({clash['rows']} rows, e.g. {shown}); they train as contradictions — relabel or remove "
-                              "them if they are mistakes"))
-    warnings += [f"{len(problems)} file(s)/row(s) skipped: see data.problems"] * bool(problems)
-    report = {
-        "modality": cfg.modality, "task": cfg.task, "backbone": backbone_name, "strategy": cfg.strategy, "seed": cfg.seed,
-        "data": {"train": len(train_ds), "val": int(train_info.get("val_size", 0)), "eval": len(eval_ds),
-                 "source": len(source) if source else 0, "unlabeled": len(unlabeled) if unlabeled else 0,
-                 "classes": classes, "train_per_class": train_ds.class_counts(), "eval_per_class": eval_ds.class_counts(),
-                 "eval_split_file": str(split_file) if split_file else None, "problems": problems,
-                 "eval_overlap": overlap, "target": cfg.target, "source_path": cfg.source, "eval_path": cfg.eval},
-        "before": {**before, "kind": before_kind},
-        "after": after,
-        "baselines": baselines,
-        "comparisons": comparisons,
-        "warnings": warnings,
-        "notes": notes,
-        "flipped": flipped_examples(y_eval, pred_before, pred_after, classes, eval_ds.items, eval_ds.names),
-        "eval_predictions": {"true": y_eval.tolist(), "before": np.asarray(pred_before).tolist(),
-                             "after": np.asarray(pred_after).tolist(),
-                             **{k: np.asarray(v).tolist() for k, v in baseline_preds.items()},
-                             "items": [str(x) for x in eval_ds.items], "names": eval_ds.names},
-        "training": train_info,
-        "timings_s": timings,
-    }
-    progress(Progress("save", 0, 1, "saving the model"))
-    report = writer.finish(report, setting="inductive", save_model=model.save_pretrained,
-                           save_before=lambda folder: before_head.save(folder, kind=before_kind))
-    progress(Progress("done", 1, 1, f"after accuracy {after['accuracy']:.3f} (before {before['accuracy']:.3f})"))
-    return report
+    def reseeded(self, ctx: RunContext) -> Job:
+        again = copy.copy(self)
+        again.ctx, again.cfg = ctx, ctx.cfg
+        # the pretrained weights again: a strategy that trains the backbone changed the first seed's copy in place
+        again.backbone = build_backbone(ctx.cfg.backbone, ctx.cfg.modality, pretrained=True)
+        return again
+
+    def compare_seeds(self, afters: list[np.ndarray], others: list[np.ndarray]) -> dict:
+        return seeded_paired_difference(self.d.y_eval, afters, others, seed=self.cfg.seed, groups=self.d.eval.groups)
+
+    def score(self, pred: np.ndarray) -> dict:
+        return classification_metrics(self.d.y_eval, pred, self.d.classes, seed=self.cfg.seed, groups=self.d.eval.groups)
+
+    def compare(self, after: np.ndarray, other: np.ndarray) -> dict:
+        return paired_difference(self.d.y_eval, after, other, seed=self.cfg.seed, groups=self.d.eval.groups)
+
+    def report(self, outcomes: dict[str, Outcome]) -> dict:
+        cfg, d = self.cfg, self.d
+        preds = {name: np.asarray(o.pred) for name, o in outcomes.items()}
+        return {
+            "data": {"train": len(d.train), "val": int(outcomes["after"].info.get("val_size", 0)), "eval": len(d.eval),
+                     "source": len(d.source) if d.source else 0, "unlabeled": len(d.unlabeled) if d.unlabeled else 0,
+                     "classes": d.classes, "train_per_class": d.train.class_counts(),
+                     "eval_per_class": d.eval.class_counts(),
+                     "eval_split_file": str(d.split_file) if d.split_file else None, "problems": d.problems,
+                     "eval_overlap": d.overlap, "target": cfg.target, "source_path": cfg.source, "eval_path": cfg.eval,
+                     "groups": {name: len(set(ds.groups)) if ds.groups is not None else None
+                                for name, ds in (("train", d.train), ("eval", d.eval))}},
+            "flipped": flipped_examples(d.y_eval, preds["before"], preds["after"], d.classes, d.eval.items,
+                                        d.eval.names),
+            "eval_predictions": {"true": d.y_eval.tolist(), **{k: v.tolist() for k, v in preds.items()},
+                                 "items": [str(x) for x in d.eval.items], "names": d.eval.names,
+                                 **({"groups": d.eval.groups} if d.eval.groups is not None else {})},
+        }
+
+    def save_model(self, folder: Path) -> None:
+        self.model.save_pretrained(folder)
+
+
+def _set_head(model: TransferModel, w: torch.Tensor, b: torch.Tensor) -> None:
+    with torch.no_grad():
+        model.head.weight.copy_(w)
+        model.head.bias.copy_(b)
+
+
+def _accuracy(y: np.ndarray, pred: np.ndarray) -> float:
+    return float((np.asarray(pred) == y).mean()) if len(y) else 0.0
+
+
+def _group_warnings(train: Dataset, eval_ds: Dataset) -> list[dict]:
+    """Groups declared on one side only, or shared by training and eval (a given --eval set: the automatic split
+    never shares one): the eval numbers then measure seen objects/speakers, not new ones."""
+    if (train.groups is None) != (eval_ds.groups is None):
+        side = "eval" if train.groups is None else "training"
+        return [alert("groups_one_side", f"only the {side} data declares groups; intervals "
+                      f"{'resample eval groups' if eval_ds.groups is not None else 'resample single eval items'}, and "
+                      "whether eval groups also occur in training cannot be checked")]
+    if train.groups is None or eval_ds.groups is None:
+        return []
+    shared = sorted(set(train.groups) & set(eval_ds.groups))
+    if not shared:
+        return []
+    return [alert("groups_shared", f"{len(shared)} of {len(set(eval_ds.groups))} eval groups also occur in the training "
+                  f"data (e.g. {shared[0]!r}): the eval numbers partly measure groups the model has seen; hold out "
+                  "whole groups for an honest estimate on new ones")]
+
+
+def _conflict_warnings(clash: Optional[dict]) -> list[dict]:
+    if not clash:
+        return []
+    shown = "; ".join(f"{item!r}: {', '.join(labs)}" for item, labs in clash["examples"])
+    return [alert("conflicting_labels", f"{clash['items']} training item(s) appear under two or more labels "
+                  f"({clash['rows']} rows, e.g. {shown}); they train as contradictions — relabel or remove them if "
+                  "they are mistakes")]
 
 
 def probe_recommendation(strategy: str, after_accuracy: float, probe_accuracy: float, comparison: dict) -> Optional[str]:
@@ -351,7 +377,8 @@ def probe_recommendation(strategy: str, after_accuracy: float, probe_accuracy: f
             "linear_probe: features computed once, no backbone to train or store")
 
 
-def loop_validation(labels: list[str], cfg: FinetuneConfig) -> tuple[np.ndarray, np.ndarray, str]:
+def loop_validation(labels: list[str], cfg: FinetuneConfig,
+                    groups: Optional[list[str]] = None) -> tuple[np.ndarray, np.ndarray, str]:
     """The one validation rule of every network trained in a loop (partial, full, LoRA and the scratch twin):
     (fit indices, validation indices, the rule in words).
 
@@ -359,7 +386,8 @@ def loop_validation(labels: list[str], cfg: FinetuneConfig) -> tuple[np.ndarray,
     it holds at least ``FT_MIN_VAL_ITEMS`` items. Below that, epochs differ by a few points while the accuracy of n
     validation items has a 95% interval of about ±100/sqrt(n) points (±22 for 20 items), so stopping on it picks an
     epoch at random (measured on the image demos: 1-4 points lost against the end of the schedule): the model then
-    trains the whole schedule on every training item and keeps the last epoch."""
+    trains the whole schedule on every training item and keeps the last epoch. With ``groups`` (two or more) whole
+    groups are held out, as the eval split does."""
     counts: dict[str, int] = {}
     for y in labels:
         counts[y] = counts.get(y, 0) + 1
@@ -368,38 +396,55 @@ def loop_validation(labels: list[str], cfg: FinetuneConfig) -> tuple[np.ndarray,
         return everything, np.array([], dtype=np.int64), (
             f"off: no validation split (val_fraction {cfg.val_fraction:g}, smallest class {min(counts.values())} "
             f"items); trained the whole schedule on all {len(labels)} training items and kept the last epoch")
-    keep, held = stratified_split(labels, cfg.val_fraction, seed=cfg.seed)
+    grouped = groups is not None and len(set(groups)) >= 2
+    if grouped:
+        keep, held = grouped_split(labels, groups, cfg.val_fraction, seed=cfg.seed)  # type: ignore[arg-type]
+    else:
+        keep, held = stratified_split(labels, cfg.val_fraction, seed=cfg.seed)
     if len(held) < FT_MIN_VAL_ITEMS:
         return everything, np.array([], dtype=np.int64), (
             f"off: {len(held)} validation items cannot tell epochs apart (needs {FT_MIN_VAL_ITEMS}); trained the "
             f"whole schedule on all {len(labels)} training items and kept the last epoch")
     return np.array(keep), np.array(held), (
-        f"on: {len(keep)} training items fitted, {len(held)} held out of them (never eval) to keep the best epoch "
+        f"on: {len(keep)} training items fitted, {len(held)} held out of them{' (whole groups)' * grouped} (never "
+        "eval) to keep the best epoch "
         f"(patience {cfg.patience})")
 
 
-def _scratch(cfg: FinetuneConfig, train_ds: Dataset, y_train: np.ndarray, eval_items: list, classes: list[str], out: Path,
-             resume: bool, progress: ProgressFn, should_cancel: CancelFn) -> tuple[np.ndarray, dict]:
+def scratch_twin(cfg: FinetuneConfig, train_ds: Dataset, y_train: np.ndarray, eval_items: list, classes: list[str], out: Path,
+             resume: bool, progress: ProgressFn, should_cancel: CancelFn, *,
+             stage: str = "scratch") -> tuple[np.ndarray, dict]:
     """The random-init twin of the backbone, trained on the same training items under the same validation rule
     (:func:`loop_validation`), epochs and batch size as the fine-tuned model; its learning rate is a fixed default
-    (``SCRATCH_LR``, not tuned on this data)."""
-    from tlcore.strategies.finetune import prepare_full
+    (``SCRATCH_LR``) or, with ``--tune N``, chosen by the same N trials as the fine-tuned model's."""
+    fit_idx, val_idx, rule = loop_validation(train_ds.labels, cfg, train_ds.groups)  # type: ignore[arg-type]
 
-    torch.manual_seed(cfg.seed)
-    twin = build_backbone(cfg.backbone, cfg.modality, pretrained=False, seed=cfg.seed)
-    model = TransferModel(twin, classes, strategy="scratch")
-    modules = prepare_full(model)
-    fit_idx, val_idx, rule = loop_validation(train_ds.labels, cfg)  # type: ignore[arg-type]
-    tcfg = TrainConfig(epochs=cfg.epochs, batch_size=cfg.batch_size, lr=SCRATCH_LR, head_lr=SCRATCH_LR,
-                       patience=cfg.patience, seed=cfg.seed, freeze_bn=False, keep_best=bool(len(val_idx)))
-    result = train_classifier(model, [train_ds.items[i] for i in fit_idx], y_train[fit_idx],
-                              val_items=[train_ds.items[i] for i in val_idx], val_y=y_train[val_idx], config=tcfg,
-                              train_modules=modules, checkpoint_dir=out / "checkpoints" / "scratch", resume=resume,
-                              stage="scratch", progress=progress, should_cancel=should_cancel)
+    def train(lr: float, fit: np.ndarray, val: np.ndarray, where: str):
+        torch.manual_seed(cfg.seed)
+        model = TransferModel(build_backbone(cfg.backbone, cfg.modality, pretrained=False, seed=cfg.seed), classes,
+                              strategy="scratch")
+        tcfg = TrainConfig(epochs=cfg.epochs, batch_size=cfg.batch_size, lr=lr, head_lr=lr, patience=cfg.patience,
+                           seed=cfg.seed, freeze_bn=False, keep_best=bool(len(val)))
+        result = train_classifier(model, [train_ds.items[i] for i in fit], y_train[fit],
+                                  val_items=[train_ds.items[i] for i in val], val_y=y_train[val], config=tcfg,
+                                  train_modules=prepare_full(model), checkpoint_dir=out / "checkpoints" / where,
+                                  resume=resume, stage=stage, progress=progress, should_cancel=should_cancel)
+        return model, result, tcfg
+
+    lr, tuning = SCRATCH_LR, f"not tuned: lr fixed at {SCRATCH_LR:g} (a default)"
+    if cfg.tune:
+        t_fit, t_val, how = tuning_split(train_ds.labels, train_ds.groups, val_idx, fit_idx, cfg.seed)  # type: ignore[arg-type]
+
+        def trial(lr: float, n: int) -> float:
+            model = train(lr, t_fit, t_val, f"{stage}-tune-{n}")[0]
+            return _accuracy(y_train[t_val], model.predict_proba([train_ds.items[i] for i in t_val]).argmax(1))
+
+        lr, tuning = tune_lr(trial, SCRATCH_LR, cfg.tune, seed=cfg.seed, rule=how)
+    model, result, tcfg = train(lr, fit_idx, val_idx, stage)
     progress(Progress("scratch", 1, 1, "scoring the scratch baseline"))
     runtime = current_runtime().describe()     # where the twin ran (a follow-up job sets the run's own runtime)
     return model.predict_proba(eval_items, batch_size=64).argmax(1), {
         "epochs_run": result.epochs_run, "best_epoch": result.best_epoch if tcfg.keep_best else result.epochs_run,
         "stopped_early": result.stopped_early, "train_size": len(fit_idx), "val_size": len(val_idx),
-        "early_stopping": rule, "lr": SCRATCH_LR, "tuned": f"lr fixed at {SCRATCH_LR:g} (a default, not tuned)",
-        "device": runtime["device"], "precision": runtime["precision"], "history": result.history}
+        "early_stopping": rule, "lr": lr, "tuned": tuning if isinstance(tuning, str) else tuning["how"],
+        "tuning": tuning, "device": runtime["device"], "precision": runtime["precision"], "history": result.history}

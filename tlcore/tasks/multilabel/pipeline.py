@@ -1,4 +1,4 @@
-"""Multi-label classification, inductive: data -> features -> before -> transfer -> baselines -> report.
+"""Multi-label classification, inductive: the task's stages of :func:`tlcore.settings.pipeline.run_stages`.
 
 One validation rule for every model the report compares (before, after, k-NN, the scratch twin): the training
 items are split once (seeded) into a *fit* part and a *validation* part (``--val-fraction``, never the eval split).
@@ -19,7 +19,6 @@ the training-free reference). The report's ``training.validation`` says which ru
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
@@ -31,15 +30,13 @@ from tlcore.config import MIN_VAL_ITEMS, FinetuneConfig
 from tlcore.data.overlap import item_kind, overlap_warnings, split_overlaps
 from tlcore.errors import ConfigError, DataError
 from tlcore.evaluation.neighbours import knn_shares
-from tlcore.evaluation.policy import transfer_alerts
 from tlcore.models.before import BeforeHead
 from tlcore.models.features import extract_features
 from tlcore.models.registry import build_backbone, resolve_backbone_name
 from tlcore.models.transfer_model import TransferModel
-from tlcore.progress import CancelFn, Progress, ProgressFn, never_cancel, no_progress
-from tlcore.reporting.writer import begin_run
 from tlcore.strategies import get_strategy
 from tlcore.strategies.finetune import prepare_full
+from tlcore.tasks.job import Outcome, TaskJob
 from tlcore.tasks.multilabel import SPEC
 from tlcore.tasks.multilabel.data import MultiLabelData, check_trainable, eval_split, load_multilabel
 from tlcore.tasks.multilabel.metrics import (
@@ -61,7 +58,6 @@ from tlcore.training.trainer import TrainConfig, Trainer
 MIN_THRESHOLD_ITEMS = 8    # fewest validation items thresholds are chosen on (else the default thresholds)
 SCRATCH_LR = 1e-3          # the random-init twin's lr: classification's scratch lr
 KNN_K = 5
-METRIC = "micro-F1"
 
 
 def check_config(cfg: FinetuneConfig) -> None:
@@ -149,155 +145,141 @@ def _predict(scores_eval: np.ndarray, scores_val: np.ndarray, y_val: np.ndarray,
     return (scores_eval > thresholds).astype(np.int64), thresholds
 
 
-def _train_loop(model: TransferModel, d: RunData, fit: np.ndarray, val: np.ndarray, tcfg: TrainConfig, modules,
-                groups, *, stage: str, checkpoint_dir: Path, resume: bool, progress: ProgressFn,
-                should_cancel: CancelFn):
-    use_val = len(val) >= MIN_VAL_ITEMS
-    task = MultiLabelTask(model, [d.train.items[i] for i in fit], d.y_train[fit],
-                          val_items=[d.train.items[i] for i in val] if use_val else (),
-                          val_y=d.y_train[val] if use_val else None, batch_size=tcfg.batch_size,
-                          precise_bn=not tcfg.freeze_bn, seed=tcfg.seed)
-    tcfg.keep_best = use_val
-    return Trainer(model, task, tcfg, train_modules=modules, param_groups=groups, checkpoint_dir=checkpoint_dir,
-                   stage=stage, progress=progress, should_cancel=should_cancel).fit(resume=resume)
-
-
 def _history(result) -> dict:
     return {"epochs_run": result.epochs_run, "best_epoch": result.best_epoch, "stopped_early": result.stopped_early,
             "history": result.history}
 
 
-def run(cfg: FinetuneConfig, *, progress: Optional[ProgressFn] = None, should_cancel: Optional[CancelFn] = None,
-        resume: bool = False) -> dict:
-    """One inductive multi-label run (called by :func:`tlcore.settings.inductive.run_finetune`)."""
-    progress, should_cancel = progress or no_progress, should_cancel or never_cancel
-    writer = begin_run(cfg, resume=resume)
-    strategy, timings = get_strategy(cfg.strategy), {}
-    torch.manual_seed(cfg.seed)
-    progress(Progress("data", 0, 1, "loading data"))
-    d = prepare_data(cfg)
-    fit, val, rule = validation_split(len(d.train), cfg)
-    y_fit, y_val = d.y_train[fit], d.y_train[val]
-    progress(Progress("data", 1, 1, f"{len(d.train)} train / {len(d.eval)} eval items, {len(d.labels)} labels"))
+class Job(TaskJob):
+    """Multi-label's stages of an inductive run (module docstring), called by
+    :func:`tlcore.settings.pipeline.run_stages`."""
 
-    t0 = time.time()
-    backbone = build_backbone(cfg.backbone, cfg.modality, pretrained=True)
-    name = backbone.backbone_name  # type: ignore[attr-defined]
-    f_train = extract_features(backbone, d.train.dataset(), stage="features: train", progress=progress,
-                               should_cancel=should_cancel)
-    f_eval = extract_features(backbone, d.eval.dataset(), stage="features: eval", progress=progress,
-                              should_cancel=should_cancel)
-    timings["features"] = time.time() - t0
+    def load(self) -> str:
+        cfg = self.cfg
+        self.d = d = prepare_data(cfg)
+        self.fit, self.val, self.rule = validation_split(len(d.train), cfg)
+        self.y_fit, self.y_val = d.y_train[self.fit], d.y_train[self.val]
+        with self.ctx.timed("features"):
+            self.backbone = build_backbone(cfg.backbone, cfg.modality, pretrained=True)
+            self.backbone_name = self.backbone.backbone_name  # type: ignore[attr-defined]
+            sets = {"train": d.train, "eval": d.eval, **({"source": d.source} if d.source is not None else {})}
+            self.f = {name: extract_features(self.backbone, ds.dataset(), stage=f"features: {name}",
+                                             progress=self.ctx.progress, should_cancel=self.ctx.should_cancel)
+                      for name, ds in sets.items()}
+        self.ctx.warnings += overlap_warnings(d.overlap, len(d.eval))
+        self.ctx.warnings += [f"{len(d.problems)} file(s)/row(s) skipped: see data.problems"] * bool(d.problems)
+        return f"{len(d.train)} train / {len(d.eval)} eval items, {len(d.labels)} labels"
 
-    # ---- before: the source model as it stands, or the training-free reference
-    if d.source is not None:
-        f_source = extract_features(backbone, d.source.dataset(), stage="features: source", progress=progress)
-        ws, bs, _ = fit_sigmoid_head(f_source, d.source.multi_hot(d.labels), seed=cfg.seed)
-        before_head = BeforeHead(ws, bs, "sigmoid")
-        before_kind = "source-trained model (multi-label linear probe on source features, threshold 0.5)"
-        pred_before = (sigmoid(f_eval @ ws.numpy().T + bs.numpy()) > 0.5).astype(np.int64)
-        before_thresholds = np.full(len(d.labels), 0.5)
-    else:
-        before_head = centroid_head(f_train[fit], y_fit)
-        before_kind = ("training-free reference: per label, cosine to the mean of its positive items minus cosine to "
-                       "the mean of its negatives, on the pretrained features (no training)")
-        pred_before, before_thresholds = _predict(before_head.scores(f_eval), before_head.scores(f_train[val]), y_val, 0.0)
+    def before(self) -> Outcome:
+        """The source model as it stands, or the training-free reference."""
+        d, f = self.d, self.f
+        if d.source is not None:
+            ws, bs, _ = fit_sigmoid_head(f["source"], d.source.multi_hot(d.labels), seed=self.cfg.seed)
+            head = BeforeHead(ws, bs, "sigmoid")
+            kind = "source-trained model (multi-label linear probe on source features, threshold 0.5)"
+            pred = (sigmoid(f["eval"] @ ws.numpy().T + bs.numpy()) > 0.5).astype(np.int64)
+            thresholds = np.full(len(d.labels), 0.5)
+        else:
+            head = centroid_head(f["train"][self.fit], self.y_fit)
+            kind = ("training-free reference: per label, cosine to the mean of its positive items minus cosine to "
+                    "the mean of its negatives, on the pretrained features (no training)")
+            pred, thresholds = _predict(head.scores(f["eval"]), head.scores(f["train"][self.val]), self.y_val, 0.0)
+        self.thresholds = {"before": thresholds}
 
-    # ---- after
-    t0 = time.time()
-    w, b, probe_info = fit_sigmoid_head(f_train[fit], y_fit, seed=cfg.seed)
-    model = TransferModel(backbone, d.labels, backbone_name=name, strategy=cfg.strategy)
-    with torch.no_grad():
-        model.head.weight.copy_(w)
-        model.head.bias.copy_(b)
-    training: dict = {"linear_probe": probe_info, "validation": rule, "fit_size": len(fit), "val_size": len(val)}
-    if strategy.uses_loop:
-        lr = cfg.lr or strategy.lr_for(cfg.modality)
-        tcfg = TrainConfig(epochs=cfg.epochs, batch_size=cfg.batch_size, lr=lr, head_lr=lr, patience=cfg.patience,
-                           seed=cfg.seed, schedule="warmup_cosine")
-        modules = strategy.prepare(model, partial_blocks=cfg.partial_blocks, lora_r=cfg.lora_r, seed=cfg.seed)  # type: ignore[misc]
-        groups = (strategy.param_groups(model, lr=lr, head_lr=lr, layer_decay=cfg.layer_decay)
-                  if strategy.param_groups else None)
-        result = _train_loop(model, d, fit, val, tcfg, modules, groups, stage="train",
-                             checkpoint_dir=writer.checkpoints("after"), resume=resume, progress=progress,
-                             should_cancel=should_cancel)
-        if strategy.finalize:
-            strategy.finalize(model)
-        for p in model.parameters():
-            p.requires_grad_(False)
-        training.update(_history(result), lr=lr, schedule=tcfg.schedule)
-        progress(Progress("eval", 0, 1, "scoring the transferred model"))
-        after_val = sigmoid(model_logits(model, [d.train.items[i] for i in val]))
-        after_eval = sigmoid(model_logits(model, d.eval.items))
-    else:
-        after_val, after_eval = sigmoid(f_train[val] @ w.numpy().T + b.numpy()), sigmoid(f_eval @ w.numpy().T + b.numpy())
-        training.update(epochs_run=0)
-    pred_after, thresholds = _predict(after_eval, after_val, y_val, 0.5)
-    timings["train"] = time.time() - t0
+        def save_before(folder: Path) -> None:
+            head.save(folder, kind=kind)
+            save_thresholds(folder, d.labels, thresholds, score=head.score, chosen_on=self._chosen_on())
 
-    # ---- baselines, under the same validation rule
-    baseline_preds: dict[str, np.ndarray] = {}
-    baselines: dict[str, dict] = {}
-    if "knn" in cfg.baselines:
-        k = int(min(KNN_K, len(fit)))
-        baseline_preds["knn"], _ = _predict(knn_shares(f_train[fit], y_fit, f_eval, k),
-                                            knn_shares(f_train[fit], y_fit, f_train[val], k), y_val, 0.5)
-    if "scratch" in cfg.baselines:
-        t0 = time.time()
-        twin = TransferModel(build_backbone(cfg.backbone, cfg.modality, pretrained=False, seed=cfg.seed), d.labels,
+        self.save_before = save_before
+        return Outcome(pred, kind=kind)
+
+    def after(self) -> Outcome:
+        cfg, d, f, fit, val = self.cfg, self.d, self.f, self.fit, self.val
+        strategy = get_strategy(cfg.strategy)
+        w, b, probe_info = fit_sigmoid_head(f["train"][fit], self.y_fit, seed=cfg.seed)
+        self.model = model = TransferModel(self.backbone, d.labels, backbone_name=self.backbone_name,
+                                           strategy=cfg.strategy)
+        with torch.no_grad():
+            model.head.weight.copy_(w)
+            model.head.bias.copy_(b)
+        info: dict = {"linear_probe": probe_info, "validation": self.rule, "fit_size": len(fit), "val_size": len(val)}
+        if strategy.uses_loop:
+            lr = cfg.lr or strategy.lr_for(cfg.modality)
+            tcfg = TrainConfig(epochs=cfg.epochs, batch_size=cfg.batch_size, lr=lr, head_lr=lr, patience=cfg.patience,
+                               seed=cfg.seed, schedule="warmup_cosine")
+            modules = strategy.prepare(model, partial_blocks=cfg.partial_blocks, lora_r=cfg.lora_r, seed=cfg.seed)  # type: ignore[misc]
+            groups = (strategy.param_groups(model, lr=lr, head_lr=lr, layer_decay=cfg.layer_decay)
+                      if strategy.param_groups else None)
+            result = self._train_loop(model, tcfg, modules, groups, stage="train")
+            if strategy.finalize:
+                strategy.finalize(model)
+            for p in model.parameters():
+                p.requires_grad_(False)
+            info.update(_history(result), lr=lr, schedule=tcfg.schedule)
+            pred, self.thresholds["after"] = self._predict_model(model)
+        else:
+            info.update(epochs_run=0)
+            pred, self.thresholds["after"] = _predict(sigmoid(f["eval"] @ w.numpy().T + b.numpy()),
+                                                      sigmoid(f["train"][val] @ w.numpy().T + b.numpy()), self.y_val,
+                                                      0.5)
+        return Outcome(pred, info)
+
+    def baseline(self, name: str) -> Outcome:
+        """k-NN on the pretrained features or the random-init twin, under the same validation rule."""
+        cfg, f = self.cfg, self.f
+        if name == "knn":
+            k = int(min(KNN_K, len(self.fit)))
+            shares = [knn_shares(f["train"][self.fit], self.y_fit, x, k) for x in (f["eval"], f["train"][self.val])]
+            return Outcome(_predict(*shares, self.y_val, 0.5)[0], extra={"k": k})
+        twin = TransferModel(build_backbone(cfg.backbone, cfg.modality, pretrained=False, seed=cfg.seed), self.d.labels,
                              strategy="scratch")
         tcfg = TrainConfig(epochs=cfg.epochs, batch_size=cfg.batch_size, lr=SCRATCH_LR, head_lr=SCRATCH_LR,
                            patience=cfg.patience, seed=cfg.seed, freeze_bn=False)
-        result = _train_loop(twin, d, fit, val, tcfg, prepare_full(twin), None, stage="scratch",
-                             checkpoint_dir=writer.checkpoints("scratch"), resume=resume, progress=progress,
-                             should_cancel=should_cancel)
-        baseline_preds["scratch"], _ = _predict(sigmoid(model_logits(twin, d.eval.items)),
-                                                sigmoid(model_logits(twin, [d.train.items[i] for i in val])), y_val, 0.5)
-        scratch_info = {**_history(result), "lr": SCRATCH_LR, "train_size": len(fit), "val_size": len(val)}
-        timings["scratch"] = time.time() - t0
-    for key, pred in baseline_preds.items():
-        baselines[key] = multilabel_metrics(d.y_eval, pred, d.labels, seed=cfg.seed)
-    if "scratch" in baselines:
-        baselines["scratch"]["training"] = scratch_info
-    if "knn" in baselines:
-        baselines["knn"]["k"] = int(min(KNN_K, len(fit)))
+        result = self._train_loop(twin, tcfg, prepare_full(twin), None, stage="scratch")
+        return Outcome(self._predict_model(twin)[0], {**_history(result), "lr": SCRATCH_LR, "train_size": len(self.fit),
+                                                      "val_size": len(self.val)})
 
-    # ---- evaluation and report
-    before = multilabel_metrics(d.y_eval, pred_before, d.labels, seed=cfg.seed)
-    after = multilabel_metrics(d.y_eval, pred_after, d.labels, seed=cfg.seed)
-    comparisons = {ref: paired_micro_f1_difference(d.y_eval, pred_after, pred, seed=cfg.seed)
-                   for ref, pred in [("before", pred_before), *[(k, v) for k, v in baseline_preds.items() if k == "scratch"]]}
-    warnings = transfer_alerts(comparisons, metric=METRIC) + overlap_warnings(d.overlap, len(d.eval))
-    warnings += [f"{len(d.problems)} file(s)/row(s) skipped: see data.problems"] * bool(d.problems)
-    idx = lambda y: [np.flatnonzero(r).tolist() for r in y]  # noqa: E731 - label indices per item
-    report = {
-        "modality": cfg.modality, "task": SPEC.name, "backbone": name, "strategy": cfg.strategy, "seed": cfg.seed,
-        "data": {"train": len(d.train), "val": len(val), "eval": len(d.eval), "source": len(d.source or []),
-                 "unlabeled": 0, "classes": d.labels, "train_per_class": d.train.label_counts(),
-                 "eval_per_class": d.eval.label_counts(), "eval_split_file": str(d.split_file) if d.split_file else None,
-                 "problems": d.problems, "eval_overlap": d.overlap, "target": cfg.target, "source_path": cfg.source,
-                 "eval_path": cfg.eval},
-        "before": {**before, "kind": before_kind}, "after": after, "baselines": baselines, "comparisons": comparisons,
-        "warnings": warnings, "notes": [],
-        "thresholds": {"after": dict(zip(d.labels, map(float, thresholds))),
-                       "before": dict(zip(d.labels, map(float, before_thresholds)))},
-        "flipped": flipped_items(d.y_eval, pred_before, pred_after, d.labels, d.eval.items, d.eval.names),
-        "eval_predictions": {"true": idx(d.y_eval), "before": idx(pred_before), "after": idx(pred_after),
-                             **{k: idx(v) for k, v in baseline_preds.items()},
-                             "items": [str(x) for x in d.eval.items], "names": d.eval.names},
-        "training": training, "timings_s": timings,
-    }
-    chosen = "validation part of the training items" if len(val) else "default (no validation part)"
+    def _train_loop(self, model: TransferModel, tcfg: TrainConfig, modules, groups, *, stage: str):
+        d, fit, val = self.d, self.fit, self.val
+        use_val = len(val) >= MIN_VAL_ITEMS
+        task = MultiLabelTask(model, [d.train.items[i] for i in fit], d.y_train[fit],
+                              val_items=[d.train.items[i] for i in val] if use_val else (),
+                              val_y=d.y_train[val] if use_val else None, batch_size=tcfg.batch_size,
+                              precise_bn=not tcfg.freeze_bn, seed=tcfg.seed)
+        tcfg.keep_best = use_val
+        return Trainer(model, task, tcfg, train_modules=modules, param_groups=groups,
+                       checkpoint_dir=self.ctx.checkpoints(stage), stage=stage, progress=self.ctx.progress,
+                       should_cancel=self.ctx.should_cancel).fit(resume=self.ctx.resume)
 
-    def save_after(folder: Path) -> None:
-        model.save_pretrained(folder)
-        save_thresholds(folder, d.labels, thresholds, score="sigmoid", chosen_on=chosen)
+    def _predict_model(self, model: TransferModel) -> tuple[np.ndarray, np.ndarray]:
+        return _predict(sigmoid(model_logits(model, self.d.eval.items)),
+                        sigmoid(model_logits(model, [self.d.train.items[i] for i in self.val])), self.y_val, 0.5)
 
-    def save_before(folder: Path) -> None:
-        before_head.save(folder, kind=before_kind)
-        save_thresholds(folder, d.labels, before_thresholds, score=before_head.score, chosen_on=chosen)
+    def _chosen_on(self) -> str:
+        return "validation part of the training items" if len(self.val) else "default (no validation part)"
 
-    progress(Progress("save", 0, 1, "saving the model"))
-    report = writer.finish(report, setting="inductive", save_model=save_after, save_before=save_before)
-    progress(Progress("done", 1, 1, f"after micro-F1 {after['micro_f1']:.3f} (before {before['micro_f1']:.3f})"))
-    return report
+    def score(self, pred: np.ndarray) -> dict:
+        return multilabel_metrics(self.d.y_eval, pred, self.d.labels, seed=self.cfg.seed)
+
+    def compare(self, after: np.ndarray, other: np.ndarray) -> dict:
+        return paired_micro_f1_difference(self.d.y_eval, after, other, seed=self.cfg.seed)
+
+    def report(self, outcomes: dict[str, Outcome]) -> dict:
+        cfg, d = self.cfg, self.d
+        idx = lambda y: [np.flatnonzero(r).tolist() for r in y]  # noqa: E731 - label indices per item
+        return {
+            "data": {"train": len(d.train), "val": len(self.val), "eval": len(d.eval), "source": len(d.source or []),
+                     "unlabeled": 0, "classes": d.labels, "train_per_class": d.train.label_counts(),
+                     "eval_per_class": d.eval.label_counts(),
+                     "eval_split_file": str(d.split_file) if d.split_file else None, "problems": d.problems,
+                     "eval_overlap": d.overlap, "target": cfg.target, "source_path": cfg.source, "eval_path": cfg.eval},
+            "thresholds": {name: dict(zip(d.labels, map(float, t))) for name, t in self.thresholds.items()},
+            "flipped": flipped_items(d.y_eval, outcomes["before"].pred, outcomes["after"].pred, d.labels, d.eval.items,
+                                     d.eval.names),
+            "eval_predictions": {"true": idx(d.y_eval), **{k: idx(o.pred) for k, o in outcomes.items()},
+                                 "items": [str(x) for x in d.eval.items], "names": d.eval.names},
+        }
+
+    def save_model(self, folder: Path) -> None:
+        self.model.save_pretrained(folder)
+        save_thresholds(folder, self.d.labels, self.thresholds["after"], score="sigmoid", chosen_on=self._chosen_on())

@@ -1,6 +1,6 @@
-"""Named-entity recognition transfer: one run end to end, and predictions from a finished run folder.
+"""Named-entity recognition transfer: the task's stages of a run (:class:`Job`), and predictions from a run folder.
 
-    report = run(FinetuneConfig(task="ner", target="demo/target", eval="demo/eval", source="demo/source", out="runs/ner"))
+    report = tlcore.finetune(task="ner", target="demo/target", eval="demo/eval", source="demo/source", out="runs/ner")
     predict("runs/ner", ["just saw priya at tesco in leeds"])   # -> [{"tokens", "tags", "spans"}]
 
 * **before** — with ``source``: the model trained on the source domain with the same strategy (linear probe
@@ -17,7 +17,6 @@ backbone spec; model.safetensors; tokenizer files), ``report.json``, ``README.md
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Optional
 
@@ -27,10 +26,9 @@ import torch
 from tlcore.config import FinetuneConfig
 from tlcore.data.overlap import overlap_warnings, split_overlaps
 from tlcore.errors import ConfigError, DataError
-from tlcore.evaluation.policy import transfer_alerts
 from tlcore.models.registry import build_backbone, resolve_backbone_name
-from tlcore.progress import CancelFn, Progress, ProgressFn, never_cancel, no_progress
-from tlcore.reporting.writer import begin_run
+from tlcore.progress import CancelFn, Progress, ProgressFn
+from tlcore.tasks.job import Outcome, TaskJob
 from tlcore.tasks.ner import SPEC
 from tlcore.tasks.ner.data import NerData, encode, eval_split_ner, find_ner_file, load_ner, tag_vocabulary
 from tlcore.tasks.ner.metrics import (
@@ -130,149 +128,119 @@ def check_config(cfg: FinetuneConfig) -> None:
     resolve_backbone_name(cfg.backbone, cfg.modality)
 
 
-def run(cfg: FinetuneConfig, *, progress: Optional[ProgressFn] = None, should_cancel: Optional[CancelFn] = None,
-        resume: bool = False) -> dict:
-    """Run one NER transfer experiment; write the run folder ``cfg.out``; return the report (also report.json)."""
-    progress = progress or no_progress
-    should_cancel = should_cancel or never_cancel
-    writer = begin_run(cfg, resume=resume)   # --out is checked and staged there
-    out = writer.out
-    timings: dict[str, float] = {}
-    notes: list[str] = []
-    torch.manual_seed(cfg.seed)
+class Job(TaskJob):
+    """NER's stages of an inductive run (module docstring), called by :func:`tlcore.settings.pipeline.run_stages`."""
 
-    # ---- data
-    t0 = time.time()
-    progress(Progress("data", 0, 1, "loading data"))
-    target = _load(cfg.target, "target")
-    source = _load(cfg.source, "source")
-    unlabeled = _load(cfg.unlabeled, "unlabeled", labeled=False)
-    assert target is not None and target.tags is not None
-    split_file = None
-    if cfg.eval:
-        eval_data = _load(cfg.eval, "eval")
-        train_data = target
-    else:
-        train_data, eval_data, split_file = eval_split_ner(target, cfg.eval_fraction)
-    assert eval_data is not None and eval_data.tags is not None and train_data.tags is not None
-    keep, overlap = split_overlaps(eval_data.sentences, train_data.sentences,
-                                   [f"sentence {i + 1}" for i in range(len(train_data))], kind="tokens",
-                                   eval_given=bool(cfg.eval), others={"source": source and source.sentences,
-                                                                      "unlabeled": unlabeled and unlabeled.sentences})
-    before_dedup = train_data
-    train_data = train_data.subset(keep)
-    types = sorted(set(train_data.entity_types()) | set(source.entity_types() if source else []))
-    if not types and before_dedup.entity_types():
-        # the training sentences had entities, but every sentence with one also occurs in the eval split
-        dropped = len(before_dedup) - len(keep)
-        raise DataError(f"target data: every tagged training sentence also occurs in the eval data ({dropped} duplicates "
-                        "of eval sentences were left out of training), which leaves no entity to learn from; give "
-                        "training sentences that are not in the eval set")
-    if not types:
-        raise DataError("target data: no entities tagged (every tag is O); tag some entities with B-TYPE / I-TYPE")
-    unseen = sorted(set(eval_data.entity_types()) - set(types))
-    if unseen:
-        raise DataError(f"eval entity types {unseen} occur neither in the target training data nor in the source data; "
-                        "add tagged examples of them to --target")
-    if unlabeled is not None:
-        notes.append("unlabeled data is not used by NER fine-tuning in this version")
-    tags = tag_vocabulary(types)
-    timings["data"] = time.time() - t0
-    progress(Progress("data", 1, 1, f"{len(train_data)} train / {len(eval_data)} eval sentences, entity types {', '.join(types)}"))
+    skipped = {"knn": "k-NN is defined here for whole-item classification, not for tagging tokens"}
 
-    trainer = _Trainer(cfg, out, resume, progress, should_cancel)
-    lr = cfg.lr or NER_LR.get(cfg.strategy, 0.0)
-    head_lr = max(lr, HEAD_LR)
-    backbone = build_backbone(cfg.backbone, "text", pretrained=True)
-    backbone_name = backbone.backbone_name  # type: ignore[attr-defined]
-    model = TokenTagger(backbone, tags, backbone_name=backbone_name, strategy=cfg.strategy)
-    eval_enc = encode(model.tokenizer, eval_data.sentences, model.max_length)
-    training: dict = {}
-
-    # ---- before
-    t0 = time.time()
-    if source is not None:
-        training["source_linear_probe"] = trainer.probe(model, source, "source")
-        if cfg.strategy != "linear_probe":
-            training["source"] = trainer.finetune(model, source, "source", strategy=cfg.strategy, lr=lr, head_lr=head_lr)
-        before_kind = f"source-trained model ({cfg.strategy} on the source data), not yet trained on the target"
-        timings["source"] = time.time() - t0
-    else:
-        training["linear_probe"] = trainer.probe(model, train_data, "train")
-        before_kind = "linear probe trained on the target train set (frozen pretrained backbone)"
-        timings["features"] = time.time() - t0
-    progress(Progress("before", 0, 1, "scoring the model before transfer"))
-    pred_before = model.predict_tags(eval_enc)
-    writer.save_folder("before", model.save_pretrained)   # Try it runs exactly this model as "before"
-
-    # ---- after
-    t0 = time.time()
-    if cfg.strategy == "linear_probe":
-        if source is not None:
-            training["linear_probe"] = trainer.probe(model, train_data, "train")
+    def load(self) -> str:
+        cfg = self.cfg
+        target = _load(cfg.target, "target")
+        self.source = source = _load(cfg.source, "source")
+        self.unlabeled = unlabeled = _load(cfg.unlabeled, "unlabeled", labeled=False)
+        assert target is not None and target.tags is not None
+        self.split_file = None
+        if cfg.eval:
+            eval_data, train_data = _load(cfg.eval, "eval"), target
         else:
-            notes.append("strategy linear_probe without --source: 'after' is the same model as 'before'")
-    else:
-        training["after"] = trainer.finetune(model, train_data, "after", strategy=cfg.strategy, lr=lr, head_lr=head_lr)
-    progress(Progress("eval", 0, 1, "scoring the transferred model"))
-    pred_after = model.predict_tags(eval_enc)
-    timings["train"] = time.time() - t0
+            train_data, eval_data, self.split_file = eval_split_ner(target, cfg.eval_fraction)
+        assert eval_data is not None and eval_data.tags is not None and train_data.tags is not None
+        keep, self.overlap = split_overlaps(eval_data.sentences, train_data.sentences,
+                                            [f"sentence {i + 1}" for i in range(len(train_data))], kind="tokens",
+                                            eval_given=bool(cfg.eval),
+                                            others={"source": source and source.sentences,
+                                                    "unlabeled": unlabeled and unlabeled.sentences})
+        self.train, self.eval = train_data.subset(keep), eval_data
+        self.types = types = sorted(set(self.train.entity_types()) | set(source.entity_types() if source else []))
+        if not types and train_data.entity_types():
+            # the training sentences had entities, but every sentence with one also occurs in the eval split
+            raise DataError(f"target data: every tagged training sentence also occurs in the eval data "
+                            f"({len(train_data) - len(keep)} duplicates of eval sentences were left out of training), "
+                            "which leaves no entity to learn from; give training sentences that are not in the eval set")
+        if not types:
+            raise DataError("target data: no entities tagged (every tag is O); tag some entities with B-TYPE / I-TYPE")
+        unseen = sorted(set(eval_data.entity_types()) - set(types))
+        if unseen:
+            raise DataError(f"eval entity types {unseen} occur neither in the target training data nor in the source "
+                            "data; add tagged examples of them to --target")
+        if unlabeled is not None:
+            self.ctx.notes.append("unlabeled data is not used by NER fine-tuning in this version")
+        self.tags = tag_vocabulary(types)
+        self.ctx.warnings += overlap_warnings(self.overlap, len(eval_data))
+        self.trainer = _Trainer(cfg, self.ctx.writer.out, self.ctx.resume, self.ctx.progress, self.ctx.should_cancel)
+        self.lr = cfg.lr or NER_LR.get(cfg.strategy, 0.0)
+        backbone = build_backbone(cfg.backbone, "text", pretrained=True)
+        self.backbone_name = backbone.backbone_name  # type: ignore[attr-defined]
+        self.model = TokenTagger(backbone, self.tags, backbone_name=self.backbone_name, strategy=cfg.strategy)
+        self.eval_enc = encode(self.model.tokenizer, eval_data.sentences, self.model.max_length)
+        if self.eval_enc.truncated:
+            self.ctx.notes.append(f"{self.eval_enc.truncated} eval sentence(s) are longer than the backbone's "
+                                  f"{self.model.max_length} sub-tokens; their cut-off words are predicted O")
+        return f"{len(self.train)} train / {len(eval_data)} eval sentences, entity types {', '.join(types)}"
 
-    # ---- baselines
-    baselines: dict[str, dict] = {}
-    baseline_preds: dict[str, list[list[str]]] = {}
-    if "scratch" in cfg.baselines:
-        t0 = time.time()
+    def before(self) -> Outcome:
+        cfg, model, self.training = self.cfg, self.model, {}
+        if self.source is not None:
+            self.training["source_linear_probe"] = self.trainer.probe(model, self.source, "source")
+            if cfg.strategy != "linear_probe":
+                self.training["source"] = self.trainer.finetune(model, self.source, "source", strategy=cfg.strategy,
+                                                                lr=self.lr, head_lr=max(self.lr, HEAD_LR))
+            kind = f"source-trained model ({cfg.strategy} on the source data), not yet trained on the target"
+        else:
+            self.training["linear_probe"] = self.trainer.probe(model, self.train, "train")
+            kind = "linear probe trained on the target train set (frozen pretrained backbone)"
+        pred = model.predict_tags(self.eval_enc)
+        self.ctx.writer.save_folder("before", model.save_pretrained)   # Try it runs exactly this model as "before"
+        # linear_probe without a source: "after" is this very model, so there is nothing to compare
+        return Outcome(pred, kind=kind, comparable=not (cfg.strategy == "linear_probe" and self.source is None))
+
+    def after(self) -> Outcome:
+        cfg = self.cfg
+        if cfg.strategy != "linear_probe":
+            self.training["after"] = self.trainer.finetune(self.model, self.train, "after", strategy=cfg.strategy,
+                                                           lr=self.lr, head_lr=max(self.lr, HEAD_LR))
+        elif self.source is not None:
+            self.training["linear_probe"] = self.trainer.probe(self.model, self.train, "train")
+        else:
+            self.ctx.notes.append("strategy linear_probe without --source: 'after' is the same model as 'before'")
+        self.model.strategy = cfg.strategy
+        return Outcome(self.model.predict_tags(self.eval_enc), self.training)
+
+    def baseline(self, name: str) -> Outcome:
+        """The random-init twin, fully trained on the target train set with the same epochs."""
+        cfg = self.cfg
         torch.manual_seed(cfg.seed)
-        twin = TokenTagger(build_backbone(cfg.backbone, "text", pretrained=False, seed=cfg.seed), tags, strategy="scratch")
-        info = trainer.finetune(twin, train_data, "scratch", strategy="full", lr=SCRATCH_LR, head_lr=max(SCRATCH_LR, HEAD_LR))
-        baseline_preds["scratch"] = twin.predict_tags(eval_enc)
-        baselines["scratch"] = {**ner_metrics(eval_data.tags, baseline_preds["scratch"], seed=cfg.seed), "training": info}
-        timings["scratch"] = time.time() - t0
-        del twin
+        twin = TokenTagger(build_backbone(cfg.backbone, "text", pretrained=False, seed=cfg.seed), self.tags,
+                           strategy="scratch")
+        info = self.trainer.finetune(twin, self.train, "scratch", strategy="full", lr=SCRATCH_LR,
+                                     head_lr=max(SCRATCH_LR, HEAD_LR))
+        return Outcome(twin.predict_tags(self.eval_enc), info)
 
-    # ---- report
-    t0 = time.time()
-    gold = eval_data.tags
-    before = ner_metrics(gold, pred_before, seed=cfg.seed)
-    after = ner_metrics(gold, pred_after, seed=cfg.seed)
-    counts_after = sentence_counts(gold, pred_after)
-    comparisons = {}
-    if not (cfg.strategy == "linear_probe" and source is None):
-        comparisons["before"] = paired_f1_difference(counts_after, sentence_counts(gold, pred_before), seed=cfg.seed)
-    for name, pred in baseline_preds.items():
-        comparisons[name] = paired_f1_difference(counts_after, sentence_counts(gold, pred), seed=cfg.seed)
-    timings["eval"] = time.time() - t0
-    if eval_enc.truncated:
-        notes.append(f"{eval_enc.truncated} eval sentence(s) are longer than the backbone's {model.max_length} sub-tokens; "
-                     "their cut-off words are predicted O")
-    report = {
-        "modality": "text", "task": "ner", "backbone": backbone_name, "strategy": cfg.strategy, "seed": cfg.seed,
-        "data": {"train": len(train_data), "val": int((training.get("after") or training.get("linear_probe") or {}).get("val_size", 0)),
-                 "eval": len(eval_data), "source": len(source) if source else 0,
-                 "unlabeled": len(unlabeled) if unlabeled else 0, "tags": tags, "entity_types": types, "classes": types,
-                 "train_entities": train_data.entity_counts(), "eval_entities": eval_data.entity_counts(),
-                 "source_entities": source.entity_counts() if source else {}, "eval_overlap": overlap,
-                 "eval_split_file": str(split_file) if split_file else None, "problems": [],
-                 "target": cfg.target, "source_path": cfg.source, "eval_path": cfg.eval},
-        "before": {**before, "kind": before_kind},
-        "after": after,
-        "baselines": baselines,
-        "comparisons": comparisons,
-        "warnings": transfer_alerts(comparisons, metric="entity F1") + overlap_warnings(overlap, len(eval_data)),
-        "notes": notes,
-        "flipped": flipped_sentences(eval_data.sentences, gold, pred_before, pred_after),
-        "eval_predictions": {"tokens": eval_data.sentences, "gold": gold, "before": pred_before, "after": pred_after,
-                             **baseline_preds},
-        "training": training,
-        "timings_s": timings,
-    }
-    progress(Progress("save", 0, 1, "saving the model"))
-    model.strategy = cfg.strategy
-    report = writer.finish(report, setting="inductive", save_model=model.save_pretrained,
-                           skipped={"knn": "k-NN is defined here for whole-item classification, not for tagging tokens"})
-    progress(Progress("done", 1, 1, f"after entity F1 {after['entity_f1']:.3f} (before {before['entity_f1']:.3f})"))
-    return report
+    def score(self, pred: list[list[str]]) -> dict:
+        return ner_metrics(self.eval.tags, pred, seed=self.cfg.seed)
+
+    def compare(self, after: list[list[str]], other: list[list[str]]) -> dict:
+        gold = self.eval.tags
+        return paired_f1_difference(sentence_counts(gold, after), sentence_counts(gold, other), seed=self.cfg.seed)
+
+    def report(self, outcomes: dict[str, Outcome]) -> dict:
+        cfg, source, fitted = self.cfg, self.source, self.training.get("after") or self.training.get("linear_probe")
+        return {
+            "data": {"train": len(self.train), "val": int((fitted or {}).get("val_size", 0)), "eval": len(self.eval),
+                     "source": len(source) if source else 0, "unlabeled": len(self.unlabeled) if self.unlabeled else 0,
+                     "tags": self.tags, "entity_types": self.types, "classes": self.types,
+                     "train_entities": self.train.entity_counts(), "eval_entities": self.eval.entity_counts(),
+                     "source_entities": source.entity_counts() if source else {}, "eval_overlap": self.overlap,
+                     "eval_split_file": str(self.split_file) if self.split_file else None, "problems": [],
+                     "target": cfg.target, "source_path": cfg.source, "eval_path": cfg.eval},
+            "flipped": flipped_sentences(self.eval.sentences, self.eval.tags, outcomes["before"].pred,
+                                         outcomes["after"].pred),
+            "eval_predictions": {"tokens": self.eval.sentences, "gold": self.eval.tags,
+                                 **{k: o.pred for k, o in outcomes.items()}},
+        }
+
+    def save_model(self, folder: Path) -> None:
+        self.model.save_pretrained(folder)
 
 
 # ---------------------------------------------------------------- prediction

@@ -1,27 +1,7 @@
-"""The artifact store: where run folders, resume checkpoints and uploaded data sets live for every host.
-
-    TRANSFERLAB_ARTIFACTS_URL=s3://team-bucket/transferlab      # or gs://..., az://..., /mnt/shared/transferlab
-    TRANSFERLAB_ARTIFACTS_OPTIONS='{"endpoint_url": "http://minio:9000"}'   # fsspec storage options (JSON; optional)
-
-Unset (the default), everything stays on the local disk where today's layout puts it and nothing is copied: one
-machine runs the app and its worker. Set, it is any URL ``fsspec`` opens, and the engine still works in a local
-folder (fast, atomic renames); the worker copies to and from the store (:mod:`tlcore.runs.worker`)::
-
-    <url>/runs/<run id>/...                       a finished run folder; report.json is uploaded last
-    <url>/checkpoints/<run id>/LATEST             the name of the newest complete checkpoint snapshot
-    <url>/checkpoints/<run id>/<snapshot>/...     checkpoints/<stage>/ of the staging folder, as written
-    <url>/sets/<sha256>/<name>                    a data set (file or folder) by the hash of its content
-    <url>/sets/<sha256>/.complete-<name>          written after the set's last file: the set is usable
-    <url>/features/[users/<owner key>/]<key>.npy  the feature cache (backbone + data content hash), per owner
-
-Everything is written so a reader never sees half of it: a run folder counts once its report.json is there, a
-checkpoint snapshot once LATEST names it, a set once its ``.complete-<name>`` exists. Credentials come the usual way of the
-backend (``AWS_ACCESS_KEY_ID`` / ``AWS_SECRET_ACCESS_KEY`` / ``AWS_ENDPOINT_URL`` for S3, ...).
-"""
+"""The :class:`ArtifactStore`: what goes where under its URL (the layout is in :mod:`tlcore.artifacts`)."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -29,138 +9,27 @@ import re
 import shutil
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Optional
+from typing import Optional
 
-if TYPE_CHECKING:
-    from tlcore.storage import Removed
+from tlcore import storage
+from tlcore.artifacts.files import checkpoint_signature, content_hash, data_files
+from tlcore.artifacts.remote import ARTIFACTS_URL_ENV, RemoteRoot, modified
+from tlcore.storage import Removed
 
 log = logging.getLogger(__name__)
 
-ARTIFACTS_URL_ENV = "TRANSFERLAB_ARTIFACTS_URL"
-ARTIFACTS_OPTIONS_ENV = "TRANSFERLAB_ARTIFACTS_OPTIONS"
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 
 
-def _files(folder: Path) -> list[Path]:
-    """Every regular file under ``folder`` except temporary ones (``*.tmp``, ``.*.tmp<pid>``), sorted."""
-    return sorted(p for p in folder.rglob("*") if p.is_file() and not re.search(r"\.tmp\d*$", p.name))
-
-
-def content_hash(path: Path) -> str:
-    """sha256 of a file's bytes, or of a folder's (relative path, file hash) list: the same data, the same hash."""
-    path = Path(path)
-    if path.is_file():
-        h = hashlib.sha256()
-        with open(path, "rb") as fh:
-            for chunk in iter(lambda: fh.read(1 << 20), b""):
-                h.update(chunk)
-        return h.hexdigest()
-    lines = [f"{f.relative_to(path).as_posix()}\t{content_hash(f)}" for f in _files(path)]
-    return hashlib.sha256("\n".join(lines).encode("utf-8")).hexdigest()
-
-
-def _modified(info: dict) -> Any:
-    """When an fsspec entry was last written, as its backend reports it (a datetime on S3, seconds on a disk)."""
-    return info.get("LastModified") or info.get("mtime") or info.get("last_modified") or info.get("created")
-
-
-def _checkpoint_signature(folder: Path) -> Optional[tuple]:
-    """(relative path, size, mtime) of a complete checkpoint set under ``folder`` (``<stage>/state.json`` and
-    what it was written with), or None while a save is under way.
-
-    ``save_checkpoint`` writes weights and optimizer state first and state.json last, each by rename: a stage is
-    complete when no file in it is newer than its state.json. Stages without a state.json are not saved yet."""
-    sig = []
-    for state in sorted(folder.rglob("state.json")):
-        stage = state.parent
-        files = [p for p in _files(stage) if p.parent == stage]
-        stats = {p: p.stat() for p in files}
-        if any(s.st_mtime_ns > stats[state].st_mtime_ns for s in stats.values()):
-            return None
-        sig += [(p.relative_to(folder).as_posix(), s.st_size, s.st_mtime_ns) for p, s in stats.items()]
-    return tuple(sig)
-
-
-class ArtifactStore:
-    """Run folders, checkpoints and data sets at ``url`` (module docstring), through fsspec.
-
-    Args:
-        url: any fsspec URL or local path.
-        storage_options: passed to the fsspec filesystem (e.g. ``{"endpoint_url": ...}`` for an S3-compatible
-            server); default ``$TRANSFERLAB_ARTIFACTS_OPTIONS`` (JSON).
-    """
-
-    def __init__(self, url: str, *, storage_options: Optional[dict] = None):
-        if not url:
-            raise ValueError(f"no artifact store URL given; set {ARTIFACTS_URL_ENV}")
-        self.url = str(url).rstrip("/")
-        if storage_options is None:
-            raw = os.environ.get(ARTIFACTS_OPTIONS_ENV, "").strip()
-            try:
-                storage_options = json.loads(raw) if raw else {}
-            except ValueError:
-                raise ValueError(f"{ARTIFACTS_OPTIONS_ENV} must be a JSON object of fsspec storage options, got "
-                                 f"{raw[:80]!r}") from None
-        self.storage_options = dict(storage_options)
-        self._fs: Any = None
-        self._root = ""
-        self._local = False
+class ArtifactStore(RemoteRoot):
+    """Run folders, checkpoints, shared feature files and data sets at ``url`` (:mod:`tlcore.artifacts`), through
+    fsspec (:class:`~tlcore.artifacts.remote.RemoteRoot` takes ``url`` and ``storage_options``)."""
 
     @classmethod
     def from_env(cls) -> Optional[ArtifactStore]:
         """The store named by ``$TRANSFERLAB_ARTIFACTS_URL``; None when unset (everything stays on the local disk)."""
         url = os.environ.get(ARTIFACTS_URL_ENV, "").strip()
         return cls(url) if url else None
-
-    def __repr__(self) -> str:
-        return f"ArtifactStore({self.url!r})"
-
-    @property
-    def fs(self) -> Any:
-        """The fsspec filesystem (opened on first use: no I/O in ``__init__``)."""
-        if self._fs is None:
-            from fsspec.core import url_to_fs
-
-            # A fresh instance per store: fsspec's shared instances cache listings, and other hosts write here.
-            self._fs, self._root = url_to_fs(self.url, skip_instance_cache=True, **self.storage_options)
-            self._root = self._root.rstrip("/")
-            protocols = self._fs.protocol if isinstance(self._fs.protocol, tuple) else (self._fs.protocol,)
-            self._local = "file" in protocols
-            if self._local:  # object stores have no folders; a local one needs them before a file is put
-                self._fs.makedirs(self._root, exist_ok=True)
-        return self._fs
-
-    def _path(self, *parts: str) -> str:
-        root = self._root if self._fs is not None else (self.fs and self._root)
-        return "/".join([root, *parts])
-
-    def _exists(self, path: str) -> bool:
-        self.fs.invalidate_cache()
-        return bool(self.fs.exists(path))
-
-    def _put_files(self, pairs: list[tuple[Path, str]]) -> None:
-        if not pairs:
-            return
-        if self._local:
-            for parent in {b.rsplit("/", 1)[0] for _, b in pairs}:
-                self.fs.makedirs(parent, exist_ok=True)
-        self.fs.put([str(a) for a, _ in pairs], [b for _, b in pairs])
-
-    def _write_text(self, path: str, text: str) -> None:
-        if self._local:
-            self.fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
-        self.fs.pipe_file(path, text.encode("utf-8"))
-
-    def _get_tree(self, prefix: str, dest: Path, *, skip: tuple[str, ...] = ()) -> int:
-        """Download every file under ``prefix`` into ``dest`` (same relative paths); returns the count."""
-        self.fs.invalidate_cache()
-        remote = [p for p in self.fs.find(prefix) if p.rsplit("/", 1)[-1] not in skip]
-        pairs = [(p, dest / p[len(prefix):].lstrip("/")) for p in remote]
-        for _, local in pairs:
-            local.parent.mkdir(parents=True, exist_ok=True)
-        if pairs:
-            self.fs.get([a for a, _ in pairs], [str(b) for _, b in pairs])
-        return len(pairs)
 
     # ------------------------------------------------------------------ run folders
     def has_run(self, run_id: str) -> bool:
@@ -177,13 +46,13 @@ class ArtifactStore:
         except FileNotFoundError:
             return None
         tag = info.get("ETag") or info.get("etag")
-        return str(tag) if tag else f"{info.get('size')}:{_modified(info)}"
+        return str(tag) if tag else f"{info.get('size')}:{modified(info)}"
 
     def put_run(self, run_id: str, folder: Path) -> int:
         """Upload a finished run folder, report.json last (so a present report means a complete folder); returns
         the number of files. Files already there are replaced (an amended report)."""
         folder = Path(folder)
-        files = _files(folder)
+        files = data_files(folder)
         if not (folder / "report.json").is_file():
             raise FileNotFoundError(f"{folder} holds no report.json: only finished run folders are uploaded")
         target = self._path("runs", run_id)
@@ -226,7 +95,7 @@ class ArtifactStore:
         folder = Path(folder)
         if not folder.is_dir():
             return None
-        before = _checkpoint_signature(folder)
+        before = checkpoint_signature(folder)
         if not before or before == signature:
             return before if before == signature else None
         snapshot = folder.parent / f".{folder.name}.upload-{os.getpid()}"
@@ -235,7 +104,7 @@ class ArtifactStore:
             for rel, _, _ in before:
                 (snapshot / rel).parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy2(folder / rel, snapshot / rel)
-            if _checkpoint_signature(folder) != before:
+            if checkpoint_signature(folder) != before:
                 return None  # a save began while copying: the next call takes the new one
             name = f"{time.time_ns():020d}"
             target = self._path("checkpoints", run_id, name)
@@ -312,7 +181,7 @@ class ArtifactStore:
         for path, info in self.fs.find(prefix, detail=True).items():
             if info.get("type", "file") != "file":
                 continue
-            when = _modified(info)
+            when = modified(info)
             when = when.timestamp() if hasattr(when, "timestamp") else float(when or 0.0)
             out.append((path, int(info.get("size") or 0), when))
         return sorted(out, key=lambda t: t[2])
@@ -323,8 +192,6 @@ class ArtifactStore:
         the bytes left. An object store records no reads, so *oldest uploaded* goes first (a host that misses one
         recomputes it, once, and uploads it again); nothing uploaded in the last ``min_age_s`` goes (a host may be
         fetching it), and interrupted uploads (``*.tmp-<pid>``) older than that go whatever the total."""
-        from tlcore.storage import Removed
-
         now = time.time() if now is None else now
         files = self.feature_files()
         total = sum(size for _, size, _ in files)
@@ -344,10 +211,6 @@ class ArtifactStore:
             removed.append(Removed(self._url_of(path), size, why))
         return removed, total
 
-    def _url_of(self, path: str) -> str:
-        """A path of this store's filesystem written the way the user wrote the store's URL."""
-        return self.url + path[len(self._root):] if path.startswith(self._root) else path
-
     # ------------------------------------------------------------------ data sets
     def put_set(self, path: Path) -> dict:
         """Upload a data set (file or folder) once per content; returns its reference ``{"sha256", "name"}``.
@@ -365,7 +228,7 @@ class ArtifactStore:
         if path.is_file():
             pairs = [(path, f"{base}/{path.name}")]
         else:
-            pairs = [(f, f"{base}/{path.name}/{f.relative_to(path).as_posix()}") for f in _files(path)]
+            pairs = [(f, f"{base}/{path.name}/{f.relative_to(path).as_posix()}") for f in data_files(path)]
         self._put_files(pairs)
         self._write_text(marker, json.dumps(ref))
         log.info("uploaded data set %s (%s, %d files) to %s", path.name, digest[:12], len(pairs), self.url)
@@ -377,8 +240,6 @@ class ArtifactStore:
         digest, name = str(ref["sha256"]), str(ref["name"])
         if not _HEX64.match(digest) or "/" in name or name in ("", ".", ".."):
             raise ValueError(f"not a data set reference: {ref!r}")
-        from tlcore import storage
-
         final = Path(cache) / digest / name
         storage.lease(final.parent)      # a cache entry (tlcore.storage): not evicted while this job reads it
         if final.exists():

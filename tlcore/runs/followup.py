@@ -1,8 +1,9 @@
-"""Follow-up jobs that complete a finished run: the scratch baseline after a fast one-click demo.
+"""Follow-up jobs that complete a finished run: the scratch baseline after a fast one-click demo (queued by the app;
+its job path is :data:`~tlcore.runs.models.SCRATCH_JOB`).
 
 A one-click demo shows its before/after as soon as the linear probe is done; training the random-init twin takes
 minutes more, so it runs afterwards as its own background job (:func:`scratch_job`). The job rebuilds the run's
-data exactly as the run did (:func:`~tlcore.settings.inductive.prepare_data`: the stored eval split, the same
+data exactly as the run did (:func:`~tlcore.tasks.classification.pipeline.prepare_data`: the stored eval split, the same
 training items), refuses when the data changed since, trains the twin with the run's settings in its own folder,
 and then adds ``baselines.scratch``, ``comparisons.scratch`` and the scratch predictions to the run's report (and
 its model card), re-deriving the negative-transfer warnings. The amendment is recorded in the report.
@@ -25,11 +26,13 @@ from tlcore.errors import ConfigError, DataError
 from tlcore.evaluation.metrics import classification_metrics, paired_difference
 from tlcore.evaluation.policy import report_alerts, split_alerts, transfer_alerts, transfer_warnings
 from tlcore.progress import CancelFn, Progress, ProgressFn, never_cancel, no_progress
-from tlcore.runs.models import FOLLOWUP_JOBS
+from tlcore.reporting.envelope import amend_report
+from tlcore.reporting.files import write_json
+from tlcore.runs.models import SCRATCH_JOB
 from tlcore.tasks import task_of
+from tlcore.tasks.classification.pipeline import prepare_data, scratch_twin
 
-#: The job path the run store and worker use for :func:`scratch_job`.
-SCRATCH_JOB = FOLLOWUP_JOBS[0]
+__all__ = ["SCRATCH_JOB", "ScratchFollowupConfig", "scratch_job"]
 
 
 @dataclass
@@ -54,9 +57,6 @@ def scratch_job(cfg: ScratchFollowupConfig, *, progress: Optional[ProgressFn] = 
                 should_cancel: Optional[CancelFn] = None, resume: bool = False) -> dict:
     """Train the scratch baseline for the finished run in ``cfg.parent_out`` and add it to that run's report.
     Returns this job's own small report (also ``out/report.json``): the scratch metrics and the comparison."""
-    from tlcore.reporting.writer import amend_report
-    from tlcore.tasks.classification.pipeline import _scratch, prepare_data
-
     progress = progress or no_progress
     should_cancel = should_cancel or never_cancel
     parent, out = Path(cfg.parent_out), Path(cfg.out)
@@ -83,14 +83,15 @@ def scratch_job(cfg: ScratchFollowupConfig, *, progress: Optional[ProgressFn] = 
     # user was waiting for, or its worker died), so continue from them.
     resume = resume or (out / "checkpoints" / "scratch").exists()
     with use_runtime(runtime_for(run_cfg)):      # the run's own device and precision, recorded in ``info``
-        pred, info = _scratch(run_cfg, d.train, d.y_train, d.eval.items, d.classes, out, resume, progress,
-                              should_cancel)
+        pred, info = scratch_twin(run_cfg, d.train, d.y_train, d.eval.items, d.classes, out, resume, progress,
+                                  should_cancel)
     elapsed = time.time() - t0
 
     y_eval, pred_after = np.asarray(stored["true"]), np.asarray(stored["after"])
-    metrics = {**classification_metrics(y_eval, pred, d.classes, seed=run_cfg.seed), "training": info}
+    metrics = {**classification_metrics(y_eval, pred, d.classes, seed=run_cfg.seed, groups=d.eval.groups),
+               "training": info}
     comparisons = {**report.get("comparisons", {}),
-                   "scratch": paired_difference(y_eval, pred_after, pred, seed=run_cfg.seed)}
+                   "scratch": paired_difference(y_eval, pred_after, pred, seed=run_cfg.seed, groups=d.eval.groups)}
     # the comparison warnings are computed again with the scratch comparison; the run's other warnings stay
     old_policy = set(transfer_warnings(report.get("comparisons", {}), metric="accuracy"))
     warnings, detail = split_alerts(transfer_alerts(comparisons, metric="accuracy")
@@ -124,8 +125,6 @@ def _finished_report(parent: Path) -> dict:
 
 def _own_report(out: Path, report: dict, parent: Path) -> dict:
     """This job's report: what it added to which run (the Runs list shows its scratch accuracy)."""
-    from tlcore.reporting.writer import write_json
-
     scratch = report["baselines"]["scratch"]
     own: dict[str, Any] = {
         "kind": "scratch baseline", "parent_out": str(parent), "task": task_of(report).name,

@@ -1,0 +1,155 @@
+"""The commands that run the engine's API (:mod:`tlcore.api`): finetune, sweep, diagnose, rank, curve and cluster. Each
+checks its flags, runs with a progress bar, writes the report as JSON (``--json`` or stdout) and says the headline
+on stderr."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+from tlcore import api
+from tlcore.cli.console import ProgressBar, json_target, note_unfinished, write_report
+from tlcore.config import FinetuneConfig, check_option, field_help
+from tlcore.device import is_main_process
+from tlcore.errors import Cancelled, ConfigError, TransferLabError
+from tlcore.tasks import get_task
+from tlcore.training.launch import CHILD_ENV, PROGRESS_ENV, progress_to_file
+
+
+def cmd_finetune(args: argparse.Namespace) -> int:
+    values = {k: getattr(args, k) for k in field_help(FinetuneConfig)}
+    if not any(a.startswith("--strategy") for a in args.argv):
+        values["strategy"] = get_task(values["task"]).default_strategy   # ASR's: decoder (no linear probe there)
+    cfg = FinetuneConfig.from_dict(values).validate()
+    if args.resume and args.overwrite:
+        raise ConfigError("--resume continues the run in --out and --overwrite replaces it: pass only one of them")
+    json_path = json_target(args.json)
+    # one progress bar for a multi-process run: the launching process's, fed by rank 0's events (see launch.py)
+    events_file = os.environ.get(PROGRESS_ENV) if os.environ.get(CHILD_ENV) else None
+    bar = ProgressBar(args.quiet or not is_main_process() or bool(events_file))
+    progress = progress_to_file(events_file, bar) if events_file and is_main_process() else bar
+    try:
+        result = api.finetune(cfg, progress=progress, resume=args.resume, overwrite=args.overwrite)
+    except (TransferLabError, Cancelled, KeyboardInterrupt):
+        note_unfinished(cfg.out)
+        raise
+    finally:
+        bar.close()
+    if not is_main_process() or os.environ.get(CHILD_ENV):
+        return 0            # a process of a multi-process run: rank 0 wrote the run, the launching CLI reports it
+    report = result.report
+    if json_path:
+        write_report(report, json_path)
+    key = get_task(result.task).metric.key
+    lines = [f"run folder: {cfg.out}"]
+    for name, m in [("before", result.before), ("after", result.after)] + [(f"baseline {k}", v) for k, v in result.baselines.items()]:
+        lo, hi = m.get(f"{key}_ci95", [m[key], m[key]])
+        lines.append(f"{name + ':':<8} {key} {m[key]:.3f}  95% CI {lo:.3f}-{hi:.3f}" + (f"  ({m['kind']})" if "kind" in m else ""))
+    lines += [f"baseline {k} not computed: {v}" for k, v in result.baselines_skipped.items()]
+    lines += [f"warning: {w}" for w in result.warnings]
+    print("\n".join(lines), file=sys.stderr)
+    if not json_path:
+        print(json.dumps({k: report.get(k) for k in ("task", "modality", "backbone", "strategy", "before", "after",
+                                                     "baselines", "baselines_skipped", "warnings")}, indent=2, default=float))
+    return 0
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    cfg = api.SweepConfig.from_dict({k: getattr(args, k) for k in field_help(api.SweepConfig)}).validate()
+    json_path = json_target(args.json)
+    bar = ProgressBar(args.quiet)
+    try:
+        report = api.sweep(cfg.finetune_config(), out=cfg.out, strategies=cfg.strategies, progress=bar)
+    finally:
+        bar.close()
+    if json_path:
+        write_report(report, json_path)
+    key = report["metric"]
+    lines = [f"sweep folder: {cfg.out}"]
+    for r in report["strategies"]:
+        lo, hi = r["vs_best"]["ci95"]
+        lines.append(f"{r['strategy']:<13} {key} {r[key]:.3f}  vs best {100 * r['vs_best']['difference']:+.1f} points "
+                     f"(95% CI {100 * lo:+.1f} to {100 * hi:+.1f})  train {r['train_seconds']:.1f} s")
+    lines += [f"baseline {b['label']}: {key} {b[key]:.3f}" for b in report["baselines"].values()]
+    lines.append(f"recommendation: {report['recommendation']['text']}")
+    print("\n".join(lines), file=sys.stderr)
+    if not json_path:
+        print(json.dumps({k: report[k] for k in ("best", "strategies", "baselines", "recommendation")}, indent=2,
+                         default=float))
+    return 0
+
+
+def cmd_diagnose(args: argparse.Namespace) -> int:
+    check_option("seed", args.seed, flag="--seed")
+    json_path = json_target(args.json)
+    bar = ProgressBar(args.quiet)
+    try:
+        result = api.diagnose(args.source, args.target, modality=args.modality, task=args.task,
+                                 backbone=args.backbone, seed=args.seed, progress=bar)
+    finally:
+        bar.close()
+    write_report(result.to_dict(), json_path)
+    v = result.verdict
+    print(f"verdict: {v['severity']} shift. {v['summary']}\nrecommendation: {v['recommendation']}", file=sys.stderr)
+    return 0
+
+
+def cmd_rank(args: argparse.Namespace) -> int:
+    check_option("seed", args.seed, flag="--seed")
+    json_path = json_target(args.json)
+    bar = ProgressBar(args.quiet)
+    names = [b for b in (args.backbones or "").split(",") if b] or None
+    try:
+        result = api.rank(args.target, modality=args.modality, backbones=names, task=args.task, seed=args.seed,
+                             validate=args.validate, eval=args.eval, progress=bar)
+    finally:
+        bar.close()
+    report = result.to_dict()
+    write_report(report, json_path)
+    for row in result.ranking:
+        cells = "  ".join(f"{k} {v['point']:.3f} [{v['lo']:.3f}, {v['hi']:.3f}]" for k, v in row["scores"].items())
+        print(f"{row['rank']}. {row['backbone']}: {cells}", file=sys.stderr)
+    if "validation" in report:
+        print(f"kendall tau vs fine-tuned accuracy: {report['validation']['kendall_tau']}", file=sys.stderr)
+    print(result.advice, file=sys.stderr)
+    return 0
+
+
+def cmd_curve(args: argparse.Namespace) -> int:
+    values = {k: getattr(args, k) for k in field_help(FinetuneConfig) if hasattr(args, k) and k != "seeds"}
+    cfg = FinetuneConfig.from_dict({**values, "out": ""}).validate(need_out=False)
+    shots = api.CurveConfig.parse_shots(args.shots)
+    api.check_curve_plan(shots, check_option("seeds", args.seeds, flag="--seeds"))
+    json_path = json_target(args.json)
+    bar = ProgressBar(args.quiet)
+    try:
+        result = api.curve(cfg, shots=shots, seeds=list(range(args.seeds)), scratch=not args.no_scratch, progress=bar)
+    finally:
+        bar.close()
+    write_report(result.to_dict(), json_path)
+    for p in result.points:
+        line = f"{p['shots']:>3} per class: pretrained {p['pretrained']['mean']:.3f} ± {p['pretrained']['std']:.3f}"
+        if "scratch" in p:
+            line += f"   scratch {p['scratch']['mean']:.3f} ± {p['scratch']['std']:.3f}"
+        print(line, file=sys.stderr)
+    return 0
+
+
+def cmd_cluster(args: argparse.Namespace) -> int:
+    check_option("k", args.k, flag="--k")
+    check_option("seed", args.seed, flag="--seed")
+    json_path = json_target(args.json)
+    bar = ProgressBar(args.quiet)
+    try:
+        result = api.cluster(args.data, modality=args.modality, backbone=args.backbone, k=args.k, seed=args.seed,
+                                progress=bar)
+    finally:
+        bar.close()
+    write_report(result.to_dict(), json_path)
+    for side, r in (("pretrained", result.pretrained), ("raw", result.raw)):
+        scores = f"  NMI {r['nmi']:.3f}  ARI {r['ari']:.3f}" if "nmi" in r else ""
+        silhouette = "n/a" if r.get("silhouette") is None else f"{r['silhouette']:.3f}"
+        print(f"{side}: k={r['k']}  silhouette {silhouette}{scores}", file=sys.stderr)
+    return 0

@@ -1,0 +1,1 @@
+"""Backbones: one module per family, registered by name in :mod:`tlcore.models.registry`."""

@@ -1,0 +1,76 @@
+"""The envelope every fine-tuning report gets, and the one way a finished report may change afterwards.
+
+:func:`complete_report` adds ``report_schema``, ``tlcore_version``, ``setting``, ``task``, ``environment``,
+``config``, ``baselines_skipped`` (every baseline that was not computed, with the reason), and ``timings_s``
+rounded to milliseconds. Counts in ``data`` mean the same for every task: ``train`` = labeled target items used for
+training (including the ``val`` items held out of them for early stopping), ``val`` = those held out, ``eval`` =
+the held-out eval items, ``source`` / ``unlabeled`` = items of those sets.
+
+:func:`amend_report` lets a follow-up job add to a finished report (the scratch baseline); it never drops a key.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Optional
+
+import torch
+
+from tlcore.device import current, peak_memory_bytes
+from tlcore.evaluation.policy import split_alerts
+from tlcore.reporting.files import write_json, write_text
+from tlcore.reporting.model_card import model_card_markdown
+from tlcore.tasks import DEFAULT_TASK, get_task
+from tlcore.version import __version__
+
+REPORT_SCHEMA = 2
+
+
+def complete_report(report: dict, config: dict, *, setting: str, skipped: Optional[dict[str, str]] = None) -> dict:
+    """The shared envelope around a task's report (module docstring); the task's keys win where both set one."""
+    requested = list(config.get("baselines") or [])
+    task = get_task(config.get("task") or DEFAULT_TASK)
+    have = set(report.get("baselines", {}))
+    not_requested = {name: f"not requested (baselines = {', '.join(requested) or 'none'})"
+                     for name in task.baselines if name not in requested and name not in have}
+    not_requested |= {name: f"not available for {task.description}"
+                      for name in requested if name not in task.baselines and name not in have}
+    if setting != "inductive":       # the pipelines of the other settings say which they skip and why
+        not_requested |= {name: f"not computed in the {setting} setting" for name in requested
+                          if name in task.baselines and name not in have}
+    runtime = current().describe()       # where the networks of this run ran (tlcore.device.use_runtime)
+    envelope = {
+        "report_schema": REPORT_SCHEMA, "tlcore_version": __version__, "setting": setting,
+        "task": config.get("task", DEFAULT_TASK), "modality": config.get("modality"), "seed": config.get("seed", 0),
+        "device": runtime["device"], "precision": runtime["precision"], "num_processes": runtime["num_processes"],
+        "peak_accelerator_memory_bytes": peak_memory_bytes(),
+        "environment": {"python": platform.python_version(), "torch": torch.__version__,
+                        "threads": torch.get_num_threads(), **runtime},
+        "config": config,
+        "warnings": [], "notes": [], "baselines": {},
+    }
+    out = {**envelope, **report}
+    out["baselines_skipped"] = {**not_requested, **(skipped or {}), **report.get("baselines_skipped", {})}
+    out["timings_s"] = {k: round(float(v), 3) for k, v in report.get("timings_s", {}).items()}
+    out["warnings"], out["warnings_detail"] = split_alerts(list(out["warnings"]))
+    return out
+
+
+def amend_report(folder: str | Path, report: dict, *, what: str) -> dict:
+    """Rewrite a finished run's report.json and model card with results a follow-up job added (the scratch baseline).
+
+    Only additions are allowed: every key of the old report stays (values may be extended), and the amendment is
+    recorded in ``report["amendments"]`` with its time, so nothing the run saved is silently changed."""
+    folder = Path(folder)
+    old = json.loads((folder / "report.json").read_text(encoding="utf-8"))
+    missing = sorted(set(old) - set(report))
+    if missing:
+        raise ValueError(f"an amendment may only add to a report; it drops {missing}")
+    report = {**report, "amendments": [*old.get("amendments", []),
+                                       {"added": what, "at": datetime.now(UTC).isoformat(timespec="seconds")}]}
+    write_json(folder / "report.json", report)
+    write_text(folder / "README.md", model_card_markdown(report))
+    return report
