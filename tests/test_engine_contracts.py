@@ -255,3 +255,28 @@ def test_trainer_without_validation_never_stops_early():
     res = Trainer(model, task, TrainConfig(epochs=5, batch_size=8, patience=1, freeze_bn=False), train_modules=[model]).fit()
     assert res.epochs_run == 5 and not res.stopped_early and res.history[-1]["train_loss"] < res.history[0]["train_loss"]
     assert np.isfinite(res.history[-1]["train_loss"])
+
+
+def test_every_report_kind_has_the_one_envelope(tmp_path):
+    """Fine-tuning, clustering, the curve, the sweep and the diagnosis: one schema number, the same shared keys."""
+    data = write_text_set(tmp_path / "t", n_per_class=10)
+    shared = {"report_schema", "tlcore_version", "setting", "task", "modality", "seed", "device", "precision",
+              "environment", "config", "warnings", "warnings_detail"}
+    reports = {
+        "finetune": _run(tmp_path, target=str(data), baselines=[]).report,
+        "cluster": tlcore.api.cluster_job(tlcore.ClusterConfig(modality="text", data=str(data), backbone="tiny-text",
+                                                              k=2, out=str(tmp_path / "cl"))),
+        "curve": tlcore.api.curve_job(tlcore.CurveConfig(modality="text", target=str(data), backbone="tiny-text",
+                                                         shots=[2], seeds=1, epochs=1, scratch=False,
+                                                         out=str(tmp_path / "cv"))),
+        "sweep": tlcore.sweep(out=tmp_path / "sw", strategies=["linear_probe"], modality="text", backbone="tiny-text",
+                              target=str(data), baselines=[]),
+        "diagnosis": tlcore.diagnose(data, data, modality="text", backbone="tiny-text").report,
+    }
+    for kind, r in reports.items():
+        assert shared <= set(r), (kind, shared - set(r))
+        assert r["report_schema"] == 2 and r["tlcore_version"] == tlcore.__version__, kind
+        assert r.get("kind") == (None if kind == "finetune" else kind)
+    for kind in ("cluster", "curve", "sweep"):
+        folder = {"cluster": "cl", "curve": "cv", "sweep": "sw"}[kind]
+        assert json.loads((tmp_path / folder / "report.json").read_text())["report_schema"] == 2

@@ -11,12 +11,12 @@ from conftest import write_image_set, write_text_set
 
 from tlcore.config import AUGMENT_LEVELS, FinetuneConfig
 from tlcore.errors import ConfigError
+from tlcore.models.batches import BatchSource
 from tlcore.models.registry import build_backbone
 from tlcore.models.transfer_model import TransferModel
 from tlcore.settings.inductive import run_finetune
 from tlcore.tasks.classification import pipeline as inductive
 from tlcore.tasks.classification.pipeline import probe_recommendation
-from tlcore.tasks.classification.train import BatchSource
 
 
 @pytest.fixture(autouse=True)

@@ -28,6 +28,7 @@ from tlcore.inference.onnx_export import export_onnx, load_onnx_model
 from tlcore.inference.predict import LoadedRun, load_run
 from tlcore.models.registry import resolve_backbone_name
 from tlcore.progress import CancelFn, ProgressFn, never_cancel, no_progress
+from tlcore.reporting.envelope import complete_analysis
 from tlcore.reporting.writer import run_folder_options
 from tlcore.settings.inductive import run_finetune
 from tlcore.settings.unsupervised import run_clustering, write_clustering_run
@@ -150,7 +151,9 @@ def diagnose(source: str | Path, target: str | Path, *, modality: str, task: Opt
     kwargs = {"progress": progress} if progress else {}
     report = run_diagnose(modality, str(source), str(target), backbone=backbone, seed=seed, task=task,
                           map_method=map_method, **kwargs)
-    return _typed(DiagnosisResult, report)
+    config = {"modality": modality, "source": str(source), "target": str(target), "task": report.get("task", task),
+              "backbone": backbone, "seed": seed, "map_method": map_method}
+    return _typed(DiagnosisResult, complete_analysis(report, config, kind="diagnosis", setting="diagnosis"))
 
 
 def rank(target: str | Path, *, modality: str, backbones: Optional[Sequence[str]] = None, task: Optional[str] = None,

@@ -22,8 +22,8 @@ from torch import nn
 from tlcore.adaptation.dann import DomainDiscriminator
 from tlcore.adaptation.trainer import AlignmentTask, _split_source
 from tlcore.device import module_device, to_device
+from tlcore.models.batches import BatchSource
 from tlcore.progress import CancelFn, ProgressFn, never_cancel, no_progress
-from tlcore.tasks.classification.train import BatchSource
 from tlcore.training.trainer import TrainConfig, Trainer, TrainResult
 
 BACKBONE_METHODS = ("dann", "coral", "mcc")

@@ -29,10 +29,9 @@ from tlcore.data.loaders import load_dataset
 from tlcore.data.split import eval_split
 from tlcore.errors import Cancelled
 from tlcore.progress import CancelFn, Progress, ProgressFn, never_cancel, no_progress
-from tlcore.reporting.files import write_json, write_text
+from tlcore.reporting.files import write_json
 from tlcore.reporting.writer import RunWriter
 from tlcore.settings.inductive import run_finetune
-from tlcore.version import __version__
 
 DEFAULT_SHOTS = (1, 2, 5, 10, 25, 0)   # 0 = all
 
@@ -185,12 +184,10 @@ def write_curve_run(base: FinetuneConfig, config: dict, *, shots: Sequence[int],
     The finished (shots, seed) runs are kept in its ``checkpoints/curve/``: a resumed writer (``run_folder_options(
     resume=True)``) skips them."""
     writer = RunWriter(config["out"], config)
-    out: Path = writer.start()
+    writer.start()
     t0 = time.time()
     curve = data_efficiency_curve(base, shots=shots, seeds=seeds, scratch=scratch, progress=progress,
                                   should_cancel=should_cancel, done_dir=writer.checkpoints("curve"))
-    report = {"kind": "curve", "report_schema": 1, "tlcore_version": __version__, "setting": "inductive", **curve,
-              "scratch": scratch, "config": config, "timings_s": {"curve": round(time.time() - t0, 3)}}
-    write_text(out / "report.json", json.dumps(report, indent=2, default=float))
-    writer.complete()     # the staging folder becomes config["out"] only now
-    return report
+    # the staging folder becomes config["out"] only now
+    return writer.finish_analysis({**curve, "scratch": scratch, "timings_s": {"curve": time.time() - t0}},
+                                  kind="curve", setting="inductive")

@@ -38,12 +38,10 @@ from tlcore.errors import ConfigError
 from tlcore.evaluation.metrics import paired_difference
 from tlcore.evaluation.policy import baseline_label
 from tlcore.progress import CancelFn, Progress, ProgressFn, never_cancel, no_progress
-from tlcore.reporting.envelope import REPORT_SCHEMA
 from tlcore.reporting.writer import RunWriter, run_folder_options
 from tlcore.settings.inductive import run_finetune
 from tlcore.strategies import get_strategy
 from tlcore.tasks import Metric, get_task
-from tlcore.version import __version__
 
 SWEEP_STRATEGIES = ("linear_probe", "lora", "partial", "full")
 
@@ -154,11 +152,8 @@ def run_sweep(base: FinetuneConfig, out: str | Path, *, strategies: Sequence[str
                       baselines=list(base.baselines) if i == 0 else [])
         reports[name] = run_finetune(cfg, progress=inner, should_cancel=should_cancel)
     progress(Progress("sweep", len(strategies), len(strategies), "comparing"))
-    report = {"kind": "sweep", "report_schema": REPORT_SCHEMA, "tlcore_version": __version__, "setting": "inductive",
-              "task": base.task, "modality": base.modality, "config": config,
-              **sweep_table(reports, folder), "timings_s": {"sweep": round(time.time() - t0, 3)}}
-    writer.write_report(report)
-    writer.complete()
+    report = writer.finish_analysis({**sweep_table(reports, folder), "timings_s": {"sweep": time.time() - t0}},
+                                    kind="sweep", setting="inductive")
     progress(Progress("done", 1, 1, report["recommendation"]["text"]))
     return report
 

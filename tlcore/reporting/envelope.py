@@ -1,5 +1,10 @@
-"""The envelope every fine-tuning report gets, and the one way a finished report may change afterwards.
+"""The one envelope every report gets — fine-tuning, clustering, curve, sweep, diagnosis — and the one way a finished
+report may change afterwards.
 
+:func:`envelope` is the part every kind shares: ``report_schema`` (one number for every kind), ``tlcore_version``,
+``kind`` (absent for fine-tuning reports, which predate kinds), ``setting``, ``task``, ``modality``, ``seed``, where
+the networks ran (``device``, ``precision``, ``environment``), ``config``, and structured ``warnings`` /
+``warnings_detail``; :func:`complete_analysis` puts it around an analysis's report. For fine-tuning,
 :func:`complete_report` adds ``report_schema``, ``tlcore_version``, ``setting``, ``task``, ``environment``,
 ``config``, ``baselines_skipped`` (every baseline that was not computed, with the reason), and ``timings_s``
 rounded to milliseconds. Counts in ``data`` mean the same for every task: ``train`` = labeled target items used for
@@ -29,6 +34,32 @@ from tlcore.version import __version__
 REPORT_SCHEMA = 2
 
 
+def envelope(config: dict, *, setting: str, kind: Optional[str] = None) -> dict:
+    """The keys every report starts from (module docstring); the report's own keys win where both set one."""
+    runtime = current().describe()       # where the networks of this run ran (tlcore.device.use_runtime)
+    return {
+        **({"kind": kind} if kind else {}),
+        "report_schema": REPORT_SCHEMA, "tlcore_version": __version__, "setting": setting,
+        "task": config.get("task", DEFAULT_TASK), "modality": config.get("modality"), "seed": config.get("seed", 0),
+        "device": runtime["device"], "precision": runtime["precision"], "num_processes": runtime["num_processes"],
+        "peak_accelerator_memory_bytes": peak_memory_bytes(),
+        "environment": {"python": platform.python_version(), "torch": torch.__version__,
+                        "threads": torch.get_num_threads(), **runtime},
+        "config": config, "warnings": [], "notes": [],
+    }
+
+
+def _finish(out: dict) -> dict:
+    out["timings_s"] = {k: round(float(v), 3) for k, v in out.get("timings_s", {}).items()}
+    out["warnings"], out["warnings_detail"] = split_alerts(list(out["warnings"]))
+    return out
+
+
+def complete_analysis(report: dict, config: dict, *, kind: str, setting: str) -> dict:
+    """An analysis's report (clustering, curve, sweep, diagnosis) inside the shared envelope."""
+    return _finish({**envelope(config, setting=setting, kind=kind), **report})
+
+
 def complete_report(report: dict, config: dict, *, setting: str, skipped: Optional[dict[str, str]] = None) -> dict:
     """The shared envelope around a task's report (module docstring); the task's keys win where both set one."""
     requested = list(config.get("baselines") or [])
@@ -41,22 +72,9 @@ def complete_report(report: dict, config: dict, *, setting: str, skipped: Option
     if setting != "inductive":       # the pipelines of the other settings say which they skip and why
         not_requested |= {name: f"not computed in the {setting} setting" for name in requested
                           if name in task.baselines and name not in have}
-    runtime = current().describe()       # where the networks of this run ran (tlcore.device.use_runtime)
-    envelope = {
-        "report_schema": REPORT_SCHEMA, "tlcore_version": __version__, "setting": setting,
-        "task": config.get("task", DEFAULT_TASK), "modality": config.get("modality"), "seed": config.get("seed", 0),
-        "device": runtime["device"], "precision": runtime["precision"], "num_processes": runtime["num_processes"],
-        "peak_accelerator_memory_bytes": peak_memory_bytes(),
-        "environment": {"python": platform.python_version(), "torch": torch.__version__,
-                        "threads": torch.get_num_threads(), **runtime},
-        "config": config,
-        "warnings": [], "notes": [], "baselines": {},
-    }
-    out = {**envelope, **report}
+    out = {**envelope(config, setting=setting), "baselines": {}, **report}
     out["baselines_skipped"] = {**not_requested, **(skipped or {}), **report.get("baselines_skipped", {})}
-    out["timings_s"] = {k: round(float(v), 3) for k, v in report.get("timings_s", {}).items()}
-    out["warnings"], out["warnings_detail"] = split_alerts(list(out["warnings"]))
-    return out
+    return _finish(out)
 
 
 def amend_report(folder: str | Path, report: dict, *, what: str) -> dict:

@@ -22,7 +22,7 @@ from typing import Callable, Iterator, Optional
 
 from tlcore.device import is_main_process, rank
 from tlcore.errors import Cancelled, ConfigError
-from tlcore.reporting.envelope import complete_report
+from tlcore.reporting.envelope import complete_analysis, complete_report
 from tlcore.reporting.files import write_text
 from tlcore.reporting.model_card import model_card_markdown
 from tlcore.storage import storage_problem
@@ -255,6 +255,14 @@ class RunWriter:
         if save_before is not None:
             self.save_folder("before", save_before)
         self.write_report(report, model_card=True)
+        self.complete()
+        return report
+
+    def finish_analysis(self, report: dict, *, kind: str, setting: str) -> dict:
+        """An analysis's report.json (clustering, curve, sweep) in the shared envelope
+        (:func:`~tlcore.reporting.envelope.complete_analysis`), then the folder moved into place; returns it."""
+        report = complete_analysis(report, self.config, kind=kind, setting=setting)
+        self.write_report(report)
         self.complete()
         return report
 

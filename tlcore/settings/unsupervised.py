@@ -31,7 +31,6 @@ from tlcore.models.registry import build_backbone
 from tlcore.progress import CancelFn, Progress, ProgressFn, never_cancel, no_progress
 from tlcore.reporting.files import write_text
 from tlcore.reporting.writer import RunWriter
-from tlcore.version import __version__
 
 RAW_FEATURES = {"image": "grayscale 32x32 pixels", "text": "TF-IDF + SVD(100)", "audio": "MFCC mean+std"}
 SIDES = ("pretrained", "raw")
@@ -256,10 +255,9 @@ def write_clustering_run(config: dict, *, progress: ProgressFn = no_progress,
     if ds.modality == "text":
         items["snippet"] = [str(t)[:120] for t in ds.items]
     _write_json(out / "clusters.json", {"modality": ds.modality, "items": items, "sides": sides})
-    report = {"kind": "cluster", "report_schema": 1, "tlcore_version": __version__, **outcome.report,
-              "seed": config.get("seed", 0), "config": config, "files": {"clusters": "clusters.json"},
-              "timings_s": {"cluster": round(t_cluster, 3), "save": round(time.time() - t0 - t_cluster, 3)}}
-    _write_json(out / "report.json", report)
-    writer.complete()     # the staging folder becomes config["out"] only now, with everything in it
+    # the staging folder becomes config["out"] only now, with everything in it
+    report = writer.finish_analysis({**outcome.report, "files": {"clusters": "clusters.json"},
+                                     "timings_s": {"cluster": t_cluster, "save": time.time() - t0 - t_cluster}},
+                                    kind="cluster", setting="unsupervised")
     progress(Progress("done", 1, 1, "clustering finished"))
     return report

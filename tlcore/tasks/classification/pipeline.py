@@ -38,6 +38,7 @@ from tlcore.evaluation.metrics import (
 )
 from tlcore.evaluation.neighbours import knn_vote
 from tlcore.evaluation.policy import alert
+from tlcore.models.batches import can_augment
 from tlcore.models.before import BeforeHead, nearest_class_mean
 from tlcore.models.features import extract_features
 from tlcore.models.registry import build_backbone, resolve_backbone_name
@@ -48,7 +49,7 @@ from tlcore.strategies.finetune import prepare_full
 from tlcore.strategies.linear_probe import fit_linear_head
 from tlcore.tasks.classification.classical import NAMES as CLASSICAL_NAMES
 from tlcore.tasks.classification.classical import classical_predictions
-from tlcore.tasks.classification.train import can_augment, train_classifier
+from tlcore.tasks.classification.train import train_classifier
 from tlcore.tasks.classification.tune import tune_lr, tuning_split
 from tlcore.tasks.job import Outcome, RunContext, TaskJob
 from tlcore.training.trainer import TrainConfig

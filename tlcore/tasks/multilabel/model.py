@@ -25,9 +25,10 @@ from sklearn.model_selection import KFold
 from torch import nn
 
 from tlcore.device import autocast_for, module_device, sum_over_processes, to_device
+from tlcore.models.batches import BatchSource, augment_seed
 from tlcore.models.before import BeforeHead
 from tlcore.strategies.linear_probe import C_GRID, standardize
-from tlcore.tasks.classification.train import BatchSource, ClassifyTask, augment_seed
+from tlcore.tasks.classification.train import ClassifyTask
 
 THRESHOLDS_FILE = "thresholds.json"
 
