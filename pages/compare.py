@@ -7,6 +7,7 @@ via_app()
 import streamlit as st
 
 from tlcore import plots
+from tlcore.reporting.envelope import comparison_key
 from tlcore.tasks import task_of
 from ui.demos import followups_of
 from ui.progress import finished_note, followup_progress, live_progress
@@ -58,11 +59,16 @@ same_data = [r for r in runs if r.status == "done" and r.dataset and r.dataset =
              and task_of(r.config) == task_of(report)]
 if len(same_data) > 1:
     st.divider()
-    st.subheader("Strategy ladder: every finished run on this data set")
+    st.subheader("Strategy ladder: the comparable finished runs on this data set")
     others = st.multiselect("Runs", [r.id for r in same_data], default=[r.id for r in same_data][:8],
                             format_func=lambda i: next(r.name for r in same_data if r.id == i), key="cmp-ladder")
-    pairs = [(r.name, rep) for r in same_data if r.id in others and (rep := read_report(r)) is not None
-             and task_of(rep) == task_of(report)]
+    key = comparison_key(report)      # the same task, setting, eval items and truth: else not comparable
+    read = [(r.name, rep) for r in same_data if r.id in others and (rep := read_report(r)) is not None]
+    pairs = [(n, rep) for n, rep in read if comparison_key(rep) == key]
+    left_out = [n for n, rep in read if comparison_key(rep) != key]
+    if left_out:
+        st.caption(f"Not in the ladder (scored on other eval items, or another task or setting, so not comparable "
+                   f"with this run): {', '.join(left_out)}.")
     if pairs:
         spec = task_of(report)
         m = spec.metric

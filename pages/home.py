@@ -7,6 +7,7 @@ via_app()
 import streamlit as st
 
 from tlcore.errors import TransferLabError
+from tlcore.strategies import STRATEGIES
 from ui import datasets
 from ui.demos import HOME_DEMOS, demo_result_line, followups_of, launch_demo
 from ui.report import headline_numbers
@@ -28,8 +29,10 @@ st.caption("Each demo queues a linear-probe run on a built-in data set with a re
 specs = {d["name"]: d for d in datasets.demo_specs()}
 mine = visible_runs()
 last_done = {}
+ADAPTATION = {n for n in STRATEGIES.names() if STRATEGIES.get(n).needs_unlabeled}
 for r in mine:  # newest first: the latest finished run of each demo
-    if r.status == "done" and r.dataset and is_finetune_run(r):
+    # the demo's own kind of run (inductive): an adaptation run on the same demo answers another question
+    if r.status == "done" and r.dataset and is_finetune_run(r) and r.config.get("strategy") not in ADAPTATION:
         last_done.setdefault(r.dataset, r)
 cols = st.columns(3)
 for col, (modality, name) in zip(cols, HOME_DEMOS.items()):

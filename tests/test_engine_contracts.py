@@ -280,3 +280,16 @@ def test_every_report_kind_has_the_one_envelope(tmp_path):
     for kind in ("cluster", "curve", "sweep"):
         folder = {"cluster": "cl", "curve": "cv", "sweep": "sw"}[kind]
         assert json.loads((tmp_path / folder / "report.json").read_text())["report_schema"] == 2
+
+
+def test_runs_are_comparable_only_on_the_same_task_setting_and_eval_items():
+    from tlcore.reporting.envelope import comparison_key
+
+    base = {"task": "classify", "setting": "inductive",
+            "eval_predictions": {"items": ["a", "b"], "true": [0, 1], "after": [0, 0]}}
+    other_model = {**base, "strategy": "full", "eval_predictions": {**base["eval_predictions"], "after": [1, 1]}}
+    assert comparison_key(base) == comparison_key(other_model)          # predictions do not matter
+    assert comparison_key(base) != comparison_key({**base, "setting": "transductive"})
+    assert comparison_key(base) != comparison_key({**base, "task": "multilabel"})
+    moved = {**base, "eval_predictions": {**base["eval_predictions"], "items": ["a", "c"]}}
+    assert comparison_key(base) != comparison_key(moved)

@@ -16,6 +16,7 @@ the held-out eval items, ``source`` / ``unlabeled`` = items of those sets.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import platform
 from datetime import UTC, datetime
@@ -75,6 +76,21 @@ def complete_report(report: dict, config: dict, *, setting: str, skipped: Option
     out = {**envelope(config, setting=setting), "baselines": {}, **report}
     out["baselines_skipped"] = {**not_requested, **(skipped or {}), **report.get("baselines_skipped", {})}
     return _finish(out)
+
+
+#: The keys of ``eval_predictions`` that say *what* was scored (items and their truth), not what a model predicted.
+_EVAL_IDENTITY = ("items", "names", "true", "tokens", "gold", "reference", "groups")
+
+
+def comparison_key(report: dict) -> str:
+    """Runs are comparable only when this is equal: the same task and setting, scored on the same eval items with the
+    same truth (a hash of them). The strategy ladder, Home and the sweep compare only runs with one key; runs on the
+    same data set name but another eval split, another task or an adaptation setting get another key."""
+    preds = report.get("eval_predictions") or {}
+    h = hashlib.sha256(json.dumps([report.get("task") or DEFAULT_TASK, report.get("setting") or "inductive",
+                                   {k: preds.get(k) for k in _EVAL_IDENTITY if k in preds}],
+                                  sort_keys=True, default=str).encode())
+    return h.hexdigest()[:16]
 
 
 def amend_report(folder: str | Path, report: dict, *, what: str) -> dict:

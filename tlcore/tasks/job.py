@@ -19,6 +19,8 @@ from typing import Any, Callable, Iterator, Optional
 
 from tlcore.config import FinetuneConfig
 from tlcore.progress import CancelFn, ProgressFn
+from tlcore.strategies import get_strategy
+from tlcore.tasks import get_task
 
 
 @dataclass
@@ -92,6 +94,12 @@ class TaskJob(ABC):
 
     def __init__(self, ctx: RunContext):
         self.ctx, self.cfg = ctx, ctx.cfg
+
+    def default_lr(self) -> float:
+        """The run's learning rate when ``--lr`` is not given: the task's own default for the strategy when it declares
+        one (``TaskSpec.lrs``; its own strategies always do), else the shared strategy's for the modality."""
+        spec, name = get_task(self.cfg.task), self.cfg.strategy
+        return spec.lrs[name] if name in spec.lrs else get_strategy(name).lr_for(self.cfg.modality)
 
     @abstractmethod
     def load(self) -> str:

@@ -30,7 +30,7 @@ it never compares a task name. The specs import nothing heavy: the registry sits
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Optional
 
@@ -87,6 +87,9 @@ class TaskSpec:
     strategies: Optional[tuple[str, ...]] = None  # the strategies it takes, default first; None: the shared registry's
     strategy_help: Optional[dict[str, str]] = None  # help of strategies of its own (not in the shared registry)
     default_strategy: str = "linear_probe"
+    # Its default learning rate per strategy where it differs from the shared strategy's (TaskJob.default_lr); where
+    # each came from is said beside the values in the task's __init__.py.
+    lrs: dict[str, float] = field(default_factory=dict)
     backbones: Optional[tuple[tuple[str, str], ...]] = None  # its own backbones (name, description); None: registry
     upload_types: Optional[tuple[str, ...]] = None           # file types an upload takes; None: the default ones
     transductive: bool = False      # domain adaptation (labeled source + unlabeled target) is available

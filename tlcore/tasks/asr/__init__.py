@@ -17,6 +17,7 @@ SPEC = TaskSpec(
          "# model/ is a standard Whisper folder: WhisperForConditionalGeneration.from_pretrained('model')"),
     report_sections=("per_group", "source_eval", "changed_transcripts"),
     strategies=("decoder", "full", "lora"),
+    lrs={"decoder": 1e-4, "full": 2e-5, "lora": 1e-3},   # Whisper fine-tuning values for minutes of audio
     strategy_help={
         "decoder": "decoder-only fine-tuning: the encoder is frozen (its outputs are computed once), token "
                    "embeddings stay fixed",

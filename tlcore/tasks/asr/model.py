@@ -28,7 +28,6 @@ from tlcore.tasks.asr import SPEC
 
 ASR_STRATEGIES = SPEC.strategies
 STRATEGY_HELP = SPEC.strategy_help
-DEFAULT_LR = {"decoder": 1e-4, "full": 2e-5, "lora": 1e-3}
 DEFAULT_BACKBONE = SPEC.backbones[0][0]
 SAMPLE_RATE = 16_000
 POSITIONS_PER_SECOND = 50  # one encoder position per 20 ms (two 10 ms mel frames, conv stride 2)

@@ -31,7 +31,6 @@ from tlcore.tasks.asr import SPEC
 from tlcore.tasks.asr.data import AsrData, load_asr_dataset
 from tlcore.tasks.asr.metrics import asr_metrics, changed_utterances, paired_wer_difference, utterance_errors
 from tlcore.tasks.asr.model import (
-    DEFAULT_LR,
     STRATEGY_HELP,
     encode_targets,
     finalize_strategy,
@@ -166,7 +165,7 @@ class Job(TaskJob):
             return Utterances(x, encode_targets(tok, data.texts, prompt), encoded=prepared.frozen_encoder, prompt=prompt,
                               eot=eot)
 
-        lr = cfg.lr or DEFAULT_LR[cfg.strategy]
+        lr = cfg.lr or self.default_lr()
         tcfg = TrainConfig(epochs=cfg.epochs, batch_size=cfg.batch_size, lr=lr, patience=cfg.patience, seed=cfg.seed,
                            freeze_bn=False)
         result = train_asr(prepared.model, utterances("fit", self.fit),

@@ -209,7 +209,7 @@ class Job(TaskJob):
             return Outcome(pred_probe, {**info, "epochs_run": 0, "train_size": len(d.train), "val_size": 0,
                                         "tuning": PROBE_TUNING})
         fit_idx, val_idx, info["early_stopping"] = loop_validation(d.train.labels, cfg, d.train.groups)
-        lr = cfg.lr or strategy.lr_for(cfg.modality)
+        lr = cfg.lr or self.default_lr()
         if cfg.tune:
             t_fit, t_val, rule = tuning_split(d.train.labels, d.train.groups, val_idx, fit_idx, cfg.seed)
 

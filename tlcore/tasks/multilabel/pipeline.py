@@ -204,7 +204,7 @@ class Job(TaskJob):
             model.head.bias.copy_(b)
         info: dict = {"linear_probe": probe_info, "validation": self.rule, "fit_size": len(fit), "val_size": len(val)}
         if strategy.uses_loop:
-            lr = cfg.lr or strategy.lr_for(cfg.modality)
+            lr = cfg.lr or self.default_lr()
             tcfg = TrainConfig(epochs=cfg.epochs, batch_size=cfg.batch_size, lr=lr, head_lr=lr, patience=cfg.patience,
                                seed=cfg.seed, schedule="warmup_cosine")
             modules = strategy.prepare(model, partial_blocks=cfg.partial_blocks, lora_r=cfg.lora_r, seed=cfg.seed)  # type: ignore[misc]

@@ -18,6 +18,9 @@ SPEC = TaskSpec(
     use=("from tlcore import load_run", "load_run('RUN_DIR').predict(['just saw priya at tesco in leeds'])"),
     report_sections=("per_type", "flipped_sentences"),
     strategies=("linear_probe", "partial", "full", "lora"),
+    # Backbone learning rates chosen on the ner-shift demo (tens of sentences, ~10 epochs): higher than the
+    # classification defaults because token tagging from a fresh head needs more movement in few steps.
+    lrs={"partial": 3e-4, "full": 1e-4, "lora": 1e-3},
     upload_types=("jsonl", "conll", "txt", "zip"),
     token_level=True, baselines=("scratch",),
 )

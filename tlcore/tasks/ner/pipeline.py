@@ -28,6 +28,7 @@ from tlcore.data.overlap import overlap_warnings, split_overlaps
 from tlcore.errors import ConfigError, DataError
 from tlcore.models.registry import build_backbone, resolve_backbone_name
 from tlcore.progress import CancelFn, Progress, ProgressFn
+from tlcore.strategies import get_strategy
 from tlcore.tasks.job import Outcome, TaskJob
 from tlcore.tasks.ner import SPEC
 from tlcore.tasks.ner.data import NerData, encode, eval_split_ner, find_ner_file, load_ner, tag_vocabulary
@@ -42,9 +43,6 @@ from tlcore.tasks.ner.model import TokenTagger, fit_head_on_features, read_tagge
 from tlcore.training.trainer import TrainConfig
 
 NER_STRATEGIES = SPEC.strategies
-# Backbone learning rates tuned on the ner-shift demo (tens of sentences, ~10 epochs): higher than the
-# classification defaults because token tagging from a fresh head needs more movement in few steps.
-NER_LR = {"partial": 3e-4, "full": 1e-4, "lora": 1e-3}
 HEAD_LR = 3e-3
 SCRATCH_LR = 5e-4
 PROBE_STEPS = 300
@@ -92,8 +90,6 @@ class _Trainer:
         return {**info, "train_size": len(fit), "val_size": len(val)}
 
     def finetune(self, model: TokenTagger, data: NerData, stage: str, *, strategy: str, lr: float, head_lr: float) -> dict:
-        from tlcore.strategies import get_strategy
-
         assert data.tags is not None
         spec = get_strategy(strategy)
         fit, val = _val_split(len(data), self.cfg)
@@ -168,7 +164,7 @@ class Job(TaskJob):
         self.tags = tag_vocabulary(types)
         self.ctx.warnings += overlap_warnings(self.overlap, len(eval_data))
         self.trainer = _Trainer(cfg, self.ctx.writer.out, self.ctx.resume, self.ctx.progress, self.ctx.should_cancel)
-        self.lr = cfg.lr or NER_LR.get(cfg.strategy, 0.0)
+        self.lr = cfg.lr or (self.default_lr() if get_strategy(cfg.strategy).uses_loop else 0.0)   # probe: no backbone
         backbone = build_backbone(cfg.backbone, "text", pretrained=True)
         self.backbone_name = backbone.backbone_name  # type: ignore[attr-defined]
         self.model = TokenTagger(backbone, self.tags, backbone_name=self.backbone_name, strategy=cfg.strategy)
