@@ -428,7 +428,8 @@ def test_analyze_cluster_form_queues_a_run(home):
     ref = _upload_set(home, "image", target=data, unlabeled=unl)
     at = app("pages/analyze.py", data=ref)
     no_exceptions(at)
-    assert at.title[0].value == "Analyze" and [t.label for t in at.tabs] == ["Clustering (no labels)", "Data-efficiency curve"]
+    assert at.title[0].value == "Analyze" and [t.label for t in at.tabs] == ["Clustering (no labels)", "Data-efficiency curve",
+                                                                                 "Which strategy?"]
     assert at.selectbox(key="an-cl-split").options == ["unlabeled", "target"]
     assert any("6 image items · no labels" in c.value for c in at.caption)
     at.selectbox(key="an-cl-split").set_value("target").run()

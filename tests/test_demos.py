@@ -83,13 +83,16 @@ def test_layout_and_counts_match_manifest(made, name):
                 assert {c: sum(r["label"] == c for r in rows) for c in counts["per_class"]} == counts["per_class"]
             continue
         ext = ".png" if spec.modality == "image" else ".wav"
-        files = [p for p in folder.rglob("*") if p.is_file()]
+        files = [p for p in folder.rglob("*") if p.is_file() and p.name != "groups.csv"]
         assert files and all(p.suffix == ext for p in files)
+        if split != "unlabeled" and name in ("emoji", "spoken-digits"):     # glyph / speaker of every labeled file
+            groups = (folder / "groups.csv").read_text().splitlines()
+            assert groups[0] == "file,group" and len(groups) == 1 + len(files)
         assert len(files) == counts["total"]
         if split == "unlabeled":
             assert all(p.parent == folder for p in files) and counts["per_class"] is None
         else:
-            assert {d.name: len(list(d.iterdir())) for d in folder.iterdir()} == counts["per_class"]
+            assert {d.name: len(list(d.iterdir())) for d in folder.iterdir() if d.is_dir()} == counts["per_class"]
             assert len(counts["per_class"]) >= 2 and len(set(counts["per_class"].values())) == 1  # balanced
 
 

@@ -89,7 +89,8 @@ def test_small_demo_layout(made):
     manifest = json.loads((out / "demo.json").read_text())
     sizes = emoji._EMOJI_SIZES["small"]
     for split in LABELED:
-        assert sorted(d.name for d in (out / split).iterdir()) == sorted(emoji.CATEGORIES)
+        assert sorted(d.name for d in (out / split).iterdir() if d.is_dir()) == sorted(emoji.CATEGORIES)
+        assert (out / split / "groups.csv").is_file()
         assert manifest["counts"][split]["per_class"] == {c: getattr(sizes, split) for c in sorted(emoji.CATEGORIES)}
     unlabeled = sorted((out / "unlabeled").iterdir())
     assert all(p.is_file() and p.name.startswith("img_") for p in unlabeled)
@@ -161,5 +162,6 @@ def test_every_labeled_split_declares_its_glyphs_as_groups(made):
         ds = load_dataset(demo / part, "image")
         assert ds.groups is not None and len(ds.groups) == len(ds)
         assert ds.groups == [Path(item).stem.rsplit("_", 1)[1] for item in ds.items]
-        assert len(set(ds.groups)) < len(ds)          # several drawings per glyph: that is why groups matter
+    eval_groups = load_dataset(demo / "eval", "image").groups
+    assert len(set(eval_groups)) < len(eval_groups)   # several drawings per eval glyph: that is why groups matter
     assert load_dataset(demo / "unlabeled", "image").groups is None
