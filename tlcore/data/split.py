@@ -8,7 +8,7 @@ import os
 import warnings
 from collections import defaultdict
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Optional, Sequence
 
 import numpy as np
 from sklearn.model_selection import StratifiedGroupKFold
@@ -56,6 +56,15 @@ def grouped_split(labels: Sequence[str], groups: Sequence[str], fraction: float,
         warnings.simplefilter("ignore", UserWarning)
         keep, held = next(splitter.split(np.zeros(len(labels)), list(labels), list(groups)))
     return sorted(keep.tolist()), sorted(held.tolist())
+
+
+def holdout_split(labels: Sequence[str], groups: Optional[Sequence[str]], fraction: float, *,
+                  seed: int = 0) -> tuple[list[int], list[int]]:
+    """(keep, held): whole groups held out when the data declares two or more (:func:`grouped_split`), else a
+    stratified share of the items (:func:`stratified_split`)."""
+    if groups is not None and len(set(groups)) >= 2:
+        return grouped_split(labels, groups, fraction, seed=seed)
+    return stratified_split(labels, fraction, seed=seed)
 
 
 def stored_split(key: str, fraction: float, make: Callable[[], tuple[list[int], list[int]]]) -> tuple[list[int], list[int], Path]:

@@ -25,8 +25,7 @@ def bootstrap_ci(correct: np.ndarray, *, seed: int = 0, n_boot: int = N_BOOT,
         return [0.0, 0.0]
     rng = np.random.default_rng(seed)
     if groups is not None:
-        _, index = np.unique(np.asarray(groups, dtype=str), return_inverse=True)
-        sums, counts = np.bincount(index, weights=correct), np.bincount(index).astype(np.float64)
+        sums, counts = _group_sums(correct, groups)
         picks = rng.integers(0, len(sums), size=(n_boot, len(sums)))
         means = sums[picks].sum(1) / counts[picks].sum(1)
         return [float(np.quantile(means, 0.025)), float(np.quantile(means, 0.975))]
@@ -42,12 +41,24 @@ def bootstrap_ci(correct: np.ndarray, *, seed: int = 0, n_boot: int = N_BOOT,
     return [float(np.quantile(means, 0.025)), float(np.quantile(means, 0.975))]
 
 
+def _group_sums(values: np.ndarray, groups: Optional[Sequence[str]]) -> tuple[np.ndarray, np.ndarray]:
+    """(sum of ``values`` per resampling unit, items per unit): units are the ``groups``, or single items without."""
+    unit = (np.unique(np.asarray(groups, dtype=str), return_inverse=True)[1] if groups is not None
+            else np.arange(len(values)))
+    return np.bincount(unit, weights=values, minlength=unit.max() + 1), np.bincount(unit).astype(np.float64)
+
+
+def _paired_items(y_true: np.ndarray, pred_a: Sequence[int], pred_b: Sequence[int]) -> np.ndarray:
+    """Per eval item: 1 where only A is right, -1 where only B is, 0 otherwise (their mean: accuracy A − B)."""
+    return (np.asarray(pred_a) == y_true).astype(float) - (np.asarray(pred_b) == y_true).astype(float)
+
+
 def ci_method(groups: Optional[Sequence[str]]) -> dict:
     """How a report's intervals were computed: ``{"ci_method", "ci_groups"}`` (the number of groups resampled)."""
     if groups is None:
-        return {"ci_method": "percentile bootstrap over eval items (1000 resamples)", "ci_groups": None}
+        return {"ci_method": f"percentile bootstrap over eval items ({N_BOOT} resamples)", "ci_groups": None}
     n = len(set(groups))
-    return {"ci_method": f"cluster bootstrap over {n} eval groups (whole groups resampled, 1000 resamples)",
+    return {"ci_method": f"cluster bootstrap over {n} eval groups (whole groups resampled, {N_BOOT} resamples)",
             "ci_groups": n}
 
 
@@ -79,8 +90,7 @@ def paired_difference(y_true: Sequence[int], pred_a: Sequence[int], pred_b: Sequ
                       groups: Optional[Sequence[str]] = None) -> dict:
     """Accuracy of A minus accuracy of B on the same items, with a paired bootstrap 95% interval (resampling whole
     ``groups`` when given)."""
-    yt = np.asarray(y_true)
-    diff = (np.asarray(pred_a) == yt).astype(float) - (np.asarray(pred_b) == yt).astype(float)
+    diff = _paired_items(np.asarray(y_true), pred_a, pred_b)
     lo, hi = bootstrap_ci(diff, seed=seed, groups=groups)
     return {"difference": float(diff.mean()) if len(diff) else 0.0, "ci95": [lo, hi], **ci_method(groups)}
 
@@ -90,10 +100,9 @@ def seeded_paired_difference(y_true: Sequence[int], afters: Sequence[Sequence[in
     """Accuracy of A minus accuracy of B averaged over training seeds (``afters[s]`` against ``refs[s]``, the same
     eval items for every seed), with a 95% interval covering both sources of noise: a hierarchical bootstrap that
     resamples the seeds, then the eval items (whole ``groups`` when given) shared by the picked seeds, and averages
-    the paired per-item differences. One seed: the same as :func:`paired_difference`."""
+    the paired per-item differences. One seed: the estimator of :func:`paired_difference`."""
     yt = np.asarray(y_true)
-    diffs = np.stack([(np.asarray(a) == yt).astype(float) - (np.asarray(b) == yt).astype(float)
-                      for a, b in zip(afters, refs)])                       # (seeds, items)
+    diffs = np.stack([_paired_items(yt, a, b) for a, b in zip(afters, refs)])      # (seeds, items)
     per_seed = [float(d.mean()) if len(yt) else 0.0 for d in diffs]
     method = {"ci_method": f"hierarchical bootstrap over {len(diffs)} seeds and "
                            f"{'eval groups' if groups is not None else 'eval items'} ({n_boot} resamples)",
@@ -101,9 +110,8 @@ def seeded_paired_difference(y_true: Sequence[int], afters: Sequence[Sequence[in
     if len(yt) == 0:
         return {"difference": 0.0, "ci95": [0.0, 0.0], **method}
     rng = np.random.default_rng(seed)
-    _, unit = np.unique(np.asarray(groups, dtype=str), return_inverse=True) if groups is not None else (None, np.arange(len(yt)))
-    sums = np.stack([np.bincount(unit, weights=d) for d in diffs])          # (seeds, units)
-    counts = np.bincount(unit).astype(np.float64)
+    sums = np.stack([_group_sums(d, groups)[0] for d in diffs])              # (seeds, units)
+    counts = _group_sums(diffs[0], groups)[1]
     means = np.empty(n_boot)
     for b in range(n_boot):
         picked_seeds = rng.integers(0, len(diffs), size=len(diffs))

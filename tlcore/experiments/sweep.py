@@ -38,6 +38,7 @@ from tlcore.errors import ConfigError
 from tlcore.evaluation.metrics import paired_difference
 from tlcore.evaluation.policy import baseline_label
 from tlcore.progress import CancelFn, Progress, ProgressFn, never_cancel, no_progress
+from tlcore.reporting.envelope import comparison_key
 from tlcore.reporting.writer import RunWriter, run_folder_options
 from tlcore.settings.inductive import run_finetune
 from tlcore.strategies import get_strategy
@@ -167,11 +168,11 @@ def sweep_table(reports: dict[str, dict], folder: Path) -> dict:
     report holds the baselines. All reports must share the eval items (one split)."""
     first = next(iter(reports.values()))
     metric = get_task(first.get("task")).metrics[0]
-    preds = {name: r["eval_predictions"] for name, r in reports.items()}
-    truth = np.asarray(preds[next(iter(preds))]["true"])
-    if any(p["items"] != preds[next(iter(preds))]["items"] for p in preds.values()):
+    if len({comparison_key(r) for r in reports.values()}) > 1:
         raise ConfigError("the strategies were scored on different eval items; the sweep needs one split")
-    groups = preds[next(iter(preds))].get("groups")
+    preds = {name: r["eval_predictions"] for name, r in reports.items()}
+    first_preds = preds[next(iter(preds))]          # the baselines' predictions are in the first run
+    truth, groups = np.asarray(first_preds["true"]), first_preds.get("groups")
     score = {name: r["after"][metric.key] for name, r in reports.items()}
     sign = 1 if metric.higher_is_better else -1
     train_s = {name: float(r.get("timings_s", {}).get("train", 0.0)) for name, r in reports.items()}
@@ -190,9 +191,9 @@ def sweep_table(reports: dict[str, dict], folder: Path) -> dict:
                      "epochs_run": r.get("training", {}).get("epochs_run")})
     baselines = {b: {"label": baseline_label(first, b), metric.key: m[metric.key], "ci95": m.get(f"{metric.key}_ci95"),
                      "no_pretraining": b in NO_PRETRAINING,
-                     "best_vs": versus(preds[best]["after"], preds[next(iter(preds))][b]),
+                     "best_vs": versus(preds[best]["after"], first_preds[b]),
                      "train_seconds": round(float(first.get("timings_s", {}).get(b, 0.0)), 2)}
-                 for b, m in (first.get("baselines") or {}).items() if b in preds[next(iter(preds))]}
+                 for b, m in (first.get("baselines") or {}).items() if b in first_preds}
     return {"metric": metric.key, "best": best, "strategies": rows, "baselines": baselines,
             "eval": len(truth), "ci_method": rows[0]["vs_best"].get("ci_method"),
             "recommendation": recommend(rows, baselines, best, metric)}

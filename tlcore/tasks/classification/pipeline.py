@@ -27,7 +27,7 @@ from tlcore.config import MIN_VAL_ITEMS, FinetuneConfig
 from tlcore.data.dataset import Dataset
 from tlcore.data.loaders import check_trainable, load_dataset
 from tlcore.data.overlap import conflicting_labels, content_key, item_kind, overlap_warnings, split_overlaps
-from tlcore.data.split import cap_per_class, eval_split, grouped_split, stratified_split
+from tlcore.data.split import cap_per_class, eval_split, holdout_split
 from tlcore.device import current as current_runtime
 from tlcore.errors import ConfigError, DataError
 from tlcore.evaluation.metrics import (
@@ -221,7 +221,8 @@ class Job(TaskJob):
             lr, info["tuning"] = tune_lr(trial, lr, cfg.tune, seed=cfg.seed, rule=rule)
         else:
             info["tuning"] = "not tuned: lr " + ("given (--lr)" if cfg.lr else "the strategy's default for the modality")
-        self.model, more = self._fine_tune(self.backbone, fit_idx, val_idx, lr, stage="after")
+        self.model, more = self._fine_tune(self.backbone, fit_idx, val_idx, lr, stage="after",
+                                           probe=None if len(val_idx) else (w, b, probe_info))
         info.update(more)
         pred_after = self.model.predict_proba(d.eval.items, batch_size=64).argmax(1)
         # The probe this run started from, scored on the same eval items: did fine-tuning earn its cost?
@@ -232,15 +233,17 @@ class Job(TaskJob):
         self.ctx.notes += [note] if note else []
         return Outcome(pred_after, info)
 
-    def _fine_tune(self, backbone, fit_idx: np.ndarray, val_idx: np.ndarray, lr: float, *,
-                   stage: str) -> tuple[TransferModel, dict]:
+    def _fine_tune(self, backbone, fit_idx: np.ndarray, val_idx: np.ndarray, lr: float, *, stage: str,
+                   probe: Optional[tuple] = None) -> tuple[TransferModel, dict]:
         """LP-FT with the run's strategy on the training items ``fit_idx`` (early stopping on ``val_idx`` when
-        given): the head starts as the probe fitted on the fit items' features; (the model, what it records)."""
+        given): the head starts as the probe fitted on the fit items' features (``probe``: that fit, when the caller
+        has it already); (the model, what it records)."""
         cfg, d, strategy = self.cfg, self.d, get_strategy(self.cfg.strategy)
         model = TransferModel(backbone, d.classes, backbone_name=self.backbone_name, strategy=cfg.strategy)
         # the head starts from a probe that has not seen the early-stopping items: a probe fitted on them scores
         # ~100% there, and early stopping would then stop on a validation split that cannot tell
-        w, b, head_info = fit_linear_head(self.f["train"][fit_idx], d.y_train[fit_idx], len(d.classes), seed=cfg.seed)
+        w, b, head_info = probe or fit_linear_head(self.f["train"][fit_idx], d.y_train[fit_idx], len(d.classes),
+                                                   seed=cfg.seed)
         _set_head(model, w, b)
         tcfg = TrainConfig(epochs=cfg.epochs, batch_size=cfg.batch_size, lr=lr, head_lr=lr * FT_HEAD_LR_FACTOR,
                            patience=cfg.patience, seed=cfg.seed, schedule=FT_SCHEDULE, keep_best=bool(len(val_idx)))
@@ -398,10 +401,7 @@ def loop_validation(labels: list[str], cfg: FinetuneConfig,
             f"off: no validation split (val_fraction {cfg.val_fraction:g}, smallest class {min(counts.values())} "
             f"items); trained the whole schedule on all {len(labels)} training items and kept the last epoch")
     grouped = groups is not None and len(set(groups)) >= 2
-    if grouped:
-        keep, held = grouped_split(labels, groups, cfg.val_fraction, seed=cfg.seed)  # type: ignore[arg-type]
-    else:
-        keep, held = stratified_split(labels, cfg.val_fraction, seed=cfg.seed)
+    keep, held = holdout_split(labels, groups, cfg.val_fraction, seed=cfg.seed)
     if len(held) < FT_MIN_VAL_ITEMS:
         return everything, np.array([], dtype=np.int64), (
             f"off: {len(held)} validation items cannot tell epochs apart (needs {FT_MIN_VAL_ITEMS}); trained the "

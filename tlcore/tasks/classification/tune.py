@@ -14,7 +14,7 @@ from typing import Callable, Optional, Sequence
 
 import numpy as np
 
-from tlcore.data.split import grouped_split, stratified_split
+from tlcore.data.split import holdout_split
 
 TUNE_FRACTION = 0.25     # of the training items, held out to score the trials when there is no validation part
 
@@ -26,10 +26,7 @@ def tuning_split(labels: Sequence[str], groups: Optional[Sequence[str]], val_idx
     if len(val_idx):
         return fit_idx, val_idx, f"trials fitted on {len(fit_idx)} training items, scored on the {len(val_idx)} " \
                                  "held out for early stopping (never eval)"
-    if groups is not None and len(set(groups)) >= 2:
-        keep, held = grouped_split(labels, groups, TUNE_FRACTION, seed=seed)
-    else:
-        keep, held = stratified_split(labels, TUNE_FRACTION, seed=seed)
+    keep, held = holdout_split(labels, groups, TUNE_FRACTION, seed=seed)
     return np.array(keep), np.array(held), (f"trials fitted on {len(keep)} training items, scored on {len(held)} "
                                             "others held out of the training items (never eval); the final model "
                                             "then trains on all of them with the chosen lr")
