@@ -48,7 +48,7 @@ import torch
 
 from tlcore.artifacts import content_hash
 from tlcore.errors import ConfigError, DataError
-from tlcore.inference.onnx.families import KINDS, family
+from tlcore.inference.onnx.families import KINDS, describe, save_preprocessing
 from tlcore.inference.onnx.graph import dynamic_axes, export_graph, graph_signature, trace_example
 from tlcore.inference.onnx.layout import (
     EXPORT_DIR,
@@ -150,7 +150,6 @@ def export_onnx(run: str | Path, *, out: Optional[str | Path] = None, rel_tolera
     config = _model_config(loaded.path)
     name = config.get("backbone") or loaded.report.get("backbone") or ""
     kind, task, spec, modality = config["backbone_spec"]["kind"], loaded.task, loaded.spec, loaded.modality
-    preprocessing = family(kind, loaded.path)
     what = f"the {modality} backbone {name!r} ({kind})"
 
     progress(Progress("export", 0, 3, "loading the model"))
@@ -174,10 +173,10 @@ def export_onnx(run: str | Path, *, out: Optional[str | Path] = None, rel_tolera
             axes = dynamic_axes(backbone, modality)
             output_axes = {0: "batch"}
         exporter = export_graph(model, trace_example(dict(example)), axes, output_axes, tmp / ONNX_FILE, what)
-        attrs = preprocessing.save(backbone, tmp)
+        attrs = save_preprocessing(backbone, tmp)   # the backbone's preprocessing config: every fact comes from it
         graph_inputs = graph_signature(tmp / ONNX_FILE)
         doc = {"format": "onnx", "model": ONNX_FILE, "task": task, "modality": modality, "backbone": name,
-               "inputs": graph_inputs["inputs"], **preprocessing.describe(backbone, attrs, spec),
+               "inputs": graph_inputs["inputs"], **describe(kind, attrs, spec),
                "outputs": graph_inputs["outputs"],
                "labels": f"labels.json: the {'tag' if spec.token_level else 'class'} of each logit, in order; "
                          + ("softmax over the last axis gives the probabilities TransferLab shows" if spec.output == "softmax"

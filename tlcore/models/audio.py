@@ -3,12 +3,25 @@
 Whisper's encoder insists on 30 s of mel frames; for short clips we keep the first ``N`` position
 embeddings and a feature extractor with ``chunk_length = N / 50`` seconds (N = 100 -> 2 s), ~12x faster.
 
+Preprocessing configs (``preprocessing()``, saved as ``preprocessing.json``)::
+
+    {"kind": "whisper_encoder", "modality": "audio", "feature_extractor": "WhisperFeatureExtractor",
+     "sample_rate": 16000, "channels": "mono", "chunk_seconds": 2.0, "padding": "pad or cut to chunk_seconds",
+     "mel_bins": 80, "n_fft": 400, "hop_length": 160}
+    {"kind": "hf_audio", "modality": "audio", "feature_extractor": "Wav2Vec2FeatureExtractor", "sample_rate": 16000,
+     "channels": "mono", "padding": "longest"}
+
+``sample_rate`` (what clips are resampled to; it must be the feature extractor's) and ``chunk_seconds`` (the window,
+which must match the encoder's position table) are read back; the feature extractor's own settings (mel bins, FFT,
+hop) are listed for readers and live in the files saved next to the config.
+
 ``transformers`` (and ``torchaudio`` for resampling) are imported where they are used: they take seconds to import,
 and importing the engine stays fast.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -17,8 +30,9 @@ import torch
 from torch import nn
 
 from tlcore.data.audio import load_audio
-from tlcore.models.base import Backbone
-from tlcore.models.text import find_layers
+from tlcore.errors import ConfigError
+from tlcore.models.base import PREPROCESSING_FILE, Preprocess, check_preprocessing
+from tlcore.models.hf import HFBackbone
 
 
 def load_wave(item: Any, sample_rate: int) -> np.ndarray:
@@ -50,17 +64,39 @@ def speech_preprocess(feature_extractor, items: Sequence[Any], sample_rate: int)
     return dict(feature_extractor(waves, sampling_rate=sample_rate, padding=True, return_tensors="pt"))
 
 
-class WhisperEncoderBackbone(Backbone):
+def _sample_rate(fe, config: dict, kind: str, fixed: dict) -> int:
+    """Check an audio preprocessing ``config`` of ``kind`` (``fixed``: facts it cannot change) and return the sample
+    rate it asks for, which must be the feature extractor's (it computes features at that one rate)."""
+    check_preprocessing(config, kind, {"modality": "audio", "channels": "mono", **fixed})
+    rate = config.get("sample_rate", fe.sampling_rate)
+    if rate != fe.sampling_rate:
+        raise ConfigError(f"{PREPROCESSING_FILE}: sample_rate {rate!r} is not the feature extractor's "
+                          f"({fe.sampling_rate} Hz, preprocessor_config.json); clips are resampled to that rate")
+    return int(rate)
+
+
+def _chunk_seconds(fe, config: dict) -> float:
+    seconds = config.get("chunk_seconds", fe.chunk_length)
+    if not isinstance(seconds, (int, float)) or isinstance(seconds, bool) or seconds <= 0:
+        raise ConfigError(f"{PREPROCESSING_FILE}: chunk_seconds must be a positive number of seconds, not {seconds!r}")
+    return float(seconds)
+
+
+_WHISPER_PADDING = {"padding": "pad or cut to chunk_seconds"}
+
+
+class WhisperEncoderBackbone(HFBackbone):
+    kind = "whisper_encoder"
     modality = "audio"
-    lora_target_modules = ["q_proj", "v_proj"]
 
     def __init__(self, encoder: nn.Module, feature_extractor, chunk_seconds: float):
-        super().__init__()
-        self.net = encoder
-        self.feature_extractor = feature_extractor
+        super().__init__(encoder, fit_chunk(feature_extractor, chunk_seconds))
         self.chunk_seconds = chunk_seconds
-        self.feature_dim = int(encoder.config.d_model)
         self.sample_rate = int(feature_extractor.sampling_rate)
+
+    @property
+    def feature_extractor(self):
+        return self.processor
 
     def preprocess(self, items: Sequence[Any]) -> dict[str, torch.Tensor]:
         return whisper_preprocess(self.feature_extractor, items, self.sample_rate)
@@ -68,22 +104,61 @@ class WhisperEncoderBackbone(Backbone):
     def forward(self, input_features: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
         return self.net(input_features=input_features).last_hidden_state.mean(1)
 
-    def blocks(self) -> list[nn.Module]:
-        return list(self.net.layers)
+    def preprocessing(self) -> dict:
+        fe = self.feature_extractor
+        return {"kind": self.kind, "modality": "audio", "feature_extractor": type(fe).__name__,
+                "sample_rate": self.sample_rate, "channels": "mono", "chunk_seconds": self.chunk_seconds,
+                **_WHISPER_PADDING, "mel_bins": fe.feature_size, "n_fft": fe.n_fft, "hop_length": fe.hop_length}
 
-    def save_backbone(self, folder: Path) -> dict:
-        self.net.config.save_pretrained(folder)
-        self.feature_extractor.save_pretrained(folder)
-        return {"kind": "whisper_encoder", "chunk_seconds": self.chunk_seconds}
+    def use_preprocessing(self, config: dict) -> None:
+        self.sample_rate = _sample_rate(self.feature_extractor, config, self.kind, _WHISPER_PADDING)
+        seconds = _chunk_seconds(self.feature_extractor, {"chunk_seconds": self.chunk_seconds, **config})
+        positions = int(self.net.config.max_source_positions)
+        if int(round(seconds * 50)) != positions:
+            raise ConfigError(f"{PREPROCESSING_FILE}: chunk_seconds {seconds:g} does not fit the saved encoder, whose "
+                              f"window is {positions / 50:g} s ({positions} positions)")
+        self.chunk_seconds = seconds
+        fit_chunk(self.feature_extractor, seconds)
 
     @classmethod
-    def from_folder(cls, folder: Path, spec: dict) -> "WhisperEncoderBackbone":
-        from transformers import WhisperConfig, WhisperFeatureExtractor
+    def preprocessor(cls, folder: Path, config: dict) -> Preprocess:
+        fe = cls.load_processor(folder)
+        rate = _sample_rate(fe, config, cls.kind, _WHISPER_PADDING)
+        fe = fit_chunk(fe, _chunk_seconds(fe, config))
+        return lambda items: whisper_preprocess(fe, list(items), rate)
+
+    def save_processor(self, folder: Path) -> None:
+        self.feature_extractor.save_pretrained(folder)
+        path = folder / "preprocessor_config.json"   # a whole-second chunk saved as an int loads with int sample counts
+        config = json.loads(path.read_text())
+        if isinstance(config.get("chunk_length"), float) and config["chunk_length"].is_integer():
+            config["chunk_length"] = int(config["chunk_length"])
+            path.write_text(json.dumps(config, indent=2))
+
+    def spec(self) -> dict:
+        return {"kind": self.kind, "chunk_seconds": self.chunk_seconds}
+
+    @classmethod
+    def folder_kwargs(cls, spec: dict) -> dict:
+        return {"chunk_seconds": spec["chunk_seconds"]}
+
+    @classmethod
+    def load_processor(cls, source: str | Path) -> Any:
+        from transformers import WhisperFeatureExtractor
+
+        return WhisperFeatureExtractor.from_pretrained(source)
+
+    @classmethod
+    def load_config(cls, source: str | Path, overrides: dict | None = None) -> Any:
+        from transformers import WhisperConfig
+
+        return WhisperConfig.from_pretrained(source, **(overrides or {}))
+
+    @classmethod
+    def model_from_config(cls, config: Any) -> nn.Module:
         from transformers.models.whisper.modeling_whisper import WhisperEncoder
 
-        config = WhisperConfig.from_pretrained(folder)
-        fe = fit_chunk(WhisperFeatureExtractor.from_pretrained(folder), spec["chunk_seconds"])
-        return cls(WhisperEncoder(config), fe, spec["chunk_seconds"])
+        return WhisperEncoder(config)
 
 
 def fit_chunk(fe, chunk_seconds: float):
@@ -103,10 +178,10 @@ def _short_encoder(config, chunk_seconds: float):
 
 def whisper_encoder_backbone(folder: str | Path, *, pretrained: bool = True, chunk_seconds: float = 2.0, config_overrides: dict | None = None) -> WhisperEncoderBackbone:
     """The encoder of a Whisper checkpoint folder (HF layout), cut to ``chunk_seconds`` of audio."""
-    from transformers import WhisperConfig, WhisperFeatureExtractor, WhisperModel
+    from transformers import WhisperModel
     from transformers.models.whisper.modeling_whisper import WhisperEncoder
 
-    fe = fit_chunk(WhisperFeatureExtractor.from_pretrained(folder, chunk_length=chunk_seconds), chunk_seconds)
+    fe = WhisperEncoderBackbone.load_processor(folder)
     if pretrained and not config_overrides:
         full = WhisperModel.from_pretrained(folder).encoder
         positions = _short_encoder(full.config, chunk_seconds)
@@ -116,25 +191,28 @@ def whisper_encoder_backbone(folder: str | Path, *, pretrained: bool = True, chu
         encoder.load_state_dict(state, strict=False)
         encoder.embed_positions.weight.data.copy_(weight)
     else:
-        config = WhisperConfig.from_pretrained(folder, **(config_overrides or {}))
+        config = WhisperEncoderBackbone.load_config(folder, config_overrides)
         _short_encoder(config, chunk_seconds)
         encoder = WhisperEncoder(config)   # random init from torch's RNG: the caller seeds it
     return WhisperEncoderBackbone(encoder, fe, chunk_seconds)
 
 
-class HFAudioBackbone(Backbone):
+_SPEECH_PADDING = {"padding": "longest"}
+
+
+class HFAudioBackbone(HFBackbone):
     """Any ``AutoModel`` speech encoder (wav2vec2, HuBERT, AST...) with its feature extractor; mean over time."""
 
+    kind = "hf_audio"
     modality = "audio"
 
     def __init__(self, model: nn.Module, feature_extractor):
-        super().__init__()
-        self.net = model
-        self.feature_extractor = feature_extractor
-        self.feature_dim = int(model.config.hidden_size)
+        super().__init__(model, feature_extractor)
         self.sample_rate = int(feature_extractor.sampling_rate)
-        names = {n.rsplit(".", 1)[-1] for n, m in model.named_modules() if isinstance(m, nn.Linear)}
-        self.lora_target_modules = [n for n in ("q_proj", "v_proj", "query", "value") if n in names] or sorted(names)
+
+    @property
+    def feature_extractor(self):
+        return self.processor
 
     def preprocess(self, items: Sequence[Any]) -> dict[str, torch.Tensor]:
         return speech_preprocess(self.feature_extractor, items, self.sample_rate)
@@ -142,24 +220,25 @@ class HFAudioBackbone(Backbone):
     def forward(self, **batch: torch.Tensor) -> torch.Tensor:
         return self.net(**batch).last_hidden_state.mean(1)
 
-    def blocks(self) -> list[nn.Module]:
-        return list(find_layers(self.net))
+    def preprocessing(self) -> dict:
+        return {"kind": self.kind, "modality": "audio", "feature_extractor": type(self.feature_extractor).__name__,
+                "sample_rate": self.sample_rate, "channels": "mono", **_SPEECH_PADDING}
 
-    def save_backbone(self, folder: Path) -> dict:
-        self.net.config.save_pretrained(folder)
-        self.feature_extractor.save_pretrained(folder)
-        return {"kind": "hf_audio"}
+    def use_preprocessing(self, config: dict) -> None:
+        self.sample_rate = _sample_rate(self.feature_extractor, config, self.kind, _SPEECH_PADDING)
 
     @classmethod
-    def from_folder(cls, folder: Path, spec: dict) -> "HFAudioBackbone":
-        from transformers import AutoConfig, AutoFeatureExtractor, AutoModel
+    def preprocessor(cls, folder: Path, config: dict) -> Preprocess:
+        fe = cls.load_processor(folder)
+        rate = _sample_rate(fe, config, cls.kind, _SPEECH_PADDING)
+        return lambda items: speech_preprocess(fe, list(items), rate)
 
-        return cls(AutoModel.from_config(AutoConfig.from_pretrained(folder)), AutoFeatureExtractor.from_pretrained(folder))
+    @classmethod
+    def load_processor(cls, source: str | Path) -> Any:
+        from transformers import AutoFeatureExtractor
+
+        return AutoFeatureExtractor.from_pretrained(source)
 
 
 def hf_audio_backbone(source: str, *, pretrained: bool = True) -> HFAudioBackbone:
-    from transformers import AutoConfig, AutoFeatureExtractor, AutoModel
-
-    fe = AutoFeatureExtractor.from_pretrained(source)
-    model = AutoModel.from_pretrained(source) if pretrained else AutoModel.from_config(AutoConfig.from_pretrained(source))
-    return HFAudioBackbone(model, fe)
+    return HFAudioBackbone.from_source(source, pretrained=pretrained)  # type: ignore[return-value]

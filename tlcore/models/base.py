@@ -7,7 +7,15 @@ Every backbone, whatever its modality, is an ``nn.Module`` that
 * maps those tensors to one pooled feature vector per item with ``forward(**batch) -> (B, feature_dim)``,
 * lists its blocks bottom→top in ``blocks()`` (``partial`` unfreezes the top k) and the linear layers that
   LoRA adapts in ``lora_target_modules``,
-* saves and restores itself (architecture config + processor) so a run folder is self-contained.
+* saves and restores itself (architecture config + processor) so a run folder is self-contained,
+* declares its preprocessing as data, in the spirit of timm's ``PretrainedCfg``: ``preprocessing()`` is a JSON-able
+  dict (image: input size, resize / interpolation, crop, mean / std, colour; text: tokenizer, ``max_length``,
+  padding / truncation; audio: sample rate, feature extractor, window / padding) saved as ``preprocessing.json`` in a
+  model folder; ``use_preprocessing(config)`` reads it back, and ``preprocessor(folder, config)`` rebuilds the same
+  preprocessing without the network (what an ONNX export runs).
+
+A preprocessing config names its backbone ``kind`` (the ``backbone_spec["kind"]`` of a saved model). Keys a config
+lacks keep the backbone's current values, so an older, shorter config (an export's ``attrs``) still reads.
 """
 
 from __future__ import annotations
@@ -19,6 +27,13 @@ from typing import Any, Callable, Iterator, Sequence
 
 import torch
 from torch import nn
+
+from tlcore.errors import ConfigError
+
+#: A backbone's preprocessing as a function: raw items -> the input tensors of ``forward``.
+Preprocess = Callable[[Sequence[Any]], dict[str, torch.Tensor]]
+#: The file of a model folder that holds its backbone's ``preprocessing()``.
+PREPROCESSING_FILE = "preprocessing.json"
 
 
 @contextmanager
@@ -35,7 +50,20 @@ def private_rng(seed: int | None = None) -> Iterator[None]:
         yield
 
 
+def check_preprocessing(config: dict, kind: str, fixed: dict[str, Any]) -> None:
+    """Refuse a preprocessing config for another backbone kind, or one that changes a fact TransferLab's preprocessing
+    of ``kind`` cannot change (``fixed``: key -> the only value it supports)."""
+    if config.get("kind", kind) != kind:
+        raise ConfigError(f"{PREPROCESSING_FILE} describes a {config['kind']!r} backbone, but the saved model's backbone "
+                          f"is {kind!r}; restore the file the model was saved with")
+    for key, value in fixed.items():
+        if key in config and config[key] != value:
+            raise ConfigError(f"{PREPROCESSING_FILE}: {key} {config[key]!r} is not supported by the {kind} backbone "
+                              f"(only {value!r})")
+
+
 class Backbone(nn.Module):
+    kind: str = ""                 # how a saved model names its class (``backbone_spec["kind"]``)
     modality: str = ""
     feature_dim: int = 0
     lora_target_modules: list[str] = []
@@ -51,6 +79,28 @@ class Backbone(nn.Module):
 
     def save_backbone(self, folder: Path) -> dict:
         """Write what is needed to rebuild the architecture + preprocessing into ``folder``; return a JSON-able spec."""
+        raise NotImplementedError
+
+    @classmethod
+    def from_folder(cls, folder: Path, spec: dict) -> "Backbone":
+        """Rebuild the architecture and processor :meth:`save_backbone` wrote (``spec``: what it returned)."""
+        raise NotImplementedError
+
+    def save_processor(self, folder: Path) -> None:
+        """Write the processor / tokenizer / feature extractor files the preprocessing reads (none by default)."""
+
+    def preprocessing(self) -> dict:
+        """This backbone's preprocessing as JSON-able data (``kind``, ``modality`` and the kind's facts)."""
+        raise NotImplementedError
+
+    def use_preprocessing(self, config: dict) -> None:
+        """Read back a config written by :meth:`preprocessing` (keys it lacks keep their values); ConfigError for a
+        config of another kind or a value this backbone cannot use."""
+        raise NotImplementedError
+
+    @classmethod
+    def preprocessor(cls, folder: Path, config: dict) -> Preprocess:
+        """The preprocessing alone, from the processor files in ``folder`` (:meth:`save_processor`) and ``config``."""
         raise NotImplementedError
 
 

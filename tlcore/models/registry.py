@@ -8,12 +8,21 @@ from contextlib import nullcontext
 from pathlib import Path
 
 from tlcore.errors import ConfigError
-from tlcore.models.base import Backbone, BackboneSpec, private_rng
+from tlcore.models.audio import HFAudioBackbone, WhisperEncoderBackbone, hf_audio_backbone, whisper_encoder_backbone
+from tlcore.models.base import Backbone, BackboneSpec, Preprocess, private_rng
+from tlcore.models.efficientnet_lite import efficientnet_lite0, efficientnet_lite_tiny
+from tlcore.models.image import EfficientNetLiteBackbone, HFImageBackbone, hf_image_backbone
+from tlcore.models.text import HFTextBackbone, hf_text_backbone
 from tlcore.registry import Registry
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 BACKBONES: Registry[BackboneSpec] = Registry("backbone")
+#: The backbone classes a saved model names by its ``backbone_spec["kind"]``: each rebuilds itself from a model folder
+#: and says how it preprocesses (``Backbone.preprocessing``).
+BACKBONE_KINDS: Registry[type[Backbone]] = Registry("backbone kind")
+for _cls in (HFTextBackbone, EfficientNetLiteBackbone, HFImageBackbone, WhisperEncoderBackbone, HFAudioBackbone):
+    BACKBONE_KINDS.register(_cls.kind, _cls)
 # The image default runs EfficientNet-Lite0 at 128x128: ~3x cheaper than 224 on CPU, which is what makes full
 # fine-tuning and the scratch baseline practical on 2 cores; pick "efficientnet-lite0" for 224x224 photos.
 DEFAULT_BACKBONE = {"image": "efficientnet-lite0-128", "text": "minilm-l6", "audio": "whisper-tiny-en"}
@@ -28,8 +37,6 @@ def _minilm_dir() -> str:
 
 
 def _build_minilm(pretrained: bool) -> Backbone:
-    from tlcore.models.text import hf_text_backbone
-
     return hf_text_backbone(_minilm_dir(), pretrained=pretrained)
 
 
@@ -46,37 +53,25 @@ def _tiny_weights(pretrained: bool):
 
 
 def _build_tiny_text(pretrained: bool) -> Backbone:
-    from tlcore.models.text import hf_text_backbone
-
     tiny = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64)
     with _tiny_weights(pretrained):
         return hf_text_backbone(_minilm_dir(), pretrained=False, max_length=64, config_overrides=tiny)
 
 
 def _build_lite0(pretrained: bool) -> Backbone:
-    from tlcore.models.efficientnet_lite import efficientnet_lite0
-    from tlcore.models.image import EfficientNetLiteBackbone
-
     return EfficientNetLiteBackbone(efficientnet_lite0(pretrained=pretrained), 224, "lite0")
 
 
 def _build_lite0_small(pretrained: bool) -> Backbone:
-    from tlcore.models.efficientnet_lite import efficientnet_lite0
-    from tlcore.models.image import EfficientNetLiteBackbone
-
     return EfficientNetLiteBackbone(efficientnet_lite0(pretrained=pretrained), 128, "lite0")
 
 
 def _build_tiny_image(pretrained: bool) -> Backbone:
-    from tlcore.models.efficientnet_lite import efficientnet_lite_tiny
-    from tlcore.models.image import EfficientNetLiteBackbone
-
     with _tiny_weights(pretrained):
         return EfficientNetLiteBackbone(efficientnet_lite_tiny(), 32, "tiny")
 
 
 def _build_whisper(pretrained: bool) -> Backbone:
-    from tlcore.models.audio import whisper_encoder_backbone
     from tlcore.models.whisper_ct2 import whisper_tiny_en_dir
 
     return whisper_encoder_backbone(whisper_tiny_en_dir(), pretrained=pretrained, chunk_seconds=2.0)
@@ -85,8 +80,6 @@ def _build_whisper(pretrained: bool) -> Backbone:
 def _build_tiny_audio(pretrained: bool) -> Backbone:
     from transformers import WhisperConfig, WhisperFeatureExtractor
     from transformers.models.whisper.modeling_whisper import WhisperEncoder
-
-    from tlcore.models.audio import WhisperEncoderBackbone
 
     seconds = 1.0
     fe = WhisperFeatureExtractor(chunk_length=1)
@@ -167,21 +160,13 @@ def build_backbone(name: str | None, modality: str, pretrained: bool = True, *, 
 def _build_hf(source: str, modality: str, pretrained: bool) -> Backbone:
     try:
         if modality == "text":
-            from tlcore.models.text import hf_text_backbone
-
             return hf_text_backbone(source, pretrained=pretrained)
         if modality == "image":
-            from tlcore.models.image import hf_image_backbone
-
             return hf_image_backbone(source, pretrained=pretrained)
         from transformers import AutoConfig
 
         if AutoConfig.from_pretrained(source).model_type == "whisper":
-            from tlcore.models.audio import whisper_encoder_backbone
-
             return whisper_encoder_backbone(source, pretrained=pretrained)
-        from tlcore.models.audio import hf_audio_backbone
-
         return hf_audio_backbone(source, pretrained=pretrained)
     except OSError as exc:
         first = str(exc).splitlines()[0][:200]
@@ -189,19 +174,26 @@ def _build_hf(source: str, modality: str, pretrained: bool) -> Backbone:
                           f"{', '.join(s.name for s in list_backbones(modality))}") from None
 
 
-def rebuild_backbone(folder: Path, spec: dict) -> Backbone:
-    """Rebuild a saved backbone's architecture + preprocessing (weights are loaded separately)."""
-    kind = spec["kind"]
-    if kind == "hf_text":
-        from tlcore.models.text import HFTextBackbone as cls
-    elif kind == "efficientnet_lite":
-        from tlcore.models.image import EfficientNetLiteBackbone as cls  # type: ignore[assignment]
-    elif kind == "hf_image":
-        from tlcore.models.image import HFImageBackbone as cls  # type: ignore[assignment]
-    elif kind == "whisper_encoder":
-        from tlcore.models.audio import WhisperEncoderBackbone as cls  # type: ignore[assignment]
-    elif kind == "hf_audio":
-        from tlcore.models.audio import HFAudioBackbone as cls  # type: ignore[assignment]
-    else:
-        raise ConfigError(f"saved model has an unknown backbone kind {kind!r}; was it saved by a newer TransferLab?")
-    return cls.from_folder(folder, spec)
+def backbone_kind(kind: str, where: str = "saved model") -> type[Backbone]:
+    """The backbone class of ``kind`` (a saved ``backbone_spec["kind"]``); ConfigError for a kind this TransferLab
+    does not know."""
+    if kind not in BACKBONE_KINDS:
+        raise ConfigError(f"{where} has an unknown backbone kind {kind!r}; was it saved by a newer TransferLab? "
+                          f"Known kinds: {', '.join(BACKBONE_KINDS.names())}")
+    return BACKBONE_KINDS.get(kind)
+
+
+def rebuild_backbone(folder: Path, spec: dict, preprocessing: dict | None = None) -> Backbone:
+    """Rebuild a saved backbone's architecture + preprocessing (weights are loaded separately): the class of
+    ``spec["kind"]`` from ``folder``, then its saved ``preprocessing`` config when there is one (model folders saved
+    before preprocessing.json existed rebuild from ``spec`` and the processor files alone)."""
+    backbone = backbone_kind(spec["kind"]).from_folder(folder, spec)
+    if preprocessing is not None:
+        backbone.use_preprocessing(preprocessing)
+    return backbone
+
+
+def kind_preprocessor(kind: str, folder: Path, config: dict, where: str = "export") -> Preprocess:
+    """The preprocessing of backbone ``kind`` rebuilt from ``folder``'s processor files and ``config``, without the
+    network (what an ONNX export runs)."""
+    return backbone_kind(kind, where).preprocessor(folder, config)

@@ -1,27 +1,30 @@
 """Text backbones: any Hugging Face encoder (BERT-like), mean-pooled over tokens.
 
-``transformers`` is imported inside the builders: it takes seconds to import, and importing the engine stays fast."""
+Preprocessing config (``preprocessing()``, saved as ``preprocessing.json``)::
+
+    {"kind": "hf_text", "modality": "text", "tokenizer": "BertTokenizerFast", "max_length": 128,
+     "padding": "longest", "truncation": true, "padding_side": "right", "special_tokens": true}
+
+``max_length`` and ``padding_side`` are read back; ``padding`` / ``truncation`` / ``special_tokens`` are what
+:func:`tokenize` always does (another value is refused); the tokenizer itself is the files saved next to it.
+
+``transformers`` is imported inside the loaders: it takes seconds to import, and importing the engine stays fast."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import torch
 from torch import nn
 
-from tlcore.models.base import Backbone
+from tlcore.errors import ConfigError
+from tlcore.models.base import PREPROCESSING_FILE, Preprocess, check_preprocessing
+from tlcore.models.hf import HFBackbone, find_layers
 
+__all__ = ["HFTextBackbone", "find_layers", "hf_text_backbone", "tokenize"]
 
-def find_layers(model: nn.Module) -> nn.ModuleList:
-    """The longest ModuleList of transformer layers (``encoder.layer`` in BERT, ``layers`` elsewhere)."""
-    best = None
-    for _, module in model.named_modules():
-        if isinstance(module, nn.ModuleList) and (best is None or len(module) > len(best)):
-            best = module
-    if best is None:
-        raise ValueError(f"{type(model).__name__} has no list of layers to unfreeze")
-    return best
+_FIXED = {"modality": "text", "padding": "longest", "truncation": True, "special_tokens": True}
 
 
 def tokenize(tokenizer, items: Sequence[str], max_length: int) -> dict[str, torch.Tensor]:
@@ -31,17 +34,30 @@ def tokenize(tokenizer, items: Sequence[str], max_length: int) -> dict[str, torc
     return {k: v for k, v in enc.items() if k in ("input_ids", "attention_mask", "token_type_ids")}
 
 
-class HFTextBackbone(Backbone):
+def _read_config(tokenizer, config: dict, max_length: int) -> int:
+    """Apply ``config`` to ``tokenizer`` (its padding side); return the max length it sets (else ``max_length``)."""
+    check_preprocessing(config, HFTextBackbone.kind, _FIXED)
+    if config.get("padding_side") in ("left", "right"):
+        tokenizer.padding_side = config["padding_side"]
+    elif "padding_side" in config:
+        raise ConfigError(f"{PREPROCESSING_FILE}: padding_side must be 'left' or 'right', not {config['padding_side']!r}")
+    value = config.get("max_length", max_length)
+    if not isinstance(value, int) or isinstance(value, bool) or value < 2:
+        raise ConfigError(f"{PREPROCESSING_FILE}: max_length must be a whole number of tokens >= 2, not {value!r}")
+    return value
+
+
+class HFTextBackbone(HFBackbone):
+    kind = "hf_text"
     modality = "text"
 
-    def __init__(self, model: nn.Module, tokenizer, max_length: int = 128):
-        super().__init__()
-        self.net = model
-        self.tokenizer = tokenizer
+    def __init__(self, model: nn.Module, tokenizer: Any, max_length: int = 128):
+        super().__init__(model, tokenizer)
         self.max_length = max_length
-        self.feature_dim = int(model.config.hidden_size)
-        names = {n.rsplit(".", 1)[-1] for n, m in model.named_modules() if isinstance(m, nn.Linear)}
-        self.lora_target_modules = [n for n in ("query", "value", "q_proj", "v_proj", "q_lin", "v_lin") if n in names] or sorted(names)
+
+    @property
+    def tokenizer(self) -> Any:
+        return self.processor
 
     def preprocess(self, items: Sequence[str]) -> dict[str, torch.Tensor]:
         return tokenize(self.tokenizer, items, self.max_length)
@@ -51,32 +67,39 @@ class HFTextBackbone(Backbone):
         mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
         return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
 
-    def blocks(self) -> list[nn.Module]:
-        return list(find_layers(self.net))
+    # ------------------------------------------------------------ preprocessing as data
 
-    def save_backbone(self, folder: Path) -> dict:
-        self.net.config.save_pretrained(folder)
-        self.tokenizer.save_pretrained(folder)
-        return {"kind": "hf_text", "max_length": self.max_length}
+    def preprocessing(self) -> dict:
+        return {"kind": self.kind, "modality": self.modality, "tokenizer": type(self.tokenizer).__name__,
+                "max_length": self.max_length, **_FIXED, "padding_side": self.tokenizer.padding_side}
+
+    def use_preprocessing(self, config: dict) -> None:
+        self.max_length = _read_config(self.tokenizer, config, self.max_length)
 
     @classmethod
-    def from_folder(cls, folder: Path, spec: dict) -> "HFTextBackbone":
-        from transformers import AutoConfig, AutoModel, AutoTokenizer
+    def preprocessor(cls, folder: Path, config: dict) -> Preprocess:
+        tokenizer = cls.load_processor(folder)
+        max_length = _read_config(tokenizer, config, 128)
+        return lambda items: tokenize(tokenizer, list(items), max_length)
 
-        model = AutoModel.from_config(AutoConfig.from_pretrained(folder))
-        return cls(model, AutoTokenizer.from_pretrained(folder), spec.get("max_length", 128))
+    # ------------------------------------------------------------ saving and loading
+
+    def spec(self) -> dict:
+        return {"kind": self.kind, "max_length": self.max_length}
+
+    @classmethod
+    def folder_kwargs(cls, spec: dict) -> dict:
+        return {"max_length": spec.get("max_length", 128)}
+
+    @classmethod
+    def load_processor(cls, source: str | Path) -> Any:
+        from transformers import AutoTokenizer
+
+        return AutoTokenizer.from_pretrained(source)
 
 
 def hf_text_backbone(source: str, *, pretrained: bool = True, max_length: int = 128, config_overrides: dict | None = None) -> HFTextBackbone:
     """Load a text encoder from a local folder or a hub id; ``pretrained=False`` keeps the architecture, random weights
     drawn from torch's global RNG (``build_backbone`` seeds it in a private scope)."""
-    from transformers import AutoConfig, AutoModel, AutoTokenizer
-
-    tokenizer = AutoTokenizer.from_pretrained(source)
-    if pretrained and not config_overrides:
-        model = AutoModel.from_pretrained(source)
-    else:
-        config = AutoConfig.from_pretrained(source, **(config_overrides or {}))
-        model = AutoModel.from_config(config)   # random init from torch's RNG: the caller seeds it
-    return HFTextBackbone(model, tokenizer, max_length)
-
+    return HFTextBackbone.from_source(source, pretrained=pretrained, config_overrides=config_overrides,  # type: ignore[return-value]
+                                      max_length=max_length)

@@ -1,7 +1,8 @@
 """The fitted model every strategy produces: a backbone plus a linear head over its pooled features.
 
 Saved in ``save_pretrained`` form: ``config.json`` (classes, backbone spec, strategy), ``model.safetensors``
-(all weights, LoRA merged) and the backbone's processor / tokenizer / feature extractor files.
+(all weights, LoRA merged), ``preprocessing.json`` (the backbone's preprocessing config, read back on loading) and
+the backbone's processor / tokenizer / feature extractor files.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from torch import nn
 
 from tlcore.device import autocast_for, module_device, to_device
 from tlcore.errors import ConfigError
-from tlcore.models.base import Backbone
+from tlcore.models.base import PREPROCESSING_FILE, Backbone
 from tlcore.models.registry import rebuild_backbone
 from tlcore.version import __version__
 
@@ -84,11 +85,13 @@ class TransferModel(nn.Module):
 
 
 def save_model_folder(model: nn.Module, backbone: Backbone, folder: str | Path, config: dict) -> Path:
-    """Write ``folder`` in save_pretrained form: the backbone's processor files, ``config.json`` (``config`` plus
-    the backbone spec) and ``model.safetensors`` (all weights). Shared by every TransferLab model type."""
+    """Write ``folder`` in save_pretrained form: the backbone's processor files, ``preprocessing.json`` (the backbone's
+    preprocessing config), ``config.json`` (``config`` plus the backbone spec) and ``model.safetensors`` (all
+    weights). Shared by every TransferLab model type."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     spec = backbone.save_backbone(folder)
+    (folder / PREPROCESSING_FILE).write_text(json.dumps(backbone.preprocessing(), indent=2))
     config = {"tlcore_version": __version__, **config, "backbone_spec": spec}
     # config.json may already hold the backbone's HF config; keep it under its own name.
     if (folder / "config.json").exists():
@@ -100,12 +103,28 @@ def save_model_folder(model: nn.Module, backbone: Backbone, folder: str | Path, 
     return folder
 
 
+def read_preprocessing(folder: Path) -> dict | None:
+    """The backbone's preprocessing config saved in a model folder; None for a folder saved before it was."""
+    path = Path(folder) / PREPROCESSING_FILE
+    if not path.is_file():
+        return None
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        config = None
+    if not isinstance(config, dict):
+        raise ConfigError(f"{path} is not a readable JSON object; restore it from the run or save the model again")
+    return config
+
+
 def load_backbone_from_folder(folder: Path, spec: dict) -> Backbone:
-    """Rebuild the backbone architecture + preprocessing saved by :func:`save_model_folder` (weights come after)."""
+    """Rebuild the backbone architecture + preprocessing saved by :func:`save_model_folder` (weights come after):
+    ``preprocessing.json`` when the folder has one, else (an older folder) ``spec`` and the processor files."""
+    preprocessing = read_preprocessing(folder)
     if spec.get("config_file"):
         with tempfile.TemporaryDirectory(prefix="tlcore-model-") as tmp:
-            return rebuild_backbone(_hf_view(folder, spec["config_file"], Path(tmp)), spec)
-    return rebuild_backbone(folder, spec)
+            return rebuild_backbone(_hf_view(folder, spec["config_file"], Path(tmp)), spec, preprocessing)
+    return rebuild_backbone(folder, spec, preprocessing)
 
 
 def _hf_view(folder: Path, config_file: str, view: Path) -> Path:

@@ -11,7 +11,7 @@ import torch
 
 from tlcore.artifacts import content_hash
 from tlcore.errors import ConfigError
-from tlcore.inference.onnx.families import family
+from tlcore.inference.onnx.families import preprocessor
 from tlcore.inference.onnx.layout import (
     BATCH_SIZE,
     ONNX_FILE,
@@ -64,7 +64,7 @@ class OnnxClassifier(OnnxGraph):
 
     def __init__(self, folder: str | Path):
         super().__init__(folder)
-        self.preprocess = family(self.kind, self.folder).preprocessor(self.folder, self.attrs)
+        self.preprocess = preprocessor(self.kind, self.folder, self.attrs)
 
     @property
     def classes(self) -> list[str]:
