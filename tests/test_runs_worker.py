@@ -53,6 +53,8 @@ def fake_run(cfg, *, progress=None, should_cancel=None, resume=False):
         raise RuntimeError("boom in the training loop")
     report = {"before": {"accuracy": 0.5}, "after": {"accuracy": 0.8, "macro_f1": 0.75},
               "baselines": {"knn": {"accuracy": 0.6}}}
+    if spec.get("malformed"):   # a report the runs table cannot read its numbers from (a curve without its points' keys)
+        report = {"kind": "curve", "points": [{"shots": 5}]}
     (out / "report.json").write_text(json.dumps(report))
     if progress:
         progress(Progress("done", steps, steps))
@@ -117,6 +119,15 @@ def test_worker_runs_a_job_to_done_and_stores_progress_and_metrics(store):
     assert run.progress["last"]["stage"] == "done"
     assert [h["epoch"] for h in run.progress["history"]] == [1, 2, 3, 4, 5, 6]
     assert calls(store, run_id) == [{"resume": False, "start": 0, "pid": os.getpid()}]
+
+
+def test_a_report_without_readable_headline_numbers_still_finishes_the_run_and_keeps_the_worker(store):
+    broken, after = submit(store, malformed=True), submit(store)
+    assert worker(store, once=False, idle_exit_s=0.3).run() == 2   # the worker lives on to run the next one
+    run = store.get(broken)
+    assert run.status == "done" and run.metrics == {} and run.attempts == 1
+    assert json.loads((run.out / "report.json").read_text())["kind"] == "curve"   # the report stays as written
+    assert store.get(after).status == "done"
 
 
 def test_progress_writes_are_throttled_but_no_epoch_is_lost(store, monkeypatch):

@@ -45,6 +45,10 @@ def test_a_run_with_three_seeds_reports_each_and_compares_over_all(tmp_path):
     assert len(set(s["scores"]["knn"])) == 1 and len(set(s["scores"]["before"])) == 1    # not trained: scored once
     assert s["scores"]["after"][0] == pytest.approx(r["after"]["accuracy"])               # the saved model: seed 0
     assert s["mean"]["after"] == pytest.approx(np.mean(s["scores"]["after"]))
+    truth = np.asarray(r["eval_predictions"]["true"])     # every seed's predictions, in the eval items' order
+    assert s["predictions"]["after"][0] == r["eval_predictions"]["after"]
+    assert [float((np.asarray(p) == truth).mean()) for p in s["predictions"]["scratch"]] == pytest.approx(
+        s["scores"]["scratch"])
     assert set(r["comparisons"]) == {"before", "scratch"} and r["comparisons"]["scratch"]["seeds"] == 3
     assert r["comparisons"] == s["comparisons"] and set(s["first_seed_comparisons"]) == {"before", "scratch"}
     assert r["config"]["seeds"] == 3

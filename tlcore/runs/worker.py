@@ -151,11 +151,19 @@ class Worker:
                 log.error("run %s: crashed: %s (traceback in %s)", run_id, message, out / "error.log")
                 return "failed"
             progress.flush()
-            if not isinstance(report, dict):
-                report = read_report(out)
-            self._finish(run_id, self.store.mark_done, headline_metrics(report), attempt=claim.attempt)
+            self._finish(run_id, self.store.mark_done, self._headline(run_id, report, out), attempt=claim.attempt)
             log.info("run %s: done", run_id)
             return "done"
+
+    @staticmethod
+    def _headline(run_id: str, report: Any, out: Path) -> dict:
+        """The runs table's numbers. A finished run whose report they cannot be read from is still done (its folder
+        holds the results); the table shows no numbers for it and the log says why."""
+        try:
+            return headline_metrics(report if isinstance(report, dict) else read_report(out))
+        except Exception:
+            log.exception("run %s: finished, but its headline numbers could not be read from the report", run_id)
+            return {}
 
     @staticmethod
     def _finish(run_id: str, mark: Callable[..., bool], *args: Any, attempt: int) -> None:

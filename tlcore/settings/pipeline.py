@@ -72,8 +72,9 @@ def run_stages(job_class: type[TaskJob], cfg: FinetuneConfig, *, setting: str, p
 
 def _more_seeds(job: TaskJob, ctx: RunContext, outcomes: dict[str, Outcome], refs: list[str]) -> dict:
     """``--seeds K``: train "after" and every seeded baseline again with seeds ``seed+1 .. seed+K-1`` on the same
-    split (the before model and unseeded baselines such as k-NN are scored once); every seed's headline metric, mean
-    and standard deviation, and comparisons whose intervals cover seed and eval-sample noise (the verdict's)."""
+    split (the before model and unseeded baselines such as k-NN are scored once); every seed's headline metric and
+    eval predictions (in ``eval_predictions``' item order), mean and standard deviation, and comparisons whose
+    intervals cover seed and eval-sample noise (the verdict's)."""
     cfg, metric = ctx.cfg, get_task(ctx.cfg.task).metrics[0]
     runs = [{name: o.pred for name, o in outcomes.items()}]
     for seed in range(cfg.seed + 1, cfg.seed + cfg.seeds):
@@ -87,4 +88,5 @@ def _more_seeds(job: TaskJob, ctx: RunContext, outcomes: dict[str, Outcome], ref
     return {"seeds": list(range(cfg.seed, cfg.seed + cfg.seeds)), "metric": metric.key, "scores": scores,
             "mean": {name: float(np.mean(v)) for name, v in scores.items()},
             "std": {name: float(np.std(v, ddof=1)) for name, v in scores.items()},
+            "predictions": {name: [np.asarray(run[name]).tolist() for run in runs] for name in runs[0]},
             "comparisons": {ref: job.compare_seeds([r["after"] for r in runs], [r[ref] for r in runs]) for ref in refs}}
