@@ -4,8 +4,9 @@ Verdict first, then the mismatch scores and the embedding map, the property drif
 (entity types and unseen entities for NER, transcript vocabulary for speech recognition) and the backbone
 ranking (zero-shot error rates of speech recognisers for ASR). Both computations take about a minute with the
 real default backbones on a laptop CPU (sentiment demo: diagnose ~17 s, ranking minilm-l6 and its random twin
-~40 s), so they start on a button and are cached per (modality, source, target, backbone, seed, task) and
-(modality, target, candidates, seed, task).
+~40 s), so they start on a button and are cached per settings. The settings are a ``DiagnoseConfig`` and a
+``RankConfig`` (their help texts and limits feed the widgets), checked by the API through the same ``validate`` as
+the CLI's flags, so a bad value is refused here with the CLI's words.
 """
 
 from ui.entry import via_app
@@ -16,6 +17,8 @@ import streamlit as st
 
 import tlcore
 from tlcore import plots
+from tlcore.api import DiagnoseConfig, RankConfig
+from tlcore.config import field_help
 from tlcore.diagnostics.rank import candidate_backbones
 from tlcore.errors import TransferLabError
 from tlcore.models.registry import DEFAULT_BACKBONE, RANDOM_SUFFIX, list_backbones
@@ -23,6 +26,7 @@ from tlcore.paths import owner_scope
 from ui import datasets
 from ui.auth import current_user, split_server_paths
 from ui.diagnose import task_sections
+from ui.forms import number_limits
 from ui.tasks import spec_of
 
 st.title("Diagnose")
@@ -35,19 +39,19 @@ SCORE_NAMES = {"logme": "LogME", "knn_accuracy": "k-NN accuracy", "h_score": "H-
 
 @st.cache_data(show_spinner="Comparing source and target (pretrained features, mismatch scores, drift tests)…",
                max_entries=16)
-def diagnose(modality: str, source: str, target: str, backbone: str, seed: int, task: str,
-             map_method: str = "pca", owner: str | None = None) -> dict:
+def diagnose(settings: dict, owner: str | None = None) -> dict:
+    """The diagnosis of ``settings`` (a ``DiagnoseConfig.to_dict()``); the API validates them first."""
     # ``owner`` only keys the cache: a diagnosis belongs to its user (uploads are content-addressed, so two users
     # with the same bytes have the same paths; neither may learn from a cache hit that the other has them)
     with owner_scope(owner):   # features cached for this user only
-        return tlcore.diagnose(source, target, modality=modality, backbone=backbone, seed=seed, task=task,
-                               map_method=map_method).to_dict()
+        return tlcore.diagnose(config=DiagnoseConfig.from_dict(settings)).to_dict()
 
 
 @st.cache_data(show_spinner="Scoring each candidate backbone on the labeled target (no fine-tuning)…", max_entries=16)
-def rank(modality: str, target: str, backbones: tuple, seed: int, task: str, owner: str | None = None) -> dict:
+def rank(settings: dict, owner: str | None = None) -> dict:
+    """The ranking of ``settings`` (a ``RankConfig.to_dict()``); the API validates them first."""
     with owner_scope(owner):
-        return tlcore.rank(target, modality=modality, backbones=list(backbones), seed=seed, task=task).to_dict()
+        return tlcore.rank(config=RankConfig.from_dict(settings)).to_dict()
 
 
 st.caption("Compares the source and target sets on pretrained features and simple data properties, before you "
@@ -72,7 +76,9 @@ c1, c2 = st.columns([3, 1])
 backbone = c1.selectbox(f"{choice.modality} encoder (for the mismatch scores and the map)" if own_models else
                         "backbone (for the mismatch scores and the map)", names,
                         index=names.index(default) if default in names else 0, key="dx-backbone")
-seed = c2.number_input("seed", value=0, min_value=0, key="dx-seed")
+helps = field_help(DiagnoseConfig)
+seed = c2.number_input("seed", value=0, step=1, key="dx-seed", help=helps["seed"]["help"],
+                       **number_limits(helps["seed"]))
 better = "higher" if spec.metric.higher_is_better else "lower"
 if own_models:
     recognizers = candidate_backbones(choice.modality, task=task)
@@ -99,16 +105,18 @@ else:
               "backbones with a pretrained classifier). ")
         + "`@random` is the same architecture with random weights: a control that any useful pretrained backbone "
           "should beat.")
-key = (choice.modality, choice.splits["source"], choice.splits["target"], backbone, int(seed), task)
-rank_key = (choice.modality, choice.splits["target"], tuple(candidates), int(seed), task)
+dx_settings = DiagnoseConfig(modality=choice.modality, source=choice.splits["source"], target=choice.splits["target"],
+                             backbone=backbone, seed=int(seed), task=task).to_dict()
+rank_settings = RankConfig(modality=choice.modality, target=choice.splits["target"], backbones=candidates,
+                           seed=int(seed), task=task).to_dict()
 st.caption("About a minute with the default backbones on a laptop CPU; results are kept, so reopening is instant.")
 if st.button("Run diagnosis", type="primary", icon=":material/troubleshoot:"):
-    st.session_state["dx-key"] = key
-    st.session_state["dx-rank-key"] = rank_key
-if st.session_state.get("dx-key") != key:
+    st.session_state["dx-key"] = dx_settings
+    st.session_state["dx-rank-key"] = rank_settings
+if st.session_state.get("dx-key") != dx_settings:
     st.stop()
 try:
-    result = diagnose(*key, owner=current_user())
+    result = diagnose(dx_settings, owner=current_user())
 except TransferLabError as exc:
     st.error(str(exc))
     st.stop()
@@ -154,7 +162,7 @@ with right:
                  "far-apart groups and the axes mean nothing.")
         if projection == "umap":
             try:
-                umap_result = diagnose(*key, "umap", owner=current_user())
+                umap_result = diagnose({**dx_settings, "map_method": "umap"}, owner=current_user())
             except TransferLabError as exc:
                 st.error(str(exc))
             else:
@@ -224,13 +232,13 @@ else:
 if not candidates:
     st.info("Pick at least one backbone to rank.")
     st.stop()
-if st.session_state.get("dx-rank-key") != rank_key:
+if st.session_state.get("dx-rank-key") != rank_settings:
     if st.button("Rank these backbones", icon=":material/leaderboard:", key="dx-rank-button"):
-        st.session_state["dx-rank-key"] = rank_key
+        st.session_state["dx-rank-key"] = rank_settings
     else:
         st.stop()
 try:
-    ranked = rank(*rank_key, owner=current_user())
+    ranked = rank(rank_settings, owner=current_user())
 except TransferLabError as exc:
     st.warning(f"Cannot rank backbones on this target: {exc}")
     st.stop()

@@ -63,7 +63,8 @@ def test_cluster_config_refuses_unknown_names_and_bad_values(tmp_path):
     cases = [({"k": 1}, "k must be between 2 and 50; got 1"), ({"k": 2.5}, "k must be a whole number"),
              ({"k": "3"}, "k must be a number"), ({"modality": "video"}, "modality must be one of image, text, audio"),
              ({"max_items": 5}, "max-items must be between 10 and 50000"), ({"seed": -1}, "seed must be between"),
-             ({"data": ""}, "no data given"), ({"data": str(tmp_path / "nope")}, "does not exist"),
+             ({"data": ""}, "data is required"), ({"modality": None}, "modality is required: one of image"),
+             ({"data": str(tmp_path / "nope")}, "does not exist"),
              ({"data": 7}, "data must be text"), ({"backbone": "no-such-net"}, "unknown backbone 'no-such-net'"),
              ({"backbone": "tiny-text"}, "is for text, not image"), ({"on_bad_file": "ignore"}, "on-bad-file must be one of"),
              ({"out": ""}, "no run folder given")]

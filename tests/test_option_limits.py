@@ -10,8 +10,9 @@ import os
 import pytest
 from conftest import write_text_set
 
-from tlcore.api import ClusterConfig, CurveConfig
+from tlcore.api import ClusterConfig, CurveConfig, DiagnoseConfig, RankConfig
 from tlcore.cli import build_parser
+from tlcore.cli.parser import real_number, whole_number
 from tlcore.config import LIMITS, FinetuneConfig, check_option, field_help, limit_text
 from tlcore.errors import ConfigError
 
@@ -26,6 +27,10 @@ def base_config(cls, tmp_path):
         return FinetuneConfig(modality="text", target=data, backbone="tiny-text", out=str(tmp_path / "run"))
     if cls is ClusterConfig:
         return ClusterConfig(modality="text", data=data, backbone="tiny-text", out=str(tmp_path / "run"))
+    if cls is DiagnoseConfig:
+        return DiagnoseConfig(modality="text", source=data, target=data, backbone="tiny-text")
+    if cls is RankConfig:
+        return RankConfig(modality="text", target=data, backbones=["tiny-text"])
     return CurveConfig(modality="text", target=data, backbone="tiny-text", out=str(tmp_path / "run"), shots=[1, 0],
                        seeds=1)
 
@@ -40,7 +45,7 @@ def outside(meta):
     return values
 
 
-@pytest.mark.parametrize("cls", [FinetuneConfig, ClusterConfig, CurveConfig])
+@pytest.mark.parametrize("cls", [FinetuneConfig, ClusterConfig, CurveConfig, DiagnoseConfig, RankConfig])
 def test_config_validation_enforces_every_declared_limit_with_the_range_in_the_message(cls, tmp_path):
     cfg = base_config(cls, tmp_path)
     cfg.validate()
@@ -68,7 +73,7 @@ def test_config_validation_enforces_every_declared_limit_with_the_range_in_the_m
 
 def test_limits_are_declared_once():
     """The config fields carry the LIMITS entries of the same name: nothing is typed twice."""
-    for cls in (FinetuneConfig, ClusterConfig, CurveConfig):
+    for cls in (FinetuneConfig, ClusterConfig, CurveConfig, DiagnoseConfig, RankConfig):
         for name, meta in numeric_fields(cls).items():
             assert {k: meta[k] for k in ("min", "max") if k in meta} == LIMITS[name], (cls.__name__, name)
 
@@ -100,7 +105,7 @@ def test_every_numeric_option_of_every_subcommand_has_a_limit():
     seen = []
     for command, sub in _subcommands(build_parser()):
         for action in sub._actions:
-            if action.type in (int, float):
+            if action.type in (int, float, whole_number, real_number):
                 assert action.dest in declared, f"{command} {action.option_strings}: no limit declared"
                 seen.append((command, action.dest))
     commands = {c for c, _ in seen}

@@ -48,7 +48,11 @@ PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
 
 def config_field(default: Any, help: str, **kw: Any) -> Any:
-    """A config field with its help text and metadata (choices, min/max...): what the CLI and the forms read."""
+    """A config field with its help text and metadata: what the CLI, the forms and :func:`settings_problem` read.
+
+    Metadata: ``choices``; ``min``/``max`` (a :data:`LIMITS` entry); ``choices_list`` (a list's allowed items);
+    ``required=True`` (None or "" is refused: the setting has no usable default); ``flag`` (the option's name on the
+    command line and in messages when it is not the field's name, e.g. a field that would shadow a method)."""
     if isinstance(default, (list, dict)):
         return field(default_factory=lambda: type(default)(default), metadata={"help": help, **kw})
     return field(default=default, metadata={"help": help, **kw})
@@ -166,11 +170,16 @@ def field_help(cls: type) -> dict[str, dict]:
     return out
 
 
+def option_name(name: str, meta: Any) -> str:
+    """How a field is named on the command line (without the dashes) and in every message about it."""
+    return meta.get("flag") or name.replace("_", "-")
+
+
 def _field_problem(name: str, value: Any, meta: Any) -> Optional[str]:
     """What is wrong with one field's value per its metadata (type, choices, min/max), or None."""
     import math
 
-    flag = name.replace("_", "-")
+    flag = option_name(name, meta)
     if value is None:
         return None
     if "choices" in meta and value not in meta["choices"]:
@@ -195,8 +204,11 @@ def settings_problem(cfg: Any) -> Optional[str]:
     limits and choices (its metadata), or None: the one check behind every config's ``validate``, so the CLI, the
     API and the app's forms refuse the same values with the same words."""
     for f in dataclasses.fields(cfg):
-        value, flag = getattr(cfg, f.name), f.name.replace("_", "-")
+        value, flag = getattr(cfg, f.name), option_name(f.name, f.metadata)
         kind = str(f.type).replace("typing.", "")
+        if f.metadata.get("required") and (value is None or value == ""):
+            choices = f.metadata.get("choices")
+            return f"{flag} is required" + (f": one of {', '.join(map(str, choices))}" if choices else "")
         if value is None and not kind.startswith("Optional"):
             return f"{flag} is required"
         if value is not None and kind in ("str", "Optional[str]") and not isinstance(value, str):

@@ -1,6 +1,7 @@
 """The commands that run the engine's API (:mod:`tlcore.api`): finetune, sweep, diagnose, rank, curve and cluster. Each
-checks its flags, runs with a progress bar, writes the report as JSON (``--json`` or stdout) and says the headline
-on stderr."""
+builds its config from its flags (:func:`~tlcore.cli.parser.config_values`) and validates it — the same check, and
+words, as the API's and the app's — then runs with a progress bar, writes the report as JSON (``--json`` or stdout)
+and says the headline on stderr."""
 
 from __future__ import annotations
 
@@ -11,16 +12,19 @@ import sys
 
 from tlcore import api
 from tlcore.cli.console import ProgressBar, json_target, note_unfinished, write_report
-from tlcore.config import FinetuneConfig, check_option, field_help
+from tlcore.cli.parser import config_values
+from tlcore.config import TASKS, FinetuneConfig, check_option
 from tlcore.device import is_main_process
 from tlcore.errors import Cancelled, ConfigError, TransferLabError
+from tlcore.experiments.configs import ClusterConfig, CurveConfig, DiagnoseConfig, RankConfig, check_curve_plan
+from tlcore.experiments.sweep import SweepConfig
 from tlcore.tasks import get_task
 from tlcore.training.launch import CHILD_ENV, PROGRESS_ENV, progress_to_file
 
 
 def cmd_finetune(args: argparse.Namespace) -> int:
-    values = {k: getattr(args, k) for k in field_help(FinetuneConfig)}
-    if not any(a.startswith("--strategy") for a in args.argv):
+    values = config_values(args, FinetuneConfig)
+    if not any(a.startswith("--strategy") for a in args.argv) and values["task"] in TASKS:
         values["strategy"] = get_task(values["task"]).default_strategy   # ASR's: decoder (no linear probe there)
     cfg = FinetuneConfig.from_dict(values).validate()
     if args.resume and args.overwrite:
@@ -57,7 +61,7 @@ def cmd_finetune(args: argparse.Namespace) -> int:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    cfg = api.SweepConfig.from_dict({k: getattr(args, k) for k in field_help(api.SweepConfig)}).validate()
+    cfg = SweepConfig.from_dict(config_values(args, SweepConfig)).validate()
     json_path = json_target(args.json)
     bar = ProgressBar(args.quiet)
     try:
@@ -82,12 +86,11 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def cmd_diagnose(args: argparse.Namespace) -> int:
-    check_option("seed", args.seed, flag="--seed")
+    cfg = DiagnoseConfig.from_dict(config_values(args, DiagnoseConfig)).validate()
     json_path = json_target(args.json)
     bar = ProgressBar(args.quiet)
     try:
-        result = api.diagnose(args.source, args.target, modality=args.modality, task=args.task,
-                                 backbone=args.backbone, seed=args.seed, progress=bar)
+        result = api.diagnose(config=cfg, progress=bar)
     finally:
         bar.close()
     write_report(result.to_dict(), json_path)
@@ -97,13 +100,11 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
 
 
 def cmd_rank(args: argparse.Namespace) -> int:
-    check_option("seed", args.seed, flag="--seed")
+    cfg = RankConfig.from_dict(config_values(args, RankConfig)).validate()
     json_path = json_target(args.json)
     bar = ProgressBar(args.quiet)
-    names = [b for b in (args.backbones or "").split(",") if b] or None
     try:
-        result = api.rank(args.target, modality=args.modality, backbones=names, task=args.task, seed=args.seed,
-                             validate=args.validate, eval=args.eval, progress=bar)
+        result = api.rank(config=cfg, progress=bar)
     finally:
         bar.close()
     report = result.to_dict()
@@ -118,10 +119,10 @@ def cmd_rank(args: argparse.Namespace) -> int:
 
 
 def cmd_curve(args: argparse.Namespace) -> int:
-    values = {k: getattr(args, k) for k in field_help(FinetuneConfig) if hasattr(args, k) and k != "seeds"}
+    values = {k: v for k, v in config_values(args, FinetuneConfig).items() if k != "seeds"}   # --seeds: the curve's
     cfg = FinetuneConfig.from_dict({**values, "out": ""}).validate(need_out=False)
-    shots = api.CurveConfig.parse_shots(args.shots)
-    api.check_curve_plan(shots, check_option("seeds", args.seeds, flag="--seeds"))
+    shots = CurveConfig.parse_shots(args.shots)
+    check_curve_plan(shots, check_option("seeds", args.seeds, flag="--seeds"))
     json_path = json_target(args.json)
     bar = ProgressBar(args.quiet)
     try:
@@ -138,13 +139,11 @@ def cmd_curve(args: argparse.Namespace) -> int:
 
 
 def cmd_cluster(args: argparse.Namespace) -> int:
-    check_option("k", args.k, flag="--k")
-    check_option("seed", args.seed, flag="--seed")
+    cfg = ClusterConfig.from_dict(config_values(args, ClusterConfig)).validate(need_out=False)
     json_path = json_target(args.json)
     bar = ProgressBar(args.quiet)
     try:
-        result = api.cluster(args.data, modality=args.modality, backbone=args.backbone, k=args.k, seed=args.seed,
-                                progress=bar)
+        result = api.cluster(config=cfg, progress=bar)
     finally:
         bar.close()
     write_report(result.to_dict(), json_path)

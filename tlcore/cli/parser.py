@@ -1,55 +1,89 @@
-"""The command line's flags. ``finetune`` and ``curve`` take one flag per :class:`~tlcore.config.FinetuneConfig`
-field, with the field's help and limits: the CLI is built from the same config as the app's form."""
+"""The command line's flags. ``finetune``, ``sweep``, ``diagnose``, ``rank`` and ``cluster`` take one flag per field
+of their config (:class:`~tlcore.config.FinetuneConfig`, :mod:`tlcore.experiments.configs`), with the field's help
+and limits; ``curve`` takes FinetuneConfig's. The values go to the config unchecked (numbers parsed where they can
+be), so its ``validate`` refuses a bad one with the same words as the API and the app's forms."""
 
 from __future__ import annotations
 
 import argparse
-from typing import Sequence
+import math
+from typing import Any, Sequence
 
-from tlcore.config import LIMITS, TASKS, FinetuneConfig, field_help, limit_text
+from tlcore.config import LIMITS, FinetuneConfig, field_help, limit_text, option_name
+from tlcore.experiments.configs import ClusterConfig, DiagnoseConfig, RankConfig
 from tlcore.experiments.sweep import SweepConfig
+
+#: The config each generated subcommand is built from, and the fields it leaves out (``cluster``: ``out`` is the run
+#: folder of the app's background runs; the CLI writes the report with --json instead).
+GENERATED: dict[str, tuple[type, tuple[str, ...]]] = {
+    "finetune": (FinetuneConfig, ()), "sweep": (SweepConfig, ()), "diagnose": (DiagnoseConfig, ()),
+    "rank": (RankConfig, ()), "cluster": (ClusterConfig, ("out",)),
+}
+
+
+def whole_number(text: str) -> Any:
+    """An integer option as typed: ``"3"`` -> 3, ``"1e3"`` -> 1000; anything else is passed on as it is (2.5, nan,
+    'abc') for the config to refuse in its own words."""
+    try:
+        return int(text)
+    except ValueError:
+        value = real_number(text)
+        return int(value) if isinstance(value, float) and math.isfinite(value) and value.is_integer() else value
+
+
+def real_number(text: str) -> Any:
+    """A float option as typed; text that is no number is passed on for the config to refuse."""
+    try:
+        return float(text)
+    except ValueError:
+        return text
+
+
+def _comma_list(text: str) -> list:
+    return [x.strip() for x in text.split(",") if x.strip()]
 
 
 def add_config_flags(parser: argparse.ArgumentParser, cls: type, skip: Sequence[str] = ()) -> None:
-    """One flag per config field, with the field's help text: the CLI is built from the same config as the app."""
+    """One flag per config field, with the field's help text: the CLI is built from the same config as the app.
+    Choices and limits are shown in the help and checked by the config's ``validate``, not by argparse, so a bad
+    value gets the same message here as from the API."""
     for name, meta in field_help(cls).items():
         if name in skip:
             continue
-        flag = "--" + name.replace("_", "-")
-        kwargs: dict = {"help": meta.get("help", ""), "dest": name}
+        flag = "--" + option_name(name, meta)
+        kwargs: dict = {"help": meta.get("help", ""), "dest": name, "default": meta["default"]}
         if limit_text(meta):     # the allowed range, as the config (and the app's form) enforce it
             kwargs["help"] += f" Allowed: {limit_text(meta)}."
-        default = meta["default"]
-        if isinstance(default, list):
-            kwargs.update(type=lambda s: [x for x in s.split(",") if x], default=default,
-                          help=kwargs["help"] + " Comma-separated.")
-        elif isinstance(default, bool):
-            kwargs.update(action="store_true", default=default)
+        if meta.get("required"):
+            kwargs["help"] += " Required."
+        kind = str(meta["type"])
+        if isinstance(meta["default"], list):
+            kwargs.update(type=_comma_list, help=kwargs["help"] + " Comma-separated.")
+        elif isinstance(meta["default"], bool):   # a setting that is on by default gets its --no- flag
+            kwargs.update(action=argparse.BooleanOptionalAction if meta["default"] else "store_true")
         else:
-            typ = meta["type"] if isinstance(meta["type"], type) else str
-            if "int" in str(meta["type"]):
-                typ = int
-            elif "float" in str(meta["type"]):
-                typ = float
-            kwargs.update(type=typ, default=default)
+            kwargs["type"] = whole_number if "int" in kind else real_number if "float" in kind else str
             if "choices" in meta:
-                kwargs["choices"] = meta["choices"]
+                kwargs["metavar"] = "{" + ",".join(map(str, meta["choices"])) + "}"
         if name == "out":
             kwargs["required"] = True
-        flags = [flag, "--" + name] if "_" in name else [flag]   # accept the underscore spelling too
-        parser.add_argument(*flags, **kwargs)
+        spellings = [flag, "--" + name] if "_" in name and "flag" not in meta else [flag]   # the underscore one too
+        parser.add_argument(*spellings, **kwargs)
 
 
-def _task_flag(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--task", choices=TASKS, help=f"{', '.join(TASKS)} (default: detected from the data)")
+def config_values(args: argparse.Namespace, cls: type) -> dict:
+    """The values of ``cls``'s generated flags in parsed ``args`` (the fields a subcommand skips are left out)."""
+    return {name: getattr(args, name) for name in field_help(cls) if hasattr(args, name)}
 
 
-def _report_flags(parser: argparse.ArgumentParser, *, seed: bool = True, what: str = "the report") -> None:
-    """The analysis commands' --seed, --json and --quiet."""
-    if seed:
-        parser.add_argument("--seed", type=int, default=0)
+#: The flags of the analysis commands that are no config field: where the report goes, and no progress bars.
+REPORT_FLAGS = ("json", "quiet")
+
+
+def _report_flags(parser: argparse.ArgumentParser, *, what: str = "the report") -> None:
+    """The analysis commands' --json and --quiet (:data:`REPORT_FLAGS`)."""
     parser.add_argument("--json", help=f"write {what} here (else to stdout)")
-    parser.add_argument("--quiet", action="store_true")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -71,7 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
     bb.add_argument("--all", action="store_true", help="include tiny test backbones")
 
     ft = sub.add_parser("finetune", help="transfer a pretrained backbone to your data and measure before/after")
-    add_config_flags(ft, FinetuneConfig)
+    add_config_flags(ft, *GENERATED["finetune"])
     ft.add_argument("--json", help="also write the report to this file")
     ft.add_argument("--resume", action="store_true", help="continue an unfinished run of --out from its last checkpoint")
     ft.add_argument("--overwrite", action="store_true",
@@ -98,20 +132,11 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--quiet", action="store_true", help="no progress bars")
 
     dg = sub.add_parser("diagnose", help="how far is the target from the source? (before any training)")
-    dg.add_argument("--modality", required=True, choices=("image", "text", "audio"))
-    dg.add_argument("--source", required=True, help="source-domain data (labels optional)")
-    dg.add_argument("--target", required=True, help="target-domain data (labels optional)")
-    dg.add_argument("--backbone", help="backbone whose features are compared (default per modality)")
-    _task_flag(dg)
+    add_config_flags(dg, *GENERATED["diagnose"])
     _report_flags(dg)
 
     rk = sub.add_parser("rank", help="which backbone will transfer best? (no fine-tuning)")
-    rk.add_argument("--modality", required=True, choices=("image", "text", "audio"))
-    rk.add_argument("--target", required=True, help="labeled target data")
-    rk.add_argument("--backbones", help="comma-separated candidates (default: all registered + their @random twins)")
-    rk.add_argument("--validate", action="store_true", help="also fine-tune every candidate and report Kendall tau")
-    rk.add_argument("--eval", help="labeled eval data for --validate (else a split of --target)")
-    _task_flag(rk)
+    add_config_flags(rk, *GENERATED["rank"])
     _report_flags(rk)
 
     cv = sub.add_parser("curve", help="data-efficiency curve: accuracy vs labeled examples per class, pretrained vs scratch")
@@ -119,19 +144,15 @@ def build_parser() -> argparse.ArgumentParser:
     cv.add_argument("--shots", default="1,2,5,10,25,0", help="examples per class to try; 0 = all")
     cv.add_argument("--seeds", type=int, default=3, help=f"number of seeds per point (allowed: {limit_text(LIMITS['seeds'])})")
     cv.add_argument("--no-scratch", action="store_true", help="skip the scratch curve (faster)")
-    _report_flags(cv, seed=False, what="the curve")
+    _report_flags(cv, what="the curve")
 
     sw = sub.add_parser("sweep", help="which strategy? every strategy and baseline under one protocol, one table and "
                                       "a recommendation")
-    add_config_flags(sw, SweepConfig)
-    _report_flags(sw, seed=False, what="the sweep's report")
+    add_config_flags(sw, *GENERATED["sweep"])
+    _report_flags(sw, what="the sweep's report")
 
     cl = sub.add_parser("cluster", help="unsupervised transfer: cluster unlabeled data on pretrained features vs raw inputs")
-    cl.add_argument("--modality", required=True, choices=("image", "text", "audio"))
-    cl.add_argument("--data", required=True, help="data to cluster (labels, if present, are used only for NMI/ARI)")
-    cl.add_argument("--backbone")
-    cl.add_argument("--k", type=int, help="number of clusters (default: chosen by silhouette; allowed: "
-                    f"{limit_text(LIMITS['k'])}, at most the number of items)")
+    add_config_flags(cl, *GENERATED["cluster"])
     _report_flags(cl)
 
     gcp = sub.add_parser("gc", help="remove stale temporary files and evict the feature / unzip caches past the cap")

@@ -24,15 +24,21 @@ def validated_rank(modality: str, target: str, *, eval_path: Optional[str] = Non
     the fine-tuned accuracies (else a split of ``target``). ConfigError for a task without rank validation, before
     any work."""
     task = resolve_task(task, modality, ("target", target))
-    if not get_task(task).rank_validation:
-        raise ConfigError(f"validating the ranking by fine-tuning every candidate is available for classification "
-                          f"only, not for task {task!r}; rank without --validate, then fine-tune the top candidates "
-                          f"with `finetune --task {task}` and compare their reports")
+    check_rank_validation(task)
     report = run_rank(modality, target, backbones=backbones, seed=seed, n_boot=n_boot, task=task, progress=progress)
     report["validation"] = validate_ranking(modality, target, report["ranking"], eval_path=eval_path, seed=seed,
                                             progress=progress)
     progress(Progress("done", 1, 1, f"best: {report['ranking'][0]['backbone']}"))
     return report
+
+
+def check_rank_validation(task: str) -> None:
+    """ConfigError for a task whose ranking cannot be validated by fine-tuning (its spec's ``rank_validation``):
+    :class:`~tlcore.experiments.configs.RankConfig` checks a task given up front, :func:`validated_rank` a detected one."""
+    if not get_task(task).rank_validation:
+        raise ConfigError(f"validating the ranking by fine-tuning every candidate is available for classification "
+                          f"only, not for task {task!r}; rank without --validate, then fine-tune the top candidates "
+                          f"with `finetune --task {task}` and compare their reports")
 
 
 def validate_ranking(modality: str, target: str, ranking: list[dict], *, eval_path: Optional[str], seed: int,

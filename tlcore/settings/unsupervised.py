@@ -122,10 +122,11 @@ def cluster_dataset(modality: str, data: str, *, backbone: Optional[str] = None,
 
 
 def run_clustering(modality: str, data: str, *, backbone: Optional[str] = None, k: Optional[int] = None, seed: int = 0,
-                   progress: ProgressFn = no_progress, should_cancel: CancelFn = never_cancel) -> dict:
+                   max_items: Optional[int] = None, on_bad_file: str = "skip", progress: ProgressFn = no_progress,
+                   should_cancel: CancelFn = never_cancel) -> dict:
     """The clustering report of ``data`` (pretrained vs raw; NMI/ARI against labels when there are any)."""
-    report = cluster_dataset(modality, data, backbone=backbone, k=k, seed=seed, progress=progress,
-                             should_cancel=should_cancel).report
+    report = cluster_dataset(modality, data, backbone=backbone, k=k, seed=seed, max_items=max_items,
+                             on_bad_file=on_bad_file, progress=progress, should_cancel=should_cancel).report
     progress(Progress("done", 1, 1, "clustering finished"))
     return report
 
