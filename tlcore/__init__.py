@@ -9,8 +9,8 @@ from tlcore.version import __version__
 
 _API = ("ClusterConfig", "ClusteringResult", "CurveConfig", "CurveResult", "DiagnoseConfig", "DiagnosisResult",
         "FinetuneConfig", "LoadedRun", "RankConfig", "RankResult", "RunResult", "SweepConfig", "cluster", "cluster_job",
-        "curve", "curve_job", "diagnose", "export_onnx", "finetune", "load_onnx_model", "load_run", "rank", "sweep",
-        "sweep_job")
+        "curve", "curve_job", "diagnose", "export_hf", "export_onnx", "finetune", "load_onnx_model", "load_run", "rank",
+        "sweep", "sweep_job")
 
 
 def __getattr__(name: str):

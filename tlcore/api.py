@@ -35,6 +35,7 @@ from tlcore.experiments.configs import (
 from tlcore.experiments.curve import DEFAULT_SHOTS, data_efficiency_curve, write_curve_run
 from tlcore.experiments.rank_validation import validated_rank
 from tlcore.experiments.sweep import SWEEP_STRATEGIES, SweepConfig, run_sweep, sweep_job
+from tlcore.inference.hub_export import export_hf
 from tlcore.inference.onnx_export import export_onnx, load_onnx_model
 from tlcore.inference.predict import LoadedRun, load_run
 from tlcore.progress import CancelFn, ProgressFn, never_cancel, no_progress
@@ -268,4 +269,4 @@ curve_job.config_class = CurveConfig       # type: ignore[attr-defined]
 __all__ = ["MAX_CURVE_RUNS", "MAX_CURVE_SHOTS", "ClusterConfig", "ClusteringResult", "CurveConfig", "CurveResult",
            "DiagnoseConfig", "DiagnosisResult", "FinetuneConfig", "LoadedRun", "RankConfig", "RankResult", "RunResult",
            "SweepConfig", "check_curve_plan", "cluster", "cluster_job", "curve", "curve_job", "diagnose",
-           "export_onnx", "finetune", "load_onnx_model", "load_run", "rank", "sweep", "sweep_job"]
+           "export_hf", "export_onnx", "finetune", "load_onnx_model", "load_run", "rank", "sweep", "sweep_job"]

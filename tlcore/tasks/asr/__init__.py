@@ -26,7 +26,7 @@ SPEC = TaskSpec(
     },
     default_strategy="decoder",
     backbones=(("whisper-tiny-en", "Whisper tiny.en (bundled, offline), fine-tuned as a speech recognizer"),),
-    upload_types=("zip",), baselines=(), card_percent=True,
+    upload_types=("zip",), baselines=(), card_percent=True, hub_pipeline="automatic-speech-recognition",
     onnx_refusal=("speech recognition runs are not exported: Whisper transcribes with an autoregressive generate() "
                   "loop (decoder cache, suppressed tokens, timestamps) that torch.onnx.export cannot trace as one "
                   "graph, and an encoder-only export would not transcribe anything. The run's model/ folder is a "

@@ -22,5 +22,5 @@ SPEC = TaskSpec(
     # classification defaults because token tagging from a fresh head needs more movement in few steps.
     lrs={"partial": 3e-4, "full": 1e-4, "lora": 1e-3},
     upload_types=("jsonl", "conll", "txt", "zip"),
-    token_level=True, baselines=("scratch",),
+    token_level=True, baselines=("scratch",), hub_pipeline="token-classification",
 )
