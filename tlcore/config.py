@@ -44,6 +44,7 @@ LIMITS: dict[str, dict] = {
     "num_processes": {"min": 1, "max": 1024},   # training processes (Accelerate / torch.distributed)
 }
 DEVICES = ("auto", "cpu", "cuda", "mps")
+TRACKERS = ("none", "mlflow", "tensorboard")   # experiment tracking backends, see tlcore/reporting/tracking.py
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
 
@@ -119,6 +120,12 @@ class FinetuneConfig:
                             "on the CPU). The CLI launches them itself; under `accelerate launch` the launcher's count "
                             "is used.", **LIMITS["num_processes"])
     on_bad_file: str = config_field("skip", "What to do with unreadable files: skip (listed in the report) or refuse.", choices=("skip", "refuse"))
+    track: str = config_field("none", "Experiment tracking once the run is complete: none; mlflow (the MLflow server at "
+                              "MLFLOW_TRACKING_URI, experiment MLFLOW_EXPERIMENT_NAME or the data set's name; the "
+                              "config as parameters, per-epoch curves, before/after/baseline metrics with their 95% "
+                              "intervals, report.json and the model card as artifacts); tensorboard (the same as event "
+                              "files in RUN/tensorboard/). A tracking failure never fails the run: it is a warning in "
+                              "the report.", choices=TRACKERS)
 
     def validate(self, *, need_out: bool = True) -> "FinetuneConfig":
         """Refuse settings no run can use, with one message that says what to change. The CLI and the app's

@@ -30,6 +30,7 @@ NO_CLEAR_GAIN = "no_clear_gain"
 EVAL_OVERLAP = "eval_overlap"
 SKIPPED_INPUTS = "skipped_inputs"
 NOTICE = "notice"
+TRACKING = "tracking"      # the run could not be logged to its experiment tracker (tlcore/reporting/tracking.py)
 #: How the texts of each comparison kind begin (reports before ``warnings_detail`` are read by these).
 _PREFIXES = ((NEGATIVE_TRANSFER_RISK, "negative transfer risk"), (NEGATIVE_TRANSFER, "negative transfer:"),
              (NO_CLEAR_GAIN, "no clear gain over"), (EVAL_OVERLAP, "train/eval overlap"),

@@ -2,7 +2,8 @@
 
 A run folder holds ``config.json`` (written first), ``checkpoints/<stage>/`` while training (for resume),
 ``model/`` (``save_pretrained`` form), ``before/`` (what Try it needs to run the "before" model, when it is not
-simply the pretrained backbone), ``report.json`` and the model card ``README.md``. Every file is written to a
+simply the pretrained backbone), ``report.json``, the model card ``README.md`` and, with ``--track tensorboard``,
+``tensorboard/`` (:mod:`tlcore.reporting.tracking`). Every file is written to a
 temporary name and renamed (:mod:`tlcore.reporting.files`), and the whole folder is written as a hidden sibling
 ``.<name>.partial-<pid>`` that is renamed into place once complete (:class:`RunWriter`): a crash never leaves a
 half-written run at ``out``, and a folder that holds a run is never overwritten unless asked. Every report gets the
@@ -25,6 +26,7 @@ from tlcore.errors import Cancelled, ConfigError
 from tlcore.reporting.envelope import complete_analysis, complete_report
 from tlcore.reporting.files import write_text
 from tlcore.reporting.model_card import model_card_markdown
+from tlcore.reporting.tracking import track_run
 from tlcore.storage import storage_problem
 from tlcore.training.launch import LAUNCHER_ENV, SCRATCH_ENV
 
@@ -245,7 +247,8 @@ class RunWriter:
     def finish(self, report: dict, *, setting: str, save_model: Callable[[Path], object],
                save_before: Optional[Callable[[Path], object]] = None, skipped: Optional[dict[str, str]] = None,
                diagnosis: Optional[dict] = None) -> dict:
-        """Save the model (and the "before" model's own parts), then report.json and README.md, and move the run
+        """Save the model (and the "before" model's own parts), then report.json and README.md, log the run to its
+        experiment tracker if the config asks (:mod:`tlcore.reporting.tracking`; never fails the run), and move the run
         folder into place (:meth:`complete`); return the report. ``diagnosis``: the source-vs-target summary the
         pipeline computed (:func:`tlcore.diagnostics.summary.diagnosis_summary`; None without a source set): the
         writer only writes, it runs no model."""
@@ -255,6 +258,11 @@ class RunWriter:
         if save_before is not None:
             self.save_folder("before", save_before)
         self.write_report(report, model_card=True)
+        if (self.config.get("track") or "none") != "none" and not self._scratch:
+            # logged from the staging folder, with report.json and README.md in it; then both are written again
+            # with the outcome (where the run went, or a warning), before the folder is published
+            report = track_run(report, self.out, run_name=self._abs.name)
+            self.write_report(report, model_card=True)
         self.complete()
         return report
 
