@@ -9,6 +9,7 @@ from typing import Callable, Optional
 from torch import nn
 
 from tlcore.registry import Registry
+from tlcore.strategies.defaults import derived_lr
 
 
 @dataclass
@@ -27,16 +28,16 @@ class Strategy:
     # Domain adaptation by an alignment loss (tlcore/adaptation: "dann", "coral", "mcc"): trains an MLP adapter on
     # frozen features, or the whole backbone with --adapt-backbone. None: no alignment loss to train with.
     alignment: Optional[str] = None
-    # Per-modality lrs where they differ from ``default_lr``, e.g. the image CNN (augmented, BatchNorm statistics
-    # fixed) fine-tunes best at larger AdamW lrs than the text transformer; measured values in finetune.py / lora.py.
+    # Per-modality lrs where they differ from ``default_lr`` and none was derived (tlcore/strategies/defaults.py).
     default_lrs: dict[str, float] = field(default_factory=dict)
     # Domain adaptation: features of the labeled source + unlabeled target -> adapted head and eval scores
     # (tlcore.strategies.adaptation.AdaptInput -> Adapted). None: not an adaptation method.
     adapt: Optional[Callable] = None
 
     def lr_for(self, modality: str) -> float:
-        """The default learning rate of this strategy for ``modality``."""
-        return self.default_lrs.get(modality, self.default_lr)
+        """The default learning rate of this strategy for ``modality``: the one derived on development data
+        (:mod:`tlcore.strategies.defaults`), else the declared one."""
+        return derived_lr(self.name, modality) or self.default_lrs.get(modality, self.default_lr)
 
 
 STRATEGIES: Registry[Strategy] = Registry("strategy")

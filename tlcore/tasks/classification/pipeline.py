@@ -45,6 +45,7 @@ from tlcore.models.registry import build_backbone, resolve_backbone_name
 from tlcore.models.transfer_model import TransferModel
 from tlcore.progress import CancelFn, Progress, ProgressFn
 from tlcore.strategies import STRATEGIES, get_strategy
+from tlcore.strategies.defaults import PROVENANCE as DEFAULT_LR_PROVENANCE
 from tlcore.strategies.finetune import prepare_full
 from tlcore.strategies.linear_probe import fit_linear_head
 from tlcore.tasks.classification.classical import NAMES as CLASSICAL_NAMES
@@ -220,7 +221,7 @@ class Job(TaskJob):
 
             lr, info["tuning"] = tune_lr(trial, lr, cfg.tune, seed=cfg.seed, rule=rule)
         else:
-            info["tuning"] = "not tuned: lr " + ("given (--lr)" if cfg.lr else "the strategy's default for the modality")
+            info["tuning"] = "not tuned: lr " + ("given (--lr)" if cfg.lr else DEFAULT_LR_PROVENANCE)
         self.model, more = self._fine_tune(self.backbone, fit_idx, val_idx, lr, stage="after",
                                            probe=None if len(val_idx) else (w, b, probe_info))
         info.update(more)
