@@ -120,6 +120,25 @@ def training_curves(history: Sequence[Mapping], title: str = "") -> go.Figure:
     return fig
 
 
+def reliability_diagram(curves: Mapping[str, Sequence[Mapping]], title: str = "") -> go.Figure:
+    """Reliability diagram: per model (``curves``: name → the report's ``calibration.<model>.bins``, each bin
+    ``{"confidence", "accuracy", "count"}``) accuracy against mean confidence of its equal-mass bins; the diagonal is
+    perfect calibration (below it: over-confident)."""
+    fig = go.Figure()
+    fig.add_scatter(x=[0, 1], y=[0, 1], mode="lines", name="perfectly calibrated", hoverinfo="skip",
+                    line=dict(color="#999999", dash="dash", width=1))
+    colors = {"before": BEFORE_COLOR, "after": AFTER_COLOR}
+    for i, (name, bins) in enumerate(curves.items()):
+        fig.add_scatter(x=[b["confidence"] for b in bins], y=[b["accuracy"] for b in bins], mode="lines+markers",
+                        name=name, line=dict(color=colors.get(name, PALETTE[(i + 2) % len(PALETTE)])),
+                        customdata=[b.get("count", 0) for b in bins],
+                        hovertemplate=f"{name}<br>confidence %{{x:.3f}}<br>accuracy %{{y:.3f}}<br>%{{customdata}} items"
+                                      "<extra></extra>")
+    fig.update_xaxes(title="mean confidence (top class)", range=[0, 1.02])
+    fig.update_yaxes(title="accuracy", range=[0, 1.02])
+    return _layout(fig, title)
+
+
 def strategy_ladder(rows: Sequence[Mapping], metric: str = "accuracy", title: str = "",
                     y_max: Optional[float] = 1.05) -> go.Figure:
     """Several runs of one data set side by side: ``{"label", "before", "after", "after_ci": [lo, hi],

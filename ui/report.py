@@ -15,6 +15,7 @@ import streamlit as st
 from tlcore import plots
 from tlcore.evaluation.policy import NEGATIVE_TRANSFER, baseline_label, report_alerts, strongest_no_pretraining
 from tlcore.tasks import Metric, task_of
+from ui.calibration import calibration_section
 from ui.media import show_item
 
 
@@ -441,6 +442,7 @@ def render_report(report: dict, *, key: str, title: str | None = None,
             view(report, key)
     for view in _views(report, BODY_VIEWS):
         view(report, key)
+    calibration_section(report, key)     # only when the report has the block
     history = report_history(report)
     if history:
         st.plotly_chart(plots.training_curves(history, "Training curves"), key=f"{key}-curves", width="stretch")

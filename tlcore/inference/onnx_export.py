@@ -151,14 +151,16 @@ def export_onnx(run: str | Path, *, out: Optional[str | Path] = None, rel_tolera
             output_axes = {0: "batch"}
         exporter = export_graph(model, trace_example(dict(example)), axes, output_axes, tmp / ONNX_FILE, what)
         attrs = save_preprocessing(backbone, tmp)   # the backbone's preprocessing config: every fact comes from it
+        temperature = float(getattr(model, "temperature", 1.0))     # the graph's logits are raw: T travels beside them
         graph_inputs = graph_signature(tmp / ONNX_FILE)
         doc = {"format": "onnx", "model": ONNX_FILE, "task": task, "modality": modality, "backbone": name,
                "inputs": graph_inputs["inputs"], **describe(kind, attrs, spec),
                "outputs": graph_inputs["outputs"],
                "labels": f"labels.json: the {'tag' if spec.token_level else 'class'} of each logit, in order; "
-                         + ("softmax over the last axis gives the probabilities TransferLab shows" if spec.output == "softmax"
+                         + (f"softmax(logits / {temperature:g}) over the last axis (temperature scaling, fitted on held-out "
+                            "training items) gives the probabilities TransferLab shows" if spec.output == "softmax"
                             else "the sigmoid of each logit gives that label's probability (thresholds: model/thresholds.json)"),
-               "tlcore": {"task": task, "modality": modality, "kind": kind, "attrs": attrs}}
+               "tlcore": {"task": task, "modality": modality, "kind": kind, "attrs": attrs, "temperature": temperature}}
         doc["python"] = doc["python"] + [
             "import onnxruntime as ort",
             f"session = ort.InferenceSession(EXPORT_DIR + '/{ONNX_FILE}')",

@@ -60,11 +60,14 @@ class OnnxGraph:
 
 
 class OnnxClassifier(OnnxGraph):
-    """A classification export: ``predict_proba(items)`` like :meth:`TransferModel.predict_proba`, through onnxruntime."""
+    """A classification export: ``predict_proba(items)`` like :meth:`TransferModel.predict_proba` (the same temperature),
+    through onnxruntime."""
 
     def __init__(self, folder: str | Path):
         super().__init__(folder)
         self.preprocess = preprocessor(self.kind, self.folder, self.attrs)
+        # temperature scaling of the run's model (calibration.json); an export made before it has none: T = 1
+        self.temperature = float((self.doc.get("tlcore") or {}).get("temperature") or 1.0)
 
     @property
     def classes(self) -> list[str]:
@@ -76,7 +79,7 @@ class OnnxClassifier(OnnxGraph):
 
     def predict_proba(self, items: Sequence[Any], *, batch_size: int = BATCH_SIZE) -> np.ndarray:
         logits = self.predict_logits(list(items), batch_size=batch_size)
-        return torch.softmax(torch.from_numpy(logits), dim=-1).numpy()
+        return torch.softmax(torch.from_numpy(logits) / self.temperature, dim=-1).numpy()
 
 
 class OnnxTagger(OnnxGraph):

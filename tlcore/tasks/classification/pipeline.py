@@ -48,6 +48,7 @@ from tlcore.strategies import STRATEGIES, get_strategy
 from tlcore.strategies.defaults import PROVENANCE as DEFAULT_LR_PROVENANCE
 from tlcore.strategies.finetune import prepare_full
 from tlcore.strategies.linear_probe import fit_linear_head
+from tlcore.tasks.classification.calibrate import calibrate_run
 from tlcore.tasks.classification.classical import NAMES as CLASSICAL_NAMES
 from tlcore.tasks.classification.classical import classical_predictions
 from tlcore.tasks.classification.train import train_classifier
@@ -202,7 +203,8 @@ class Job(TaskJob):
         cfg, d, f = self.cfg, self.d, self.f
         strategy = get_strategy(cfg.strategy)
         w, b, probe_info = fit_linear_head(f["train"], d.y_train, len(d.classes), seed=cfg.seed)
-        pred_probe = (torch.from_numpy(f["eval"]) @ w.T + b).argmax(1).numpy()
+        self.eval_logits = (torch.from_numpy(f["eval"]) @ w.T + b).numpy()    # after's, until fine-tuning replaces it
+        pred_probe = self.eval_logits.argmax(1)
         info: dict = {"linear_probe": probe_info}
         if not strategy.uses_loop:
             self.model = TransferModel(self.backbone, d.classes, backbone_name=self.backbone_name, strategy=cfg.strategy)
@@ -210,6 +212,7 @@ class Job(TaskJob):
             return Outcome(pred_probe, {**info, "epochs_run": 0, "train_size": len(d.train), "val_size": 0,
                                         "tuning": PROBE_TUNING})
         fit_idx, val_idx, info["early_stopping"] = loop_validation(d.train.labels, cfg, d.train.groups)
+        self.val_idx = val_idx          # the temperature's fitting items (calibrate.py)
         lr = cfg.lr or self.default_lr()
         if cfg.tune:
             t_fit, t_val, rule = tuning_split(d.train.labels, d.train.groups, val_idx, fit_idx, cfg.seed)
@@ -225,7 +228,8 @@ class Job(TaskJob):
         self.model, more = self._fine_tune(self.backbone, fit_idx, val_idx, lr, stage="after",
                                            probe=None if len(val_idx) else (w, b, probe_info))
         info.update(more)
-        pred_after = self.model.predict_proba(d.eval.items, batch_size=64).argmax(1)
+        self.eval_logits = self.model.predict_logits(d.eval.items, batch_size=64)
+        pred_after = self.eval_logits.argmax(1)
         # The probe this run started from, scored on the same eval items: did fine-tuning earn its cost?
         probe_vs = self.compare(pred_after, pred_probe)
         info.update(linear_probe_eval_accuracy=_accuracy(d.y_eval, pred_probe), linear_probe_comparison=probe_vs)
@@ -320,6 +324,7 @@ class Job(TaskJob):
             "eval_predictions": {"true": d.y_eval.tolist(), **{k: v.tolist() for k, v in preds.items()},
                                  "items": [str(x) for x in d.eval.items], "names": d.eval.names,
                                  **({"groups": d.eval.groups} if d.eval.groups is not None else {})},
+            "calibration": calibrate_run(self, outcomes),      # also sets the temperature save_model saves
         }
 
     def save_model(self, folder: Path) -> None:

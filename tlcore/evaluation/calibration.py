@@ -1,0 +1,141 @@
+"""Calibration of a classifier's probabilities: expected calibration error (ECE) with equal-mass bins, its bootstrap
+interval, reliability-diagram data, and temperature scaling.
+
+* **ECE** (Naeini et al., AAAI 2015; Guo et al., "On Calibration of Modern Neural Networks", ICML 2017) of the
+  top-class confidence ``c_i = max_k p_ik`` and correctness ``a_i = [argmax_k p_ik == y_i]`` over ``n`` items::
+
+      ECE = sum_b (|B_b| / n) * | mean_{i in B_b} a_i - mean_{i in B_b} c_i |
+
+  The bins are **equal-mass** (adaptive binning, Nixon et al., "Measuring Calibration in Deep Learning", CVPR
+  Workshops 2019): the items sorted by confidence are cut into ``min(N_BINS, n)`` bins of (nearly) equal count, so no
+  bin is empty and every bin's accuracy rests on about ``n / N_BINS`` items. ``N_BINS = 10``: with the small eval splits
+  of few-shot transfer (tens to hundreds of items) more bins would hold a handful of items each, and ECE's upward
+  bias from noisy bin accuracies grows as bins shrink.
+* **Interval**: percentile 95% bootstrap of the ECE, resampling eval items, or whole groups when the eval set declares
+  them (the same units as :func:`tlcore.evaluation.metrics.bootstrap_ci`). ECE is not a mean of per-item values, so
+  each resample is re-binned and its ECE recomputed.
+* **Temperature scaling** (Guo et al., ICML 2017, section 4.2): one scalar ``T > 0`` dividing the logits,
+  ``p = softmax(z / T)``, chosen to minimise the negative log-likelihood on held-out data (never the eval split).
+  It changes no prediction: ``argmax(z / T) == argmax(z)``, so accuracy and every confusion count stay the same.
+
+Shapes: ``probs`` and ``logits`` are (n, classes); ``y`` is (n,) integer class indices.
+"""
+
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+import numpy as np
+import torch
+
+from tlcore.evaluation.metrics import N_BOOT, ci_method
+
+N_BINS = 10
+#: The fitted temperature is kept within these bounds: a held-out split the model gets all right drives the NLL's
+#: minimum towards T -> 0 (ever sharper), one it gets all wrong towards T -> infinity (uniform).
+T_BOUNDS = (0.05, 20.0)
+METHOD = ("temperature scaling (Guo et al., 'On Calibration of Modern Neural Networks', ICML 2017): one scalar T > 0, "
+          "probabilities softmax(logits / T), T minimising the negative log-likelihood of held-out items (never the "
+          "eval split); predictions and accuracy do not change")
+
+
+def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
+    """(n, classes) probabilities ``softmax(logits / temperature)``, computed stably in float64."""
+    z = np.asarray(logits, dtype=np.float64) / float(temperature)
+    z = z - z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def _bins(conf: np.ndarray, n_bins: int) -> list[np.ndarray]:
+    """Item indices of each equal-mass bin, by increasing confidence (stable sort: ties keep their item order)."""
+    order = np.argsort(conf, kind="stable")
+    return [b for b in np.array_split(order, min(n_bins, len(conf))) if len(b)]
+
+
+def _ece(conf: np.ndarray, correct: np.ndarray, n_bins: int) -> float:
+    if len(conf) == 0:
+        return 0.0
+    return float(sum(len(b) * abs(correct[b].mean() - conf[b].mean()) for b in _bins(conf, n_bins)) / len(conf))
+
+
+def expected_calibration_error(probs: np.ndarray, y: Sequence[int], *, n_bins: int = N_BINS) -> float:
+    """ECE of the top-class confidence with ``n_bins`` equal-mass bins (module docstring); 0 for no items."""
+    p, yt = np.asarray(probs, dtype=np.float64), np.asarray(y)
+    return _ece(p.max(1), (p.argmax(1) == yt).astype(np.float64), n_bins) if len(yt) else 0.0
+
+
+def _resample(n: int, groups: Optional[Sequence[str]], rng: np.random.Generator) -> np.ndarray:
+    """Item indices of one bootstrap resample: ``n`` items with replacement, or (with ``groups``) as many whole groups
+    drawn with replacement as there are groups, each bringing all its items."""
+    if groups is None:
+        return rng.integers(0, n, size=n)
+    unit = np.unique(np.asarray(groups, dtype=str), return_inverse=True)[1]
+    members = [np.flatnonzero(unit == u) for u in range(unit.max() + 1)]
+    return np.concatenate([members[u] for u in rng.integers(0, len(members), size=len(members))])
+
+
+def ece_interval(probs: np.ndarray, y: Sequence[int], *, seed: int = 0, n_boot: int = N_BOOT, n_bins: int = N_BINS,
+                 groups: Optional[Sequence[str]] = None) -> list[float]:
+    """Percentile 95% bootstrap interval of :func:`expected_calibration_error` (items, or whole ``groups``)."""
+    p, yt = np.asarray(probs, dtype=np.float64), np.asarray(y)
+    if len(yt) == 0:
+        return [0.0, 0.0]
+    conf, correct = p.max(1), (p.argmax(1) == yt).astype(np.float64)
+    rng = np.random.default_rng(seed)
+    eces = [_ece(conf[idx], correct[idx], n_bins) for idx in (_resample(len(yt), groups, rng) for _ in range(n_boot))]
+    return [float(np.quantile(eces, 0.025)), float(np.quantile(eces, 0.975))]
+
+
+def reliability_bins(probs: np.ndarray, y: Sequence[int], *, n_bins: int = N_BINS) -> list[dict]:
+    """Reliability-diagram data: per equal-mass bin (by increasing confidence) its mean top-class ``confidence``, the
+    ``accuracy`` of its items, their ``count`` and the bin's confidence range (``lower``, ``upper``)."""
+    p, yt = np.asarray(probs, dtype=np.float64), np.asarray(y)
+    if len(yt) == 0:
+        return []
+    conf, correct = p.max(1), (p.argmax(1) == yt).astype(np.float64)
+    return [{"confidence": float(conf[b].mean()), "accuracy": float(correct[b].mean()), "count": int(len(b)),
+             "lower": float(conf[b].min()), "upper": float(conf[b].max())} for b in _bins(conf, n_bins)]
+
+
+def negative_log_likelihood(probs: np.ndarray, y: Sequence[int]) -> float:
+    """Mean ``-log p_i[y_i]`` (probabilities floored at 1e-12)."""
+    p, yt = np.asarray(probs, dtype=np.float64), np.asarray(y)
+    return float(-np.log(np.maximum(p[np.arange(len(yt)), yt], 1e-12)).mean()) if len(yt) else 0.0
+
+
+def calibration_summary(probs: np.ndarray, y: Sequence[int], *, seed: int = 0,
+                        groups: Optional[Sequence[str]] = None) -> dict:
+    """One model's calibration on the eval split: ``{"ece", "ece_ci95", "nll", "bins"}``."""
+    return {"ece": expected_calibration_error(probs, y), "ece_ci95": ece_interval(probs, y, seed=seed, groups=groups),
+            "nll": negative_log_likelihood(probs, y), "bins": reliability_bins(probs, y)}
+
+
+def ece_method(groups: Optional[Sequence[str]]) -> dict:
+    """How the report's ECE and its interval were computed."""
+    return {"ece_definition": f"expected calibration error of the top-class confidence, {N_BINS} equal-mass bins "
+                              "(items sorted by confidence, cut into bins of equal count)",
+            "n_bins": N_BINS, **ci_method(groups)}
+
+
+def fit_temperature(logits: np.ndarray, y: Sequence[int], *, max_iter: int = 200) -> float:
+    """The temperature ``T`` minimising the mean NLL of ``softmax(logits / T)`` for labels ``y`` (Guo et al., ICML 2017):
+    L-BFGS on ``log T`` (so ``T > 0`` without constraints), from T = 1, clipped to :data:`T_BOUNDS`. 1.0 for no items.
+
+    ``logits``: (n, classes) held-out logits (never the eval split's); ``y``: (n,) class indices."""
+    yt = torch.as_tensor(np.asarray(y), dtype=torch.long)
+    if len(yt) == 0:
+        return 1.0
+    z = torch.as_tensor(np.asarray(logits), dtype=torch.float64)
+    log_t = torch.zeros((), dtype=torch.float64, requires_grad=True)
+    lo, hi = np.log(T_BOUNDS[0]), np.log(T_BOUNDS[1])
+    opt = torch.optim.LBFGS([log_t], lr=0.5, max_iter=max_iter, line_search_fn="strong_wolfe")
+
+    def closure() -> torch.Tensor:
+        opt.zero_grad()
+        loss = torch.nn.functional.cross_entropy(z / log_t.clamp(lo, hi).exp(), yt)
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    return float(np.exp(np.clip(log_t.detach().item(), lo, hi)))
