@@ -138,7 +138,7 @@ def test_cancel_then_resume(tmp_path, datasets):
 
 
 def test_early_stopping_uses_training_split_only(tmp_path):
-    # Early stopping needs a validation split that can tell epochs apart (inductive.FT_MIN_VAL_ITEMS items).
+    # Early stopping needs a validation split that can tell epochs apart (scratch.FT_MIN_VAL_ITEMS items).
     data = write_text_set(tmp_path / "big", n_per_class=130)
     cfg = FinetuneConfig(modality="text", target=str(data), backbone="tiny-text", strategy="full", val_fraction=0.3,
                          epochs=30, patience=1, lr=1e-9, out=str(tmp_path / "run"), baselines=[])

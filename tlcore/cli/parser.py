@@ -51,7 +51,7 @@ def add_config_flags(parser: argparse.ArgumentParser, cls: type, skip: Sequence[
         if name in skip:
             continue
         flag = "--" + option_name(name, meta)
-        kwargs: dict = {"help": meta.get("help", ""), "dest": name, "default": meta["default"]}
+        kwargs: dict = {"help": meta.get("help", "").replace("%", "%%"), "dest": name, "default": meta["default"]}
         if limit_text(meta):     # the allowed range, as the config (and the app's form) enforce it
             kwargs["help"] += f" Allowed: {limit_text(meta)}."
         if meta.get("required"):

@@ -30,7 +30,8 @@ from tlcore.reporting.envelope import amend_report
 from tlcore.reporting.files import write_json
 from tlcore.runs.models import SCRATCH_JOB
 from tlcore.tasks import task_of
-from tlcore.tasks.classification.pipeline import prepare_data, scratch_twin
+from tlcore.tasks.classification.pipeline import prepare_data
+from tlcore.tasks.classification.scratch import scratch_twin
 
 __all__ = ["SCRATCH_JOB", "ScratchFollowupConfig", "scratch_job"]
 

@@ -3,7 +3,7 @@ finalized (``finalize``, e.g. merging LoRA weights); all of them produce a :clas
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable, Optional
 
 from torch import nn
@@ -28,16 +28,14 @@ class Strategy:
     # Domain adaptation by an alignment loss (tlcore/adaptation: "dann", "coral", "mcc"): trains an MLP adapter on
     # frozen features, or the whole backbone with --adapt-backbone. None: no alignment loss to train with.
     alignment: Optional[str] = None
-    # Per-modality lrs where they differ from ``default_lr`` and none was derived (tlcore/strategies/defaults.py).
-    default_lrs: dict[str, float] = field(default_factory=dict)
     # Domain adaptation: features of the labeled source + unlabeled target -> adapted head and eval scores
     # (tlcore.strategies.adaptation.AdaptInput -> Adapted). None: not an adaptation method.
     adapt: Optional[Callable] = None
 
     def lr_for(self, modality: str) -> float:
         """The default learning rate of this strategy for ``modality``: the one derived on development data
-        (:mod:`tlcore.strategies.defaults`), else the declared one."""
-        return derived_lr(self.name, modality) or self.default_lrs.get(modality, self.default_lr)
+        (:mod:`tlcore.strategies.defaults`), else ``default_lr``."""
+        return derived_lr(self.name, modality) or self.default_lr
 
 
 STRATEGIES: Registry[Strategy] = Registry("strategy")

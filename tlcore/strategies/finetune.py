@@ -8,15 +8,8 @@ from torch import nn
 
 from tlcore.strategies.base import STRATEGIES, Strategy, freeze, unfreeze
 
-# LP-FT lrs (AdamW; of the top block, layer decay 0.8 below it), 10 epochs, seed 0, measured on the demos.
-# Image (EfficientNet-Lite, BatchNorm statistics fixed, augmented batches), eval accuracy digits / emoji with the
-# linear probe at 0.87 / 0.39: full 2e-4 0.89 / 0.43 (5e-5: 0.85 on digits); partial 5e-4 0.87 / 0.44, 1e-3
-# 0.87 / 0.40 (2e-4: 0.85 on digits). Text (MiniLM, sentiment, no augmentation, 40 items the probe already
-# separates): partial 2e-4 drifted from 0.79 to 0.65 over the epochs, 1e-4 to 0.74, 5e-5 stayed at 0.79.
-# Audio keeps ``default_lr``.
-IMAGE_FULL_LR = 2e-4
-IMAGE_PARTIAL_LR = 5e-4
-TEXT_PARTIAL_LR = 5e-5
+# Default learning rates (of the top block, layer decay 0.8 below it; AdamW, LP-FT): derived on development data,
+# see tlcore/strategies/defaults.py; ``default_lr`` is the fallback for a modality none was derived for.
 
 
 def _after_blocks(backbone) -> list[nn.Module]:
@@ -77,7 +70,7 @@ def prepare_full(model, **_) -> list[nn.Module]:
 
 STRATEGIES.register("partial", Strategy(
     "partial", "Partial fine-tuning: the top k backbone blocks and the head train, the rest stays frozen.",
-    prepare=prepare_partial, param_groups=layerwise_param_groups, default_lr=2e-4, default_lrs={"image": IMAGE_PARTIAL_LR, "text": TEXT_PARTIAL_LR}))
+    prepare=prepare_partial, param_groups=layerwise_param_groups, default_lr=2e-4))
 STRATEGIES.register("full", Strategy(
     "full", "Full fine-tuning: every backbone weight and the head train.", prepare=prepare_full,
-    param_groups=layerwise_param_groups, default_lr=5e-5, default_lrs={"image": IMAGE_FULL_LR}))
+    param_groups=layerwise_param_groups, default_lr=5e-5))

@@ -23,12 +23,11 @@ from typing import Optional
 import numpy as np
 import torch
 
-from tlcore.config import MIN_VAL_ITEMS, FinetuneConfig
+from tlcore.config import FinetuneConfig
 from tlcore.data.dataset import Dataset
 from tlcore.data.loaders import check_trainable, load_dataset
 from tlcore.data.overlap import conflicting_labels, content_key, item_kind, overlap_warnings, split_overlaps
-from tlcore.data.split import cap_per_class, eval_split, holdout_split
-from tlcore.device import current as current_runtime
+from tlcore.data.split import cap_per_class, eval_split
 from tlcore.errors import ConfigError, DataError
 from tlcore.evaluation.metrics import (
     classification_metrics,
@@ -43,26 +42,23 @@ from tlcore.models.before import BeforeHead, nearest_class_mean
 from tlcore.models.features import extract_features
 from tlcore.models.registry import build_backbone, resolve_backbone_name
 from tlcore.models.transfer_model import TransferModel
-from tlcore.progress import CancelFn, Progress, ProgressFn
+from tlcore.progress import Progress
 from tlcore.strategies import STRATEGIES, get_strategy
 from tlcore.strategies.defaults import PROVENANCE as DEFAULT_LR_PROVENANCE
-from tlcore.strategies.finetune import prepare_full
 from tlcore.strategies.linear_probe import fit_linear_head
 from tlcore.tasks.classification.calibrate import calibrate_run
 from tlcore.tasks.classification.classical import NAMES as CLASSICAL_NAMES
 from tlcore.tasks.classification.classical import classical_predictions
+from tlcore.tasks.classification.scratch import accuracy_of, loop_validation, scratch_twin
 from tlcore.tasks.classification.train import train_classifier
 from tlcore.tasks.classification.tune import tune_lr, tuning_split
 from tlcore.tasks.job import Outcome, RunContext, TaskJob
 from tlcore.training.trainer import TrainConfig
 
-SCRATCH_LR = 1e-3
 # LP-FT: the head starts from the linear probe and trains at the backbone's (top block's) lr times this. It was
 # max(lr, 1e-3): 5-20x the backbone's, which moves the probe's decision boundary first and the features after it.
 FT_HEAD_LR_FACTOR = 1.0
 FT_SCHEDULE = "warmup_cosine"
-# Early stopping of the loop strategies needs at least this many validation items (else: the whole schedule).
-FT_MIN_VAL_ITEMS = MIN_VAL_ITEMS
 PROBE_TUNING = "C chosen by k-fold cross-validation of the training items (every run; --tune adds nothing to it)"
 
 
@@ -220,7 +216,7 @@ class Job(TaskJob):
             def trial(lr: float, n: int) -> float:      # a fresh copy of the pretrained weights each trial
                 fresh = build_backbone(cfg.backbone, cfg.modality, pretrained=True)
                 model, _ = self._fine_tune(fresh, t_fit, t_val, lr, stage=f"tune-after-{n}")
-                return _accuracy(d.y_train[t_val], model.predict_proba([d.train.items[i] for i in t_val]).argmax(1))
+                return accuracy_of(d.y_train[t_val], model.predict_proba([d.train.items[i] for i in t_val]).argmax(1))
 
             lr, info["tuning"] = tune_lr(trial, lr, cfg.tune, seed=cfg.seed, rule=rule)
         else:
@@ -232,8 +228,8 @@ class Job(TaskJob):
         pred_after = self.eval_logits.argmax(1)
         # The probe this run started from, scored on the same eval items: did fine-tuning earn its cost?
         probe_vs = self.compare(pred_after, pred_probe)
-        info.update(linear_probe_eval_accuracy=_accuracy(d.y_eval, pred_probe), linear_probe_comparison=probe_vs)
-        note = probe_recommendation(cfg.strategy, _accuracy(d.y_eval, pred_after), _accuracy(d.y_eval, pred_probe),
+        info.update(linear_probe_eval_accuracy=accuracy_of(d.y_eval, pred_probe), linear_probe_comparison=probe_vs)
+        note = probe_recommendation(cfg.strategy, accuracy_of(d.y_eval, pred_after), accuracy_of(d.y_eval, pred_probe),
                                     probe_vs)
         self.ctx.notes += [note] if note else []
         return Outcome(pred_after, info)
@@ -337,10 +333,6 @@ def _set_head(model: TransferModel, w: torch.Tensor, b: torch.Tensor) -> None:
         model.head.bias.copy_(b)
 
 
-def _accuracy(y: np.ndarray, pred: np.ndarray) -> float:
-    return float((np.asarray(pred) == y).mean()) if len(y) else 0.0
-
-
 def _group_warnings(train: Dataset, eval_ds: Dataset) -> list[dict]:
     """Groups declared on one side only, or shared by training and eval (a given --eval set: the automatic split
     never shares one): the eval numbers then measure seen objects/speakers, not new ones."""
@@ -385,73 +377,3 @@ def probe_recommendation(strategy: str, after_accuracy: float, probe_accuracy: f
             f"linear probe on the same pretrained features ({probe_accuracy:.3f}) on the same eval items (difference "
             f"{gain:+.1f} points, 95% CI {100 * lo:+.1f} to {100 * hi:+.1f}); on this data {why}. Use strategy "
             "linear_probe: features computed once, no backbone to train or store")
-
-
-def loop_validation(labels: list[str], cfg: FinetuneConfig,
-                    groups: Optional[list[str]] = None) -> tuple[np.ndarray, np.ndarray, str]:
-    """The one validation rule of every network trained in a loop (partial, full, LoRA and the scratch twin):
-    (fit indices, validation indices, the rule in words).
-
-    A stratified ``val_fraction`` of the *training* items (never the eval split) is held out for early stopping when
-    it holds at least ``FT_MIN_VAL_ITEMS`` items. Below that, epochs differ by a few points while the accuracy of n
-    validation items has a 95% interval of about ±100/sqrt(n) points (±22 for 20 items), so stopping on it picks an
-    epoch at random (measured on the image demos: 1-4 points lost against the end of the schedule): the model then
-    trains the whole schedule on every training item and keeps the last epoch. With ``groups`` (two or more) whole
-    groups are held out, as the eval split does."""
-    counts: dict[str, int] = {}
-    for y in labels:
-        counts[y] = counts.get(y, 0) + 1
-    everything = np.arange(len(labels))
-    if cfg.val_fraction <= 0 or min(counts.values()) < 4:
-        return everything, np.array([], dtype=np.int64), (
-            f"off: no validation split (val_fraction {cfg.val_fraction:g}, smallest class {min(counts.values())} "
-            f"items); trained the whole schedule on all {len(labels)} training items and kept the last epoch")
-    grouped = groups is not None and len(set(groups)) >= 2
-    keep, held = holdout_split(labels, groups, cfg.val_fraction, seed=cfg.seed)
-    if len(held) < FT_MIN_VAL_ITEMS:
-        return everything, np.array([], dtype=np.int64), (
-            f"off: {len(held)} validation items cannot tell epochs apart (needs {FT_MIN_VAL_ITEMS}); trained the "
-            f"whole schedule on all {len(labels)} training items and kept the last epoch")
-    return np.array(keep), np.array(held), (
-        f"on: {len(keep)} training items fitted, {len(held)} held out of them{' (whole groups)' * grouped} (never "
-        "eval) to keep the best epoch "
-        f"(patience {cfg.patience})")
-
-
-def scratch_twin(cfg: FinetuneConfig, train_ds: Dataset, y_train: np.ndarray, eval_items: list, classes: list[str], out: Path,
-             resume: bool, progress: ProgressFn, should_cancel: CancelFn, *,
-             stage: str = "scratch") -> tuple[np.ndarray, dict]:
-    """The random-init twin of the backbone, trained on the same training items under the same validation rule
-    (:func:`loop_validation`), epochs and batch size as the fine-tuned model; its learning rate is a fixed default
-    (``SCRATCH_LR``) or, with ``--tune N``, chosen by the same N trials as the fine-tuned model's."""
-    fit_idx, val_idx, rule = loop_validation(train_ds.labels, cfg, train_ds.groups)  # type: ignore[arg-type]
-
-    def train(lr: float, fit: np.ndarray, val: np.ndarray, where: str):
-        torch.manual_seed(cfg.seed)
-        model = TransferModel(build_backbone(cfg.backbone, cfg.modality, pretrained=False, seed=cfg.seed), classes,
-                              strategy="scratch")
-        tcfg = TrainConfig(epochs=cfg.epochs, batch_size=cfg.batch_size, lr=lr, head_lr=lr, patience=cfg.patience,
-                           seed=cfg.seed, freeze_bn=False, keep_best=bool(len(val)))
-        result = train_classifier(model, [train_ds.items[i] for i in fit], y_train[fit],
-                                  val_items=[train_ds.items[i] for i in val], val_y=y_train[val], config=tcfg,
-                                  train_modules=prepare_full(model), checkpoint_dir=out / "checkpoints" / where,
-                                  resume=resume, stage=stage, progress=progress, should_cancel=should_cancel)
-        return model, result, tcfg
-
-    lr, tuning = SCRATCH_LR, f"not tuned: lr fixed at {SCRATCH_LR:g} (a default)"
-    if cfg.tune:
-        t_fit, t_val, how = tuning_split(train_ds.labels, train_ds.groups, val_idx, fit_idx, cfg.seed)  # type: ignore[arg-type]
-
-        def trial(lr: float, n: int) -> float:
-            model = train(lr, t_fit, t_val, f"{stage}-tune-{n}")[0]
-            return _accuracy(y_train[t_val], model.predict_proba([train_ds.items[i] for i in t_val]).argmax(1))
-
-        lr, tuning = tune_lr(trial, SCRATCH_LR, cfg.tune, seed=cfg.seed, rule=how)
-    model, result, tcfg = train(lr, fit_idx, val_idx, stage)
-    progress(Progress("scratch", 1, 1, "scoring the scratch baseline"))
-    runtime = current_runtime().describe()     # where the twin ran (a follow-up job sets the run's own runtime)
-    return model.predict_proba(eval_items, batch_size=64).argmax(1), {
-        "epochs_run": result.epochs_run, "best_epoch": result.best_epoch if tcfg.keep_best else result.epochs_run,
-        "stopped_early": result.stopped_early, "train_size": len(fit_idx), "val_size": len(val_idx),
-        "early_stopping": rule, "lr": lr, "tuned": tuning if isinstance(tuning, str) else tuning["how"],
-        "tuning": tuning, "device": runtime["device"], "precision": runtime["precision"], "history": result.history}

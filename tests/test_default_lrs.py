@@ -1,0 +1,35 @@
+"""The default learning rates come from development data, and the evidence, the rule and the code agree (issue 18:
+no default chosen on a split a reported number comes from)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tlcore.strategies import get_strategy
+from tlcore.strategies.defaults import CHOSEN_FILE, GRIDS, choose_lrs
+
+ROOT = Path(__file__).resolve().parents[1]
+EVIDENCE = json.loads((ROOT / "docs" / "default_lrs.json").read_text())
+
+
+def test_the_chosen_rates_follow_the_rule_from_the_evidence_and_are_what_the_strategies_use():
+    chosen = json.loads(CHOSEN_FILE.read_text())["lrs"]
+    assert chosen == choose_lrs(EVIDENCE["runs"]) == EVIDENCE["chosen"]
+    assert {s: {m: list(g) for m, g in grids.items()} for s, grids in GRIDS.items()} == EVIDENCE["grids"]
+    for strategy, by_modality in chosen.items():
+        for modality, lr in by_modality.items():
+            assert lr in GRIDS[strategy][modality]
+            assert get_strategy(strategy).lr_for(modality) == lr
+    assert {(s, m) for s in GRIDS for m in GRIDS[s]} == {(s, m) for s in chosen for m in chosen[s]}
+
+
+def test_no_evidence_run_read_an_eval_split():
+    assert EVIDENCE["runs"] and all("target split (eval_path: None)" in r["data"] for r in EVIDENCE["runs"])
+    assert all(r["dev"] > 0 and r["train"] > r["dev"] for r in EVIDENCE["runs"])
+
+
+def test_the_rule_takes_the_best_mean_and_the_smaller_rate_on_a_tie():
+    runs = [{"strategy": "full", "modality": "text", "lr": lr, "dev_accuracy": acc}
+            for lr, acc in ((1e-4, 0.8), (1e-4, 0.6), (5e-5, 0.7), (2e-4, 0.7), (2e-4, 0.5))]
+    assert choose_lrs(runs) == {"full": {"text": 5e-5}}     # 1e-4 and 5e-5 both average 0.7
