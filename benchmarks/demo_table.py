@@ -99,6 +99,8 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2, help="runs in parallel (one torch thread each)")
     ap.add_argument("--json", default=str(OUT))
     ap.add_argument("--cache", help="JSON-lines file of finished runs (kept; its runs are not run again)")
+    ap.add_argument("--from-cache", action="store_true",
+                    help="run nothing: write the table from the cached runs and list the rows not measured")
     a = ap.parse_args()
     from tlcore.data.demos import DEMOS as REGISTERED
 
@@ -111,6 +113,13 @@ def main() -> None:
             continue
         jobs += [{"demo": demo, "modality": spec.modality, "strategy": s, "epochs": a.epochs, "seeds": a.seeds,
                   "baselines": BASELINES if s == "linear_probe" else []} for s in strategies]
+    not_measured = []
+    if a.from_cache:
+        cached = [json.loads(line) for line in Path(a.cache).read_text().splitlines()]
+        keys = {(r["demo"], r["strategy"], r["epochs"], r["seeds"]) for r in cached}
+        not_measured = [f"{j['demo']} {j['strategy']}" for j in jobs
+                        if (j["demo"], j["strategy"], j["epochs"], j["seeds"]) not in keys]
+        jobs = [j for j in jobs if f"{j['demo']} {j['strategy']}" not in not_measured]
     runs = run_jobs(_run, jobs, key=("demo", "strategy", "epochs", "seeds"), workers=a.workers, cache=a.cache,
                     describe=lambda r: f"{r['demo']} {r['strategy']}: after {np.mean(r['scores']['after']):.3f} over "
                                        f"{r['seeds']} seeds ({r['seconds']:.0f} s)")
@@ -123,8 +132,8 @@ def main() -> None:
         sys.exit(f"no linear-probe run of {', '.join(missing)} to compare with: add linear_probe to --strategies")
     rows = [_row(r, probe[r["demo"]]) for r in sorted(runs, key=lambda r: order.index((r["demo"], r["strategy"])))]
     table = {"measured": time.strftime("%Y-%m-%d"), "seeds": a.seeds, "epochs": a.epochs,
-             "machine": f"{platform.machine()}, {os.cpu_count()} cores, CPU, one torch thread per run, "
-                        f"{a.workers} runs at a time", "rows": rows}
+             "machine": f"{platform.machine()} CPU, {os.cpu_count()} cores, one torch thread per run, shared with other "
+                        "jobs: times are pessimistic", "rows": rows, "not_measured": not_measured}
     Path(a.json).write_text(json.dumps(table, indent=2) + "\n")
     print(f"wrote {a.json}; render it into the README with benchmarks/readme_tables.py", file=sys.stderr)
 

@@ -61,6 +61,8 @@ def render_demo_table(table: dict) -> str:
                      f"{_points(gain['difference'])} vs {r['strongest_no_pretraining']} ({_points(lo)} to {_points(hi)}) | "
                      f"{r['seconds']:.0f} s |")
     lines += ["", "Classical models: " + "; ".join(f"{demo}: {label}" for demo, label in classical.items()) + "."]
+    if table.get("not_measured"):
+        lines += ["", "Not measured in this round (time): " + ", ".join(table["not_measured"]) + "."]
     return "\n".join(lines)
 
 
