@@ -53,7 +53,7 @@ def test_cluster_a_demo_from_the_page(app_server, page):
     _choose(page, "an-cl-backbone", "tiny-image")
     _type(page, "an-cl-k", "10")
     page.get_by_role("button", name="Start clustering").click()
-    page.locator('[data-testid="stProgress"]').first.wait_for(timeout=30_000)   # live progress: queued, then stages
+    page.locator('[data-testid="stProgress"]').first.wait_for(timeout=120_000)   # live progress: queued, then stages
     page.get_by_role("heading", name="Cluster browser").wait_for(timeout=120_000)
     wait_idle(page)
     _charts_drawn(page, 3)   # scores and the two maps (k was given: no silhouette-per-k chart)
@@ -87,7 +87,7 @@ def test_curve_on_a_demo_from_the_page(app_server, page):
     _type(page, "an-cv-epochs", "2")
     page.get_by_text("2 point(s) × 1 seed(s) = 2 fine-tuning run(s)").wait_for()
     page.get_by_role("button", name="Start curve").click()
-    page.locator('[data-testid="stProgress"]').first.wait_for(timeout=30_000)
+    page.locator('[data-testid="stProgress"]').first.wait_for(timeout=120_000)
     page.get_by_text("How many labels do I need?").wait_for(timeout=150_000)
     wait_idle(page)
     _charts_drawn(page, 1)   # the curve with its bands
