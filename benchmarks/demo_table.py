@@ -114,8 +114,8 @@ def main() -> None:
         jobs += [{"demo": demo, "modality": spec.modality, "strategy": s, "epochs": a.epochs, "seeds": a.seeds,
                   "baselines": BASELINES if s == "linear_probe" else []} for s in strategies]
     not_measured = []
+    cached = [json.loads(line) for line in Path(a.cache).read_text().splitlines()] if a.cache else []
     if a.from_cache:
-        cached = [json.loads(line) for line in Path(a.cache).read_text().splitlines()]
         keys = {(r["demo"], r["strategy"], r["epochs"], r["seeds"]) for r in cached}
         not_measured = [f"{j['demo']} {j['strategy']}" for j in jobs
                         if (j["demo"], j["strategy"], j["epochs"], j["seeds"]) not in keys]
@@ -124,7 +124,6 @@ def main() -> None:
                     describe=lambda r: f"{r['demo']} {r['strategy']}: after {np.mean(r['scores']['after']):.3f} over "
                                        f"{r['seeds']} seeds ({r['seconds']:.0f} s)")
     # every row is compared with the baselines of its demo's linear-probe run (this invocation's or the cache's)
-    cached = [json.loads(line) for line in Path(a.cache).read_text().splitlines()] if a.cache else []
     probe = {r["demo"]: r for r in [*cached, *runs] if r["strategy"] == "linear_probe" and r["seeds"] == a.seeds}
     order = [(j["demo"], j["strategy"]) for j in jobs]
     missing = sorted({r["demo"] for r in runs} - set(probe))
