@@ -12,10 +12,10 @@ from conftest import write_text_set
 
 import tlcore
 from tlcore.cli import build_parser, main
-from tlcore.cli.parser import GENERATED, REPORT_FLAGS
+from tlcore.cli.parser import CURVE_FIELDS, GENERATED, REPORT_FLAGS
 from tlcore.config import field_help, limit_text, option_name
 from tlcore.errors import ConfigError
-from tlcore.experiments.configs import ClusterConfig, DiagnoseConfig, RankConfig
+from tlcore.experiments.configs import ClusterConfig, CurveConfig, DiagnoseConfig, RankConfig
 
 
 def _subparser(name: str) -> argparse.ArgumentParser:
@@ -53,6 +53,24 @@ def test_the_subcommand_flags_are_exactly_the_config_fields(command, cls):
         if limit_text(meta):
             assert f"Allowed: {limit_text(meta)}." in action.help, name
     assert skipped == (("out",) if command == "cluster" else ())
+
+
+def test_the_curves_own_flags_come_from_curve_config():
+    """``curve`` takes FinetuneConfig's flags for the runs at each point and CurveConfig's for the curve itself: the
+    same help, limits and defaults as the app's curve form, and the old spellings (--no-scratch) still parse."""
+    sub = _subparser("curve")
+    fields = field_help(CurveConfig)
+    for name in CURVE_FIELDS:
+        action = next(a for a in sub._actions if a.dest == name)
+        assert action.help.startswith(fields[name]["help"]), name
+        if limit_text(fields[name]):
+            assert f"Allowed: {limit_text(fields[name])}." in action.help, name
+    args = build_parser().parse_args(["curve", "--modality", "text", "--target", "t", "--shots", "1, 5,all",
+                                      "--seeds", "2", "--no-scratch"])
+    assert CurveConfig.parse_shots(",".join(args.shots)) == [1, 5, 0]
+    assert (args.seeds, args.scratch) == (2, False)
+    defaults = build_parser().parse_args(["curve", "--modality", "text", "--target", "t"])
+    assert (defaults.shots, defaults.seeds, defaults.scratch) == (CurveConfig().shots, CurveConfig().seeds, True)
 
 
 def test_flags_keep_their_names_and_parse_into_the_config():

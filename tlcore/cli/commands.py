@@ -12,7 +12,7 @@ import sys
 
 from tlcore import api
 from tlcore.cli.console import ProgressBar, json_target, note_unfinished, write_report
-from tlcore.cli.parser import config_values
+from tlcore.cli.parser import CURVE_FIELDS, config_values
 from tlcore.config import TASKS, FinetuneConfig, check_option
 from tlcore.device import is_main_process
 from tlcore.errors import Cancelled, ConfigError, TransferLabError
@@ -119,14 +119,14 @@ def cmd_rank(args: argparse.Namespace) -> int:
 
 
 def cmd_curve(args: argparse.Namespace) -> int:
-    values = {k: v for k, v in config_values(args, FinetuneConfig).items() if k != "seeds"}   # --seeds: the curve's
+    values = {k: v for k, v in config_values(args, FinetuneConfig).items() if k not in CURVE_FIELDS}
     cfg = FinetuneConfig.from_dict({**values, "out": ""}).validate(need_out=False)
-    shots = CurveConfig.parse_shots(args.shots)
+    shots = CurveConfig.parse_shots(",".join(map(str, args.shots)))
     check_curve_plan(shots, check_option("seeds", args.seeds, flag="--seeds"))
     json_path = json_target(args.json)
     bar = ProgressBar(args.quiet)
     try:
-        result = api.curve(cfg, shots=shots, seeds=list(range(args.seeds)), scratch=not args.no_scratch, progress=bar)
+        result = api.curve(cfg, shots=shots, seeds=list(range(args.seeds)), scratch=args.scratch, progress=bar)
     finally:
         bar.close()
     write_report(result.to_dict(), json_path)

@@ -1,6 +1,7 @@
 """The command line's flags. ``finetune``, ``sweep``, ``diagnose``, ``rank`` and ``cluster`` take one flag per field
 of their config (:class:`~tlcore.config.FinetuneConfig`, :mod:`tlcore.experiments.configs`), with the field's help
-and limits; ``curve`` takes FinetuneConfig's. The values go to the config unchecked (numbers parsed where they can
+and limits; ``curve`` takes FinetuneConfig's for the runs at each point and
+:class:`~tlcore.experiments.configs.CurveConfig`'s for the curve itself (shots, seeds, scratch). The values go to the config unchecked (numbers parsed where they can
 be), so its ``validate`` refuses a bad one with the same words as the API and the app's forms."""
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import math
 from typing import Any, Sequence
 
 from tlcore.config import LIMITS, FinetuneConfig, field_help, limit_text, option_name
-from tlcore.experiments.configs import ClusterConfig, DiagnoseConfig, RankConfig
+from tlcore.experiments.configs import ClusterConfig, CurveConfig, DiagnoseConfig, RankConfig
 from tlcore.experiments.sweep import SweepConfig
 
 #: The config each generated subcommand is built from, and the fields it leaves out (``cluster``: ``out`` is the run
@@ -43,12 +44,13 @@ def _comma_list(text: str) -> list:
     return [x.strip() for x in text.split(",") if x.strip()]
 
 
-def add_config_flags(parser: argparse.ArgumentParser, cls: type, skip: Sequence[str] = ()) -> None:
-    """One flag per config field, with the field's help text: the CLI is built from the same config as the app.
-    Choices and limits are shown in the help and checked by the config's ``validate``, not by argparse, so a bad
-    value gets the same message here as from the API."""
+def add_config_flags(parser: argparse.ArgumentParser, cls: type, skip: Sequence[str] = (),
+                     only: Sequence[str] = ()) -> None:
+    """One flag per config field (all but ``skip``, or just ``only``), with the field's help text: the CLI is built
+    from the same config as the app. Choices and limits are shown in the help and checked by the config's
+    ``validate``, not by argparse, so a bad value gets the same message here as from the API."""
     for name, meta in field_help(cls).items():
-        if name in skip:
+        if name in skip or (only and name not in only):
             continue
         flag = "--" + option_name(name, meta)
         kwargs: dict = {"help": meta.get("help", "").replace("%", "%%"), "dest": name, "default": meta["default"]}
@@ -75,6 +77,9 @@ def config_values(args: argparse.Namespace, cls: type) -> dict:
     """The values of ``cls``'s generated flags in parsed ``args`` (the fields a subcommand skips are left out)."""
     return {name: getattr(args, name) for name in field_help(cls) if hasattr(args, name)}
 
+
+#: The curve's own fields (:class:`CurveConfig`); its other flags are FinetuneConfig's, used at every point.
+CURVE_FIELDS = ("shots", "seeds", "scratch")
 
 #: The flags of the analysis commands that are no config field: where the report goes, and no progress bars.
 REPORT_FLAGS = ("json", "quiet")
@@ -148,9 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     cv = sub.add_parser("curve", help="data-efficiency curve: accuracy vs labeled examples per class, pretrained vs scratch")
     add_config_flags(cv, FinetuneConfig, skip=("out", "seed", "seeds", "max_per_class", "baselines", "unlabeled"))
-    cv.add_argument("--shots", default="1,2,5,10,25,0", help="examples per class to try; 0 = all")
-    cv.add_argument("--seeds", type=int, default=3, help=f"number of seeds per point (allowed: {limit_text(LIMITS['seeds'])})")
-    cv.add_argument("--no-scratch", action="store_true", help="skip the scratch curve (faster)")
+    add_config_flags(cv, CurveConfig, only=CURVE_FIELDS)
     _report_flags(cv, what="the curve")
 
     sw = sub.add_parser("sweep", help="which strategy? every strategy and baseline under one protocol, one table and "

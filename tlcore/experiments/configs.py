@@ -221,7 +221,7 @@ class CurveConfig(_Settings):
                                **LIMITS["epochs"])
     eval_fraction: float = config_field(0.3, "Share of the target held out for evaluation when no eval set is given.",
                                         **LIMITS["eval_fraction"])
-    shots: list = config_field(list(DEFAULT_SHOTS), "Labeled examples per class to try (0 = all of them).",
+    shots: list = config_field(list(DEFAULT_SHOTS), "Labeled examples per class to try (0 or all = every labeled example).",
                                item_min=LIMITS["shots"]["min"], item_max=LIMITS["shots"]["max"])
     seeds: int = config_field(3, "Seeds per point: each draws other labeled examples (the band shows how much that "
                               "matters).", **LIMITS["seeds"])
