@@ -18,17 +18,53 @@ from dataclasses import dataclass
 from typing import Any, Iterator, Optional, Sequence
 
 import torch
+from threadpoolctl import threadpool_limits
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 _DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
+def cpu_cores() -> int:
+    """The CPU cores this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+#: Matrices below this many entries (e.g. 15,000 items x 1,280 features) are worked on with one BLAS thread.
+SMALL_PROBLEM_ENTRIES = 20_000_000
+
+
+@contextmanager
+def small_problem_threads(x: Any) -> Iterator[None]:
+    """One BLAS thread for numpy / scipy / scikit-learn work on the (n, d) matrix ``x`` (or its shape) when it is
+    small (:data:`SMALL_PROBLEM_ENTRIES`): lbfgs logistic regressions, eigendecompositions of covariances. They do
+    many small BLAS calls; several BLAS threads spin and wait on each, and on a 2-core machine with other work on it
+    (the app's worker, a second test process) that was 4-10x slower than one thread (the probe's and the classical
+    baseline's fits, the diagnosis's Fréchet distance). Results are the same. Torch's own threads are not affected."""
+    shape = x if isinstance(x, tuple) else getattr(x, "shape", None)
+    entries = int(shape[0]) * int(shape[1]) if shape is not None and len(shape) == 2 else None
+    if entries is None or entries >= SMALL_PROBLEM_ENTRIES:
+        yield
+        return
+    with threadpool_limits(limits=1, user_api="blas"):
+        yield
+
+
 def default_num_workers() -> int:
     """DataLoader workers when none are asked for: none on a machine of at most 2 cores (a worker there only takes
     the core the model runs on; measured in docs/benchmarks.md, P7), else up to 4, leaving one core to the model."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    cores = cpu_cores()
     return 0 if cores <= 2 else min(4, cores - 1)
+
+
+def num_workers_notice(asked: Optional[int]) -> Optional[str]:
+    """What a run says when it was asked for more DataLoader workers than the machine has cores (it uses one per
+    core: :func:`runtime_for`), else None."""
+    cores = cpu_cores()
+    if asked is None or asked <= cores:
+        return None
+    return (f"--num-workers {asked} is more than this machine's {cores} CPU cores: {cores} DataLoader workers were used "
+            "(a worker process beyond the cores adds memory, not speed)")
 
 
 def _mps_available() -> bool:
@@ -130,8 +166,8 @@ def runtime_for(cfg: Any) -> Runtime:
     """The :class:`Runtime` of a config with ``device``, ``precision`` and ``num_workers`` fields (unset: defaults)."""
     device = resolve_device(getattr(cfg, "device", "auto") or "auto")
     precision = resolve_precision(getattr(cfg, "precision", "auto") or "auto", device)
-    workers = getattr(cfg, "num_workers", None)
-    return Runtime(device, precision, default_num_workers() if workers is None else int(workers))
+    workers = getattr(cfg, "num_workers", None)     # at most one per core (num_workers_notice says so)
+    return Runtime(device, precision, default_num_workers() if workers is None else min(int(workers), cpu_cores()))
 
 
 def peak_memory_bytes(runtime: Optional[Runtime] = None) -> Optional[int]:

@@ -21,10 +21,13 @@ import numpy as np
 import torch
 from sklearn.linear_model import LogisticRegression
 
+from tlcore.device import small_problem_threads
+
 
 def _fit(clf: LogisticRegression, z: np.ndarray, y: np.ndarray, n_classes: int) -> tuple[np.ndarray, np.ndarray]:
     """Fit ``clf`` on standardised ``z``; return (weight (C, d), bias (C,)), absent classes never predicted."""
-    clf.fit(z, y)
+    with small_problem_threads(z):
+        clf.fit(z, y)
     weight = np.zeros((n_classes, z.shape[1]))
     bias = np.full(n_classes, -1e4)
     if len(clf.classes_) == 2:           # sklearn stores one row for two classes

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import numpy as np
-import scipy.linalg
 
+from tlcore.device import small_problem_threads
 from tlcore.diagnostics._common import check_pair
 
 
 def frechet_distance_from_stats(
-    mean_a: np.ndarray, cov_a: np.ndarray, mean_b: np.ndarray, cov_b: np.ndarray, *, eps: float = 1e-6
+    mean_a: np.ndarray, cov_a: np.ndarray, mean_b: np.ndarray, cov_b: np.ndarray
 ) -> float:
     """Fréchet (2-Wasserstein) distance² between N(mean_a, cov_a) and N(mean_b, cov_b).
 
@@ -18,9 +18,9 @@ def frechet_distance_from_stats(
 
     Formula: d² = ‖μ_a − μ_b‖² + Tr(Σ_a + Σ_b − 2 (Σ_a Σ_b)^{1/2}).
 
-    Shapes: means (d,), covariances (d, d). Numerical care, as in pytorch-fid: if sqrtm returns non-finite
-    values, ``eps``·I is added to both covariances; tiny imaginary parts (rounding) are dropped; the
-    result is clipped at 0 (rounding can make it slightly negative for identical inputs).
+    Shapes: means (d,), covariances (d, d). The trace of the matrix square root is computed from symmetric
+    eigendecompositions (:func:`trace_sqrt_product`; the same value as pytorch-fid's ``sqrtm`` up to rounding);
+    the result is clipped at 0 (rounding can make it slightly negative for identical inputs).
     """
     mu_a = np.atleast_1d(np.asarray(mean_a, dtype=np.float64))
     mu_b = np.atleast_1d(np.asarray(mean_b, dtype=np.float64))
@@ -29,13 +29,26 @@ def frechet_distance_from_stats(
     if mu_a.shape != mu_b.shape or s_a.shape != s_b.shape or s_a.shape != (mu_a.size, mu_a.size):
         raise ValueError(f"inconsistent shapes: means {mu_a.shape}, {mu_b.shape}; covariances {s_a.shape}, {s_b.shape}")
     diff = mu_a - mu_b
-    covmean = scipy.linalg.sqrtm(s_a @ s_b)
-    if not np.all(np.isfinite(covmean)):
-        offset = np.eye(s_a.shape[0]) * eps
-        covmean = scipy.linalg.sqrtm((s_a + offset) @ (s_b + offset))
-    covmean = np.real(covmean)
-    value = float(diff @ diff + np.trace(s_a) + np.trace(s_b) - 2.0 * np.trace(covmean))
+    value = float(diff @ diff + np.trace(s_a) + np.trace(s_b) - 2.0 * trace_sqrt_product(s_a, s_b))
     return max(value, 0.0)
+
+
+def trace_sqrt_product(cov_a: np.ndarray, cov_b: np.ndarray) -> float:
+    """Tr((Σ_a Σ_b)^{1/2}) of two covariance (symmetric positive semi-definite) matrices.
+
+    Σ_a Σ_b is similar to the PSD matrix Σ_a^{1/2} Σ_b Σ_a^{1/2}, so the trace of its square root is the sum of the
+    square roots of that matrix's eigenvalues: two symmetric eigendecompositions instead of a general matrix square
+    root (``scipy.linalg.sqrtm``: 10-30x slower at d = 1,280, and it warns or needs an ``eps`` retry when the
+    covariances are singular, as they are with fewer items than features). Eigenvalues below 0 (rounding) count as 0.
+    """
+    a = (cov_a + cov_a.T) / 2.0
+    b = (cov_b + cov_b.T) / 2.0
+    with small_problem_threads(a):
+        lam, vec = np.linalg.eigh(a)
+        root_a = (vec * np.sqrt(np.clip(lam, 0.0, None))) @ vec.T
+        middle = root_a @ b @ root_a
+        lam_ab = np.linalg.eigvalsh((middle + middle.T) / 2.0)
+    return float(np.sqrt(np.clip(lam_ab, 0.0, None)).sum())
 
 
 def frechet_distance(features_a: np.ndarray, features_b: np.ndarray) -> float:

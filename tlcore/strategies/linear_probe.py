@@ -12,6 +12,7 @@ import torch
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold, cross_val_score
 
+from tlcore.device import small_problem_threads
 from tlcore.strategies.base import STRATEGIES, Strategy
 
 C_GRID = (0.01, 0.1, 1.0, 10.0)
@@ -35,13 +36,14 @@ def fit_linear_head(features: np.ndarray, y: np.ndarray, n_classes: int, *, seed
     present = counts[counts > 0]
     folds = int(min(5, present.min())) if len(present) > 1 else 0
     best_c, scores = 1.0, {}
-    if folds >= 2:
-        cv = StratifiedKFold(folds, shuffle=True, random_state=seed)
-        for c in C_GRID:
-            clf = LogisticRegression(C=c, max_iter=2000)
-            scores[c] = float(cross_val_score(clf, z, y, cv=cv).mean())
-        best_c = max(C_GRID, key=lambda c: (scores[c], -abs(np.log10(c))))
-    clf = LogisticRegression(C=best_c, max_iter=5000).fit(z, y)
+    with small_problem_threads(z):
+        if folds >= 2:
+            cv = StratifiedKFold(folds, shuffle=True, random_state=seed)
+            for c in C_GRID:
+                clf = LogisticRegression(C=c, max_iter=2000)
+                scores[c] = float(cross_val_score(clf, z, y, cv=cv).mean())
+            best_c = max(C_GRID, key=lambda c: (scores[c], -abs(np.log10(c))))
+        clf = LogisticRegression(C=best_c, max_iter=5000).fit(z, y)
     weight = np.zeros((n_classes, features.shape[1]), np.float64)
     bias = np.full(n_classes, -1e4)      # classes absent from training are never predicted
     if len(clf.classes_) == 2:           # sklearn stores one row for two classes

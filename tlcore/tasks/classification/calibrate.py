@@ -23,6 +23,7 @@ import numpy as np
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold
 
+from tlcore.device import small_problem_threads
 from tlcore.evaluation.calibration import METHOD, calibration_summary, ece_method, fit_temperature, softmax
 from tlcore.strategies import get_strategy
 from tlcore.strategies.linear_probe import standardize
@@ -44,7 +45,8 @@ def probe_out_of_fold_logits(features: np.ndarray, y: np.ndarray, n_classes: int
     out = np.full((len(y), n_classes), -1e4)           # a class a fold never saw is never predicted (as the probe)
     for fit, held in StratifiedKFold(folds, shuffle=True, random_state=seed).split(features, y):
         z, mu, sd = standardize(features[fit])
-        clf = LogisticRegression(C=C, max_iter=2000).fit(z, y[fit])
+        with small_problem_threads(z):
+            clf = LogisticRegression(C=C, max_iter=2000).fit(z, y[fit])
         out[np.ix_(held, clf.classes_)] = clf.predict_log_proba((features[held] - mu) / sd)
     return out, folds
 

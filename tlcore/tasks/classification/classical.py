@@ -30,6 +30,7 @@ from sklearn.preprocessing import FunctionTransformer, StandardScaler
 
 from tlcore.data.audio import clip_mfcc
 from tlcore.data.images import load_rgb
+from tlcore.device import small_problem_threads
 from tlcore.strategies.linear_probe import C_GRID
 
 #: L2 strengths for TF-IDF rows and the image descriptor (unit-scale features: weaker regularisation is usual, Wang &
@@ -91,14 +92,17 @@ def fit_classical(modality: str, items: Sequence[Any], y: np.ndarray, *, seed: i
         # refit per fold would be exact but costs the descriptor once per fold)
         x = features.fit_transform(list(items), y)
         cv = StratifiedKFold(folds, shuffle=True, random_state=seed)
-        scores = {c: float(cross_val_score(LogisticRegression(C=c, max_iter=5000), x, y, cv=cv).mean()) for c in grid}
+        with small_problem_threads(x):
+            scores = {c: float(cross_val_score(LogisticRegression(C=c, max_iter=5000), x, y, cv=cv).mean())
+                      for c in grid}
         best_c = max(grid, key=lambda c: (scores[c], -abs(np.log10(c))))      # ties: the middle of the grid (C = 1)
         info.update(C=best_c, tuned=f"C from {list(grid)} by {folds}-fold cross-validation on the training items",
                     cv_accuracy=scores[best_c])
         pipeline = make_pipeline(features, LogisticRegression(C=best_c, max_iter=5000))
     else:
         info.update(C=1.0, tuned="C = 1 (too few items per class to cross-validate)")
-    pipeline.fit(list(items), y)
+    with small_problem_threads((len(items), 2000)):     # the descriptors are at most ~2,000 wide (image's)
+        pipeline.fit(list(items), y)
     return pipeline, info
 
 
