@@ -285,3 +285,16 @@ def test_a_resumed_run_whose_report_was_written_is_finished_not_rerun(store):
     assert worker(store).run() == 1
     assert store.get(run_id).status == "done" and calls(store, run_id) == []
     assert json.loads((store.artifact_dir(run_id) / "report.json").read_text()) == report
+
+
+def test_a_new_worker_imports_the_engine_ahead_of_its_first_job_and_survives_a_failing_import(caplog):
+    """The worker warms the imports every training job needs while it waits (a user's first click then does not wait
+    for torch and transformers to import); a module that cannot be imported is logged, and the worker goes on."""
+    from tlcore.runs.worker import WARM_MODULES, warm_imports
+
+    assert "tlcore.api" in WARM_MODULES
+    sys.modules.pop("json.tool", None)
+    with caplog.at_level("WARNING", logger="tlcore.runs.worker"):
+        warm_imports(("tlcore_no_such_module", "json.tool"))
+    assert "json.tool" in sys.modules
+    assert any("tlcore_no_such_module" in r.getMessage() for r in caplog.records)

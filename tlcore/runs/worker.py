@@ -12,6 +12,7 @@ says what is copied when).
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import os
 import signal
@@ -182,6 +183,22 @@ class Worker:
             log.warning("run %s: could not write error.log", run_id, exc_info=True)
 
 
+#: What every training job imports (torch, transformers, scikit-learn and the engine: seconds on a laptop). A new
+#: worker imports it in the background while it waits for its first claim, so a user's first run does not wait for
+#: it (the app starts the worker when its first page renders, before the first click).
+WARM_MODULES = ("tlcore.api",)
+
+
+def warm_imports(modules: Sequence[str] = WARM_MODULES) -> None:
+    """Import ``modules`` (a job that needs one meanwhile waits on Python's import lock, never imports it twice); a
+    failure is logged and left to the job that needs the module to report."""
+    for name in modules:
+        try:
+            importlib.import_module(name)
+        except Exception:
+            log.warning("could not import %s ahead of the first job", name, exc_info=True)
+
+
 def detected_gpus() -> int:
     """CUDA devices torch sees here (0 without torch or CUDA)."""
     try:
@@ -253,6 +270,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise SystemExit(128 + signum)
 
     previous = signal.signal(signal.SIGTERM, _terminate)
+    threading.Thread(target=warm_imports, name="warm-imports", daemon=True).start()
     options = WorkerOptions(poll_s=args.poll, heartbeat_s=args.heartbeat, stale_after_s=args.stale_after,
                             max_resumes=args.max_resumes, once=args.once, idle_exit_s=args.idle_exit, host=args.host,
                             checkpoint_sync_s=args.checkpoint_sync,
