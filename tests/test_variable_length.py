@@ -39,3 +39,25 @@ def test_a_wav2vec2_style_encoder_fine_tunes_on_clips_of_many_lengths(tmp_path, 
     run = tlcore.load_run(tmp_path / "run")
     first = sorted((data / "high").iterdir())[:3]
     assert [p["prediction"] for p in run.predict([str(p) for p in first])] != []
+
+
+def test_texts_are_batched_by_length_and_their_features_come_back_in_item_order():
+    """Feature extraction batches texts of similar length together (each batch pads to its own longest text): the
+    features equal those of each text alone (no padding at all), in the items' order."""
+    import torch
+
+    from tlcore.data.dataset import Dataset
+    from tlcore.models.features import extract_features, length_order
+    from tlcore.models.registry import build_backbone
+
+    rng = np.random.default_rng(0)
+    texts = [" ".join(["word"] * int(n)) + f" {i}" for i, n in enumerate(rng.integers(1, 60, size=23))]
+    ds = Dataset(modality="text", items=texts, labels=["a"] * len(texts))
+    backbone = build_backbone("tiny-text", "text", seed=0)
+    order = length_order(backbone, texts)
+    assert [len(texts[i]) for i in order] == sorted(len(t) for t in texts) and sorted(order) == list(range(23))
+    batched = extract_features(backbone, ds, batch_size=8, use_cache=False)
+    with torch.no_grad():
+        backbone.eval()       # as extract_features runs it (no dropout)
+        alone = np.concatenate([backbone(**backbone.preprocess([t])).numpy() for t in texts])
+    np.testing.assert_allclose(batched, alone, atol=1e-5)

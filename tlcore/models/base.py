@@ -23,7 +23,7 @@ from __future__ import annotations
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Iterator, Optional, Sequence
 
 import torch
 from torch import nn
@@ -73,6 +73,11 @@ class Backbone(nn.Module):
 
     def forward(self, **batch: torch.Tensor) -> torch.Tensor:  # (B, feature_dim)
         raise NotImplementedError
+
+    def input_length(self, item: Any) -> Optional[int]:
+        """A cheap estimate of how long ``item``'s padded input is, for batching items of similar length together
+        where padding is per batch and masked (feature extraction); None: every input has the same size."""
+        return None
 
     def blocks(self) -> list[nn.Module]:
         raise NotImplementedError

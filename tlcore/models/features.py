@@ -7,7 +7,7 @@ import logging
 import os
 import time
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional, Sequence
 
 import numpy as np
 import torch
@@ -67,6 +67,15 @@ def _cache_key(backbone: Backbone, ds: Dataset, rt: Runtime) -> Optional[str]:
     return f"{safe}-{weights_fingerprint(backbone)}-{ds.content_hash()}-{rt.device.type}-{rt.precision}"
 
 
+def length_order(backbone: Backbone, items: Sequence[Any]) -> np.ndarray:
+    """Item indices by increasing :meth:`~tlcore.models.base.Backbone.input_length` (stable), or in their order when
+    the backbone's inputs all have one size."""
+    lengths = [backbone.input_length(item) for item in items] if len(items) else []
+    if not lengths or lengths[0] is None:
+        return np.arange(len(items))
+    return np.argsort(np.asarray(lengths), kind="stable")
+
+
 @torch.no_grad()
 def extract_features(backbone: Backbone, ds: Dataset, *, batch_size: int = 32, stage: str = "features",
                      progress: ProgressFn = no_progress, should_cancel: CancelFn = never_cancel,
@@ -91,8 +100,10 @@ def extract_features(backbone: Backbone, ds: Dataset, *, batch_size: int = 32, s
     feats: Optional[np.ndarray] = None   # filled in place: peak memory is one copy of the features
     start_t = time.time()
     # Decoding and resizing run in the DataLoader's workers, a few batches ahead of the model (same batches, same
-    # padding as preprocessing them here; see tlcore/training/loading.py).
-    chunks = [ds.items[start:start + batch_size] for start in range(0, len(ds), batch_size)]
+    # padding as preprocessing them here; see tlcore/training/loading.py). Inputs padded per batch (texts) go in
+    # order of length, so a batch pads to about its own items' length; the features go back to the items' order.
+    order = length_order(backbone, ds.items)
+    chunks = [[ds.items[j] for j in order[start:start + batch_size]] for start in range(0, len(ds), batch_size)]
     for i, batch in enumerate(mapped_loader(backbone.preprocess, chunks, rt)):
         if should_cancel():
             from tlcore.errors import Cancelled
@@ -102,7 +113,7 @@ def extract_features(backbone: Backbone, ds: Dataset, *, batch_size: int = 32, s
             f = backbone(**rt.to_device(batch)).float().cpu().numpy()
         if feats is None:
             feats = np.empty((len(ds), f.shape[1]), np.float32)
-        feats[i * batch_size:i * batch_size + len(f)] = f
+        feats[order[i * batch_size:i * batch_size + len(f)]] = f
         done = min((i + 1) * batch_size, len(ds))
         rate = done / max(time.time() - start_t, 1e-6)
         progress(Progress(stage, done, len(ds), "extracting features", eta_s=(len(ds) - done) / rate))

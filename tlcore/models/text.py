@@ -62,6 +62,9 @@ class HFTextBackbone(HFBackbone):
     def preprocess(self, items: Sequence[str]) -> dict[str, torch.Tensor]:
         return tokenize(self.tokenizer, items, self.max_length)
 
+    def input_length(self, item: str) -> int:
+        return len(item)     # characters: enough to put texts of similar token counts in one batch
+
     def forward(self, **batch: torch.Tensor) -> torch.Tensor:
         hidden = self.net(**batch).last_hidden_state
         mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
