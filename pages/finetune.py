@@ -15,7 +15,15 @@ from ui.forms import config_form, finetune_settings
 from ui.progress import finished_note, live_progress
 from ui.report import headline_numbers
 from ui.runs import get_run, select_run, selected_run_id, start_run
-from ui.tasks import backbone_options, spec_of, strategy_options, task_choices, task_title
+from ui.tasks import (
+    OTHER_BACKBONE,
+    backbone_hint,
+    backbone_options,
+    spec_of,
+    strategy_options,
+    task_choices,
+    task_title,
+)
 
 SETTINGS = finetune_settings()
 
@@ -40,8 +48,13 @@ if choice is not None:
         st.stop()
     by_name = {o.name: o for o in options}
     c1, c2 = st.columns(2)
-    backbone = c1.selectbox("backbone", list(descriptions), format_func=lambda n: f"{n}: {descriptions[n]}",
+    backbone = c1.selectbox("backbone", list(descriptions) + [OTHER_BACKBONE],
+                            format_func=lambda n: f"{n}: {descriptions[n]}" if n in descriptions else
+                            "other: a Hugging Face model id or a local folder",
                             help=helps["backbone"]["help"], key=f"ft-backbone{suffix}")
+    if backbone == OTHER_BACKBONE:
+        backbone = c1.text_input("model id or local folder", key=f"ft-backbone-other{suffix}", help=backbone_hint(task),
+                                 placeholder="owner/model or /path/to/folder").strip()
     strategy = c2.selectbox(
         "strategy", list(by_name),
         format_func=lambda n: ("[adaptation] " if by_name[n].transductive else "") + f"{n}: {by_name[n].description}",
@@ -94,7 +107,7 @@ if choice is not None:
                      "a recommendation", query_params={"tab": "sweep", "data": choice.ref}, icon=":material/leaderboard:")
     name = st.text_input("Run name (optional)", key="ft-name", placeholder=f"{choice.name} · {strategy}")
     if st.button("Start fine-tuning" if not transductive else "Start adaptation", type="primary",
-                 icon=":material/play_arrow:", disabled=not ready):
+                 icon=":material/play_arrow:", disabled=not ready or not backbone):
         try:
             cfg = FinetuneConfig(modality=modality, task=task, backbone=backbone, strategy=strategy, **splits, **values)
             run = start_run(cfg, name=name or f"{choice.name} · {strategy} · {backbone}", dataset=choice.ref)

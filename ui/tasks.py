@@ -8,6 +8,9 @@ from typing import Optional
 
 from tlcore.tasks import TaskSpec, get_task, task_names, task_of
 
+#: The backbone choice that lets the user type a Hugging Face model id or a local ``save_pretrained`` folder.
+OTHER_BACKBONE = "other"
+
 
 @dataclass(frozen=True)
 class StrategyOption:
@@ -65,3 +68,9 @@ def backbone_options(task: str, modality: str) -> list[tuple[str, str]]:
     default = DEFAULT_BACKBONE.get(modality)
     specs.sort(key=lambda s: s.name != default)
     return [(s.name, s.description) for s in specs]
+
+
+def backbone_hint(task: str) -> str:
+    """What a typed backbone (a hub id or a local folder) must be for ``task`` (its spec's ``backbone_hint``)."""
+    return get_task(task).backbone_hint or ("a Hugging Face model id or a local save_pretrained folder of a model of "
+                                            "the data's modality (e.g. any AutoModel checkpoint)")

@@ -25,7 +25,9 @@ from tlcore.training.launch import CHILD_ENV, PROGRESS_ENV, progress_to_file
 def cmd_finetune(args: argparse.Namespace) -> int:
     values = config_values(args, FinetuneConfig)
     if not any(a.startswith("--strategy") for a in args.argv) and values["task"] in TASKS:
-        values["strategy"] = get_task(values["task"]).default_strategy   # ASR's: decoder (no linear probe there)
+        spec = get_task(values["task"])       # ASR's: decoder for Whisper, full for a CTC model (no linear probe there)
+        by_backbone = getattr(spec.part("pipeline"), "default_strategy", None)
+        values["strategy"] = by_backbone(values.get("backbone")) if by_backbone else spec.default_strategy
     cfg = FinetuneConfig.from_dict(values).validate()
     if args.resume and args.overwrite:
         raise ConfigError("--resume continues the run in --out and --overwrite replaces it: pass only one of them")

@@ -7,7 +7,8 @@ the task's *code* lives in the folder's modules, found by convention through :me
 
 ============  ==========================================================================================
 ``pipeline``  ``run(cfg, *, progress, should_cancel, resume) -> report``: one inductive run end to end;
-              ``check_config(cfg)``: the task's cross-field rules (strategy, which sets are needed).
+              ``check_config(cfg)``: the task's cross-field rules (strategy, which sets are needed); optionally
+              ``default_strategy(backbone) -> str``: the strategy when none is given, when it depends on the backbone.
 ``formats``   ``detect(path, modality) -> bool``: is this data of the task (the fallback task has none);
               ``load(path)``: load one split of the task's data.
 ``serve``     a finished run folder (``run``: its :class:`~tlcore.inference.predict.LoadedRun`):
@@ -91,6 +92,8 @@ class TaskSpec:
     # each came from is said beside the values in the task's __init__.py.
     lrs: dict[str, float] = field(default_factory=dict)
     backbones: Optional[tuple[tuple[str, str], ...]] = None  # its own backbones (name, description); None: registry
+    # What a backbone typed by the user (a hub id or a local folder) must be, for forms; "": any of the modality's
+    backbone_hint: str = ""
     upload_types: Optional[tuple[str, ...]] = None           # file types an upload takes; None: the default ones
     transductive: bool = False      # domain adaptation (labeled source + unlabeled target) is available
     token_level: bool = False       # predictions are per token (a tagger) rather than per item

@@ -1,4 +1,5 @@
-"""Speech recognition: a pretrained Whisper adapted to a target accent from transcribed clips."""
+"""Speech recognition: a pretrained Whisper, or an encoder with a CTC head (wav2vec2-style), adapted to a target accent
+from transcribed clips."""
 
 from tlcore.tasks.spec import Metric, TaskSpec
 
@@ -14,22 +15,27 @@ SPEC = TaskSpec(
     target_hint=("pass --target with transcribed target-accent clips (a folder with metadata.csv: "
                  "file_name,transcription)"),
     use=("from tlcore import load_run", "load_run('RUN_DIR').predict(['clip.wav'])",
-         "# model/ is a standard Whisper folder: WhisperForConditionalGeneration.from_pretrained('model')"),
+         "# model/ is a standard transformers folder (Whisper, or a CTC model with its processor):",
+         "# transformers.pipeline('automatic-speech-recognition', model='RUN_DIR/model')"),
     report_sections=("per_group", "source_eval", "changed_transcripts"),
-    strategies=("decoder", "full", "lora"),
+    strategies=("decoder", "full", "lora"),   # a CTC model takes full and lora (tasks/asr/kinds.py)
     lrs={"decoder": 1e-4, "full": 2e-5, "lora": 1e-3},   # Whisper fine-tuning values for minutes of audio
     strategy_help={
-        "decoder": "decoder-only fine-tuning: the encoder is frozen (its outputs are computed once), token "
-                   "embeddings stay fixed",
-        "full": "every weight is fine-tuned",
-        "lora": "LoRA adapters on q_proj/v_proj of encoder and decoder attention, merged into the weights at the end",
+        "decoder": "Whisper only: decoder-only fine-tuning: the encoder is frozen (its outputs are computed once), "
+                   "token embeddings stay fixed",
+        "full": "every weight is fine-tuned (a CTC model: all but its convolutional feature encoder, frozen as usual)",
+        "lora": "LoRA adapters on q_proj/v_proj of the attention (a CTC model: and its CTC head), merged into the "
+                "weights at the end",
     },
     default_strategy="decoder",
     backbones=(("whisper-tiny-en", "Whisper tiny.en (bundled, offline), fine-tuned as a speech recognizer"),),
+    backbone_hint=("a Whisper model, or an encoder with a CTC head saved with its processor (e.g. Wav2Vec2ForCTC with "
+                   "its Wav2Vec2Processor): a Hugging Face model id or a local save_pretrained folder"),
     upload_types=("zip",), baselines=(), card_percent=True, hub_pipeline="automatic-speech-recognition",
     onnx_refusal=("speech recognition runs are not exported: Whisper transcribes with an autoregressive generate() "
                   "loop (decoder cache, suppressed tokens, timestamps) that torch.onnx.export cannot trace as one "
-                  "graph, and an encoder-only export would not transcribe anything. The run's model/ folder is a "
-                  "standard Whisper folder: export it with a tool that splits encoder and decoder (e.g. Hugging Face "
-                  "Optimum)"),
+                  "graph, and an encoder-only export would not transcribe anything; a CTC model's graph would trace, "
+                  "but TransferLab's export and its parity check cover classifiers and taggers only (the transcript "
+                  "comes from the tokenizer's CTC decoding, outside the graph). The run's model/ folder is a standard "
+                  "transformers folder: export it with Hugging Face Optimum (optimum-cli export onnx)"),
 )

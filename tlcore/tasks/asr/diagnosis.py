@@ -1,5 +1,6 @@
 """Speech recognition before training: the mismatch report of two sets of transcribed clips (acoustic mismatch,
-speaking rate, out-of-vocabulary words), and candidate Whisper models ranked by their zero-shot error rates."""
+speaking rate, out-of-vocabulary words), and candidate recognizers (Whisper or CTC models) ranked by their zero-shot
+error rates."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import Optional
 import numpy as np
 from transformers import GenerationConfig, WhisperConfig, WhisperForConditionalGeneration, WhisperProcessor
 
-from tlcore.data.audio import clip_seconds
+from tlcore.data.audio import clip_seconds, load_audio
 from tlcore.data.dataset import Dataset
 from tlcore.diagnostics import DEFINITIONS as SHARED_DEFINITIONS
 from tlcore.diagnostics import compare_embeddings, embedding_map, mismatch_verdict, property_drift
@@ -22,19 +23,11 @@ from tlcore.models.registry import RANDOM_SUFFIX
 from tlcore.progress import Progress, ProgressFn
 from tlcore.tasks.asr import SPEC
 from tlcore.tasks.asr.data import load_asr_dataset
+from tlcore.tasks.asr.kinds import kind_of
 from tlcore.tasks.asr.metrics import asr_metrics
-from tlcore.tasks.asr.model import (
-    DEFAULT_BACKBONE,
-    SAMPLE_RATE,
-    load_waves,
-    load_whisper,
-    log_mel,
-    resolve_whisper,
-    set_encoder_window,
-    transcribe,
-    window_positions,
-)
-from tlcore.tasks.asr.pipeline import MAX_SECONDS
+from tlcore.tasks.asr.model import DEFAULT_BACKBONE, SAMPLE_RATE, load_waves, resolve_backbone
+from tlcore.tasks.asr.recognizer import Recognizer
+from tlcore.tasks.asr.whisper import WhisperRecognizer
 
 #: One-line definitions of speech recognition's own measures, shown next to the numbers like ``DEFINITIONS``.
 DEFINITIONS_ASR = {
@@ -97,41 +90,45 @@ def diagnose(modality: str, source: str, target: str, *, backbone: Optional[str]
     }
 
 
-def load_recognizer(name: str, *, seed: int = 0):
-    """``(WhisperForConditionalGeneration, WhisperProcessor, display name)`` for a candidate name: anything
-    :func:`tlcore.tasks.asr.model.resolve_whisper` accepts, optionally with ``@random`` (same architecture,
-    tokenizer and generation settings, weights drawn from ``seed``: the control a pretrained model must beat)."""
+def load_recognizer(name: str, *, seed: int = 0) -> tuple[Recognizer, str]:
+    """The speech recognizer of a candidate name and its display name: anything
+    :func:`tlcore.tasks.asr.model.resolve_backbone` accepts (a Whisper or a CTC model), or a Whisper's ``@random``
+    twin (same architecture, tokenizer and generation settings, weights drawn from ``seed``: the control a
+    pretrained model must beat)."""
     random = name.endswith(RANDOM_SUFFIX)
-    source, display = resolve_whisper(name[: -len(RANDOM_SUFFIX)] if random else name)
+    source, display = resolve_backbone(name[: -len(RANDOM_SUFFIX)] if random else name)
     try:
+        kind = kind_of(source, display)
         if not random:
-            model, processor = load_whisper(source)
-            return model, processor, display
+            return kind.load(source), display
+        if kind is not WhisperRecognizer:
+            raise ConfigError(f"{name}: a random-init twin is built for Whisper models only; rank {display} itself")
         with private_rng(seed):
             model = WhisperForConditionalGeneration(WhisperConfig.from_pretrained(source))
         model.generation_config = GenerationConfig.from_pretrained(source)
         model.eval()
-        return model, WhisperProcessor.from_pretrained(source), display + RANDOM_SUFFIX
-    except (OSError, ValueError) as exc:  # not downloadable offline, or not a Whisper checkpoint
+        return WhisperRecognizer(model, WhisperProcessor.from_pretrained(source)), display + RANDOM_SUFFIX
+    except (OSError, ValueError) as exc:  # not downloadable offline, or a damaged checkpoint
         raise ConfigError(f"cannot load the speech recognizer {name!r} ({type(exc).__name__}: "
                           f"{str(exc).splitlines()[0][:200] if str(exc) else 'no detail'}); use whisper-tiny-en, "
-                          "a folder with a Hugging Face Whisper model, or a Whisper model id while online") from None
+                          "a folder with a Whisper or CTC model, or a model id of either while online") from None
 
 
 def rank(modality: str, target: str, names: list[str], *, seed: int, n_boot: int, progress: ProgressFn) -> tuple[dict, dict]:
-    """The zero-shot WER and CER of each candidate Whisper on the target (lower is better), with a bootstrap
-    interval over clips: a decoder's error rate needs no training, feature scores do not fit sequence outputs."""
+    """The zero-shot WER and CER of each candidate recognizer (Whisper or CTC) on the target (lower is better), with
+    a bootstrap interval over clips: a decoder's error rate needs no training, feature scores do not fit sequence
+    outputs."""
     data = load_asr_set(target, "target")
-    waves = load_waves(data.paths)
-    longest = max(len(w) for w in waves) / SAMPLE_RATE
-    positions = window_positions(min(longest, MAX_SECONDS))
+    waves = {SAMPLE_RATE: load_waves(data.paths)}
     scores: dict[str, dict[str, tuple[float, float, float]]] = {}
     metrics: dict[str, dict] = {}
     for i, name in enumerate(names):
         progress(Progress("rank", i, len(names), f"transcribing with {name}"))
-        model, processor, _ = load_recognizer(name, seed=seed)
-        set_encoder_window(model, positions)
-        hyps = transcribe(model, processor.tokenizer, log_mel(processor.feature_extractor, waves, positions))
+        recognizer, _ = load_recognizer(name, seed=seed)
+        rate = recognizer.sample_rate
+        if rate not in waves:
+            waves[rate] = [load_audio(p, rate) for p in data.paths]
+        hyps = recognizer.transcribe_waves(waves[rate])
         m = asr_metrics(data.texts, hyps, groups=data.groups, seed=seed)
         scores[name] = {"wer": (m["wer"], *m["wer_ci95"]), "cer": (m["cer"], *m["cer_ci95"])}
         metrics[name] = {**m, "examples": [{"name": n, "reference": r, "transcript": h}

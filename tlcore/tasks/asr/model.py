@@ -26,28 +26,39 @@ from torch import nn
 from tlcore.errors import ConfigError
 from tlcore.tasks.asr import SPEC
 
-ASR_STRATEGIES = SPEC.strategies
-STRATEGY_HELP = SPEC.strategy_help
+ASR_STRATEGIES = ("decoder", "full", "lora")      # Whisper's; a CTC model takes full and lora (tasks/asr/ctc.py)
+#: What each strategy does to a Whisper (the report's ``training.strategy_help`` of a Whisper run).
+STRATEGY_HELP = {
+    "decoder": "decoder-only fine-tuning: the encoder is frozen (its outputs are computed once), token embeddings stay fixed",
+    "full": "every weight is fine-tuned",
+    "lora": "LoRA adapters on q_proj/v_proj of encoder and decoder attention, merged into the weights at the end",
+}
 DEFAULT_BACKBONE = SPEC.backbones[0][0]
+#: The names of the bundled offline Whisper tiny.en (None: no backbone given).
+BUNDLED_NAMES = (None, "", DEFAULT_BACKBONE, "whisper-tiny.en", "whisper_tiny_en")
 SAMPLE_RATE = 16_000
 POSITIONS_PER_SECOND = 50  # one encoder position per 20 ms (two 10 ms mel frames, conv stride 2)
 
 
-def resolve_whisper(backbone: Optional[str]) -> tuple[Path | str, str]:
-    """(folder or hub id, display name). None / "whisper-tiny-en" -> the bundled offline tiny.en (converted once)."""
-    if backbone in (None, "", DEFAULT_BACKBONE, "whisper-tiny.en", "whisper_tiny_en"):
+def resolve_backbone(backbone: Optional[str]) -> tuple[Path | str, str]:
+    """(folder or hub id, display name) of a speech recognizer. None / "whisper-tiny-en" -> the bundled offline
+    tiny.en (converted once); a folder must hold a ``config.json``; a name with a "/" is a hub id (for online users).
+    Which kind of recognizer it is (Whisper, CTC) is read from its config (:mod:`tlcore.tasks.asr.kinds`)."""
+    if backbone in BUNDLED_NAMES:
         from tlcore.models.whisper_ct2 import whisper_tiny_en_dir
 
         return whisper_tiny_en_dir(), DEFAULT_BACKBONE
     folder = Path(str(backbone)).expanduser()
     if folder.is_dir():
         if not (folder / "config.json").is_file():
-            raise ConfigError(f"{folder} is not a Hugging Face Whisper folder (no config.json)")
+            raise ConfigError(f"{folder} is not a Hugging Face model folder (no config.json): save the model with "
+                              "save_pretrained, together with its processor")
         return folder, folder.name
     if "/" in str(backbone):  # a hub id, for online users
         return str(backbone), str(backbone)
     raise ConfigError(f"unknown speech recognition backbone {backbone!r}; use {DEFAULT_BACKBONE} (offline default), "
-                      "a folder with a Whisper model, or a Hugging Face Whisper model id")
+                      "a folder with a Whisper model or a CTC model (e.g. wav2vec2) saved with its processor, or a "
+                      "Hugging Face model id of either")
 
 
 def load_whisper(source: Path | str):

@@ -1,11 +1,15 @@
-"""Speech recognition adapted to an accent: fine-tune Whisper on a few transcribed clips of the target speech
-and measure word/character error rates before and after (``--task asr``).
+"""Speech recognition adapted to an accent: fine-tune a speech recognizer on a few transcribed clips of the target
+speech and measure word/character error rates before and after (``--task asr``).
 
-"before" is the pretrained Whisper as it is; "after" is the adapted model; both decode the same eval split
-greedily, with the same short encoder window (see :mod:`tlcore.tasks.asr.model`). With ``cfg.source`` (a set
-in the source accent) both are scored on it too, so forgetting shows. Strategies: ``decoder``, ``full``,
-``lora``. The run folder holds ``model/`` (a standard Whisper folder: ``save_pretrained`` + processor),
-``report.json``, ``README.md`` and ``checkpoints/`` while training.
+The recognizer is Whisper (the bundled tiny.en, a Whisper folder or hub id) or an encoder with a CTC head (a
+wav2vec2-style folder or hub id saved with its processor); its kind is read from the model's config
+(:mod:`tlcore.tasks.asr.kinds`) and does what is specific to it (:mod:`~tlcore.tasks.asr.whisper`,
+:mod:`~tlcore.tasks.asr.ctc`); this job does the rest once for both: data, splits, the same metrics, comparisons and
+report. "before" is the pretrained recognizer as it is; "after" is the adapted model; both decode the same eval split
+greedily. With ``cfg.source`` (a set in the source accent) both are scored on it too, so forgetting shows.
+Strategies: ``decoder`` (Whisper only), ``full``, ``lora``. The run folder holds ``model/`` (a standard
+``save_pretrained`` folder of the model and its processor), ``report.json``, ``README.md`` and ``checkpoints/`` while
+training.
 
     report = tlcore.finetune(modality="audio", task="asr", target="demo/target", eval="demo/eval",
                              source="demo/source", strategy="decoder", out="runs/asr")
@@ -21,7 +25,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from tlcore.config import FinetuneConfig
-from tlcore.data.audio import clip_seconds
+from tlcore.data.audio import clip_seconds, load_audio
 from tlcore.data.overlap import overlap_warnings, split_overlaps
 from tlcore.data.split import stored_split
 from tlcore.errors import ConfigError, DataError
@@ -29,29 +33,16 @@ from tlcore.evaluation.policy import alert
 from tlcore.progress import Progress
 from tlcore.tasks.asr import SPEC
 from tlcore.tasks.asr.data import AsrData, load_asr_dataset
+from tlcore.tasks.asr.kinds import check_strategy, kind_of, loaded_recognizer, local_kind, recognizer_for
 from tlcore.tasks.asr.metrics import asr_metrics, changed_utterances, paired_wer_difference, utterance_errors
-from tlcore.tasks.asr.model import (
-    STRATEGY_HELP,
-    encode_targets,
-    finalize_strategy,
-    load_waves,
-    load_whisper,
-    log_mel,
-    prepare_strategy,
-    prompt_ids,
-    resolve_whisper,
-    set_encoder_window,
-    transcribe,
-    window_positions,
-)
-from tlcore.tasks.asr.train import Utterances, encoder_states, train_asr
+from tlcore.tasks.asr.model import DEFAULT_BACKBONE, resolve_backbone
+from tlcore.tasks.asr.recognizer import MAX_SECONDS
 from tlcore.tasks.job import Outcome, TaskJob
 from tlcore.training.trainer import TrainConfig
 
 MARKER = "asr.json"  # in model/: tells predict (and the CLI) that a run folder holds a speech recognizer
 SCRATCH_NOTE = ("no scratch baseline: a speech recognizer trained from random initialisation on a few minutes of "
                 "audio transcribes nothing useful, so it would be a strawman, not a comparison")
-MAX_SECONDS = 30.0
 
 
 def _load(path: Optional[str], what: str, cfg: FinetuneConfig) -> Optional[AsrData]:
@@ -98,9 +89,24 @@ def _score(data: AsrData, hyps: list[str], seed: int) -> dict:
 
 
 def check_config(cfg: FinetuneConfig) -> None:
-    """Speech recognition's own rules: transcribed target clips (its strategies are checked from the spec)."""
+    """Speech recognition's own rules: transcribed target clips, and a strategy the recognizer's kind can train when
+    the kind is known without the network (the bundled Whisper, a local folder; a hub id is checked when the run
+    starts, before any data or weights load)."""
     if not cfg.target:
         raise ConfigError(SPEC.target_hint)
+    kind = local_kind(cfg.backbone)
+    if kind is not None:
+        check_strategy(kind, cfg.strategy, str(cfg.backbone or DEFAULT_BACKBONE))
+
+
+def default_strategy(backbone: Optional[str]) -> str:
+    """The strategy a run takes when none is given (the CLI): the first of the backbone's kind (Whisper: decoder,
+    CTC: full) when it is known without the network, else the task's default."""
+    try:
+        kind = local_kind(backbone)
+    except ConfigError:       # the config's validation refuses it, in the same words
+        kind = None
+    return kind.strategies[0] if kind else SPEC.default_strategy
 
 
 class Job(TaskJob):
@@ -111,6 +117,9 @@ class Job(TaskJob):
 
     def load(self) -> str:
         cfg = self.cfg
+        source_path, self.backbone_name = resolve_backbone(cfg.backbone)
+        self.kind = kind_of(source_path, self.backbone_name)     # the config only: a wrong strategy costs nothing
+        check_strategy(self.kind, cfg.strategy, self.backbone_name)
         target = _load(cfg.target, "target", cfg)
         assert target is not None
         self.source = source = _load(cfg.source, "source", cfg)
@@ -134,53 +143,36 @@ class Job(TaskJob):
                                      f"(longest: {self.longest:.1f} s)")
         self.ctx.warnings += overlap_warnings(self.overlap, len(eval_data))
         self.ctx.warnings += [f"{len(self.problems)} file(s)/row(s) skipped: see data.problems"] * bool(self.problems)
-        self.positions = window_positions(min(self.longest, MAX_SECONDS))
-        folder, self.backbone_name = resolve_whisper(cfg.backbone)
-        self.model, self.processor = load_whisper(folder)
-        set_encoder_window(self.model, self.positions)
-        fe = self.processor.feature_extractor
-        self.feats = {name: log_mel(fe, load_waves(d.paths), self.positions)
-                      for name, d in (("fit", self.fit), ("val", self.val), ("eval", eval_data), ("source", source))
-                      if d is not None}
+        self.recognizer = self.kind.load(source_path)
+        sets = {"fit": self.fit, "val": self.val, "eval": eval_data, "source": source}
+        self.recognizer.prepare({name: d for name, d in sets.items() if d is not None}, self.longest)
         return f"{len(self.fit)} train / {len(self.val)} val / {len(eval_data)} eval clips"
 
+    def default_lr(self) -> float:
+        """The recognizer kind's default learning rate for the strategy (Whisper's are the task's)."""
+        return self.kind.lrs.get(self.cfg.strategy) or super().default_lr()
+
     def _transcribe(self, name: str) -> Optional[list[str]]:
-        if name not in self.feats:
+        if name not in self.recognizer.sets:
             return None
-        return transcribe(self.model, self.processor.tokenizer, self.feats[name], should_cancel=self.ctx.should_cancel)
+        return self.recognizer.transcribe(name, should_cancel=self.ctx.should_cancel)
 
     def before(self) -> Outcome:
         self.source_before = self._transcribe("source")
-        return Outcome(self._transcribe("eval"), kind="the pretrained Whisper as it is (greedy decoding, English)")
+        return Outcome(self._transcribe("eval"), kind=self.recognizer.before_kind)
 
     def after(self) -> Outcome:
-        cfg, model, tok = self.cfg, self.model, self.processor.tokenizer
-        prepared = prepare_strategy(model, cfg.strategy, lora_r=cfg.lora_r, seed=cfg.seed)
-        trainable = int(sum(p.numel() for p in prepared.model.parameters() if p.requires_grad))
-        prompt = prompt_ids(tok, model.generation_config)
-        eot = int(model.generation_config.eos_token_id)
-
-        def utterances(name: str, data: AsrData) -> Utterances:
-            x = encoder_states(model, self.feats[name]) if prepared.frozen_encoder else self.feats[name]
-            return Utterances(x, encode_targets(tok, data.texts, prompt), encoded=prepared.frozen_encoder, prompt=prompt,
-                              eot=eot)
-
+        cfg = self.cfg
         lr = cfg.lr or self.default_lr()
         tcfg = TrainConfig(epochs=cfg.epochs, batch_size=cfg.batch_size, lr=lr, patience=cfg.patience, seed=cfg.seed,
                            freeze_bn=False)
-        result = train_asr(prepared.model, utterances("fit", self.fit),
-                           utterances("val", self.val) if len(self.val) else None, config=tcfg,
-                           train_modules=prepared.train_modules, checkpoint_dir=self.ctx.checkpoints("after"),
-                           resume=self.ctx.resume, stage="train", progress=self.ctx.progress,
-                           should_cancel=self.ctx.should_cancel)
-        self.model = finalize_strategy(prepared, cfg.strategy)
+        result, info = self.recognizer.train(self.ctx, tcfg)
         self.ctx.progress(Progress("eval", 0, 1, "transcribing with the adapted model"))
         self.source_after = self._transcribe("source")
         return Outcome(self._transcribe("eval"), {
             "epochs_run": result.epochs_run, "best_epoch": result.best_epoch, "best_val_loss": result.best("val_loss"),
             "history": result.history, "stopped_early": result.stopped_early,
-            "resumed_from_epoch": result.resumed_from_epoch, "lr": lr, "batch_size": cfg.batch_size,
-            "strategy_help": STRATEGY_HELP[cfg.strategy], "trainable_params": trainable})
+            "resumed_from_epoch": result.resumed_from_epoch, "lr": lr, "batch_size": cfg.batch_size, **info})
 
     def baseline(self, name: str) -> Outcome:
         raise ConfigError(f"speech recognition has no {name} baseline: {self.skipped.get(name, 'not defined')}")
@@ -217,16 +209,14 @@ class Job(TaskJob):
                                  "after": after},
             "scoring": "WER/CER on normalised text: lower case, numbers as words, punctuation removed "
                        "(tlcore.tasks.asr.metrics)",
-            "window": {"encoder_positions": self.positions, "seconds": self.positions / 50,
-                       "longest_clip_s": round(self.longest, 3)},
+            "recognizer": self.kind.kind,
+            **self.recognizer.report(),
         }
 
     def save_model(self, folder: Path) -> None:
-        set_encoder_window(self.model, None)  # back to Whisper's 30 s table: model/ is a standard folder
-        self.model.save_pretrained(folder)
-        self.processor.save_pretrained(folder)
+        self.recognizer.save(folder)
         (folder / MARKER).write_text(json.dumps({"task": "asr", "backbone": self.backbone_name,
-                                                 "strategy": self.cfg.strategy}))
+                                                 "strategy": self.cfg.strategy, "recognizer": self.kind.kind}))
 
 
 def _forgetting_warnings(d: dict) -> list[dict]:
@@ -251,30 +241,26 @@ def is_asr_run(run_dir: str | Path) -> bool:
 
 
 def load_model(run_dir: str | Path):
-    """``(model, processor)`` of an ASR run folder."""
+    """``(model, processor)`` of an ASR run folder (a Whisper or a CTC model, as its config says)."""
     folder = model_dir(run_dir)
     if not is_asr_run(run_dir):
         raise ConfigError(f"{run_dir} is not a speech recognition run folder (no model/{MARKER})")
-    return load_whisper(folder)
+    recognizer, _ = recognizer_for(str(folder))
+    return recognizer.model, recognizer.processor
 
 
 def predict(run_dir: str | Path, audio_paths: Sequence[str | Path], *, model=None, batch_size: int = 16) -> list[dict]:
-    """Transcribe audio files with the run's adapted Whisper: ``[{"input", "path", "transcript", "seconds",
-    "truncated"}]`` in input order (``input`` is the file name).
+    """Transcribe audio files with the run's adapted recognizer (``model``: its ``(model, processor)`` when already
+    loaded): ``[{"input", "path", "transcript", "seconds", "truncated"}]`` in input order (``input`` is the file name).
     Clips longer than 30 s are cut to their first 30 s."""
-    whisper, processor = model if model is not None else load_model(run_dir)
+    recognizer = loaded_recognizer(*(model if model is not None else load_model(run_dir)))
     paths = [str(p) for p in audio_paths]
     if not paths:
         return []
-    waves = load_waves(paths)
-    seconds = [len(w) / 16000 for w in waves]
-    positions = window_positions(min(max(seconds), MAX_SECONDS))
-    set_encoder_window(whisper, positions)
-    try:
-        texts = transcribe(whisper, processor.tokenizer, log_mel(processor.feature_extractor, waves, positions),
-                           batch_size=batch_size)
-    finally:
-        set_encoder_window(whisper, None)
+    rate = recognizer.sample_rate
+    waves = [load_audio(p, rate) for p in paths]
+    seconds = [len(w) / rate for w in waves]
+    texts = recognizer.transcribe_waves(waves, batch_size=batch_size)
     return [{"input": Path(p).name, "path": p, "transcript": t, "seconds": round(s, 3), "truncated": s > MAX_SECONDS}
             for p, t, s in zip(paths, texts, seconds)]
 

@@ -1,6 +1,6 @@
 """A finished speech recognition run, served (the ``serve`` part of the task, see :mod:`tlcore.tasks.spec`): the
-model after transfer is the adapted Whisper in ``model/``, the model before transfer the pretrained Whisper as it is
-(nothing is saved for it); predictions are transcripts (:mod:`tlcore.tasks.asr.pipeline`)."""
+model after transfer is the adapted recognizer in ``model/`` (Whisper or a CTC model), the model before transfer the
+pretrained one as it is (nothing is saved for it); predictions are transcripts (:mod:`tlcore.tasks.asr.pipeline`)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from tlcore.tasks.asr import pipeline
-from tlcore.tasks.asr.model import load_whisper, resolve_whisper
+from tlcore.tasks.asr.kinds import recognizer_for
 
-#: The "before" model is the pretrained Whisper, rebuilt from the run's backbone: the run saves no ``before/``.
+#: The "before" model is the pretrained recognizer, rebuilt from the run's backbone: the run saves no ``before/``.
 BEFORE_FOLDER = False
 
 
@@ -20,15 +20,15 @@ def is_run(run_dir: Path, model_config: dict) -> bool:
 
 
 def load_after(run, folder: Path):
-    """``(whisper, processor)`` of the run's adapted model."""
-    whisper, processor = pipeline.load_model(run.path)
-    return whisper.to(run.device), processor
+    """``(model, processor)`` of the run's adapted model."""
+    model, processor = pipeline.load_model(run.path)
+    return model.to(run.device), processor
 
 
 def load_before(run, folder: Path):
-    """``(whisper, processor)`` of the pretrained Whisper the run started from (``folder`` is not used)."""
-    whisper, processor = load_whisper(resolve_whisper(run.backbone_spec())[0])
-    return whisper.to(run.device), processor
+    """``(model, processor)`` of the pretrained recognizer the run started from (``folder`` is not used)."""
+    recognizer, _ = recognizer_for(run.backbone_spec())
+    return recognizer.model.to(run.device), recognizer.processor
 
 
 def predict(run, inputs: Sequence[Any], *, model: str, top_k: int, names: Sequence[str], backend: str) -> list[dict]:

@@ -1,15 +1,15 @@
-"""Speech recognition as a task of the one trainer (:mod:`tlcore.training.trainer`): Whisper's token
-cross-entropy, early stopping on the token loss of a validation split of the *training* data (never the eval
-split).
+"""Speech recognition as a task of the one trainer (:mod:`tlcore.training.trainer`): the model's own loss
+(Whisper's token cross-entropy; a CTC model's CTC loss, with its clips from :class:`tlcore.tasks.asr.ctc.CtcClips`),
+early stopping on that loss over a validation split of the *training* data (never the eval split).
 
-Inputs are prepared once: log-mel windows, or, when the encoder is frozen, the encoder's outputs themselves
+Whisper's inputs are prepared once: log-mel windows, or, when the encoder is frozen, the encoder's outputs themselves
 (then each step runs only the decoder: several times faster on CPU).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any, Optional, Protocol, Sequence
 
 import torch
 from torch import nn
@@ -18,6 +18,14 @@ from tlcore.device import module_device, my_batch_starts, sum_over_processes, to
 from tlcore.progress import CancelFn, ProgressFn, never_cancel, no_progress
 from tlcore.tasks.asr.model import decoder_batch
 from tlcore.training.trainer import TrainConfig, Trainer, TrainResult
+
+
+class Batches(Protocol):
+    """Training data the loss is computed on: its items, and the model's keyword inputs of some of them."""
+
+    def __len__(self) -> int: ...
+
+    def batch(self, idx: Sequence[int]) -> dict[str, Any]: ...
 
 
 class Utterances:
@@ -49,15 +57,16 @@ def encoder_states(whisper: nn.Module, features: torch.Tensor, *, batch_size: in
 
 
 class Seq2SeqTask:
-    """Mean cross-entropy over the scored target tokens (weighted by their count); score = − validation token loss."""
+    """The model's loss on a batch (``data.batch(idx)`` holds its ``labels``, -100 where nothing is scored), weighted
+    by the scored tokens; score = − validation loss."""
 
-    def __init__(self, model: nn.Module, train: Utterances, val: Optional[Utterances], batch_size: int):
+    def __init__(self, model: nn.Module, train: Batches, val: Optional[Batches], batch_size: int):
         self.model, self.train, self.val, self.batch_size = model, train, val, batch_size
 
     def __len__(self) -> int:
         return len(self.train)
 
-    def _loss(self, data: Utterances, idx: Sequence[int]) -> tuple[torch.Tensor, float]:
+    def _loss(self, data: Batches, idx: Sequence[int]) -> tuple[torch.Tensor, float]:
         batch = to_device(data.batch(idx), module_device(self.model))
         return self.model(**batch).loss.float(), float((batch["labels"] != -100).sum())
 
@@ -79,7 +88,7 @@ class Seq2SeqTask:
         return {"score": -val_loss, "val_loss": val_loss}
 
 
-def train_asr(model: nn.Module, train: Utterances, val: Optional[Utterances], *, config: TrainConfig,
+def train_asr(model: nn.Module, train: Batches, val: Optional[Batches], *, config: TrainConfig,
               train_modules: Sequence[nn.Module] = (), checkpoint_dir: Optional[Path] = None, resume: bool = False,
               stage: str = "train", progress: ProgressFn = no_progress,
               should_cancel: CancelFn = never_cancel) -> TrainResult:
