@@ -145,7 +145,7 @@ def test_scratch_baseline_starts_from_random_weights(name, modality):
 
 def test_run_passes_its_seed_to_the_scratch_twin(tmp_path, monkeypatch):
     """End to end: the classification run builds its scratch twin with the run's --seed (was always seed 0)."""
-    import tlcore.tasks.classification.scratch as inductive     # the scratch twin is built there
+    import tlcore.tasks.classification.scratch as inductive  # the scratch twin is built there
     from tlcore.config import FinetuneConfig
     from tlcore.settings.inductive import run_finetune
 

@@ -26,7 +26,8 @@ from __future__ import annotations
 from typing import Optional, Sequence
 
 import numpy as np
-import torch
+from scipy.optimize import minimize_scalar
+from scipy.special import logsumexp
 
 from tlcore.evaluation.metrics import N_BOOT, ci_method
 
@@ -136,24 +137,22 @@ def ece_method(groups: Optional[Sequence[str]]) -> dict:
             "n_bins": N_BINS, **ci_method(groups)}
 
 
-def fit_temperature(logits: np.ndarray, y: Sequence[int], *, max_iter: int = 200) -> float:
-    """The temperature ``T`` minimising the mean NLL of ``softmax(logits / T)`` for labels ``y`` (Guo et al., ICML 2017):
-    L-BFGS on ``log T`` (so ``T > 0`` without constraints), from T = 1, clipped to :data:`T_BOUNDS`. 1.0 for no items.
+def fit_temperature(logits: np.ndarray, y: Sequence[int], *, tolerance: float = 1e-6) -> float:
+    """The temperature ``T`` minimising the mean NLL of ``softmax(logits / T)`` for labels ``y`` (Guo et al., ICML 2017),
+    within :data:`T_BOUNDS`: Brent's bounded search on ``log T`` (the NLL is convex in ``1 / T``, so it has one
+    minimum on the interval). 1.0 for no items.
 
     ``logits``: (n, classes) held-out logits (never the eval split's); ``y``: (n,) class indices."""
-    yt = torch.as_tensor(np.asarray(y), dtype=torch.long)
+    yt = np.asarray(y, dtype=int)
     if len(yt) == 0:
         return 1.0
-    z = torch.as_tensor(np.asarray(logits), dtype=torch.float64)
-    log_t = torch.zeros((), dtype=torch.float64, requires_grad=True)
+    z = np.asarray(logits, dtype=np.float64)
+    picked = z[np.arange(len(yt)), yt]
+
+    def nll(log_t: float) -> float:
+        scaled = z / np.exp(log_t)
+        return float(np.mean(logsumexp(scaled, axis=1) - picked / np.exp(log_t)))
+
     lo, hi = np.log(T_BOUNDS[0]), np.log(T_BOUNDS[1])
-    opt = torch.optim.LBFGS([log_t], lr=0.5, max_iter=max_iter, line_search_fn="strong_wolfe")
-
-    def closure() -> torch.Tensor:
-        opt.zero_grad()
-        loss = torch.nn.functional.cross_entropy(z / log_t.clamp(lo, hi).exp(), yt)
-        loss.backward()
-        return loss
-
-    opt.step(closure)
-    return float(np.exp(np.clip(log_t.detach().item(), lo, hi)))
+    found = minimize_scalar(nll, bounds=(lo, hi), method="bounded", options={"xatol": tolerance})
+    return float(np.exp(np.clip(found.x, lo, hi)))

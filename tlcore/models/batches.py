@@ -6,14 +6,13 @@ domain adaptation (:mod:`tlcore.adaptation.backbone`)."""
 from __future__ import annotations
 
 import os
-from contextlib import contextmanager
-from typing import Any, Callable, Iterator, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 import torch
 from torch import nn
 
-from tlcore.device import current, module_device, to_device
+from tlcore.device import current, module_device, small_problem_threads, to_device
 from tlcore.models.base import private_rng
 from tlcore.training.loading import mapped_loader
 
@@ -28,18 +27,6 @@ def can_augment(backbone: nn.Module) -> bool:
 def augment_seed(seed: int, step: int) -> int:
     """The generator seed of the batch at optimizer step ``step`` of a run seeded ``seed``."""
     return int(np.random.SeedSequence([int(seed), int(step)]).generate_state(1)[0])
-
-
-@contextmanager
-def _one_thread() -> Iterator[None]:
-    # Augmenting one small image at a time: intra-op threads add nothing, and on a busy machine their
-    # synchronisation made a batch of 16 take ~2 s instead of ~35 ms (measured on the 2-core CI machine).
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def decode_cache_bytes() -> int:
@@ -108,7 +95,7 @@ class BatchSource:
             pixels = (self.backbone.pixels([self.items[i] for i in idx]) if self.lazy
                       else self.cached["pixels"][torch.as_tensor(list(idx))])
             if augment_seed is not None:
-                with private_rng(augment_seed), _one_thread():
+                with private_rng(augment_seed), small_problem_threads():
                     pixels = torch.stack([self.augment(p) for p in pixels])
             return {"pixel_values": self.backbone.normalize(pixels)}
         if self.cached is not None:

@@ -183,10 +183,11 @@ class Worker:
             log.warning("run %s: could not write error.log", run_id, exc_info=True)
 
 
-#: What every training job imports (torch, transformers, scikit-learn and the engine: seconds on a laptop). A new
-#: worker imports it in the background while it waits for its first claim, so a user's first run does not wait for
-#: it (the app starts the worker when its first page renders, before the first click).
-WARM_MODULES = ("tlcore.api",)
+#: What every training job imports (torch, transformers, scikit-learn and the engine; torch._dynamo, which the first
+#: torch optimizer built imports: 3-6 s and 870 modules): a new worker imports them in the background while it waits
+#: for its first claim, so a user's first run does not wait for them (the app starts the worker when its first page
+#: renders, before the first click).
+WARM_MODULES = ("tlcore.api", "torch._dynamo")
 
 
 def warm_imports(modules: Sequence[str] = WARM_MODULES) -> None:

@@ -24,7 +24,7 @@ import torch
 from sklearn.model_selection import KFold
 from torch import nn
 
-from tlcore.device import autocast_for, module_device, sum_over_processes, to_device
+from tlcore.device import autocast_for, module_device, small_problem_threads, sum_over_processes, to_device
 from tlcore.models.batches import BatchSource, augment_seed
 from tlcore.models.before import BeforeHead
 from tlcore.strategies.linear_probe import C_GRID, standardize
@@ -65,15 +65,16 @@ def fit_sigmoid_head(features: np.ndarray, y: np.ndarray, *, seed: int = 0) -> t
     y = np.asarray(y, dtype=np.float64)
     folds = min(3, len(z))
     scores: dict[float, float] = {}
-    if folds >= 2:
-        for c in C_GRID:
-            losses = []
-            for fit, held in KFold(folds, shuffle=True, random_state=seed).split(z):
-                w, b = _lbfgs_fit(z[fit], y[fit], c, seed)
-                losses.append(_log_loss(z[held], y[held], w, b))
-            scores[c] = float(np.mean(losses))
-    best_c = min(C_GRID, key=lambda c: (scores.get(c, 0.0), abs(np.log10(c))))
-    w, b = _lbfgs_fit(z, y, best_c, seed)
+    with small_problem_threads(z):
+        if folds >= 2:
+            for c in C_GRID:
+                losses = []
+                for fit, held in KFold(folds, shuffle=True, random_state=seed).split(z):
+                    w, b = _lbfgs_fit(z[fit], y[fit], c, seed)
+                    losses.append(_log_loss(z[held], y[held], w, b))
+                scores[c] = float(np.mean(losses))
+        best_c = min(C_GRID, key=lambda c: (scores.get(c, 0.0), abs(np.log10(c))))
+        w, b = _lbfgs_fit(z, y, best_c, seed)
     weight = w.numpy() / sd
     bias = b.numpy() - (w.numpy() * mu / sd).sum(1)
     info = {"C": best_c, "cv_log_loss": scores.get(best_c), "cv_folds": folds if scores else 0}
