@@ -12,7 +12,9 @@ functions). ``run_case`` classifies the outcome:
 
 A case may name files that must not change (``protect``: a run folder given as ``--out``) and a secret outside the
 data set that must never be read (``secret``: its text must not appear in any output). The corpus modules are
-``data_cases`` (data files and uploads) and ``cli_cases`` (options, run folders, predict); ``all_cases()`` joins them.
+``data_cases`` (data files and uploads), ``cli_cases`` (options, run folders, predict), ``input_cases`` (names,
+encodings, duplicates) and ``command_cases`` (counts against the machine, report size, every subcommand's empty and
+one-item inputs); ``all_cases()`` joins them.
 """
 
 from __future__ import annotations
@@ -31,7 +33,8 @@ Runnable = Union[list, Callable[[], object]]
 @dataclass
 class Case:
     kind: str                                   # short, unique: shown in the figures table
-    group: str                                  # data | upload | options | run folders | predict
+    group: str                                  # data, upload, options, run folders, predict, names, encodings,
+                                                # duplicates, machine, report size, empty/one item
     make: Callable[[Path], Runnable]            # builds inputs under the given folder; returns argv or a callable
     expect: str = "error"                       # error | notice | ok | error-or-notice
     notice_words: tuple = ("skipped", "warning", "note", "notice", "ignored", "dropped")
@@ -135,7 +138,7 @@ def expected(case: Case, outcome: Outcome) -> bool:
 
 def all_cases() -> list[Case]:
     cases: list[Case] = []
-    for name in ("data_cases", "cli_cases"):
+    for name in ("data_cases", "cli_cases", "input_cases", "command_cases"):
         try:
             module = __import__(f"corpus.{name}", fromlist=["CASES"])
         except ModuleNotFoundError as exc:

@@ -63,17 +63,35 @@ def resolve_data_path(path: str | Path) -> Path:
     return extract_zip(path) if path.suffix.lower() == ".zip" else path
 
 
+def _printed_form(label: str) -> str:
+    """How a label looks: NFC, without invisible format characters (zero-width space, joiners, BOM) and without
+    white space at its ends (a folder named "cat " beside "cat")."""
+    nfc = unicodedata.normalize("NFC", label)
+    return "".join(c for c in nfc if unicodedata.category(c) != "Cf").strip()
+
+
 def check_lookalike_labels(labels: list[str], where: str) -> None:
-    """Refuse two labels that differ only in their Unicode normalisation ("café" typed as é or as e + ◌́): they
-    print the same but would train as two classes; TransferLab does not merge them silently."""
+    """Refuse two labels that print the same but are different strings: another Unicode normalisation ("café"
+    typed as é or as e + ◌́), an invisible character or a space at an end. They would train as two classes that
+    look like one; TransferLab does not merge them silently."""
     by_form: dict[str, set[str]] = {}
     for label in set(labels):
-        by_form.setdefault(unicodedata.normalize("NFC", label), set()).add(label)
+        by_form.setdefault(_printed_form(label), set()).add(label)
     clash = next((sorted(forms) for forms in by_form.values() if len(forms) > 1), None)
     if clash:
         codes = " vs ".join(" ".join(f"U+{ord(c):04X}" for c in form) for form in clash[:2])
         raise DataError(f"{where}: the labels {clash[0]!r} and {clash[1]!r} look the same but are written with different "
-                        f"Unicode characters ({codes}); write them the same way (NFC) so they are one class")
+                        f"characters ({codes}: another Unicode form, an invisible character or a space at an end); "
+                        "write them the same way so they are one class")
+
+
+def case_only_labels(labels: list[str]) -> list[list[str]]:
+    """Groups of labels that differ only in letter case ("Cat", "cat"): two classes on this machine, one folder on
+    macOS and Windows. They may be meant (upper- and lower-case letters), so a run says so and goes on."""
+    by_fold: dict[str, set[str]] = {}
+    for label in set(labels):
+        by_fold.setdefault(label.casefold(), set()).add(label)
+    return sorted(sorted(group) for group in by_fold.values() if len(group) > 1)
 
 
 def check_trainable(ds: Dataset) -> None:

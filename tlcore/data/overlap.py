@@ -2,16 +2,17 @@
 
 An eval item that also sits in the training data is scored on something the model has seen, so the "after"
 number looks better than it is. Items are compared by content: the bytes of an image/audio file, the text of a
-row (surrounding white space ignored), the token list of an NER sentence. The target's training part sharing
-items with a user-given eval set is refused; when the eval split was held out from the target by TransferLab,
-duplicates of eval items are dropped from the training part (and counted); overlaps with the source or the
-unlabeled data are counted and warned about, since a source may legitimately share a few items.
+row (surrounding white space and the Unicode normalisation ignored), the token list of an NER sentence. The
+target's training part sharing items with a user-given eval set is refused; when the eval split was held out from
+the target by TransferLab, duplicates of eval items are dropped from the training part (and counted); overlaps with
+the source or the unlabeled data are counted and warned about, since a source may legitimately share a few items.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import unicodedata
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
@@ -24,8 +25,8 @@ def content_key(item: Any, kind: str) -> str:
         data = b"F" + Path(item).read_bytes()
     elif kind == "tokens":
         data = b"W" + json.dumps(list(item)).encode("utf-8")
-    else:
-        data = b"T" + str(item).strip().encode("utf-8")
+    else:   # one text typed two ways (é, or e + ◌́) is one text: compared in NFC
+        data = b"T" + unicodedata.normalize("NFC", str(item).strip()).encode("utf-8")
     return hashlib.sha256(data).hexdigest()
 
 

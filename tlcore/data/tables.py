@@ -3,7 +3,8 @@ in a DataError that names the line and says how to fix it, never in a traceback 
 
 Limits: one CSV field may hold up to ``MAX_FIELD_BYTES`` (16 MiB) - Python's default of 128 KiB refused ordinary
 long documents. A text file is decoded as UTF-8 (with or without BOM), or UTF-16 / UTF-32 when it starts with a
-BOM; anything else (Latin-1, UTF-16 without BOM, NUL bytes) is refused with the line of the first bad byte.
+BOM; anything else (Latin-1, UTF-16 without BOM, NUL bytes) is refused with the line of the first bad byte. JSON
+lines are standard JSON: a repeated key, NaN / Infinity and an escaped half character (a lone surrogate) are refused.
 """
 
 from __future__ import annotations
@@ -47,6 +48,14 @@ class _RepeatedKey(Exception):
     pass
 
 
+class _NotJson(Exception):
+    pass
+
+
+def _no_constant(name: str) -> None:
+    raise _NotJson(name)
+
+
 def _unique_keys(pairs: list[tuple[str, object]]) -> dict:
     seen: dict = {}
     for key, value in pairs:
@@ -62,15 +71,32 @@ def read_jsonl(text: str, name: str) -> Iterator[tuple[int, dict]]:
         if not line.strip():
             continue
         try:
-            row = json.loads(line, object_pairs_hook=_unique_keys)
+            row = json.loads(line, object_pairs_hook=_unique_keys, parse_constant=_no_constant)
         except json.JSONDecodeError as exc:
             raise DataError(f"{name} line {n}: not valid JSON ({exc.msg}); each line must be one JSON object") from None
         except _RepeatedKey as exc:
             # json keeps the last of repeated keys: a row labelled both "pos" and "neg" would train as "neg"
             raise DataError(f"{name} line {n}: the key {exc.args[0]!r} appears twice in one object; keep one") from None
+        except _NotJson as exc:
+            # Python's json reads NaN / Infinity, which JSON has not: a label NaN would train as the class "nan"
+            raise DataError(f"{name} line {n}: {exc.args[0]} is not a JSON value; write it as a string or leave the "
+                            "key out") from None
         if not isinstance(row, dict):
             raise DataError(f"{name} line {n}: expected a JSON object like {{\"text\": ..., \"label\": ...}}")
+        if "\\u" in line:
+            _check_whole_characters(row, name, n)
         yield n, row
+
+
+def _check_whole_characters(row: dict, name: str, n: int) -> None:
+    """Refuse a \\uD83D-style escape of half a character (a lone surrogate): the text is damaged, and every later
+    step that encodes it (the tokenizer, the cache key, the report) would fail on it."""
+    try:
+        json.dumps(row, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError as exc:
+        half = f"\\u{ord(exc.object[exc.start]):04X}"
+        raise DataError(f"{name} line {n}: the escape {half} is half of a character (a lone surrogate): the text is "
+                        "damaged; fix or remove the line") from None
 
 
 def read_csv(text: str, name: str, delimiter: str = ",") -> tuple[list[str], list[tuple[int, dict]]]:
@@ -78,7 +104,8 @@ def read_csv(text: str, name: str, delimiter: str = ",") -> tuple[list[str], lis
 
     A row whose quotes swallow the lines after it is refused, naming the line where the quote opened: either the
     row spans several lines and has the wrong number of fields, or the lines it swallowed each look like rows
-    of the table themselves.
+    of the table themselves. So are a column named twice in the header and a row that repeats the header (tables
+    pasted together): each would change what is read without a word.
     """
     if csv.field_size_limit() < MAX_FIELD_BYTES:
         csv.field_size_limit(MAX_FIELD_BYTES)
@@ -89,6 +116,9 @@ def read_csv(text: str, name: str, delimiter: str = ",") -> tuple[list[str], lis
         if header is None or not any(h.strip() for h in header):
             raise DataError(f"{name} is empty; it needs a header line (e.g. text,label) and one row per example")
         columns = [h.strip() for h in header]
+        twice = next((c for i, c in enumerate(columns) if c and c in columns[:i]), None)
+        if twice:       # a row is a dict by column: the first of the two values would be lost without a word
+            raise DataError(f"{name}: the column {twice!r} appears twice in the header line; keep one")
         rows: list[tuple[int, dict]] = []
         last = reader.line_num
         for fields in reader:
@@ -99,6 +129,9 @@ def read_csv(text: str, name: str, delimiter: str = ",") -> tuple[list[str], lis
                 raise DataError(f"{name} line {start}: a quote (\") opened on this line is not closed where the row "
                                 f"ends, so lines {start}-{last} were read as one row; close or remove the quote "
                                 "(a quote inside a field is written as two quotes \"\")")
+            if [f.strip() for f in fields] == columns:
+                raise DataError(f"{name} line {start} repeats the header line ({delimiter.join(columns)}): tables "
+                                "pasted together? Remove the line, or it is read as a row of the table")
             if len(fields) > len(columns) and any(f.strip() for f in fields[len(columns):]):
                 raise DataError(f"{name} line {start}: {len(fields)} fields but the header has {len(columns)}; quote "
                                 f"fields that contain the separator ({shown})")

@@ -227,7 +227,10 @@ def looks_like_path(value: str) -> bool:
 
 
 def check_input_exists(value: str, modality: str = "text") -> None:
-    """Refuse an --input that looks like a path (:func:`looks_like_path`) but names nothing."""
+    """Refuse an empty --input (``Path("")`` is the current folder, which would be read in its place) and one that
+    looks like a path (:func:`looks_like_path`) but names nothing."""
+    if not value.strip():
+        raise DataError(f"--input is empty: give {'a text, ' if modality == 'text' else ''}a file or a folder to predict")
     if not Path(value).expanduser().exists() and looks_like_path(value):
         hint = " (to classify this text itself, put it in a .txt file and pass that)" if modality == "text" else ""
         raise DataError(f"no such file or folder: {value!r}; check the path{hint}")

@@ -15,8 +15,9 @@ import numpy as np
 import torch
 
 from tlcore.config import NO_PRETRAINING, FinetuneConfig
+from tlcore.device import num_workers_notice
 from tlcore.diagnostics.summary import diagnosis_summary
-from tlcore.evaluation.policy import transfer_alerts
+from tlcore.evaluation.policy import alert, transfer_alerts
 from tlcore.progress import CancelFn, Progress, ProgressFn, never_cancel, no_progress
 from tlcore.reporting.writer import begin_run
 from tlcore.tasks import get_task
@@ -28,6 +29,7 @@ def run_stages(job_class: type[TaskJob], cfg: FinetuneConfig, *, setting: str, p
     """Run ``job_class``'s stages for ``cfg`` in the ``setting``; write the run folder; return the report."""
     spec, metric = get_task(cfg.task), get_task(cfg.task).metrics[0]
     ctx = RunContext(cfg, begin_run(cfg, resume=resume), progress or no_progress, should_cancel or never_cancel, resume)
+    ctx.warnings += [alert("num_workers", text) for text in [num_workers_notice(cfg.num_workers)] if text]
     torch.manual_seed(cfg.seed)
     job = job_class(ctx)
     ctx.progress(Progress("data", 0, 1, "loading data"))

@@ -1,4 +1,5 @@
-"""A write that failed because of the disk (full, read-only, not writable), said in one line the user can act on."""
+"""A write that failed because of the disk (full, read-only, not writable, a name too long), said in one line the user
+can act on."""
 
 from __future__ import annotations
 
@@ -10,9 +11,16 @@ from typing import Optional
 from tlcore.storage.disk_usage import human
 
 
+def _exists(path: Path) -> bool:
+    try:
+        return path.exists()
+    except OSError:         # a name too long to look up does not exist
+        return False
+
+
 def _existing(path: Path) -> Path:
     path = Path(path).absolute()
-    while not path.exists() and path != path.parent:
+    while not _exists(path) and path != path.parent:
         path = path.parent
     return path
 
@@ -27,6 +35,11 @@ def storage_problem(exc: BaseException, where: str | Path) -> Optional[str]:
         return f"cannot write to {where}: the file system is read-only; choose a folder on a writable disk"
     if isinstance(exc, OSError) and code in (errno.EACCES, errno.EPERM):
         return f"cannot write to {where}: permission denied; choose a folder you can write to"
+    if isinstance(exc, OSError) and code == errno.ENAMETOOLONG:
+        longest = max(Path(where).parts, key=len)
+        shown = str(where) if len(str(where)) <= 80 else str(where)[:80] + "..."
+        return (f"cannot write to {shown}: a name in the path is too long for the file system "
+                f"({len(longest.encode())} bytes; most allow 255); choose a shorter name")
     try:
         free = shutil.disk_usage(place).free
     except OSError:

@@ -23,17 +23,25 @@ from tlcore.diagnostics import (
 )
 from tlcore.diagnostics.diagnose import embed_pair, item_properties, report_head, require_items, text_section
 from tlcore.diagnostics.rank import SUBSAMPLE, feature_scores
+from tlcore.errors import DataError
 from tlcore.models.features import extract_features
 from tlcore.models.registry import build_backbone
 from tlcore.progress import Progress, ProgressFn
 from tlcore.tasks.classification import SPEC
 
 
+def _load_set(path: str, modality: str, role: str) -> Dataset:
+    """One of the two sets; its errors say which (both are often a folder holding a data.csv)."""
+    try:
+        return load_dataset(path, modality)
+    except DataError as exc:
+        raise DataError(f"{role} data: {exc}") from None
+
+
 def diagnose(modality: str, source: str, target: str, *, backbone: Optional[str], seed: int, n_permutations: int,
              progress: ProgressFn, map_method: str = "pca") -> dict:
     """The shared mismatch report; text sets also get vocabulary overlap and separating words."""
-    a = load_dataset(source, modality)
-    b = load_dataset(target, modality)
+    a, b = _load_set(source, modality, "source"), _load_set(target, modality, "target")
     require_items(len(a), "source", "items")
     require_items(len(b), "target", "items")
     bb, fa, fb = embed_pair(modality, a, b, backbone, progress)
@@ -77,6 +85,9 @@ def rank(modality: str, target: str, names: list[str], *, seed: int, n_boot: int
     classifier), each with a subsampling interval."""
     ds = load_dataset(target, modality, require_labels=True)
     classes = ds.classes
+    if max(ds.class_counts().values()) < 2:    # the k-NN score predicts an example from the others of its class
+        raise DataError(f"{target}: every class has a single example ({len(classes)} classes); ranking compares the "
+                        "examples of a class with each other: give at least 2 examples per class")
     y = np.array([classes.index(c) for c in ds.labels])  # type: ignore[union-attr]
     scores: dict[str, dict[str, tuple[float, float, float]]] = {}
     for i, name in enumerate(names):

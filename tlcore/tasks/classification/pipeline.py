@@ -25,11 +25,12 @@ import torch
 
 from tlcore.config import FinetuneConfig
 from tlcore.data.dataset import Dataset
-from tlcore.data.loaders import check_trainable, load_dataset
+from tlcore.data.loaders import case_only_labels, check_trainable, load_dataset
 from tlcore.data.overlap import conflicting_labels, content_key, item_kind, overlap_warnings, split_overlaps
 from tlcore.data.split import cap_per_class, eval_split
 from tlcore.errors import ConfigError, DataError
 from tlcore.evaluation.metrics import (
+    MAX_CONFUSION_CLASSES,
     classification_metrics,
     flipped_examples,
     paired_difference,
@@ -94,7 +95,7 @@ class RunData:
     overlap: dict
     split_file: Optional[Path]
     problems: list[str]
-    conflicts: Optional[dict] = None   # identical training items under different labels (conflicting_labels)
+    conflicts: Optional[dict] = None   # identical target items under different labels (conflicting_labels)
 
 
 def prepare_data(cfg: FinetuneConfig) -> RunData:
@@ -111,14 +112,16 @@ def prepare_data(cfg: FinetuneConfig) -> RunData:
         train_ds, eval_ds, split_file = eval_split(target, cfg.eval_fraction)
     assert eval_ds is not None and eval_ds.labels is not None and train_ds.labels is not None
     kind = item_kind(cfg.modality)
-    key_of = {x: content_key(x, kind) for x in train_ds.items}      # each training file is read once
+    key_of = {x: content_key(x, kind) for x in target.items}      # each target file is read once
     keep, overlap = split_overlaps(eval_ds.items, train_ds.items, train_ds.names, kind=kind,
                                    eval_given=bool(cfg.eval), others={"source": source and source.items,
                                                                       "unlabeled": unlabeled and unlabeled.items},
                                    train_keys=[key_of[x] for x in train_ds.items])
     train_ds = train_ds.subset(keep)
     train_ds = cap_per_class(train_ds, cfg.max_per_class, seed=cfg.seed)
-    conflicts = conflicting_labels(train_ds.items, train_ds.labels, [key_of[x] for x in train_ds.items])
+    # over the whole target: a contradiction whose copies the split put on both sides is still one
+    shown = target.items if kind == "text" else target.names or target.items     # texts, or files by their names
+    conflicts = conflicting_labels(shown, target.labels, [key_of[x] for x in target.items])
     classes = sorted(set(train_ds.labels))
     unseen = sorted(set(eval_ds.labels) - set(classes))
     if unseen:
@@ -173,7 +176,7 @@ class Job(TaskJob):
             self.f = {name: extract_features(self.backbone, ds, stage=f"features: {name}", progress=self.ctx.progress,
                                              should_cancel=self.ctx.should_cancel) for name, ds in sets.items()}
         self.ctx.warnings += (overlap_warnings(d.overlap, len(d.eval)) + _conflict_warnings(d.conflicts)
-                              + _group_warnings(d.train, d.eval))
+                              + _group_warnings(d.train, d.eval) + _class_warnings(d.classes))
         self.ctx.warnings += [f"{len(d.problems)} file(s)/row(s) skipped: see data.problems"] * bool(d.problems)
         return f"{len(d.train)} train / {len(d.eval)} eval items, {len(d.classes)} classes"
 
@@ -355,9 +358,22 @@ def _conflict_warnings(clash: Optional[dict]) -> list[dict]:
     if not clash:
         return []
     shown = "; ".join(f"{item!r}: {', '.join(labs)}" for item, labs in clash["examples"])
-    return [alert("conflicting_labels", f"{clash['items']} training item(s) appear under two or more labels "
+    return [alert("conflicting_labels", f"{clash['items']} target item(s) appear under two or more labels "
                   f"({clash['rows']} rows, e.g. {shown}); they train as contradictions — relabel or remove them if "
                   "they are mistakes")]
+
+
+def _class_warnings(classes: list[str]) -> list[dict]:
+    """Classes whose names differ only in letter case, and a class count past what the report's confusion matrices
+    hold: the run goes on, and says so."""
+    out = [alert("case_only_labels", f"the classes {', '.join(map(repr, group))} differ only in letter case: they are "
+                 "trained as separate classes here, but are one folder on macOS and Windows; rename them if they are "
+                 "one class") for group in case_only_labels(classes)]
+    if len(classes) > MAX_CONFUSION_CLASSES:
+        out.append(alert("report_size", f"{len(classes)} classes: the report stores per-class scores but no "
+                         f"confusion matrix (at most {MAX_CONFUSION_CLASSES} classes; {len(classes)} x {len(classes)} "
+                         "counts per model would make a report of many MB)"))
+    return out
 
 
 def probe_recommendation(strategy: str, after_accuracy: float, probe_accuracy: float, comparison: dict) -> Optional[str]:
