@@ -55,6 +55,12 @@ if choice is not None:
     if backbone == OTHER_BACKBONE:
         backbone = c1.text_input("model id or local folder", key=f"ft-backbone-other{suffix}", help=backbone_hint(task),
                                  placeholder="owner/model or /path/to/folder").strip()
+    # the task's default for this backbone (speech recognition: decoder for Whisper, full for a CTC model); the box
+    # starts over at it when another backbone changes it
+    default = spec.strategy_for(backbone or None)
+    if default in by_name and st.session_state.get(f"ft-strategy-default{suffix}") != default:
+        st.session_state[f"ft-strategy-default{suffix}"] = default
+        st.session_state[f"ft-strategy{suffix}"] = default
     strategy = c2.selectbox(
         "strategy", list(by_name),
         format_func=lambda n: ("[adaptation] " if by_name[n].transductive else "") + f"{n}: {by_name[n].description}",

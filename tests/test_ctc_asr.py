@@ -306,8 +306,10 @@ def test_fine_tune_page_takes_a_ctc_folder_typed_as_the_backbone(app_home, tiny_
     assert "CTC head" in at.text_input(key="ft-backbone-other-asr").help
     at.text_input(key="ft-backbone-other-asr").input(str(tiny_ctc)).run()
     at.number_input(key="ft-epochs").set_value(1).run()
+    assert at.selectbox(key="ft-strategy-asr").value == "full"       # a CTC model's default, not Whisper's decoder
     start = lambda: [b for b in at.button if "Start" in b.label][0].click().run()   # noqa: E731
-    start()                                                  # the default strategy, decoder: refused, nothing queued
+    at.selectbox(key="ft-strategy-asr").set_value("decoder").run()
+    start()                                                  # decoder on a CTC model: refused, nothing queued
     assert any("no decoder" in e.value for e in at.error) and not RunStore().list_runs()
     at.selectbox(key="ft-strategy-asr").set_value("full").run()
     start()

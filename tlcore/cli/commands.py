@@ -25,9 +25,8 @@ from tlcore.training.launch import CHILD_ENV, PROGRESS_ENV, progress_to_file
 def cmd_finetune(args: argparse.Namespace) -> int:
     values = config_values(args, FinetuneConfig)
     if not any(a.startswith("--strategy") for a in args.argv) and values["task"] in TASKS:
-        spec = get_task(values["task"])       # ASR's: decoder for Whisper, full for a CTC model (no linear probe there)
-        by_backbone = getattr(spec.part("pipeline"), "default_strategy", None)
-        values["strategy"] = by_backbone(values.get("backbone")) if by_backbone else spec.default_strategy
+        # ASR's: decoder for Whisper, full for a CTC model (no linear probe there)
+        values["strategy"] = get_task(values["task"]).strategy_for(values.get("backbone"))
     cfg = FinetuneConfig.from_dict(values).validate()
     if args.resume and args.overwrite:
         raise ConfigError("--resume continues the run in --out and --overwrite replaces it: pass only one of them")

@@ -6,9 +6,11 @@ whose ``__init__.py`` exports ``SPEC``, and one line in :mod:`tlcore.tasks`. The
 the task's *code* lives in the folder's modules, found by convention through :meth:`TaskSpec.part`:
 
 ============  ==========================================================================================
-``pipeline``  ``run(cfg, *, progress, should_cancel, resume) -> report``: one inductive run end to end;
+``pipeline``  ``Job``: the task's :class:`~tlcore.tasks.job.TaskJob` (its data, before, after, baselines, scores
+              and report, run by :func:`tlcore.settings.pipeline.run_stages`);
               ``check_config(cfg)``: the task's cross-field rules (strategy, which sets are needed); optionally
-              ``default_strategy(backbone) -> str``: the strategy when none is given, when it depends on the backbone.
+              ``default_strategy(backbone) -> str``: the strategy when none is given, when it depends on the backbone
+              (read through :meth:`TaskSpec.strategy_for`).
 ``formats``   ``detect(path, modality) -> bool``: is this data of the task (the fallback task has none);
               ``load(path)``: load one split of the task's data.
 ``serve``     a finished run folder (``run``: its :class:`~tlcore.inference.predict.LoadedRun`):
@@ -139,6 +141,12 @@ class TaskSpec:
             if exc.name == f"{self.package}.{module}":
                 raise ConfigError(f"task {self.name!r} has no {module} ({self.description})") from None
             raise
+
+    def strategy_for(self, backbone: Optional[str]) -> str:
+        """The strategy a run gets when none is given: the pipeline's ``default_strategy(backbone)`` where it depends
+        on the backbone (speech recognition: decoder for Whisper, full for a CTC model), else ``default_strategy``."""
+        pick = getattr(self.part("pipeline"), "default_strategy", None)
+        return pick(backbone) if pick is not None else self.default_strategy
 
     def check_modality(self, modality: str) -> None:
         """ConfigError when the task does not take ``modality`` (one message for the CLI, the API and the app)."""
