@@ -191,13 +191,21 @@ WARM_MODULES = ("tlcore.api", "torch._dynamo")
 
 
 def warm_imports(modules: Sequence[str] = WARM_MODULES) -> None:
-    """Import ``modules`` (a job that needs one meanwhile waits on Python's import lock, never imports it twice); a
-    failure is logged and left to the job that needs the module to report."""
+    """Import ``modules`` (a job that needs one meanwhile waits on Python's import lock, never imports it twice),
+    then convert the bundled Whisper weights once (the speech demo's backbone: ~8 s, cached on disk; a job that needs
+    them meanwhile converts into its own folder and keeps whichever lands first). A failure is logged and left to the
+    job that needs the module or the weights to report."""
     for name in modules:
         try:
             importlib.import_module(name)
         except Exception:
             log.warning("could not import %s ahead of the first job", name, exc_info=True)
+    try:
+        from tlcore.models.whisper_ct2 import whisper_tiny_en_dir
+
+        whisper_tiny_en_dir()
+    except Exception:       # e.g. the weights package is not installed: the speech jobs say so themselves
+        log.info("the bundled Whisper weights were not prepared ahead of the first job", exc_info=True)
 
 
 def detected_gpus() -> int:
