@@ -127,12 +127,46 @@ def render_shift_tables() -> str:
     return re.sub(r"^### ", "#### ", render_shift(merged), flags=re.M)
 
 
+#: The compatibility matrix's columns (``tests/compat_paths.PATHS``) as the README names them.
+COMPAT_COLUMNS = {"linear_probe": "linear probe", "partial": "partial", "full": "full", "lora": "LoRA",
+                  "scratch": "scratch twin", "adapt_backbone": "DANN `--adapt-backbone`", "ner": "NER",
+                  "predict": "predict", "try_it": "Try it", "onnx": "ONNX export + parity"}
+
+
+def render_compat_matrix(table: dict) -> str:
+    """The family × path matrix of ``docs/compat_matrix.json`` (``benchmarks/compat_matrix.py``): ok, refused (with
+    the reason, numbered below the table), fails (with the error), or — where the path is not the modality's."""
+    paths = table["paths"]
+    lines = [f"Checked {table['measured']} ({table['machine']}; transformers {table['transformers']}, torch "
+             f"{table['torch']}) on tiny random-weight `save_pretrained` folders of each family, 2 classes × 6 items, "
+             "one epoch: ok = the run finished and its check held (the top block trained by partial, LoRA merged "
+             "into the weights, the same predictions from `predict` as in the report, ONNX within the parity "
+             "tolerance...).", "",
+             "| family | `model_type` | modality | " + " | ".join(COMPAT_COLUMNS.get(p, p) for p in paths) + " |",
+             "|---|---|---|" + "---|" * len(paths)]
+    notes: list[str] = []
+    for row in table["families"]:
+        shown = []
+        for path in paths:
+            cell = row["cells"][path]
+            if cell["status"] in ("refused", "fails"):
+                notes.append(f"{row['label']}, {COMPAT_COLUMNS.get(path, path)}: {cell['detail']}")
+                shown.append(f"{cell['status']} ({len(notes)})")
+            else:
+                shown.append({"ok": "ok", "n/a": "—"}.get(cell["status"], cell["status"]))
+        lines.append(f"| {row['label']} | `{row['model_type']}` | {row['modality']} | " + " | ".join(shown) + " |")
+    if notes:
+        lines += [""] + [f"- ({i}) {note}" for i, note in enumerate(notes, 1)]
+    return "\n".join(lines)
+
+
 #: block name -> (the JSON files in docs/ it is written from, its renderer)
 TABLES: dict[str, tuple[tuple[str, ...], Callable[[], str]]] = {
     "demo": (("demo_table.json",), lambda: render_demo_table(_load("demo_table.json"))),
     "tasks": (("task_tables.json",), lambda: render_task_tables(_load("task_tables.json"))),
     "shift": (("shift_tables_a.json", "shift_tables_b.json", "rank_tables.json", "curve_tables.json"),
               render_shift_tables),
+    "compat": (("compat_matrix.json",), lambda: render_compat_matrix(_load("compat_matrix.json"))),
 }
 
 

@@ -22,6 +22,7 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
 import numpy as np  # noqa: E402 - after the thread settings above
 import pytest
 from postgres_fixture import db_url, postgres_server, postgres_url  # noqa: F401 - fixtures (PostgreSQL, both backends)
+from tiny_hf import FAMILIES, build_family
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -145,6 +146,19 @@ def make_tiny_wav2vec2(folder: Path) -> Path:
                          num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=2, vocab_size=12)
     Wav2Vec2Model(cfg).save_pretrained(folder)
     Wav2Vec2FeatureExtractor(sampling_rate=16000, return_attention_mask=True).save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_hf_folder(tmp_path_factory):
+    """``tiny_hf_folder(name)``: the tiny random-weight ``save_pretrained`` folder of model family ``name`` (BERT,
+    RoBERTa, ViT, Swin, HuBERT... ``tests/tiny_hf.py``), each built once per session on first use."""
+    root = tmp_path_factory.mktemp("tiny_hf")
+
+    def folder(name: str) -> Path:
+        if name not in FAMILIES:
+            raise KeyError(f"unknown model family {name!r}; known: {', '.join(FAMILIES)}")
+        return build_family(name, root / name)
     return folder
 
 

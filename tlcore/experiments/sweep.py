@@ -37,11 +37,12 @@ from tlcore.config import (
 from tlcore.errors import ConfigError
 from tlcore.evaluation.metrics import paired_difference
 from tlcore.evaluation.policy import baseline_label
+from tlcore.models.registry import build_backbone
 from tlcore.progress import CancelFn, Progress, ProgressFn, never_cancel, no_progress
 from tlcore.reporting.envelope import comparison_key
 from tlcore.reporting.writer import RunWriter, run_folder_options
 from tlcore.settings.inductive import run_finetune
-from tlcore.strategies import get_strategy
+from tlcore.strategies import check_backbone, get_strategy
 from tlcore.tasks import Metric, get_task
 
 SWEEP_STRATEGIES = ("linear_probe", "lora", "partial", "full")
@@ -139,6 +140,10 @@ def run_sweep(base: FinetuneConfig, out: str | Path, *, strategies: Sequence[str
     folder ``out`` (``report.json`` + ``strategies/<name>/``) and return the report (module docstring)."""
     strategies = list(strategies)
     check_sweep(base, strategies)
+    if any(get_strategy(name).backbone_problem for name in strategies):   # refused before the first run, not midway
+        backbone = build_backbone(base.backbone, base.modality)
+        for name in strategies:
+            check_backbone(name, backbone)
     config = config or {"kind": "sweep", **base.to_dict(), "out": str(out), "strategies": strategies}
     writer = RunWriter(str(out), config)
     folder = writer.start()

@@ -201,7 +201,8 @@ _SPEECH_PADDING = {"padding": "longest"}
 
 
 class HFAudioBackbone(HFBackbone):
-    """Any ``AutoModel`` speech encoder (wav2vec2, HuBERT, AST...) with its feature extractor; mean over time."""
+    """Any ``AutoModel`` speech encoder (wav2vec2, HuBERT, WavLM, AST...) with its feature extractor; the mean over the
+    clip's frames (its own frames only, where the feature extractor gives a padding mask)."""
 
     kind = "hf_audio"
     modality = "audio"
@@ -218,7 +219,16 @@ class HFAudioBackbone(HFBackbone):
         return speech_preprocess(self.feature_extractor, items, self.sample_rate)
 
     def forward(self, **batch: torch.Tensor) -> torch.Tensor:
-        return self.net(**batch).last_hidden_state.mean(1)
+        """The mean of the last hidden state over the clip's own frames: with a padding mask (the feature extractor
+        returns one when the model takes it) the frames of the padding are left out, as in transformers' own
+        ``...ForSequenceClassification`` heads, so a clip's features do not depend on the clips batched with it."""
+        hidden = self.net(**batch).last_hidden_state
+        mask = batch.get("attention_mask")
+        frames_of = getattr(self.net, "_get_feature_vector_attention_mask", None)
+        if mask is None or frames_of is None:
+            return hidden.mean(1)
+        frames = frames_of(hidden.shape[1], mask).unsqueeze(-1).to(hidden.dtype)
+        return (hidden * frames).sum(1) / frames.sum(1).clamp(min=1.0)
 
     def preprocessing(self) -> dict:
         return {"kind": self.kind, "modality": "audio", "feature_extractor": type(self.feature_extractor).__name__,

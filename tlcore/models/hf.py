@@ -19,20 +19,59 @@ from torch import nn
 
 from tlcore.models.base import Backbone
 
-#: The attention projections LoRA adapts, by their names in BERT / ViT (query, value), most other encoders (q_proj,
-#: v_proj) and DistilBERT (q_lin, v_lin); a model with none of them gets every linear layer.
-LORA_NAMES = ("query", "value", "q_proj", "v_proj", "q_lin", "v_lin")
+#: The attention projections LoRA adapts, by their names in BERT / ViT (query, value), DeBERTa (query_proj, value_proj),
+#: most other encoders (q_proj, v_proj) and DistilBERT (q_lin, v_lin); a model with none of them gets every linear
+#: layer, and a convolutional network without linear layers (ResNet) its convolutions.
+LORA_NAMES = ("query", "value", "query_proj", "value_proj", "q_proj", "v_proj", "q_lin", "v_lin")
+#: Families (by ``config.model_type``) whose attention projections LoRA must not wrap, and what it adapts instead.
+#: WavLM's attention hands the weights of q/k/v_proj to ``F.multi_head_attention_forward`` without calling those
+#: layers, so adapters on them would never run (training would leave the backbone as it was): its feed-forward
+#: layers take them.
+LORA_TARGETS: dict[str, tuple[str, ...]] = {"wavlm": ("intermediate_dense", "output_dense")}
 
 
-def find_layers(model: nn.Module) -> nn.ModuleList:
-    """The longest ModuleList of transformer layers (``encoder.layer`` in BERT, ``layers`` elsewhere)."""
-    best = None
-    for _, module in model.named_modules():
-        if isinstance(module, nn.ModuleList) and (best is None or len(module) > len(best)):
-            best = module
-    if best is None:
-        raise ValueError(f"{type(model).__name__} has no list of layers to unfreeze")
-    return best
+def lora_targets(model: nn.Module) -> list[str]:
+    """The names of the layers LoRA adapts in ``model`` (see :data:`LORA_NAMES`, :data:`LORA_TARGETS`); empty when it
+    has no linear or convolution layer."""
+    names = {kind: {n.rsplit(".", 1)[-1] for n, m in model.named_modules() if isinstance(m, kind)}
+             for kind in (nn.Linear, nn.Conv2d)}
+    special = LORA_TARGETS.get(getattr(model.config, "model_type", ""), ())
+    return ([n for n in special if n in names[nn.Linear]] or [n for n in LORA_NAMES if n in names[nn.Linear]]
+            or sorted(names[nn.Linear]) or sorted(names[nn.Conv2d]))
+
+
+def _size(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+def _layer_list(stage: nn.Module) -> nn.Module | None:
+    """The list of repeated layers inside a stage of a hierarchical model (Swin's ``blocks``, ConvNeXt's and ResNet's
+    ``layers``): a ModuleList / Sequential of modules of one class that have parts of their own (not an MLP's
+    ``Sequential(Linear, GELU, Linear)`` nor ConvNeXt's ``downsampling_layer``); None when the stage is a layer."""
+    lists = [m for m in stage.children() if isinstance(m, (nn.ModuleList, nn.Sequential)) and len(m)
+             and len({type(x) for x in m}) == 1 and next(iter(m[0].children()), None) is not None]
+    return max(lists, key=_size) if lists else None
+
+
+def find_blocks(model: nn.Module) -> list[nn.Module]:
+    """The network's blocks, bottom to top: the list of layers that holds most of its weights (``encoder.layer`` in
+    BERT, ``encoder.layers`` in wav2vec2 and not its smaller list of convolutions), with the stages of a
+    hierarchical model (Swin, ConvNeXt, ResNet: a list of stages, each with its own list of layers) opened into their
+    layers, so the top block is the last layer of the last stage and not one in the middle of the longest stage. A
+    stage's other parts with weights (its downsampling) are blocks of their own, where they sit. Empty when the
+    model has no list of layers."""
+    lists = [m for m in model.modules() if isinstance(m, nn.ModuleList) and len(m)]
+    if not lists:
+        return []
+    blocks: list[nn.Module] = []
+    for stage in max(lists, key=_size):
+        layers = _layer_list(stage)
+        if layers is None:
+            blocks.append(stage)
+            continue
+        for part in stage.children():
+            blocks += list(part) if part is layers else [part] if _size(part) else []
+    return blocks
 
 
 def json_ready(value: Any) -> Any:
@@ -54,11 +93,10 @@ class HFBackbone(Backbone):
         self.processor = processor
         cfg = model.config
         self.feature_dim = int(getattr(cfg, "hidden_size", None) or cfg.hidden_sizes[-1])
-        names = {n.rsplit(".", 1)[-1] for n, m in model.named_modules() if isinstance(m, nn.Linear)}
-        self.lora_target_modules = [n for n in LORA_NAMES if n in names] or sorted(names)
+        self.lora_target_modules = lora_targets(model)
 
     def blocks(self) -> list[nn.Module]:
-        return list(find_layers(self.net))
+        return find_blocks(self.net)
 
     # ------------------------------------------------------------ saving and rebuilding
 

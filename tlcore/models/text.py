@@ -20,9 +20,9 @@ from torch import nn
 
 from tlcore.errors import ConfigError
 from tlcore.models.base import PREPROCESSING_FILE, Preprocess, check_preprocessing
-from tlcore.models.hf import HFBackbone, find_layers
+from tlcore.models.hf import HFBackbone
 
-__all__ = ["HFTextBackbone", "find_layers", "hf_text_backbone", "tokenize"]
+__all__ = ["HFTextBackbone", "hf_text_backbone", "tokenize"]
 
 _FIXED = {"modality": "text", "padding": "longest", "truncation": True, "special_tokens": True}
 
@@ -47,6 +47,13 @@ def _read_config(tokenizer, config: dict, max_length: int) -> int:
     return value
 
 
+def _splits_like_text(tokenizer) -> bool:
+    """Does ``tokenizer`` give a sentence's words, passed one by one, the tokens it gives them in the sentence?"""
+    words = ["to", "to"]
+    split = tokenizer([words], is_split_into_words=True, add_special_tokens=False)["input_ids"][0]
+    return split == tokenizer(" ".join(words), add_special_tokens=False)["input_ids"]
+
+
 class HFTextBackbone(HFBackbone):
     kind = "hf_text"
     modality = "text"
@@ -64,6 +71,19 @@ class HFTextBackbone(HFBackbone):
 
     def input_length(self, item: str) -> int:
         return len(item)     # characters: enough to put texts of similar token counts in one batch
+
+    def read_split_words(self) -> None:
+        """Make the tokenizer read a sentence given as words (NER's input) the way it reads running text. A byte-level
+        BPE tokenizer (RoBERTa, GPT-2) saved with ``add_prefix_space`` off reads each given word as if glued to the
+        one before it ("to" becomes "t", "o" instead of the "Ġto" of "flew to"): such a tokenizer is reloaded with the
+        prefix space on, which it keeps when saved with the model."""
+        if not _splits_like_text(self.tokenizer) and getattr(self.tokenizer, "name_or_path", ""):
+            from transformers import AutoTokenizer
+
+            again = AutoTokenizer.from_pretrained(self.tokenizer.name_or_path, add_prefix_space=True)
+            if _splits_like_text(again):
+                again.padding_side = self.tokenizer.padding_side
+                self.processor = again
 
     def forward(self, **batch: torch.Tensor) -> torch.Tensor:
         hidden = self.net(**batch).last_hidden_state

@@ -4,10 +4,11 @@ finalized (``finalize``, e.g. merging LoRA weights); all of them produce a :clas
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Optional
+from typing import Any, Callable, Optional
 
 from torch import nn
 
+from tlcore.errors import ConfigError
 from tlcore.registry import Registry
 from tlcore.strategies.defaults import derived_lr
 
@@ -31,6 +32,9 @@ class Strategy:
     # Domain adaptation: features of the labeled source + unlabeled target -> adapted head and eval scores
     # (tlcore.strategies.adaptation.AdaptInput -> Adapted). None: not an adaptation method.
     adapt: Optional[Callable] = None
+    # Why this strategy cannot run on a backbone (a one-line reason), or None: asked by :func:`check_backbone` as soon as
+    # the run's backbone is loaded, before any features or training. None: every backbone will do.
+    backbone_problem: Optional[Callable[[Any], Optional[str]]] = None
 
     def lr_for(self, modality: str) -> float:
         """The default learning rate of this strategy for ``modality``: the one derived on development data
@@ -43,6 +47,16 @@ STRATEGIES: Registry[Strategy] = Registry("strategy")
 
 def get_strategy(name: str) -> Strategy:
     return STRATEGIES.get(name)
+
+
+def check_backbone(name: str, backbone: Any) -> None:
+    """Refuse strategy ``name`` on ``backbone`` with the strategy's reason (:attr:`Strategy.backbone_problem`), before
+    any work is done with it."""
+    problem = get_strategy(name).backbone_problem
+    why = problem(backbone) if problem else None
+    if why:
+        shown = getattr(backbone, "backbone_name", "") or type(backbone).__name__
+        raise ConfigError(f"strategy {name!r} cannot run on backbone {shown!r}: {why}")
 
 
 def freeze(module: nn.Module) -> None:

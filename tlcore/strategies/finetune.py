@@ -4,6 +4,8 @@
 
 from __future__ import annotations
 
+from typing import Optional
+
 from torch import nn
 
 from tlcore.strategies.base import STRATEGIES, Strategy, freeze, unfreeze
@@ -63,6 +65,17 @@ def prepare_partial(model, *, partial_blocks: int = 2, **_) -> list[nn.Module]:
     return top + [model.head]
 
 
+def partial_problem(backbone) -> Optional[str]:
+    """Why ``partial`` cannot run on ``backbone``: it needs two blocks or more (the top ones train, the lower stay)."""
+    n = len(backbone.blocks())
+    if n >= 2:
+        return None
+    has = ("no list of blocks" if n == 0 else
+           "a single block (one layer, or layers that share one set of weights, as in ALBERT)")
+    return f"partial trains the top blocks and keeps the blocks below them frozen; this backbone has {has}, so " \
+           "nothing would stay frozen: use full or lora"
+
+
 def prepare_full(model, **_) -> list[nn.Module]:
     unfreeze(model)
     return [model]
@@ -70,7 +83,7 @@ def prepare_full(model, **_) -> list[nn.Module]:
 
 STRATEGIES.register("partial", Strategy(
     "partial", "Partial fine-tuning: the top k backbone blocks and the head train, the rest stays frozen.",
-    prepare=prepare_partial, param_groups=layerwise_param_groups, default_lr=2e-4))
+    prepare=prepare_partial, param_groups=layerwise_param_groups, default_lr=2e-4, backbone_problem=partial_problem))
 STRATEGIES.register("full", Strategy(
     "full", "Full fine-tuning: every backbone weight and the head train.", prepare=prepare_full,
     param_groups=layerwise_param_groups, default_lr=5e-5))

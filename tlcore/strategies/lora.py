@@ -4,6 +4,8 @@ so the saved model is a plain backbone + head."""
 
 from __future__ import annotations
 
+from typing import Optional
+
 from torch import nn
 
 from tlcore.strategies.base import STRATEGIES, Strategy, freeze, unfreeze
@@ -22,6 +24,13 @@ def prepare_lora(model, *, lora_r: int = 8, seed: int = 0, **_) -> list[nn.Modul
     return [model.head]
 
 
+def lora_problem(backbone) -> Optional[str]:
+    """Why LoRA cannot run on ``backbone``: it has no layer to put the adapters on."""
+    if backbone.lora_target_modules:
+        return None
+    return "LoRA puts low-rank adapters on the backbone's linear or convolution layers, and it has none: use partial or full"
+
+
 def finalize_lora(model) -> None:
     net = model.backbone.net
     if hasattr(net, "merge_and_unload"):
@@ -32,4 +41,4 @@ def finalize_lora(model) -> None:
 
 STRATEGIES.register("lora", Strategy(
     "lora", "LoRA: low-rank adapters on the backbone's attention layers + the head; merged when done.",
-    prepare=prepare_lora, finalize=finalize_lora, default_lr=1e-3))
+    prepare=prepare_lora, finalize=finalize_lora, default_lr=1e-3, backbone_problem=lora_problem))

@@ -44,7 +44,7 @@ from tlcore.models.features import extract_features
 from tlcore.models.registry import build_backbone, resolve_backbone_name
 from tlcore.models.transfer_model import TransferModel
 from tlcore.progress import Progress
-from tlcore.strategies import STRATEGIES, get_strategy
+from tlcore.strategies import STRATEGIES, check_backbone, get_strategy
 from tlcore.strategies.defaults import PROVENANCE as DEFAULT_LR_PROVENANCE
 from tlcore.strategies.linear_probe import fit_linear_head
 from tlcore.tasks.classification.calibrate import calibrate_run
@@ -172,6 +172,7 @@ class Job(TaskJob):
         with self.ctx.timed("features"):       # the cached pretrained features: before, k-NN, the probe
             self.backbone = build_backbone(cfg.backbone, cfg.modality, pretrained=True)
             self.backbone_name = self.backbone.backbone_name  # type: ignore[attr-defined]
+            check_backbone(cfg.strategy, self.backbone)
             sets = {"train": d.train, "eval": d.eval, **({"source": d.source} if d.source is not None else {})}
             self.f = {name: extract_features(self.backbone, ds, stage=f"features: {name}", progress=self.ctx.progress,
                                              should_cancel=self.ctx.should_cancel) for name, ds in sets.items()}

@@ -34,7 +34,7 @@ from tlcore.models.before import BeforeHead
 from tlcore.models.features import extract_features
 from tlcore.models.registry import build_backbone, resolve_backbone_name
 from tlcore.models.transfer_model import TransferModel
-from tlcore.strategies import get_strategy
+from tlcore.strategies import check_backbone, get_strategy
 from tlcore.strategies.finetune import prepare_full
 from tlcore.tasks.job import Outcome, TaskJob
 from tlcore.tasks.multilabel import SPEC
@@ -162,6 +162,7 @@ class Job(TaskJob):
         with self.ctx.timed("features"):
             self.backbone = build_backbone(cfg.backbone, cfg.modality, pretrained=True)
             self.backbone_name = self.backbone.backbone_name  # type: ignore[attr-defined]
+            check_backbone(cfg.strategy, self.backbone)
             sets = {"train": d.train, "eval": d.eval, **({"source": d.source} if d.source is not None else {})}
             self.f = {name: extract_features(self.backbone, ds.dataset(), stage=f"features: {name}",
                                              progress=self.ctx.progress, should_cancel=self.ctx.should_cancel)

@@ -32,6 +32,7 @@ ARCHITECTURE = "TokenTagger"
 class TokenTagger(nn.Module):
     def __init__(self, backbone: nn.Module, tags: Sequence[str], *, backbone_name: str = "", strategy: str = ""):
         super().__init__()
+        backbone.read_split_words()     # the tagger tokenizes sentences given as words
         self.backbone = backbone
         self.tags = list(tags)
         self.head = nn.Linear(backbone.feature_dim, len(self.tags))

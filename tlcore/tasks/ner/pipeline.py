@@ -28,7 +28,7 @@ from tlcore.data.overlap import overlap_warnings, split_overlaps
 from tlcore.errors import ConfigError, DataError
 from tlcore.models.registry import build_backbone, resolve_backbone_name
 from tlcore.progress import CancelFn, Progress, ProgressFn
-from tlcore.strategies import get_strategy
+from tlcore.strategies import check_backbone, get_strategy
 from tlcore.tasks.job import Outcome, TaskJob
 from tlcore.tasks.ner import SPEC
 from tlcore.tasks.ner.data import NerData, encode, eval_split_ner, find_ner_file, load_ner, tag_vocabulary
@@ -167,6 +167,7 @@ class Job(TaskJob):
         self.lr = cfg.lr or (self.default_lr() if get_strategy(cfg.strategy).uses_loop else 0.0)   # probe: no backbone
         backbone = build_backbone(cfg.backbone, "text", pretrained=True)
         self.backbone_name = backbone.backbone_name  # type: ignore[attr-defined]
+        check_backbone(cfg.strategy, backbone)
         self.model = TokenTagger(backbone, self.tags, backbone_name=self.backbone_name, strategy=cfg.strategy)
         self.eval_enc = encode(self.model.tokenizer, eval_data.sentences, self.model.max_length)
         if self.eval_enc.truncated:
