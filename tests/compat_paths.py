@@ -24,6 +24,7 @@ from typing import Callable, Iterator, Optional
 
 import numpy as np
 import torch
+from conftest import write_image_set
 from safetensors.torch import load_file
 from tiny_hf import Family
 from transformers import AutoTokenizer
@@ -64,15 +65,7 @@ def write_texts(folder: Path, seed: int = 0, n: int = 6) -> Path:
 
 
 def write_images(folder: Path, seed: int = 0, n: int = 6) -> Path:
-    from PIL import Image
-
-    rng = np.random.default_rng(seed)
-    for label, level in (("bright", 200), ("dark", 40)):
-        (folder / label).mkdir(parents=True, exist_ok=True)
-        for i in range(n):
-            arr = np.clip(level + rng.normal(0, 20, (24, 24, 3)), 0, 255).astype(np.uint8)
-            Image.fromarray(arr).save(folder / label / f"{label}_{i}.png")
-    return folder
+    return write_image_set(folder, n_per_class=n, seed=seed, side=24)
 
 
 def write_clips(folder: Path, seed: int = 0, n: int = 6) -> Path:

@@ -69,8 +69,8 @@ def write_text_set(folder: Path, n_per_class: int = 12, seed: int = 0) -> Path:
     return folder
 
 
-def write_image_set(folder: Path, n_per_class: int = 8, seed: int = 0, labeled: bool = True) -> Path:
-    """Bright vs dark squares, 16x16 PNGs in the image-folder layout."""
+def write_image_set(folder: Path, n_per_class: int = 8, seed: int = 0, labeled: bool = True, side: int = 16) -> Path:
+    """Bright vs dark squares, ``side`` x ``side`` PNGs in the image-folder layout."""
     from PIL import Image
 
     rng = np.random.default_rng(seed)
@@ -78,7 +78,7 @@ def write_image_set(folder: Path, n_per_class: int = 8, seed: int = 0, labeled: 
         d = folder / label if labeled else folder
         d.mkdir(parents=True, exist_ok=True)
         for i in range(n_per_class):
-            arr = np.clip(level + rng.normal(0, 20, (16, 16, 3)), 0, 255).astype(np.uint8)
+            arr = np.clip(level + rng.normal(0, 20, (side, side, 3)), 0, 255).astype(np.uint8)
             Image.fromarray(arr).save(d / f"{label}_{i}.png")
     return folder
 
