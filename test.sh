@@ -8,7 +8,8 @@ export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 # The layers and forbidden imports declared in pyproject.toml ([tool.importlinter]); a broken contract fails here.
 .venv/bin/lint-imports
 set +e
-# Two pytest workers (pytest-xdist), one test file each at a time: the whole suite in about 20 minutes on 2 cores.
+# Two pytest workers (pytest-xdist), one test file each at a time, each on its share of the cores (tests/conftest.py):
+# the whole suite in about 15 minutes on 2 cores.
 .venv/bin/python -m pytest -q -n "${TEST_WORKERS:-2}" --dist loadfile "$@"
 rc=$?
 set -e

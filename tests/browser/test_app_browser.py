@@ -93,6 +93,7 @@ def test_c_reload_mid_run_keeps_live_progress(app_server, page, demo_run):
     open_page(page, f"{app_server.url}/compare?run={run.id}", "Compare")
     page.get_by_text("epoch", exact=False).first.wait_for(timeout=120_000)
     bar = page.locator('[data-testid="stProgress"]')
+    bar.first.wait_for(timeout=30_000)      # the caption can reach the browser a moment before the bar
     assert bar.count() == 1
     first = page.locator('[data-testid="stCaptionContainer"]').filter(has_text="elapsed").first.inner_text()
     page.locator('[data-testid="stPlotlyChart"] .js-plotly-plot .main-svg').first.wait_for()  # the live curves
