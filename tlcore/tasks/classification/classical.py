@@ -84,25 +84,24 @@ def fit_classical(modality: str, items: Sequence[Any], y: np.ndarray, *, seed: i
     features = _descriptor(modality)
     counts = np.bincount(y)
     folds = int(min(5, counts[counts > 0].min()))
-    pipeline = make_pipeline(features, LogisticRegression(max_iter=5000))
     info = {"model": NAMES[modality], "train_size": len(items), "val_size": 0, "epochs_run": 0}
     grid = C_GRID if modality == "audio" else C_GRID_TEXT
-    if folds >= 2 and len(set(y.tolist())) > 1:
-        # the descriptor is computed once; only the regression is cross-validated over C (its vocabulary / scaling
-        # refit per fold would be exact but costs the descriptor once per fold)
-        x = features.fit_transform(list(items), y)
-        cv = StratifiedKFold(folds, shuffle=True, random_state=seed)
-        with small_problem_threads(x):
+    # the descriptor is fitted and computed once, for the cross-validation over C and the final fit alike (its
+    # vocabulary / scaling refit per fold would be exact but costs the descriptor once per fold)
+    x = features.fit_transform(list(items), y)
+    best_c = 1.0
+    with small_problem_threads(x):
+        if folds >= 2 and len(set(y.tolist())) > 1:
+            cv = StratifiedKFold(folds, shuffle=True, random_state=seed)
             scores = {c: float(cross_val_score(LogisticRegression(C=c, max_iter=5000), x, y, cv=cv).mean())
                       for c in grid}
-        best_c = max(grid, key=lambda c: (scores[c], -abs(np.log10(c))))      # ties: the middle of the grid (C = 1)
-        info.update(C=best_c, tuned=f"C from {list(grid)} by {folds}-fold cross-validation on the training items",
-                    cv_accuracy=scores[best_c])
-        pipeline = make_pipeline(features, LogisticRegression(C=best_c, max_iter=5000))
-    else:
-        info.update(C=1.0, tuned="C = 1 (too few items per class to cross-validate)")
-    with small_problem_threads((len(items), 2000)):     # the descriptors are at most ~2,000 wide (image's)
-        pipeline.fit(list(items), y)
+            best_c = max(grid, key=lambda c: (scores[c], -abs(np.log10(c))))   # ties: the middle of the grid (C = 1)
+            info.update(C=best_c, tuned=f"C from {list(grid)} by {folds}-fold cross-validation on the training items",
+                        cv_accuracy=scores[best_c])
+        else:
+            info.update(C=1.0, tuned="C = 1 (too few items per class to cross-validate)")
+        regression = LogisticRegression(C=best_c, max_iter=5000).fit(x, y)
+    pipeline = make_pipeline(features, regression)     # both steps fitted: it describes and scores new items
     return pipeline, info
 
 
