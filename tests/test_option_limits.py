@@ -5,7 +5,6 @@ and the app's form (min/max of its number inputs); an out-of-range value is refu
 import argparse
 import dataclasses
 import math
-import os
 
 import pytest
 from conftest import write_text_set
@@ -14,6 +13,7 @@ from tlcore.api import ClusterConfig, CurveConfig, DiagnoseConfig, RankConfig
 from tlcore.cli import build_parser
 from tlcore.cli.parser import real_number, whole_number
 from tlcore.config import LIMITS, FinetuneConfig, check_option, field_help, limit_text
+from tlcore.device import cpu_cores
 from tlcore.errors import ConfigError
 
 
@@ -55,10 +55,10 @@ def test_config_validation_enforces_every_declared_limit_with_the_range_in_the_m
         for edge in (meta["min"], meta.get("max", meta["min"])):
             if name == "seeds":
                 continue                                   # the curve also caps seeds x shots; checked below
-            if name == "num_processes" and edge > (os.cpu_count() or 1):
+            if name == "num_processes" and edge > cpu_cores():
                 # the declared range is the launcher's; a run is also refused more processes than this machine has
                 # cores (or GPUs), with that limit in the message
-                with pytest.raises(ConfigError, match=f"use at most {os.cpu_count() or 1}"):
+                with pytest.raises(ConfigError, match=f"use at most {cpu_cores()}"):
                     dataclasses.replace(cfg, **{name: edge}).validate()
                 continue
             dataclasses.replace(cfg, **{name: edge}).validate()

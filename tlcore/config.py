@@ -267,14 +267,14 @@ def check_option(name: str, value: Any, *, flag: Optional[str] = None) -> Any:
 def _check_processes(n: int, device: Any) -> None:
     """Refuse more training processes than the machine has devices for: one per GPU, or one per CPU core (64
     processes on 2 cores take the machine's memory, not its time)."""
-    import os
-
     import torch
+
+    from tlcore.device import cpu_cores
 
     if device.type == "cuda":
         have, what = torch.cuda.device_count(), "GPUs"
     else:
-        have, what = os.cpu_count() or 1, "CPU cores"
+        have, what = cpu_cores(), "CPU cores"      # the cores this process may use, as for DataLoader workers
     if n > have:
         raise ConfigError(f"--num-processes {n} is more than this machine's {have} {what}; use at most {have}")
 
