@@ -54,27 +54,24 @@ def _bins(conf: np.ndarray, n_bins: int) -> list[np.ndarray]:
     return [b for b in np.array_split(order, min(n_bins, len(conf))) if len(b)]
 
 
-def _ece(conf: np.ndarray, correct: np.ndarray, n_bins: int) -> float:
-    if len(conf) == 0:
-        return 0.0
-    return float(sum(len(b) * abs(correct[b].mean() - conf[b].mean()) for b in _bins(conf, n_bins)) / len(conf))
-
-
-def expected_calibration_error(probs: np.ndarray, y: Sequence[int], *, n_bins: int = N_BINS) -> float:
-    """ECE of the top-class confidence with ``n_bins`` equal-mass bins (module docstring); 0 for no items."""
-    p, yt = np.asarray(probs, dtype=np.float64), np.asarray(y)
-    return _ece(p.max(1), (p.argmax(1) == yt).astype(np.float64), n_bins) if len(yt) else 0.0
-
-
 def _ece_rows(conf: np.ndarray, correct: np.ndarray, n_bins: int) -> np.ndarray:
-    """:func:`_ece` of each row of (resamples, n) ``conf`` / ``correct`` at once: a bin's ``len * |accuracy -
-    confidence|`` is ``|sum(correct - conf)|`` over its items, so the bins are sums over the sorted rows."""
+    """The ECE of each row of (rows, n) ``conf`` / ``correct`` (one row: one model's items, or one resample of them):
+    the equal-mass bins of :func:`_bins` by row, and a bin's ``len * |accuracy - confidence|`` is
+    ``|sum(correct - conf)|`` over its items, so the bins are sums over the sorted rows."""
     n = conf.shape[1]
     order = np.argsort(conf, axis=1, kind="stable")
     gap = np.take_along_axis(correct - conf, order, axis=1)
     sizes = [len(b) for b in np.array_split(np.arange(n), min(n_bins, n))]
     starts = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(int)
     return np.abs(np.add.reduceat(gap, starts, axis=1)).sum(1) / n
+
+
+def expected_calibration_error(probs: np.ndarray, y: Sequence[int], *, n_bins: int = N_BINS) -> float:
+    """ECE of the top-class confidence with ``n_bins`` equal-mass bins (module docstring); 0 for no items."""
+    p, yt = np.asarray(probs, dtype=np.float64), np.asarray(y)
+    if len(yt) == 0:
+        return 0.0
+    return float(_ece_rows(p.max(1)[None], (p.argmax(1) == yt).astype(np.float64)[None], n_bins)[0])
 
 
 #: Resampled item indices held at once by :func:`ece_interval` (bounded memory on large eval splits).
