@@ -287,14 +287,35 @@ def test_a_resumed_run_whose_report_was_written_is_finished_not_rerun(store):
     assert json.loads((store.artifact_dir(run_id) / "report.json").read_text()) == report
 
 
-def test_a_new_worker_imports_the_engine_ahead_of_its_first_job_and_survives_a_failing_import(caplog):
+def test_a_new_worker_imports_the_engine_ahead_of_its_first_job_and_survives_a_failing_import(caplog, monkeypatch):
     """The worker warms the imports every training job needs while it waits (a user's first click then does not wait
-    for torch and transformers to import); a module that cannot be imported is logged, and the worker goes on."""
-    from tlcore.runs.worker import WARM_MODULES, warm_imports
+    for torch and transformers to import); a module that cannot be imported is logged, and the worker goes on: the
+    ready flag the first job waits for is set all the same, and the Whisper conversion is started after it."""
+    from tlcore.runs import worker as worker_module
 
-    assert "tlcore.api" in WARM_MODULES
+    order = []
+    ready = threading.Event()
+    monkeypatch.setattr(worker_module, "_convert_whisper_in_background", lambda: order.append(ready.is_set()))
+    assert "tlcore.api" in worker_module.WARM_MODULES
     sys.modules.pop("json.tool", None)
     with caplog.at_level("WARNING", logger="tlcore.runs.worker"):
-        warm_imports(("tlcore_no_such_module", "json.tool"))
-    assert "json.tool" in sys.modules
+        worker_module.warm_imports(("tlcore_no_such_module", "json.tool"), ready=ready)
+    assert "json.tool" in sys.modules and ready.is_set() and order == [True]
     assert any("tlcore_no_such_module" in r.getMessage() for r in caplog.records)
+
+
+def test_no_run_is_claimed_before_the_background_imports_are_done(store):
+    """transformers' lazy imports are not thread-safe: a job that ran while the warm-up thread imported transformers
+    failed with "cannot import name 'AutoTokenizer'". The worker claims its first run only once they are done."""
+    run_id = submit(store)
+    ready = threading.Event()
+    w = Worker(store, WorkerOptions(poll_s=0.05, once=True), ready=ready)
+    thread = threading.Thread(target=w.run)
+    thread.start()
+    time.sleep(1.0)
+    assert store.get(run_id).status == "queued"     # the worker waits for the imports, holding no claim
+    ready.set()
+    thread.join(timeout=60)
+    assert not thread.is_alive() and store.get(run_id).status != "queued"
+
+

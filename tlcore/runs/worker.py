@@ -16,6 +16,7 @@ import importlib
 import logging
 import os
 import signal
+import subprocess
 import sys
 import threading
 import time
@@ -61,10 +62,11 @@ class WorkerOptions:
 class Worker:
     """Runs queued jobs from ``store`` in this process until stopped (or the queue is empty, with ``once``)."""
 
-    def __init__(self, store: RunStore, options: WorkerOptions | None = None):
+    def __init__(self, store: RunStore, options: WorkerOptions | None = None, ready: threading.Event | None = None):
         self.store = store
         self.options = options or WorkerOptions()
         self._stop = threading.Event()
+        self._ready = ready     # set once the background imports are done (:func:`warm_imports`); jobs wait for it
 
     def stop(self) -> None:
         """Stop after the current job (thread-safe)."""
@@ -75,6 +77,12 @@ class Worker:
         o = self.options
         queue.recover_stale(self.store, stale_after_s=o.stale_after_s, max_resumes=o.max_resumes, host=o.host)
         queue.release_followups(self.store)
+        if self._ready is not None and not self._ready.is_set():
+            # before claiming: a claimed run's heartbeat starts with its job, and a slow import must not look dead
+            while not self._ready.wait(0.5) and not self._stop.is_set():
+                pass
+            if self._stop.is_set():
+                return None
         claim = queue.claim_next(self.store, host=o.host, gpus=o.gpus, memory_gb=o.memory_gb)
         return None if claim is None else self.execute(claim)
 
@@ -189,23 +197,45 @@ class Worker:
 #: renders, before the first click).
 WARM_MODULES = ("tlcore.api", "torch._dynamo")
 
+#: Converts the bundled Whisper weights into the cache (the speech demo's backbone: ~8 s, once per machine).
+_WHISPER_WARM_CODE = "from tlcore.models.whisper_ct2 import whisper_tiny_en_dir; whisper_tiny_en_dir()"
 
-def warm_imports(modules: Sequence[str] = WARM_MODULES) -> None:
-    """Import ``modules`` (a job that needs one meanwhile waits on Python's import lock, never imports it twice),
-    then convert the bundled Whisper weights once (the speech demo's backbone: ~8 s, cached on disk; a job that needs
-    them meanwhile converts into its own folder and keeps whichever lands first). A failure is logged and left to the
-    job that needs the module or the weights to report."""
-    for name in modules:
-        try:
-            importlib.import_module(name)
-        except Exception:
-            log.warning("could not import %s ahead of the first job", name, exc_info=True)
+
+def warm_imports(modules: Sequence[str] = WARM_MODULES, ready: threading.Event | None = None) -> None:
+    """Import ``modules``, set ``ready``, then convert the bundled Whisper weights in a low-priority child process.
+
+    A failure is logged and left to the job that needs the module or the weights to report. The first job waits for
+    ``ready``: transformers' lazy ``from transformers import X`` is not safe while another thread of the process is
+    importing transformers (a job that started meanwhile failed with "cannot import name 'AutoTokenizer'"). The
+    conversion runs in its own process for the same reason, niced so that a job that starts meanwhile keeps the
+    cores; a speech job that needs the weights before it is done converts into its own folder and keeps whichever
+    lands first (:func:`tlcore.models.whisper_ct2.cached_conversion`).
+    """
     try:
-        from tlcore.models.whisper_ct2 import whisper_tiny_en_dir
+        for name in modules:
+            try:
+                importlib.import_module(name)
+            except Exception:
+                log.warning("could not import %s ahead of the first job", name, exc_info=True)
+    finally:
+        if ready is not None:
+            ready.set()
+    _convert_whisper_in_background()
 
-        whisper_tiny_en_dir()
-    except Exception:       # e.g. the weights package is not installed: the speech jobs say so themselves
+
+def _convert_whisper_in_background() -> None:
+    """Run the Whisper conversion in a child process at low priority and wait for it (from the warm-up thread)."""
+    root = str(Path(__file__).resolve().parents[2])     # the folder that holds the tlcore package
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])))
+    try:
+        done = subprocess.run([sys.executable, "-c", _WHISPER_WARM_CODE], env=env, capture_output=True, text=True,
+                              preexec_fn=lambda: os.nice(10), check=False)
+    except OSError:
         log.info("the bundled Whisper weights were not prepared ahead of the first job", exc_info=True)
+        return
+    if done.returncode != 0:    # e.g. the weights package is not installed: the speech jobs say so themselves
+        log.info("the bundled Whisper weights were not prepared ahead of the first job: %s",
+                 (done.stderr.strip().splitlines() or ["exit %d" % done.returncode])[-1])
 
 
 def detected_gpus() -> int:
@@ -279,7 +309,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise SystemExit(128 + signum)
 
     previous = signal.signal(signal.SIGTERM, _terminate)
-    threading.Thread(target=warm_imports, name="warm-imports", daemon=True).start()
+    ready = threading.Event()
+    threading.Thread(target=warm_imports, kwargs={"ready": ready}, name="warm-imports", daemon=True).start()
     options = WorkerOptions(poll_s=args.poll, heartbeat_s=args.heartbeat, stale_after_s=args.stale_after,
                             max_resumes=args.max_resumes, once=args.once, idle_exit_s=args.idle_exit, host=args.host,
                             checkpoint_sync_s=args.checkpoint_sync,
@@ -289,7 +320,7 @@ def main(argv: Sequence[str] | None = None) -> int:
              "?" if options.memory_gb is None else f"{options.memory_gb:.0f}",
              store.artifacts.url if store.artifacts else "local disk")
     try:
-        Worker(store, options).run()
+        Worker(store, options, ready=ready).run()
     except KeyboardInterrupt:
         log.info("worker %d interrupted", os.getpid())
     finally:
