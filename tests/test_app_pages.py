@@ -83,14 +83,16 @@ def test_home_demo_click_queues_linear_probe_and_opens_compare(home):
     no_exceptions(at)
     from tlcore.runs import RunStore
 
-    runs = {r.config.get("strategy", "follow-up"): r for r in RunStore().list_runs()}
-    assert sorted(runs) == ["follow-up", "linear_probe"]
-    demo, follow = runs["linear_probe"], runs["follow-up"]
+    runs = {r.config.get("strategy", r.job.split(":")[-1]): r for r in RunStore().list_runs()}
+    assert sorted(runs) == ["linear_probe", "scratch_job", "seeds_job"]
+    demo, follow, seeds = runs["linear_probe"], runs["scratch_job"], runs["seeds_job"]
     assert demo.status == "queued" and demo.queued_at is not None and demo.dataset == "demo:sentiment"
     assert demo.config["backbone"] is None  # the real default text backbone
-    # The scratch baseline follows as its own job, submitted only once the demo run is done.
+    # The scratch baseline follows as its own job, submitted only once the demo run is done; more seeds follow it.
     assert follow.config["parent_run"] == demo.id and follow.queued_at is None
     assert follow.job == "tlcore.runs.followup:scratch_job"
+    assert seeds.config["parent_run"] == follow.id and seeds.config["completes"] == demo.id and seeds.queued_at is None
+    assert seeds.job == "tlcore.runs.seeds_followup:seeds_job" and seeds.config["seeds"] == 3
     assert home.started, "the app must make sure a worker runs"
     assert at.title[0].value == "Compare"
     assert at.query_params["run"] == [demo.id] or at.query_params["run"] == demo.id

@@ -162,3 +162,61 @@ def test_a_followup_yields_to_a_run_a_user_waits_for_and_resumes_from_its_checkp
     # to an uninterrupted run; the budget is the same).
     training = json.loads((parent.out / "report.json").read_text())["baselines"]["scratch"]["training"]
     assert [h["epoch"] for h in training["history"]] == [1, 2, 3, 4] and training["epochs_run"] == 4
+
+
+def test_a_demo_run_gets_more_seeds_as_a_followup_the_same_as_seeds_in_the_run_itself(tmp_path, one_thread):
+    """One-click demos train once; a follow-up waiting for the scratch one trains "after" and the trained baselines
+    with the next seeds and adds them to the report after each seed. The result is what ``--seeds 3`` gives in the
+    run itself: the same per-seed scores and the same verdict over seeds."""
+    from tlcore.runs.models import SEEDS_JOB
+    from tlcore.runs.seeds_followup import SeedsFollowupConfig, seeds_job
+
+    store = RunStore.open(f"sqlite:///{tmp_path / 'runs.db'}")
+    settings = _settings(tmp_path, strategy="partial")
+    parent = store.create_run(FinetuneConfig(**settings, baselines=["knn", "classical"]), "demo run")
+    store.enqueue(parent.id)
+    scratch = _followup(store, parent)
+    seeds = store.create_run({"parent_out": str(parent.out), "parent_run": scratch.id, "completes": parent.id,
+                              "modality": "text", "seeds": 3}, "seeds follow-up", owner=parent.owner, job=SEEDS_JOB)
+    w = Worker(store, WorkerOptions(**FAST))
+    assert w.run_once() == "done" and w.run_once() == "done"           # the run, then the scratch follow-up
+    assert store.get(seeds.id).queued_at is not None or queue.release_followups(store) == [seeds.id]
+    before = json.loads((parent.out / "report.json").read_text())
+    assert "seeds" not in before
+    assert w.run_once() == "done", store.get(seeds.id).error             # the seeds follow-up
+    amended = json.loads((parent.out / "report.json").read_text())
+    assert set(before) <= set(amended) and amended["after"] == before["after"]
+    assert [a["added"] for a in amended["amendments"]][-2:] == ["seeds 3-4 (follow-up job)", "seeds 3-5 (follow-up job)"]
+    got = amended["seeds"]
+    assert got["seeds"] == [3, 4, 5] and sorted(got["retrained"]) == ["after", "classical", "scratch"]
+    assert got["first_seed_comparisons"] == before["comparisons"]
+
+    direct = finetune(FinetuneConfig(**settings, baselines=["knn", "classical", "scratch"], seeds=3,
+                                     out=str(tmp_path / "direct"))).to_dict()
+    want = direct["seeds"]
+    assert got["scores"] == want["scores"] and got["predictions"] == want["predictions"]
+    assert amended["comparisons"] == direct["comparisons"] == want["comparisons"]
+    assert sorted(amended["warnings"]) == sorted(direct["warnings"])
+    # done already: running it again changes nothing
+    again = seeds_job(SeedsFollowupConfig(parent_out=str(parent.out), out=str(tmp_path / "again"), seeds=3))
+    assert again["seeds"]["scores"] == got["scores"]
+    assert json.loads((parent.out / "report.json").read_text())["amendments"] == amended["amendments"]
+
+
+def test_seeds_followup_settings_and_runs_it_cannot_complete_are_refused(tmp_path, one_thread):
+    from tlcore.errors import ConfigError
+    from tlcore.runs.seeds_followup import SeedsFollowupConfig, seeds_job
+
+    with pytest.raises(ConfigError, match="from 2"):
+        SeedsFollowupConfig.from_dict({"parent_out": "p", "out": "o", "seeds": 1})
+    with pytest.raises(ConfigError, match="to 10"):
+        SeedsFollowupConfig.from_dict({"parent_out": "p", "out": "o", "seeds": 11})
+    with pytest.raises(DataError, match="no finished run"):
+        seeds_job(SeedsFollowupConfig(parent_out=str(tmp_path / "nothing"), out=str(tmp_path / "f")))
+    settings = _settings(tmp_path)
+    finetune(FinetuneConfig(**settings, baselines=[], out=str(tmp_path / "run")))
+    with open(tmp_path / "data" / "data.csv", "a", encoding="utf-8") as f:
+        f.write("the film was great number 99,positive\nthe film was awful number 99,negative\n")
+    with pytest.raises(DataError, match="changed since it ran"):
+        seeds_job(SeedsFollowupConfig(parent_out=str(tmp_path / "run"), out=str(tmp_path / "f2")))
+    assert "seeds" not in json.loads((tmp_path / "run" / "report.json").read_text())

@@ -1,11 +1,12 @@
-"""One-click demos: queue a linear-probe run on a built-in demo data set, then the scratch baseline as a follow-up."""
+"""One-click demos: queue a linear-probe run on a built-in demo data set, then the scratch baseline and more training
+seeds as follow-ups."""
 
 from __future__ import annotations
 
 from tlcore.config import FinetuneConfig
 from tlcore.errors import ConfigError
 from tlcore.evaluation.policy import baseline_label, strongest_no_pretraining
-from tlcore.runs.models import SCRATCH_JOB
+from tlcore.runs.models import SCRATCH_JOB, SEEDS_JOB, completed_run
 from tlcore.runs.records import Run
 from tlcore.tasks import get_task, task_of
 from ui import datasets
@@ -19,6 +20,9 @@ DEMO_BACKBONE = {"emoji": "efficientnet-lite0-128", "digits": "efficientnet-lite
 # baseline fully trains a random-init twin of the backbone (minutes on a laptop CPU) and follows as its own
 # background job that adds it to the run's report (tlcore.runs.followup). The Fine-tune page computes both.
 DEMO_BASELINES = ["knn", "classical"]
+# Training seeds a demo run ends up with: after the scratch baseline, a follow-up trains "after" and every trained
+# baseline with seeds 1 and 2 (tlcore.runs.seeds_followup); Compare shows the spread as each seed arrives.
+DEMO_SEEDS = 3
 
 
 def demo_config(name: str) -> FinetuneConfig:
@@ -32,20 +36,28 @@ def demo_config(name: str) -> FinetuneConfig:
 
 
 def launch_demo(name: str) -> Run:
-    """Queue the demo run and its scratch-baseline follow-up (training happens in the background worker); return
-    the demo run."""
+    """Queue the demo run and its follow-ups, the scratch baseline and then more seeds (training happens in the
+    background worker); return the demo run. The seeds follow-up waits for the scratch one (so that it retrains the
+    twin too, and the two never amend the report at the same time)."""
     cfg = demo_config(name)
     run = start_run(cfg, name=f"demo {name} · linear probe", dataset=f"demo:{name}")
-    if get_task(cfg.task).scratch_followup:
-        get_store().create_run({"parent_out": str(run.out), "parent_run": run.id, "modality": cfg.modality},
-                               name=f"demo {name} · scratch baseline", owner=run.owner, dataset=f"demo:{name}",
-                               job=SCRATCH_JOB)
+    spec, store = get_task(cfg.task), get_store()
+    after = run
+    if spec.scratch_followup:
+        after = store.create_run({"parent_out": str(run.out), "parent_run": run.id, "modality": cfg.modality},
+                                 name=f"demo {name} · scratch baseline", owner=run.owner, dataset=f"demo:{name}",
+                                 job=SCRATCH_JOB)
+    if spec.seeds and DEMO_SEEDS > 1:
+        store.create_run({"parent_out": str(run.out), "parent_run": after.id, "completes": run.id,
+                          "modality": cfg.modality, "seeds": DEMO_SEEDS},
+                         name=f"demo {name} · seeds 1-{DEMO_SEEDS - 1}", owner=run.owner, dataset=f"demo:{name}",
+                         job=SEEDS_JOB)
     return run
 
 
 def followups_of(run: Run, runs: list[Run]) -> list[Run]:
-    """The follow-up runs (scratch baseline) of ``run`` among ``runs``, newest first."""
-    return [r for r in runs if r.config.get("parent_run") == run.id]
+    """The follow-up runs (scratch baseline, more seeds) that complete ``run``, among ``runs``."""
+    return [r for r in runs if completed_run(r.config) == run.id]
 
 
 def demo_result_line(report: dict, *, scratch_pending: bool = False) -> str:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
+from typing import Optional
 
 import streamlit as st
 
@@ -120,11 +122,15 @@ def live_progress(run_id: str, *, allow_cancel: bool = True) -> None:
     _poll(run_id, draw, deleted="This run was deleted.")
 
 
-def followup_progress(run_id: str, what: str) -> None:
-    """A follow-up job (the scratch baseline) of the run on screen: what it is doing and its ETA; the page reruns
-    (and so shows the amended report) when it finishes."""
+def followup_progress(run_id: str, what: str, *, watch: Optional[Path] = None) -> None:
+    """A follow-up job (the scratch baseline, more seeds) of the run on screen: what it is doing and its ETA; the page
+    reruns (and so shows the amended report) when it finishes, and whenever the file ``watch`` changes (the run's
+    report, which the seeds follow-up amends after each seed)."""
+    seen = _mtime(watch)
 
     def draw(store, run: Run) -> None:
+        if watch is not None and _mtime(watch) != seen:
+            st.rerun()          # the report gained a seed: show it
         with st.container(border=True):
             if run.status == "queued":
                 state = ("starts when this run's results are saved" if run.queued_at is None
@@ -136,6 +142,13 @@ def followup_progress(run_id: str, what: str) -> None:
                 render_status(run)
 
     _poll(run_id, draw)
+
+
+def _mtime(path: Optional[Path]) -> Optional[float]:
+    try:
+        return path.stat().st_mtime if path is not None else None
+    except OSError:
+        return None
 
 
 def finished_note(run: Run) -> None:

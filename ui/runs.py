@@ -17,7 +17,7 @@ from tlcore.config import FinetuneConfig
 from tlcore.runs import RunNotFound, RunStore, ensure_worker
 from tlcore.runs.errors import DatabaseUnavailable
 from tlcore.runs.job_paths import config_class
-from tlcore.runs.models import DEFAULT_JOB, FOLLOWUP_JOBS
+from tlcore.runs.models import DEFAULT_JOB, FOLLOWUP_JOBS, completed_run
 from tlcore.runs.records import Run
 from ui.auth import can_see, current_user, is_admin, login_configured
 
@@ -97,8 +97,8 @@ def run_page(run: Run) -> tuple[str, str]:
     kind = run_kind(run)
     if kind in ANALYSIS_KINDS:
         return "pages/analyze.py", run.id
-    if kind == "followup" and run.config.get("parent_run"):
-        return "pages/compare.py", str(run.config["parent_run"])
+    if kind == "followup" and completed_run(run.config):
+        return "pages/compare.py", str(completed_run(run.config))
     return "pages/compare.py", run.id
 
 

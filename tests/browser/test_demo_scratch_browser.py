@@ -1,5 +1,6 @@
 """The core claim in one click: Home's image demo shows before/after, then the scratch baseline arrives from its
-follow-up job and Compare and Home show pretrained vs scratch (real EfficientNet-Lite0, real emoji demo)."""
+follow-up job and Compare and Home show pretrained vs scratch, then the next training seed arrives from the seeds
+follow-up and Compare shows the spread (real EfficientNet-Lite0, real emoji demo)."""
 
 from __future__ import annotations
 
@@ -46,6 +47,17 @@ def test_image_demo_shows_before_after_then_the_scratch_baseline(app_server, pag
     assert page.get_by_text("Baselines not computed").count() == 0 or "scratch" not in \
         page.get_by_text("Baselines not computed").first.inner_text()
 
+    # The seeds follow-up starts after the scratch one; Compare shows the spread as soon as the first seed arrives
+    # (the page reruns when the report changes). The rest of the seeds are not waited for: cancelled, to save time.
+    seeds = next(r for r in store.list_runs() if r.config.get("completes") == run_id)
+    assert seeds.config["parent_run"] == follow.id and seeds.config["seeds"] == 3
+    page.get_by_text("Over 2 training seeds").first.wait_for()
+    t_seed = time.time() - t0
+    store.request_cancel(seeds.id)
+    spread = json.loads((store.get(run_id).out / "report.json").read_text())["seeds"]
+    assert spread["seeds"] == [0, 1] and sorted(spread["retrained"]) == ["after", "classical", "scratch"]
+    screenshot(page, "compare_seeds")
+
     open_page(page, app_server.url, "TransferLab")
     # Home names the strongest baseline without pretrained weights: the twin or the classical model
     best = max(("scratch", "classical"), key=lambda b: report["baselines"].get(b, {}).get("accuracy", -1.0))
@@ -53,4 +65,5 @@ def test_image_demo_shows_before_after_then_the_scratch_baseline(app_server, pag
     line = (f"pretrained {after:.2f} vs {name} {report['baselines'][best]['accuracy']:.2f} "
             f"with {report['data']['train']} labels")
     page.get_by_text(line).first.wait_for()
-    print(f"{demo} demo: click -> numbers {t_numbers:.1f} s, click -> scratch on screen {t_scratch:.1f} s ({line})")
+    print(f"{demo} demo: click -> numbers {t_numbers:.1f} s, click -> scratch on screen {t_scratch:.1f} s, "
+          f"-> second seed on screen {t_seed:.1f} s ({line})")

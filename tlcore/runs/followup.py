@@ -63,7 +63,7 @@ def scratch_job(cfg: ScratchFollowupConfig, *, progress: Optional[ProgressFn] = 
     parent, out = Path(cfg.parent_out), Path(cfg.out)
     if not cfg.out:
         raise ConfigError("no folder for the scratch follow-up: set 'out'")
-    report = _finished_report(parent)
+    report = finished_report(parent, what="the scratch baseline")
     done = (report.get("baselines") or {}).get("scratch")
     if done is not None:  # already added (a resumed job, or the run computed it itself)
         return _own_report(out, report, parent)
@@ -110,17 +110,17 @@ def scratch_job(cfg: ScratchFollowupConfig, *, progress: Optional[ProgressFn] = 
     return result
 
 
-def _finished_report(parent: Path) -> dict:
+def finished_report(parent: Path, *, what: str) -> dict:
+    """The report of the finished classification run in ``parent`` that a follow-up adding ``what`` completes."""
     try:
         report = json.loads((parent / "report.json").read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise DataError(f"{parent} holds no finished run (no report.json); the scratch baseline follows a finished "
-                        "run") from None
+        raise DataError(f"{parent} holds no finished run (no report.json); {what} follows a finished run") from None
     except (OSError, ValueError) as exc:
         raise DataError(f"cannot read {parent / 'report.json'}: {exc}") from None
     if not task_of(report).scratch_followup or report.get("setting", "inductive") != "inductive":
-        raise ConfigError(f"a scratch follow-up completes classification runs with labeled target data; {parent} is a "
-                          f"{report.get('setting')} {report.get('task')} run")
+        raise ConfigError(f"a follow-up adding {what} completes classification runs with labeled target data; "
+                          f"{parent} is a {report.get('setting')} {report.get('task')} run")
     return report
 
 

@@ -19,11 +19,19 @@ FINISHED = ("done", "failed", "cancelled")
 DEFAULT_JOB = "tlcore.api:finetune_job"   # runs queued before 0.2 keep their own job path (still valid)
 #: The job that adds the scratch baseline to a finished one-click demo run (:mod:`tlcore.runs.followup`).
 SCRATCH_JOB = "tlcore.runs.followup:scratch_job"
+#: The job that trains a finished one-click demo run with more seeds (:mod:`tlcore.runs.seeds_followup`).
+SEEDS_JOB = "tlcore.runs.seeds_followup:seeds_job"
 #: Jobs whose code moved: the path stored with runs queued before the move -> where the job is now.
 MOVED_JOBS = {"tlcore.settings.followup:scratch_job": SCRATCH_JOB}
-#: Jobs that complete a finished run in the background (the scratch baseline after a one-click demo). They wait
-#: for their run (``config["parent_run"]``) and yield the queue to runs a user is waiting for.
-FOLLOWUP_JOBS = (SCRATCH_JOB, *(old for old, new in MOVED_JOBS.items() if new == SCRATCH_JOB))
+#: Jobs that complete a finished run in the background (the scratch baseline and more seeds after a one-click demo).
+#: They wait for their run (``config["parent_run"]``) and yield the queue to runs a user is waiting for.
+FOLLOWUP_JOBS = (SCRATCH_JOB, SEEDS_JOB, *(old for old, new in MOVED_JOBS.items() if new == SCRATCH_JOB))
+
+
+def completed_run(config: dict) -> str | None:
+    """The run whose report a follow-up's ``config`` completes: ``completes`` where the follow-up waits for another
+    follow-up (``parent_run``, e.g. more seeds after the scratch baseline), else the run it waits for."""
+    return config.get("completes") or config.get("parent_run") or None
 
 NAMING = {
     "ix": "ix_%(table_name)s_%(column_0_name)s",

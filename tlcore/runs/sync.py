@@ -25,6 +25,7 @@ from typing import Any, Optional
 from tlcore import storage
 from tlcore.artifacts import ArtifactStore
 from tlcore.paths import cache_dir
+from tlcore.runs.models import completed_run
 from tlcore.runs.queue import Claim
 from tlcore.runs.store import DATA_KEYS, RunStore
 
@@ -77,8 +78,8 @@ def prepare(store: RunStore, claim: Claim) -> dict:
     assert artifacts is not None
     out = store.artifact_dir(claim.run_id)
     config = fetch_inputs(artifacts, {**claim.config, "out": str(out)}, claim.inputs)
-    if config.get("parent_run"):                     # a follow-up completes a finished run: bring it here
-        config["parent_out"] = str(fetch_parent(store, config["parent_run"]))
+    if completed_run(config):                        # a follow-up completes a finished run: bring it here
+        config["parent_out"] = str(fetch_parent(store, completed_run(config)))
     if not claim.resume:
         artifacts.delete_checkpoints(claim.run_id)   # a fresh attempt never resumes an older one's snapshot
     elif not (out / "report.json").is_file():
@@ -115,9 +116,9 @@ def publish(store: RunStore, claim: Claim, config: dict) -> None:
     assert artifacts is not None
     artifacts.put_run(claim.run_id, Path(config["out"]))
     store.mark_stored(claim.run_id)
-    if config.get("parent_run") and config.get("parent_out"):
-        artifacts.put_run(config["parent_run"], Path(config["parent_out"]))
-        store.mark_stored(config["parent_run"])
+    if completed_run(config) and config.get("parent_out"):
+        artifacts.put_run(completed_run(config), Path(config["parent_out"]))
+        store.mark_stored(completed_run(config))
     storage.evict_after_write(keep=Path(config["out"]))
     try:
         artifacts.delete_checkpoints(claim.run_id)

@@ -77,7 +77,7 @@ def _more_seeds(job: TaskJob, ctx: RunContext, outcomes: dict[str, Outcome], ref
     split (the before model and unseeded baselines such as k-NN are scored once); every seed's headline metric and
     eval predictions (in ``eval_predictions``' item order), mean and standard deviation, and comparisons whose
     intervals cover seed and eval-sample noise (the verdict's)."""
-    cfg, metric = ctx.cfg, get_task(ctx.cfg.task).metrics[0]
+    cfg = ctx.cfg
     runs = [{name: o.pred for name, o in outcomes.items()}]
     for seed in range(cfg.seed + 1, cfg.seed + cfg.seeds):
         ctx.progress(Progress("seeds", seed - cfg.seed, cfg.seeds, f"training again with seed {seed}"))
@@ -86,8 +86,16 @@ def _more_seeds(job: TaskJob, ctx: RunContext, outcomes: dict[str, Outcome], ref
             runs.append({name: again.after().pred if name == "after" else
                          again.baseline(name).pred if name in job.seeded_baselines else pred
                          for name, pred in runs[0].items()})
+    return seeds_summary(job, runs, list(range(cfg.seed, cfg.seed + cfg.seeds)), refs)
+
+
+def seeds_summary(job: TaskJob, runs: list[dict], seeds: list[int], refs: list[str]) -> dict:
+    """The report's ``seeds`` block from ``runs[s]`` = {model: eval predictions} of training seed ``seeds[s]``: every
+    seed's headline metric and predictions, mean and standard deviation, and the comparisons of "after" against
+    ``refs`` over every seed (their intervals cover seed and eval-sample noise: the verdict's)."""
+    metric = get_task(job.cfg.task).metrics[0]
     scores = {name: [float(job.score(run[name])[metric.key]) for run in runs] for name in runs[0]}
-    return {"seeds": list(range(cfg.seed, cfg.seed + cfg.seeds)), "metric": metric.key, "scores": scores,
+    return {"seeds": list(seeds), "metric": metric.key, "scores": scores,
             "mean": {name: float(np.mean(v)) for name, v in scores.items()},
             "std": {name: float(np.std(v, ddof=1)) for name, v in scores.items()},
             "predictions": {name: [np.asarray(run[name]).tolist() for run in runs] for name in runs[0]},
