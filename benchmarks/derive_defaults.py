@@ -8,11 +8,17 @@ ranges (transformers fine-tune at 1e-5 to 2e-4, the EfficientNet CNN at 1e-4 to 
 times those); 10 epochs, seed 0, no baselines. Rule: per strategy and modality, the learning rate with the highest
 mean development accuracy over that modality's demos; a tie goes to the smaller rate.
 
+NER and speech recognition (``--tasks ner,asr``): the same protocol on their demos' ``target`` splits (ner-shift with
+its source sentences, 10 epochs; accent-asr with its source accent, 5 epochs, whole speakers held out), over
+each task spec's ``lr_grid``, scored by entity F1 and by 1 - WER; the rule is the same. Their evidence goes to
+``docs/task_default_lrs.json``.
+
 Writes ``docs/default_lrs.json`` (every run: demo, strategy, lr, development accuracy, sizes) and, with ``--write``,
-the chosen rates to ``tlcore/strategies/default_lrs.json``, which the strategies read (``Strategy.lr_for``);
-``tests/test_default_lrs.py`` checks that the two agree with the rule above.
+the chosen rates to ``tlcore/strategies/default_lrs.json``, which the strategies read (``Strategy.lr_for``; the task
+specs read ``tlcore/tasks/default_lrs.json``); ``tests/test_default_lrs.py`` checks that the two agree with the rule above.
 
 Usage: .venv/bin/python benchmarks/derive_defaults.py [--demos digits,sentiment] [--workers 2] [--write]
+       .venv/bin/python benchmarks/derive_defaults.py --tasks ner,asr [--workers 2] [--write]
 """
 
 from __future__ import annotations
@@ -36,7 +42,14 @@ from tlcore.strategies.defaults import GRIDS, choose_lrs  # noqa: E402
 DEMOS = ("digits", "fashion-shift", "sentiment", "spoken-digits")
 STRATEGIES = ("partial", "full", "lora")
 EVIDENCE = ROOT / "docs" / "default_lrs.json"
+TASK_EVIDENCE = ROOT / "docs" / "task_default_lrs.json"
 CHOSEN = ROOT / "tlcore" / "strategies" / "default_lrs.json"
+TASK_CHOSEN = ROOT / "tlcore" / "tasks" / "default_lrs.json"
+#: the development score each task's rule maximises (speech recognition: 1 - WER, so lower WER wins)
+TASK_SCORES = {"ner": "entity F1", "asr": "1 - WER"}
+#: task -> (demo, modality, epochs, training seeds): the configuration of the README's task tables
+#: (benchmarks/task_tables.py); NER's runs take seconds, so each rate is scored as the mean over three training seeds
+TASK_DEMOS = {"ner": ("ner-shift", "text", 10, (0, 1, 2)), "asr": ("accent-asr", "audio", 5, (0,))}
 
 
 def _run(job: dict) -> dict:
@@ -59,6 +72,60 @@ def _run(job: dict) -> dict:
             "backbone": r["backbone"], "seconds": round(time.time() - t0, 1)}
 
 
+def _run_task(job: dict) -> dict:
+    """One NER / speech recognition development run: trained on the demo's source and 70% of its target split, scored
+    on the other 30% of the target split (whole speakers for speech); the eval split is never read."""
+    import torch
+
+    torch.set_num_threads(1)
+    from tlcore.config import FinetuneConfig
+    from tlcore.data.demos import demo_dir
+    from tlcore.settings.inductive import run_finetune
+
+    d = demo_dir(job["demo"])
+    with tempfile.TemporaryDirectory() as out:
+        t0 = time.time()
+        r = run_finetune(FinetuneConfig(modality=job["modality"], task=job["task"], source=str(d / "source"),
+                                        target=str(d / "target"), eval=None, eval_fraction=0.3,
+                                        strategy=job["strategy"], lr=job["lr"], epochs=job["epochs"], seed=job["seed"],
+                                        baselines=[], out=out))
+    after = r["after"]
+    value = after["entity_f1"] if job["task"] == "ner" else after["wer"]
+    return {**job, "data": f"{job['demo']} demo, target split (eval_path: {r['data']['eval_path']})",
+            "dev_metric": "entity_f1" if job["task"] == "ner" else "wer", "dev_value": value,
+            "dev_score": value if job["task"] == "ner" else 1.0 - value,
+            "train": r["data"]["train"], "dev": r["data"]["eval"], "backbone": r["backbone"],
+            "seconds": round(time.time() - t0, 1)}
+
+
+def _derive_tasks(a: argparse.Namespace) -> None:
+    from tlcore.tasks import get_task
+
+    jobs, grids = [], {}
+    for task in a.tasks.split(","):
+        demo, modality, epochs, seeds = TASK_DEMOS[task]
+        grids[task] = get_task(task).lr_grid
+        for strategy, grid in grids[task].items():
+            jobs += [{"task": task, "demo": demo, "modality": modality, "strategy": strategy, "lr": lr,
+                      "epochs": epochs, "seed": seed} for seed in seeds for lr in grid]
+    runs = run_jobs(_run_task, jobs, key=("task", "strategy", "lr", "epochs", "seed"), workers=a.workers, cache=a.cache,
+                    describe=lambda r: f"{r['task']} {r['strategy']} lr {r['lr']:g} seed {r['seed']}: dev {r['dev_metric']} "
+                                       f"{r['dev_value']:.3f} ({r['train']} train / {r['dev']} dev, {r['seconds']:.0f} s)")
+    chosen = choose_lrs(runs, family="task", score="dev_score")
+    rule = __doc__.split("\n\n")[1].replace("\n", " ") + " " + __doc__.split("\n\n")[2].replace("\n", " ")
+    evidence = {"derived": time.strftime("%Y-%m-%d"), "rule": rule, "scores": TASK_SCORES,
+                "grids": grids, "runs": runs, "chosen": chosen}
+    TASK_EVIDENCE.write_text(json.dumps(evidence, indent=2) + "\n")
+    print(json.dumps(chosen, indent=2))
+    if a.write:
+        by_task: dict = {}
+        for strategy, lrs in chosen.items():
+            for task, lr in lrs.items():
+                by_task.setdefault(task, {})[strategy] = lr
+        TASK_CHOSEN.write_text(json.dumps({"derived": evidence["derived"], "evidence": "docs/task_default_lrs.json",
+                                           "lrs": by_task}, indent=2) + "\n")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--demos", default=",".join(DEMOS))
@@ -68,7 +135,10 @@ def main() -> None:
     ap.add_argument("--write", action="store_true", help=f"write the chosen rates to {CHOSEN.relative_to(ROOT)}")
     ap.add_argument("--cache", help="JSON-lines file of finished runs: appended as runs finish, and the runs it holds "
                                     "are not run again (an interrupted derivation goes on where it stopped)")
+    ap.add_argument("--tasks", help="derive NER's / speech recognition's rates instead (ner,asr)")
     a = ap.parse_args()
+    if a.tasks:
+        return _derive_tasks(a)
     from tlcore.data.demos import DEMOS as REGISTERED
 
     jobs = []
@@ -90,8 +160,9 @@ def main() -> None:
     EVIDENCE.write_text(json.dumps(evidence, indent=2) + "\n")
     print(json.dumps(chosen, indent=2))
     if a.write:
-        CHOSEN.write_text(json.dumps({"derived": evidence["derived"], "evidence": "docs/default_lrs.json",
-                                      "lrs": chosen}, indent=2) + "\n")
+        current = json.loads(CHOSEN.read_text()) if CHOSEN.exists() else {}
+        current.update({"derived": evidence["derived"], "evidence": "docs/default_lrs.json", "lrs": chosen})
+        CHOSEN.write_text(json.dumps(current, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -33,3 +33,27 @@ def test_the_rule_takes_the_best_mean_and_the_smaller_rate_on_a_tie():
     runs = [{"strategy": "full", "modality": "text", "lr": lr, "dev_accuracy": acc}
             for lr, acc in ((1e-4, 0.8), (1e-4, 0.6), (5e-5, 0.7), (2e-4, 0.7), (2e-4, 0.5))]
     assert choose_lrs(runs) == {"full": {"text": 5e-5}}     # 1e-4 and 5e-5 both average 0.7
+
+
+TASK_EVIDENCE = json.loads((ROOT / "docs" / "task_default_lrs.json").read_text())
+
+
+def test_ner_and_speech_recognition_rates_follow_the_rule_from_development_runs_that_never_read_an_eval_split():
+    from tlcore.tasks import get_task
+    from tlcore.tasks.asr.whisper import WhisperRecognizer
+    from tlcore.tasks.default_lrs import CHOSEN_FILE as TASK_CHOSEN
+
+    chosen = json.loads(TASK_CHOSEN.read_text())["lrs"]              # task -> strategy -> lr
+    runs = TASK_EVIDENCE["runs"]
+    rule = choose_lrs(runs, family="task", score="dev_score")         # strategy -> task -> lr
+    assert rule == TASK_EVIDENCE["chosen"]
+    assert chosen == {t: {s: rule[s][t] for s in rule if t in rule[s]} for t in ("ner", "asr")}
+    assert runs and all("target split (eval_path: None)" in r["data"] and 0 < r["dev"] < r["train"] for r in runs)
+    assert all(r["dev_score"] == (r["dev_value"] if r["task"] == "ner" else 1 - r["dev_value"]) for r in runs)
+    for task in ("ner", "asr"):      # every grid point of the spec was run, and the spec trains with the choice
+        grid = get_task(task).lr_grid
+        assert {s: list(g) for s, g in grid.items()} == TASK_EVIDENCE["grids"][task]
+        assert {(s, lr) for s in grid for lr in grid[s]} == {(r["strategy"], r["lr"]) for r in runs if r["task"] == task}
+        assert get_task(task).lrs == chosen[task] and set(chosen[task]) == set(grid)
+    assert {r["seed"] for r in runs if r["task"] == "ner"} == {0, 1, 2}    # NER: the mean over three training seeds
+    assert WhisperRecognizer.lrs == get_task("asr").lrs

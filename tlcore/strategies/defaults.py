@@ -1,4 +1,5 @@
-"""Where the default learning rates of partial, full and LoRA fine-tuning come from.
+"""Where the default learning rates of partial, full and LoRA fine-tuning come from (NER's and speech recognition's
+own: :mod:`tlcore.tasks.default_lrs`, derived by the same rule).
 
 They were chosen on development data that no reported number uses — each demo's labeled training split, 30% held out,
 never its eval split — by ``benchmarks/derive_defaults.py`` over the grids below (fixed in advance from the usual
@@ -30,12 +31,14 @@ PROVENANCE = ("the strategy's default for the modality, chosen on development da
               "an eval split; docs/default_lrs.json)")
 
 
-def choose_lrs(runs: Iterable[Mapping]) -> dict[str, dict[str, float]]:
+def choose_lrs(runs: Iterable[Mapping], *, family: str = "modality", score: str = "dev_accuracy"
+               ) -> dict[str, dict[str, float]]:
     """The rule: per strategy and modality, the learning rate with the highest mean development accuracy over the
-    modality's data sets (runs: ``strategy``, ``modality``, ``lr``, ``dev_accuracy``); a tie goes to the smaller rate."""
+    modality's data sets (runs: ``strategy``, ``modality``, ``lr``, ``dev_accuracy``); a tie goes to the smaller rate.
+    NER's and speech recognition's rates follow the same rule per strategy and ``task`` on ``dev_score``."""
     scores: dict[tuple[str, str], dict[float, list[float]]] = defaultdict(lambda: defaultdict(list))
     for r in runs:
-        scores[(r["strategy"], r["modality"])][float(r["lr"])].append(float(r["dev_accuracy"]))
+        scores[(r["strategy"], r[family])][float(r["lr"])].append(float(r[score]))
     chosen: dict[str, dict[str, float]] = defaultdict(dict)
     for (strategy, modality), by_lr in sorted(scores.items()):
         mean = {lr: sum(v) / len(v) for lr, v in by_lr.items()}

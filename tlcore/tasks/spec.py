@@ -21,6 +21,9 @@ the task's *code* lives in the folder's modules, found by convention through :me
               ``predict_input(run, value, *, model, top_k, backend) -> list[dict]``: a CLI ``--input``;
               optionally ``classes(run)``: the class of each score.
 ``card``      ``detail(report) -> list[str]``: the task's sections of the model card (markdown lines).
+``errors``    ``error_analysis(report)``: the error analysis of a finished run's report (Compare's "Errors":
+              confusion cells with their items and top losses, entity errors by kind, worst utterances); a
+              one-line DataError when the report lacks per-item predictions.
 ``diagnosis`` before training: ``diagnose(modality, source, target, *, backbone, seed, n_permutations, progress,
               map_method) -> report``, ``rank(modality, target, names, *, seed, n_boot, progress) -> (report,
               scores)``, and optionally ``candidates(modality) -> names`` (default: the backbone registry's).
@@ -93,6 +96,9 @@ class TaskSpec:
     # Its default learning rate per strategy where it differs from the shared strategy's (TaskJob.default_lr); where
     # each came from is said beside the values in the task's __init__.py.
     lrs: dict[str, float] = field(default_factory=dict)
+    # The learning rates benchmarks/derive_defaults.py --tasks tries per strategy on the task's demo (development
+    # data) to derive ``lrs`` (tlcore.tasks.default_lrs); empty: its defaults are not derived that way.
+    lr_grid: dict[str, tuple[float, ...]] = field(default_factory=dict)
     backbones: Optional[tuple[tuple[str, str], ...]] = None  # its own backbones (name, description); None: registry
     # What a backbone typed by the user (a hub id or a local folder) must be, for forms; "": any of the modality's
     backbone_hint: str = ""

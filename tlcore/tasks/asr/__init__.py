@@ -1,6 +1,7 @@
 """Speech recognition: a pretrained Whisper, or an encoder with a CTC head (wav2vec2-style), adapted to a target accent
 from transcribed clips."""
 
+from tlcore.tasks.default_lrs import derived_lrs
 from tlcore.tasks.spec import Metric, TaskSpec
 
 SPEC = TaskSpec(
@@ -19,7 +20,10 @@ SPEC = TaskSpec(
          "# transformers.pipeline('automatic-speech-recognition', model='RUN_DIR/model')"),
     report_sections=("per_group", "source_eval", "changed_transcripts"),
     strategies=("decoder", "full", "lora"),   # a CTC model takes full and lora (tasks/asr/kinds.py)
-    lrs={"decoder": 1e-4, "full": 2e-5, "lora": 1e-3},   # Whisper fine-tuning values for minutes of audio
+    # Whisper's learning rates, derived on development data (accent-asr's target split, whole speakers held out,
+    # never its eval split) by benchmarks/derive_defaults.py --tasks (evidence: docs/task_default_lrs.json)
+    lrs=derived_lrs("asr"),
+    lr_grid={"decoder": (3e-5, 1e-4, 3e-4), "full": (1e-5, 2e-5, 5e-5), "lora": (3e-4, 1e-3, 3e-3)},
     strategy_help={
         "decoder": "Whisper only: decoder-only fine-tuning: the encoder is frozen (its outputs are computed once), "
                    "token embeddings stay fixed",

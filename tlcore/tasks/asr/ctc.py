@@ -174,7 +174,8 @@ class CtcRecognizer(Recognizer):
     title = "CTC model (an encoder with a CTC head)"
     strategies = tuple(STRATEGY_HELP)
     strategy_help = STRATEGY_HELP
-    # full: the learning rate of Hugging Face's wav2vec2 CTC fine-tuning recipe; lora: as for Whisper's LoRA
+    # full: the learning rate of Hugging Face's wav2vec2 CTC fine-tuning recipe; lora: ten times it, LoRA's usual ratio
+    # (no CTC demo: neither was chosen on data)
     lrs = {"full": 1e-4, "lora": 1e-3}
     before_kind = "the pretrained CTC model as it is (greedy CTC decoding)"
     refusals = {"decoder": "a CTC model has no decoder to fine-tune alone (it is an encoder with a CTC head over "
