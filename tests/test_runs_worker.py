@@ -289,33 +289,62 @@ def test_a_resumed_run_whose_report_was_written_is_finished_not_rerun(store):
 
 def test_a_new_worker_imports_the_engine_ahead_of_its_first_job_and_survives_a_failing_import(caplog, monkeypatch):
     """The worker warms the imports every training job needs while it waits (a user's first click then does not wait
-    for torch and transformers to import); a module that cannot be imported is logged, and the worker goes on: the
-    ready flag the first job waits for is set all the same, and the Whisper conversion is started after it."""
+    for torch to import); a module that cannot be imported is logged, and the worker goes on to prepare the demos
+    and the Whisper weights (in a child process)."""
     from tlcore.runs import worker as worker_module
 
-    order = []
-    ready = threading.Event()
-    monkeypatch.setattr(worker_module, "_convert_whisper_in_background", lambda: order.append(ready.is_set()))
+    prepared = []
+    monkeypatch.setattr(worker_module, "_prepare_in_background", prepared.append)
     assert "tlcore.api" in worker_module.WARM_MODULES
     sys.modules.pop("json.tool", None)
     with caplog.at_level("WARNING", logger="tlcore.runs.worker"):
-        worker_module.warm_imports(("tlcore_no_such_module", "json.tool"), ready=ready)
-    assert "json.tool" in sys.modules and ready.is_set() and order == [True]
+        worker_module.warm_imports(("tlcore_no_such_module", "json.tool"), demos=["emoji"])
+    assert "json.tool" in sys.modules and prepared == [["emoji"]]
     assert any("tlcore_no_such_module" in r.getMessage() for r in caplog.records)
 
 
-def test_no_run_is_claimed_before_the_background_imports_are_done(store):
-    """transformers' lazy imports are not thread-safe: a job that ran while the warm-up thread imported transformers
-    failed with "cannot import name 'AutoTokenizer'". The worker claims its first run only once they are done."""
-    run_id = submit(store)
-    ready = threading.Event()
-    w = Worker(store, WorkerOptions(poll_s=0.05, once=True), ready=ready)
-    thread = threading.Thread(target=w.run)
-    thread.start()
-    time.sleep(1.0)
-    assert store.get(run_id).status == "queued"     # the worker waits for the imports, holding no claim
-    ready.set()
-    thread.join(timeout=60)
-    assert not thread.is_alive() and store.get(run_id).status != "queued"
+def test_the_warm_up_thread_never_imports_transformers():
+    """transformers' lazy imports are not thread-safe: a job that ran while the warm-up thread imported from
+    transformers (it converted the Whisper weights then) failed with "cannot import name 'AutoTokenizer'". What the
+    thread imports must not import transformers; the rest is prepared in a child process."""
+    code = ("import importlib, sys; from tlcore.runs.worker import WARM_MODULES\n"
+            "for m in WARM_MODULES: importlib.import_module(m)\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] == 'transformers'))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
 
 
+def test_the_home_demos_are_made_ahead_and_a_demo_two_processes_need_at_once_is_made_once(tmp_path, monkeypatch):
+    """The worker's warm-up makes the Home demos' data; a click meanwhile waits for it (a lock) instead of making the
+    same demo beside it; a demo that cannot be made is said and skipped."""
+    from tlcore.data import demos as demos_module
+    from tlcore.data.demos._common import _is_finished
+    from tlcore.runs.worker import prepare
+
+    monkeypatch.setenv("TRANSFERLAB_HOME", str(tmp_path / "home"))
+    made, real = [], demos_module.make_demo
+
+    def slow_make(name, out, **kw):
+        if not _is_finished(Path(out), name, kw.get("seed", 0), kw.get("size", "default")):
+            made.append(name)
+            time.sleep(0.5)
+        return real(name, out, **kw)
+
+    monkeypatch.setattr(demos_module, "make_demo", slow_make)
+    results = []
+    threads = [threading.Thread(target=lambda: results.append(demos_module.demo_dir("sentiment"))) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert made == ["sentiment"] and len(set(results)) == 1 and (results[0] / "target").is_dir()
+
+    monkeypatch.setattr("tlcore.models.whisper_ct2.whisper_tiny_en_dir", lambda: None)
+    import contextlib
+    import io
+
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        prepare(["no-such-demo", "digits"])
+    assert "no-such-demo" in err.getvalue() and made == ["sentiment", "digits"]

@@ -12,6 +12,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import IO
 
@@ -84,12 +85,13 @@ def worker_pid(store: RunStore | None = None) -> int | None:
 
 
 def ensure_worker(store: RunStore | None = None, *, idle_exit_s: float | None = 600.0,
-                  poll_s: float = 1.0) -> int:
+                  poll_s: float = 1.0, warm_demos: Sequence[str] = ()) -> int:
     """Make sure a background worker serves ``store``; start a detached one if none is alive.
 
     Returns the worker's pid. The worker gets the store's URL through ``TRANSFERLAB_DB_URL`` (not argv,
     so a password does not show in ``ps``) and logs to ``<lock file>.log``. Cheap to call on every page.
-    The worker exits after ``idle_exit_s`` without work (None: never); the next call starts a new one.
+    The worker exits after ``idle_exit_s`` without work (None: never); the next call starts a new one. A new worker
+    makes the data of ``warm_demos`` while it waits for its first job (the app's Home demos).
     """
     store = store or RunStore()
     store.migrate()  # create the schema here, so the app and the new worker do not race to do it
@@ -104,6 +106,8 @@ def ensure_worker(store: RunStore | None = None, *, idle_exit_s: float | None = 
     cmd = [sys.executable, "-m", "tlcore.runs.worker", "--lock", str(path), "--poll", str(poll_s)]
     if idle_exit_s is not None:
         cmd += ["--idle-exit", str(idle_exit_s)]
+    if warm_demos:
+        cmd += ["--warm-demos", ",".join(warm_demos)]
     package_parent = str(Path(__file__).resolve().parents[2])
     env = dict(os.environ, TRANSFERLAB_DB_URL=store.url)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (package_parent, env.get("PYTHONPATH")) if p)

@@ -62,11 +62,10 @@ class WorkerOptions:
 class Worker:
     """Runs queued jobs from ``store`` in this process until stopped (or the queue is empty, with ``once``)."""
 
-    def __init__(self, store: RunStore, options: WorkerOptions | None = None, ready: threading.Event | None = None):
+    def __init__(self, store: RunStore, options: WorkerOptions | None = None):
         self.store = store
         self.options = options or WorkerOptions()
         self._stop = threading.Event()
-        self._ready = ready     # set once the background imports are done (:func:`warm_imports`); jobs wait for it
 
     def stop(self) -> None:
         """Stop after the current job (thread-safe)."""
@@ -77,12 +76,6 @@ class Worker:
         o = self.options
         queue.recover_stale(self.store, stale_after_s=o.stale_after_s, max_resumes=o.max_resumes, host=o.host)
         queue.release_followups(self.store)
-        if self._ready is not None and not self._ready.is_set():
-            # before claiming: a claimed run's heartbeat starts with its job, and a slow import must not look dead
-            while not self._ready.wait(0.5) and not self._stop.is_set():
-                pass
-            if self._stop.is_set():
-                return None
         claim = queue.claim_next(self.store, host=o.host, gpus=o.gpus, memory_gb=o.memory_gb)
         return None if claim is None else self.execute(claim)
 
@@ -197,45 +190,58 @@ class Worker:
 #: renders, before the first click).
 WARM_MODULES = ("tlcore.api", "torch._dynamo")
 
-#: Converts the bundled Whisper weights into the cache (the speech demo's backbone: ~8 s, once per machine).
-_WHISPER_WARM_CODE = "from tlcore.models.whisper_ct2 import whisper_tiny_en_dir; whisper_tiny_en_dir()"
+def warm_imports(modules: Sequence[str] = WARM_MODULES, demos: Sequence[str] = ()) -> None:
+    """Import ``modules``, then, in a low-priority child process, make the built-in ``demos``' data (the app's Home
+    demos: a click then finds them made) and convert the bundled Whisper weights.
 
-
-def warm_imports(modules: Sequence[str] = WARM_MODULES, ready: threading.Event | None = None) -> None:
-    """Import ``modules``, set ``ready``, then convert the bundled Whisper weights in a low-priority child process.
-
-    A failure is logged and left to the job that needs the module or the weights to report. The first job waits for
-    ``ready``: transformers' lazy ``from transformers import X`` is not safe while another thread of the process is
-    importing transformers (a job that started meanwhile failed with "cannot import name 'AutoTokenizer'"). The
-    conversion runs in its own process for the same reason, niced so that a job that starts meanwhile keeps the
-    cores; a speech job that needs the weights before it is done converts into its own folder and keeps whichever
-    lands first (:func:`tlcore.models.whisper_ct2.cached_conversion`).
+    A failure is logged and left to the job that needs the module, the data or the weights to report. Nothing this
+    thread imports imports transformers (a test checks): its lazy ``from transformers import X`` is not safe while
+    another thread of the process is importing from transformers — a job that started while this thread converted
+    the Whisper weights failed with "cannot import name 'AutoTokenizer'". So the demos and the weights are prepared
+    in their own process, niced so that a job that starts meanwhile keeps the cores; whoever needs a demo's data
+    meanwhile waits for it (a lock: never made twice at once), and a speech job that needs the weights converts
+    into its own folder and keeps whichever lands first (:func:`tlcore.models.whisper_ct2.cached_conversion`).
     """
-    try:
-        for name in modules:
-            try:
-                importlib.import_module(name)
-            except Exception:
-                log.warning("could not import %s ahead of the first job", name, exc_info=True)
-    finally:
-        if ready is not None:
-            ready.set()
-    _convert_whisper_in_background()
+    for name in modules:
+        try:
+            importlib.import_module(name)
+        except Exception:
+            log.warning("could not import %s ahead of the first job", name, exc_info=True)
+    _prepare_in_background(demos)
 
 
-def _convert_whisper_in_background() -> None:
-    """Run the Whisper conversion in a child process at low priority and wait for it (from the warm-up thread)."""
+def _prepare_in_background(demos: Sequence[str]) -> None:
+    """Run :func:`prepare` in a child process at low priority and wait for it (from the warm-up thread)."""
     root = str(Path(__file__).resolve().parents[2])     # the folder that holds the tlcore package
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])))
+    code = "import sys; from tlcore.runs.worker import prepare; prepare(sys.argv[1:])"
     try:
-        done = subprocess.run([sys.executable, "-c", _WHISPER_WARM_CODE], env=env, capture_output=True, text=True,
+        done = subprocess.run([sys.executable, "-c", code, *demos], env=env, capture_output=True, text=True,
                               preexec_fn=lambda: os.nice(10), check=False)
     except OSError:
-        log.info("the bundled Whisper weights were not prepared ahead of the first job", exc_info=True)
+        log.info("the demos and Whisper weights were not prepared ahead of the first job", exc_info=True)
         return
-    if done.returncode != 0:    # e.g. the weights package is not installed: the speech jobs say so themselves
-        log.info("the bundled Whisper weights were not prepared ahead of the first job: %s",
-                 (done.stderr.strip().splitlines() or ["exit %d" % done.returncode])[-1])
+    for line in done.stderr.strip().splitlines()[-3:] if done.returncode else []:
+        log.info("preparing ahead of the first job: %s", line)
+
+
+def prepare(demos: Sequence[str]) -> None:
+    """Make the ``demos``' data (cached), then convert the bundled Whisper weights (cached): what a first click on
+    a Home demo would otherwise wait for. Each failure is printed and skipped (the job that needs it reports it)."""
+    from tlcore.data.demos import DEMOS, demo_dir
+
+    for name in demos:
+        try:
+            if not DEMOS.get(name).available():
+                demo_dir(name)
+        except Exception as exc:
+            print(f"demo {name}: {first_line(exc)}", file=sys.stderr)
+    try:
+        from tlcore.models.whisper_ct2 import whisper_tiny_en_dir
+
+        whisper_tiny_en_dir()
+    except Exception as exc:  # e.g. the weights package is not installed: the speech jobs say so themselves
+        print(f"Whisper weights: {first_line(exc)}", file=sys.stderr)
 
 
 def detected_gpus() -> int:
@@ -279,6 +285,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="artifact store shared by all hosts (default: $TRANSFERLAB_ARTIFACTS_URL; unset: local disk only)")
     p.add_argument("--lock", metavar="PATH", help="hold this lock file while running; exit if another worker holds it")
     p.add_argument("--log-level", default="INFO", help="logging level (DEBUG, INFO, WARNING...)")
+    p.add_argument("--warm-demos", default="", metavar="NAMES",
+                   help="built-in demos whose data to make while waiting for the first job (comma-separated)")
     return p
 
 
@@ -309,8 +317,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise SystemExit(128 + signum)
 
     previous = signal.signal(signal.SIGTERM, _terminate)
-    ready = threading.Event()
-    threading.Thread(target=warm_imports, kwargs={"ready": ready}, name="warm-imports", daemon=True).start()
+    demos = [d for d in args.warm_demos.split(",") if d]
+    threading.Thread(target=warm_imports, kwargs={"demos": demos}, name="warm-imports", daemon=True).start()
     options = WorkerOptions(poll_s=args.poll, heartbeat_s=args.heartbeat, stale_after_s=args.stale_after,
                             max_resumes=args.max_resumes, once=args.once, idle_exit_s=args.idle_exit, host=args.host,
                             checkpoint_sync_s=args.checkpoint_sync,
@@ -320,7 +328,7 @@ def main(argv: Sequence[str] | None = None) -> int:
              "?" if options.memory_gb is None else f"{options.memory_gb:.0f}",
              store.artifacts.url if store.artifacts else "local disk")
     try:
-        Worker(store, options, ready=ready).run()
+        Worker(store, options).run()
     except KeyboardInterrupt:
         log.info("worker %d interrupted", os.getpid())
     finally:

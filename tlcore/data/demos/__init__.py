@@ -106,7 +106,14 @@ def demo_dir(name: str, *, seed: int = 0, size: str = "default") -> Path:
     """The cached copy of a demo under ``cache_dir("demos", "<name>-<size>-s<seed>")``, made on first use."""
     DEMOS.get(name)
     path = cache_dir("demos", f"{name}-{size}-s{seed}")
-    manifest = _read_manifest(path)
-    if manifest and manifest.get("version") != FORMAT_VERSION:
-        shutil.rmtree(path)  # our own cache, made by an older generator
-    return make_demo(name, path, seed=seed, size=size)
+    if _is_finished(path, name, seed, size):
+        return path
+    # Another process making the same demo (the worker prepares the Home demos while the app starts): wait for it
+    # rather than making it a second time beside it. filelock comes with torch; the lock goes with its process.
+    from filelock import FileLock
+
+    with FileLock(str(path.parent / f".{path.name}.lock")):
+        manifest = _read_manifest(path)
+        if manifest and manifest.get("version") != FORMAT_VERSION:
+            shutil.rmtree(path)  # our own cache, made by an older generator
+        return make_demo(name, path, seed=seed, size=size)
