@@ -4,6 +4,7 @@ seeds as follow-ups."""
 from __future__ import annotations
 
 from tlcore.config import FinetuneConfig
+from tlcore.data.demos import DEFAULT_DEMOS
 from tlcore.errors import ConfigError
 from tlcore.evaluation.policy import baseline_label, strongest_no_pretraining
 from tlcore.runs.models import SCRATCH_JOB, SEEDS_JOB, completed_run
@@ -13,7 +14,7 @@ from ui import datasets
 from ui.runs import get_store, start_run
 
 # The demo shown for each modality on Home, and the backbone it uses (None: the modality's default).
-HOME_DEMOS = {"image": "emoji", "text": "sentiment", "audio": "spoken-digits"}
+HOME_DEMOS = DEFAULT_DEMOS
 DEMO_BACKBONE = {"emoji": "efficientnet-lite0-128", "digits": "efficientnet-lite0-128",
                  "fashion-shift": "efficientnet-lite0-128"}
 # The demo run computes the k-NN and the classical baselines (seconds), so its before/after is on screen quickly; the scratch

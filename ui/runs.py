@@ -48,9 +48,9 @@ def require_store() -> None:
 def start_worker(store: RunStore) -> None:
     """Make sure a background worker serves the queue (cheap when one is alive); a new one makes the Home demos'
     data while it waits, so that a first click finds it made."""
-    from ui.demos import HOME_DEMOS  # here: ui.demos queues runs through this module
+    from tlcore.data.demos import DEFAULT_DEMOS  # here: the demo generators are not imported before a worker starts
 
-    ensure_worker(store, idle_exit_s=WORKER_IDLE_EXIT_S, warm_demos=tuple(HOME_DEMOS.values()))
+    ensure_worker(store, idle_exit_s=WORKER_IDLE_EXIT_S, warm_demos=tuple(DEFAULT_DEMOS.values()))
 
 
 def start_run(cfg: FinetuneConfig, *, name: str = "", dataset: Optional[str] = None) -> Run:

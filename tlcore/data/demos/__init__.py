@@ -48,9 +48,12 @@ from tlcore.data.demos import digit_strips  # noqa: F401
 # isort: on
 
 __all__ = [
-    "DEMOS", "DIGIT_NAMES", "FORMAT_VERSION", "MANIFEST", "SIZES", "SPLITS", "SPOKEN_RATE", "DemoSpec",
-    "demo_dir", "list_demos", "make_demo",
+    "DEFAULT_DEMOS", "DEMOS", "DIGIT_NAMES", "FORMAT_VERSION", "MANIFEST", "SIZES", "SPLITS", "SPOKEN_RATE",
+    "DemoSpec", "demo_dir", "list_demos", "make_demo",
 ]
+
+#: The demo a first-time user meets for each modality (the app's Home cards; its worker makes their data ahead).
+DEFAULT_DEMOS = {"image": "emoji", "text": "sentiment", "audio": "spoken-digits"}
 
 
 def list_demos() -> list[DemoSpec]:
