@@ -8,8 +8,10 @@ import streamlit as st
 
 from tlcore import plots
 from tlcore.reporting.envelope import comparison_key
+from tlcore.runs.models import SEEDS_JOB
 from tlcore.tasks import task_of
 from ui.demos import followups_of
+from ui.errors import error_section
 from ui.progress import finished_note, followup_progress, live_progress
 from ui.report import _value, ladder_rows, phase_names, render_report
 from ui.runs import get_run, is_finetune_run, read_report, run_picker, selected_run_id, visible_runs
@@ -39,17 +41,25 @@ if report is None:
     st.stop()
 
 followups = followups_of(run, everything)
-pending = [f for f in followups if not f.is_finished and "scratch" not in (report.get("baselines") or {})]
-if pending:
+scratch_pending = [f for f in followups if f.job != SEEDS_JOB and not f.is_finished
+                   and "scratch" not in (report.get("baselines") or {})]
+if scratch_pending:
     # Not "skipped": it is on its way.
     report = {**report, "baselines_skipped": {k: v for k, v in (report.get("baselines_skipped") or {}).items()
                                               if k != "scratch"}}
-render_report(report, key="cmp", title=run.name, below_headline=(lambda: followup_progress(
-    pending[0].id, "Scratch baseline (the same network trained from random weights on the same labels)"))
-    if pending else None)
+seeds_pending = [f for f in followups if f.job == SEEDS_JOB and not f.is_finished]
+pending = [(f, "Scratch baseline (the same network trained from random weights on the same labels)")
+           for f in scratch_pending]
+pending += [(f, f"More training seeds ({f.config.get('seeds')} in all: the spread shows as each one arrives)")
+            for f in seeds_pending]
+render_report(report, key="cmp", title=run.name, below_headline=(lambda: [
+    followup_progress(f.id, what, watch=run.out / "report.json") for f, what in pending]) if pending else None)
 for f in followups:
-    if f.status in ("failed", "cancelled") and "scratch" not in (report.get("baselines") or {}):
-        st.warning(f"The scratch-baseline follow-up {f.status}" + (f": {f.error}" if f.error else "."))
+    if f.status in ("failed", "cancelled") and (f.job == SEEDS_JOB or "scratch" not in (report.get("baselines") or {})):
+        what = "seeds" if f.job == SEEDS_JOB else "scratch-baseline"
+        st.warning(f"The {what} follow-up {f.status}" + (f": {f.error}" if f.error else "."))
+st.divider()
+error_section(report, key="cmp")
 
 if run.dataset and task_of(report).seeds and report.get("setting", "inductive") == "inductive":
     st.page_link("pages/analyze.py", label="Which strategy? Compare every strategy and baseline on this data set",

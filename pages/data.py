@@ -9,7 +9,9 @@ import streamlit as st
 from tlcore.config import MODALITIES
 from tlcore.errors import TransferLabError
 from ui import datasets
+from ui.audit import audit_section
 from ui.auth import current_user
+from ui.label_next import render_label_next
 from ui.media import preview
 from ui.tasks import spec_of, task_choices, task_title
 
@@ -109,3 +111,6 @@ if choice is not None:
             st.switch_page("pages/diagnose.py", query_params={"data": choice.ref})
         if c2.button("Fine-tune on this data", type="primary", icon=":material/model_training:", width="stretch"):
             st.switch_page("pages/finetune.py", query_params={"data": choice.ref})
+        st.divider()
+        render_label_next(choice)
+        audit_section(choice)

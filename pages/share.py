@@ -17,7 +17,7 @@ EXPIRY = {"1 hour": timedelta(hours=1), "1 day": timedelta(days=1), "7 days": ti
           "30 days": timedelta(days=30)}
 
 st.title("Share")
-st.caption("A share link opens a read-only view of one run's results (report, plots, flipped examples; for an analysis "
+st.caption("A share link opens a read-only view of one run's results (report, plots, flipped examples, errors item by item; for an analysis "
            "its clusters or curve) and nothing else: no other runs, no uploads, no training. Anyone with the link can "
            "view it until it expires or you revoke it.")
 runs = visible_runs(status="done")

@@ -8,6 +8,7 @@ import streamlit as st
 
 from tlcore.runs import ShareError, resolve_share
 from ui.analyses import render_analysis
+from ui.errors import error_section
 from ui.report import render_report
 from ui.runs import ANALYSIS_KINDS, get_store, read_report, run_kind
 
@@ -31,3 +32,5 @@ if run_kind(run) in ANALYSIS_KINDS:
     render_analysis(report, run.out, key="shared")
 else:
     render_report(report, key="shared")
+    st.divider()
+    error_section(report, key="shared")

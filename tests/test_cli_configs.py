@@ -15,7 +15,7 @@ from tlcore.cli import build_parser, main
 from tlcore.cli.parser import CURVE_FIELDS, GENERATED, REPORT_FLAGS
 from tlcore.config import field_help, limit_text, option_name
 from tlcore.errors import ConfigError
-from tlcore.experiments.configs import ClusterConfig, CurveConfig, DiagnoseConfig, RankConfig
+from tlcore.experiments.configs import ClusterConfig, CurveConfig, DiagnoseConfig, LabelNextConfig, RankConfig
 
 
 def _subparser(name: str) -> argparse.ArgumentParser:
@@ -36,14 +36,15 @@ def _cli(argv: list) -> tuple[int, list[str]]:
 
 
 @pytest.mark.parametrize("command, cls", [("diagnose", DiagnoseConfig), ("rank", RankConfig),
-                                          ("cluster", ClusterConfig)])
+                                          ("cluster", ClusterConfig), ("label-next", LabelNextConfig)])
 def test_the_subcommand_flags_are_exactly_the_config_fields(command, cls):
     assert GENERATED[command][0] is cls
     skipped = GENERATED[command][1]
     sub = _subparser(command)
     dests = {a.dest for a in sub._actions if a.dest != "help"}
     fields = field_help(cls)
-    assert dests == (set(fields) - set(skipped)) | set(REPORT_FLAGS)
+    own = {"csv"} if command == "label-next" else set()     # label-next also writes its list as CSV
+    assert dests == (set(fields) - set(skipped)) | set(REPORT_FLAGS) | own
     for name, meta in fields.items():
         if name in skipped:
             continue

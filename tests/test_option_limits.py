@@ -9,7 +9,7 @@ import math
 import pytest
 from conftest import write_text_set
 
-from tlcore.api import ClusterConfig, CurveConfig, DiagnoseConfig, RankConfig
+from tlcore.api import ClusterConfig, CurveConfig, DiagnoseConfig, LabelNextConfig, RankConfig
 from tlcore.cli import build_parser
 from tlcore.cli.parser import real_number, whole_number
 from tlcore.config import LIMITS, FinetuneConfig, check_option, field_help, limit_text
@@ -31,6 +31,8 @@ def base_config(cls, tmp_path):
         return DiagnoseConfig(modality="text", source=data, target=data, backbone="tiny-text")
     if cls is RankConfig:
         return RankConfig(modality="text", target=data, backbones=["tiny-text"])
+    if cls is LabelNextConfig:
+        return LabelNextConfig(modality="text", pool=data, target=data, backbone="tiny-text")
     return CurveConfig(modality="text", target=data, backbone="tiny-text", out=str(tmp_path / "run"), shots=[1, 0],
                        seeds=1)
 
@@ -45,7 +47,7 @@ def outside(meta):
     return values
 
 
-@pytest.mark.parametrize("cls", [FinetuneConfig, ClusterConfig, CurveConfig, DiagnoseConfig, RankConfig])
+@pytest.mark.parametrize("cls", [FinetuneConfig, ClusterConfig, CurveConfig, DiagnoseConfig, RankConfig, LabelNextConfig])
 def test_config_validation_enforces_every_declared_limit_with_the_range_in_the_message(cls, tmp_path):
     cfg = base_config(cls, tmp_path)
     cfg.validate()
@@ -73,7 +75,7 @@ def test_config_validation_enforces_every_declared_limit_with_the_range_in_the_m
 
 def test_limits_are_declared_once():
     """The config fields carry the LIMITS entries of the same name: nothing is typed twice."""
-    for cls in (FinetuneConfig, ClusterConfig, CurveConfig, DiagnoseConfig, RankConfig):
+    for cls in (FinetuneConfig, ClusterConfig, CurveConfig, DiagnoseConfig, RankConfig, LabelNextConfig):
         for name, meta in numeric_fields(cls).items():
             assert {k: meta[k] for k in ("min", "max") if k in meta} == LIMITS[name], (cls.__name__, name)
 

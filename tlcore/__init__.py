@@ -1,8 +1,8 @@
 """TransferLab engine: transfer learning for image, text and speech on small data sets.
 
 The engine never imports Streamlit; it is usable from notebooks, the CLI (``python -m tlcore``) and the app.
-The public API (:mod:`tlcore.api`): ``finetune``, ``sweep``, ``diagnose``, ``rank``, ``cluster``, ``curve``, ``load_run``
-and ``FinetuneConfig``; it is imported on first use, so ``import tlcore`` stays light.
+The public API (:mod:`tlcore.api`): ``finetune``, ``sweep``, ``diagnose``, ``rank``, ``audit``, ``cluster``, ``curve``,
+``label_next``, ``load_run`` and ``FinetuneConfig``; it is imported on first use, so ``import tlcore`` stays light.
 """
 
 import os
@@ -16,9 +16,9 @@ from tlcore.version import __version__
 # app); an exported OMP_WAIT_POLICY wins.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-_API = ("ClusterConfig", "ClusteringResult", "CurveConfig", "CurveResult", "DiagnoseConfig", "DiagnosisResult",
-        "FinetuneConfig", "LoadedRun", "RankConfig", "RankResult", "RunResult", "SweepConfig", "cluster", "cluster_job",
-        "curve", "curve_job", "diagnose", "export_hf", "export_onnx", "finetune", "load_onnx_model", "load_run", "rank",
+_API = ("AuditConfig", "AuditResult", "ClusterConfig", "ClusteringResult", "CurveConfig", "CurveResult", "DiagnoseConfig", "DiagnosisResult",
+        "FinetuneConfig", "LabelNextConfig", "LabelNextResult", "LoadedRun", "RankConfig", "RankResult", "RunResult", "SweepConfig", "audit", "cluster", "cluster_job",
+        "curve", "curve_job", "diagnose", "export_hf", "export_onnx", "finetune", "label_next", "load_onnx_model", "load_run", "rank",
         "sweep", "sweep_job")
 
 

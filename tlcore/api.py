@@ -20,19 +20,24 @@ from pathlib import Path
 from typing import Any, Optional, Sequence
 
 from tlcore.config import FinetuneConfig, check_option
+from tlcore.data.exclude import issues_csv
+from tlcore.diagnostics.audit import run_audit
 from tlcore.diagnostics.diagnose import run_diagnose
 from tlcore.diagnostics.rank import run_rank
 from tlcore.errors import ConfigError
 from tlcore.experiments.configs import (
     MAX_CURVE_RUNS,
     MAX_CURVE_SHOTS,
+    AuditConfig,
     ClusterConfig,
     CurveConfig,
     DiagnoseConfig,
+    LabelNextConfig,
     RankConfig,
     check_curve_plan,
 )
 from tlcore.experiments.curve import DEFAULT_SHOTS, data_efficiency_curve, write_curve_run
+from tlcore.experiments.label_next import LabelNextResult, run_label_next
 from tlcore.experiments.rank_validation import validated_rank
 from tlcore.experiments.sweep import SWEEP_STRATEGIES, SweepConfig, run_sweep, sweep_job
 from tlcore.inference.hub_export import export_hf
@@ -94,6 +99,20 @@ class RankResult(_Result):
     task: str = DEFAULT_TASK
     ranking: list = field(default_factory=list)
     advice: str = ""
+
+
+@dataclass
+class AuditResult(_Result):
+    """Label issues and data problems of a labeled set: ``issues`` (one row per item and issue: ``set``, ``name``,
+    ``item``, ``label``, ``issue``, ``score`` (lower = worse), ``suggested``, ``reason``), ``counts`` per set and kind."""
+
+    task: str = DEFAULT_TASK
+    issues: list = field(default_factory=list)
+    counts: dict = field(default_factory=dict)
+
+    def csv(self) -> str:
+        """The issues as CSV text (what ``--csv`` writes and ``FinetuneConfig.exclude`` reads back)."""
+        return issues_csv(self.issues)
 
 
 @dataclass
@@ -199,6 +218,22 @@ def rank(target: Optional[str | Path] = None, *, modality: Optional[str] = None,
     return _typed(RankResult, report)
 
 
+def audit(target: Optional[str | Path] = None, *, modality: Optional[str] = None, eval: Optional[str | Path] = None,
+          source: Optional[str | Path] = None, backbone: Optional[str] = None, task: Optional[str] = None,
+          seed: Optional[int] = None, config: Optional[AuditConfig] = None,
+          progress: Optional[ProgressFn] = None) -> AuditResult:
+    """Likely mislabeled items (with the suggested label), exact and near-duplicates (also under conflicting labels
+    and across train/eval) and outliers of a labeled target (and source) set: cleanlab on out-of-fold probabilities of
+    linear probes on the pretrained features (:mod:`tlcore.diagnostics.audit`). Classification only. Settings as
+    keywords or an :class:`AuditConfig`; ``result.csv()`` is the exclusion file a run takes (``exclude``)."""
+    cfg = _config(AuditConfig, config, {"target": target, "modality": modality, "eval": eval, "source": source,
+                                        "backbone": backbone, "task": task, "seed": seed}).validate()
+    report = run_audit(cfg.modality, cfg.target, eval=cfg.eval, source=cfg.source, backbone=cfg.backbone,
+                       task=cfg.task, seed=cfg.seed, progress=progress or no_progress)
+    settings = {**cfg.to_dict(), "task": report.get("task", cfg.task)}
+    return _typed(AuditResult, complete_analysis(report, settings, kind="audit", setting="audit"))
+
+
 def cluster(data: Optional[str | Path] = None, *, modality: Optional[str] = None, backbone: Optional[str] = None,
             k: Optional[int] = None, seed: Optional[int] = None, max_items: Optional[int] = None,
             on_bad_file: Optional[str] = None, config: Optional[ClusterConfig] = None,
@@ -213,6 +248,24 @@ def cluster(data: Optional[str | Path] = None, *, modality: Optional[str] = None
                                                    seed=cfg.seed, max_items=cfg.max_items,
                                                    on_bad_file=cfg.on_bad_file, progress=progress or no_progress))
 
+
+def label_next(pool: Optional[str | Path] = None, *, modality: Optional[str] = None,
+               target: Optional[str | Path] = None, eval: Optional[str | Path] = None, budget: Optional[int] = None,
+               strategy: Optional[str] = None, backbone: Optional[str] = None, curve: Optional[str | Path] = None,
+               seed: Optional[int] = None, eval_fraction: Optional[float] = None, on_bad_file: Optional[str] = None,
+               config: Optional[LabelNextConfig] = None, progress: Optional[ProgressFn] = None) -> LabelNextResult:
+    """Which unlabeled items of ``pool`` to label next: ``budget`` items ranked by ``strategy`` (default TypiClust) on
+    the pretrained features, each with the probe's suggested label when a labeled ``target`` is given, and the
+    projected accuracy with N more labels (a band fitted to a data-efficiency curve; ``projection_missing`` says
+    why there is none). Settings as keywords or a :class:`LabelNextConfig`; ``result.to_dict()`` is the JSON report
+    and :func:`tlcore.experiments.label_next.ranked_csv` the list to fill in."""
+    cfg = _config(LabelNextConfig, config, {"pool": pool, "modality": modality, "target": target, "eval": eval,
+                                            "budget": budget, "strategy": strategy, "backbone": backbone,
+                                            "curve": curve, "seed": seed, "eval_fraction": eval_fraction,
+                                            "on_bad_file": on_bad_file}).validate()
+    return run_label_next(cfg.modality, cfg.pool, target=cfg.target, eval=cfg.eval, backbone=cfg.backbone,
+                          strategy=cfg.strategy, budget=cfg.budget, seed=cfg.seed, eval_fraction=cfg.eval_fraction,
+                          curve=cfg.curve, on_bad_file=cfg.on_bad_file, progress=progress or no_progress)
 
 
 def curve(config: Optional[FinetuneConfig] = None, *, shots: Optional[Sequence[int]] = None, seeds: Sequence[int] = (0, 1, 2),
@@ -266,7 +319,7 @@ cluster_job.config_class = ClusterConfig   # type: ignore[attr-defined]
 curve_job.config_class = CurveConfig       # type: ignore[attr-defined]
 
 
-__all__ = ["MAX_CURVE_RUNS", "MAX_CURVE_SHOTS", "ClusterConfig", "ClusteringResult", "CurveConfig", "CurveResult",
-           "DiagnoseConfig", "DiagnosisResult", "FinetuneConfig", "LoadedRun", "RankConfig", "RankResult", "RunResult",
-           "SweepConfig", "check_curve_plan", "cluster", "cluster_job", "curve", "curve_job", "diagnose",
-           "export_hf", "export_onnx", "finetune", "load_onnx_model", "load_run", "rank", "sweep", "sweep_job"]
+__all__ = ["MAX_CURVE_RUNS", "MAX_CURVE_SHOTS", "AuditConfig", "AuditResult", "ClusterConfig", "ClusteringResult",
+           "CurveConfig", "CurveResult", "DiagnoseConfig", "DiagnosisResult", "FinetuneConfig", "LabelNextConfig", "LabelNextResult", "LoadedRun", "RankConfig", "RankResult", "RunResult",
+           "SweepConfig", "audit", "check_curve_plan", "cluster", "cluster_job", "curve", "curve_job", "diagnose",
+           "export_hf", "export_onnx", "finetune", "label_next", "load_onnx_model", "load_run", "rank", "sweep", "sweep_job"]

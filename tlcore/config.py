@@ -38,6 +38,7 @@ LIMITS: dict[str, dict] = {
     "seeds": {"min": 1, "max": 10},             # fine-tuning: training seeds; curve: seeds per point
     "tune": {"min": 0, "max": 50},              # fine-tuning: tuning trials per trained network (0 = defaults)
     "shots": {"min": 0, "max": 100_000},        # curve: labeled examples per class of one point (0 = all)
+    "budget": {"min": 1, "max": 1000},          # label-next: items ranked to label next
     "max_gb": {"min": 0.0, "max": 1e6},         # gc: a cache cap in GB, fractions allowed (0 = evict everything)
     "store_features_max_gb": {"min": 0.0, "max": 1e6},   # gc: the artifact store's shared features cap in GB
     "num_workers": {"min": 0, "max": 64},       # DataLoader worker processes (preprocessing beside the model)
@@ -102,6 +103,9 @@ class FinetuneConfig:
                              "whole schedule on all training data.", **LIMITS["val_fraction"])
     max_per_class: Optional[int] = config_field(None, "Use at most this many labeled target training examples per class.",
                                       **LIMITS["max_per_class"])
+    exclude: Optional[str] = config_field(None, "A CSV of target training items to leave out: a 'name' column (the "
+                                          "audit's --csv file); its reasons are recorded in the report. Only "
+                                          "training items are removed: the eval split is never changed.")
     baselines: list = config_field(["scratch", "knn", "classical"], "Baselines to compute: scratch (the backbone's "
                                    "random-init twin, same items and validation rule), knn (k-NN on the pretrained "
                                    "features), classical (no pretrained weights: TF-IDF, HOG or MFCC features + "
@@ -151,6 +155,9 @@ class FinetuneConfig:
             raise ConfigError(f"--seeds {self.seeds}: several training seeds in one run are available for "
                               f"{', '.join(several)}, not for {task.description}; run once per --seed instead")
         _check_strategy(self, task.strategies)
+        if self.exclude and not getattr(task.part("pipeline"), "EXCLUDES_ITEMS", False):
+            raise ConfigError(f"--exclude leaves listed training items out of a run; {task.description} runs do not "
+                              "take it in this version: drop --exclude")
         task.part("pipeline").check_config(self)
         from tlcore.device import resolve_device, resolve_precision
 

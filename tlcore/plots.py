@@ -322,3 +322,26 @@ def rank_intervals(ranking: Sequence[Mapping], title: str = "") -> go.Figure:
     fig.update_yaxes(type="category")
     fig.update_annotations(font_size=12)
     return _layout(fig, title, height=max(220, 120 + 44 * len(names)))
+
+
+def label_projection(projection: Mapping, title: str = "") -> go.Figure:
+    """"Expected accuracy with N more labels": the fitted curve as a dashed line in a shaded 95% band, both named
+    *projection*, over the measured curve's points (markers, named *measured*). ``projection`` is a label-next
+    report's ``projection`` (``n_now``, ``more_labels``, ``mean``, ``low``, ``high``, ``points``)."""
+    n_now = projection["n_now"]
+    x = [n_now + m for m in projection["more_labels"]]
+    fig = go.Figure()
+    fig.add_scatter(x=x + x[::-1], y=list(projection["high"]) + list(projection["low"])[::-1], fill="toself",
+                    fillcolor="rgba(47,111,222,0.15)", line=dict(width=0), hoverinfo="skip",
+                    name="projection: 95% band")
+    fig.add_scatter(x=x, y=projection["mean"], mode="lines", line=dict(color=AFTER_COLOR, dash="dash"),
+                    name="projection (fitted, not measured)",
+                    hovertemplate="%{x} labels: %{y:.3f} projected<extra></extra>")
+    points = projection.get("points") or []
+    fig.add_scatter(x=[p["train"] for p in points], y=[p["mean"] for p in points], mode="markers",
+                    marker=dict(color=BEFORE_COLOR, size=9), name="measured (mean over seeds)",
+                    hovertemplate="%{x} labels: %{y:.3f} measured<extra></extra>")
+    fig.add_vline(x=n_now, line=dict(color=BASELINE_COLOR, dash="dot"), annotation_text="labeled now")
+    fig.update_xaxes(title="labeled training examples")
+    fig.update_yaxes(title="accuracy", range=[0, 1.02])
+    return _layout(fig, title or "Projection: expected accuracy with N more labels (not a measurement)")

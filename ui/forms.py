@@ -18,7 +18,9 @@ def _base_type(type_str: str) -> tuple[str, bool]:
 
 # FinetuneConfig fields set by the chosen data set or by the dedicated backbone/strategy widgets;
 # every other field becomes a form widget, so a new config field shows up in the app by itself.
-FINETUNE_FIXED_FIELDS = ("modality", "out", "target", "source", "unlabeled", "eval", "task", "backbone", "strategy")
+# ``exclude`` is set by the Data page's label audit ("Re-run without these"), not typed.
+FINETUNE_FIXED_FIELDS = ("modality", "out", "target", "source", "unlabeled", "eval", "task", "backbone", "strategy",
+                         "exclude")
 
 
 def finetune_settings() -> list[str]:

@@ -23,7 +23,7 @@ os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 HANDLERS = {"demo": tools.cmd_demo, "backbones": tools.cmd_backbones, "finetune": commands.cmd_finetune,
             "predict": tools.cmd_predict, "diagnose": commands.cmd_diagnose, "rank": commands.cmd_rank,
             "curve": commands.cmd_curve, "cluster": commands.cmd_cluster, "export": tools.cmd_export,
-            "gc": tools.cmd_gc, "sweep": commands.cmd_sweep}
+            "gc": tools.cmd_gc, "sweep": commands.cmd_sweep, "audit": commands.cmd_audit, "label-next": commands.cmd_label_next}
 
 __all__ = ["HANDLERS", "build_parser", "main"]
 

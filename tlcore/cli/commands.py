@@ -16,7 +16,16 @@ from tlcore.cli.parser import CURVE_FIELDS, config_values
 from tlcore.config import TASKS, FinetuneConfig, check_option
 from tlcore.device import is_main_process
 from tlcore.errors import Cancelled, ConfigError, TransferLabError
-from tlcore.experiments.configs import ClusterConfig, CurveConfig, DiagnoseConfig, RankConfig, check_curve_plan
+from tlcore.experiments.configs import (
+    AuditConfig,
+    ClusterConfig,
+    CurveConfig,
+    DiagnoseConfig,
+    LabelNextConfig,
+    RankConfig,
+    check_curve_plan,
+)
+from tlcore.experiments.label_next import ranked_csv
 from tlcore.experiments.sweep import SweepConfig
 from tlcore.tasks import get_task
 from tlcore.training.launch import CHILD_ENV, PROGRESS_ENV, progress_to_file
@@ -119,6 +128,39 @@ def cmd_rank(args: argparse.Namespace) -> int:
     return 0
 
 
+def _out_file(path: str | None, flag: str):
+    """:func:`json_target`'s checks for another output flag (its messages then name that flag)."""
+    try:
+        return json_target(path)
+    except ConfigError as exc:
+        raise ConfigError(str(exc).replace("--json", flag, 1)) from None
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    cfg = AuditConfig.from_dict(config_values(args, AuditConfig)).validate()
+    json_path, csv_path = json_target(args.json), _out_file(args.csv, "--csv")
+    bar = ProgressBar(args.quiet)
+    try:
+        result = api.audit(config=cfg, progress=bar)
+    finally:
+        bar.close()
+    write_report(result.to_dict(), json_path)
+    if csv_path:
+        try:
+            csv_path.write_text(result.csv(), encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"cannot write --csv {csv_path}: {exc.strerror}") from None
+    data = result.report["data"]
+    for role, counts in result.counts.items():
+        found = ", ".join(f"{n} {kind.replace('_', ' ')}" for kind, n in counts.items() if n) or "no issues"
+        print(f"{role}: {result.report['flagged_items'][role]} of {data[role]} items flagged ({found})", file=sys.stderr)
+    for role, why in result.report.get("label_skipped", {}).items():
+        print(f"{role}: labels not checked: {why}", file=sys.stderr)
+    for role, said in result.report.get("notes", {}).items():
+        print(f"{role}: note from cleanlab: {' '.join(said)}", file=sys.stderr)
+    return 0
+
+
 def cmd_curve(args: argparse.Namespace) -> int:
     values = {k: v for k, v in config_values(args, FinetuneConfig).items() if k not in CURVE_FIELDS}
     cfg = FinetuneConfig.from_dict({**values, "out": ""}).validate(need_out=False)
@@ -152,4 +194,33 @@ def cmd_cluster(args: argparse.Namespace) -> int:
         scores = f"  NMI {r['nmi']:.3f}  ARI {r['ari']:.3f}" if "nmi" in r else ""
         silhouette = "n/a" if r.get("silhouette") is None else f"{r['silhouette']:.3f}"
         print(f"{side}: k={r['k']}  silhouette {silhouette}{scores}", file=sys.stderr)
+    return 0
+
+
+def cmd_label_next(args: argparse.Namespace) -> int:
+    cfg = LabelNextConfig.from_dict(config_values(args, LabelNextConfig)).validate()
+    json_path = json_target(args.json)
+    bar = ProgressBar(args.quiet)
+    try:
+        result = api.label_next(config=cfg, progress=bar)
+    finally:
+        bar.close()
+    write_report(result.to_dict(), json_path)
+    if args.csv:
+        with open(args.csv, "w", encoding="utf-8", newline="") as f:
+            f.write(ranked_csv(result))
+    for row in result.ranked[:10]:
+        guess = f"  (probe guesses {row['suggested']}, p={row['suggested_p']:.2f})" if "suggested" in row else ""
+        print(f"{row['rank']:>3}. {row['name']}{guess}", file=sys.stderr)
+    if len(result.ranked) > 10:
+        print(f"     ... {len(result.ranked) - 10} more" + (f" in {args.csv}" if args.csv else ""), file=sys.stderr)
+    p = result.projection
+    if p:
+        print(f"projection (not a measurement): {p['mean'][0]:.3f} now ({p['n_now']} labels); with "
+              f"{p['more_labels'][-1]} more {p['mean'][-1]:.3f} (95% band {p['low'][-1]:.3f}-{p['high'][-1]:.3f})",
+              file=sys.stderr)
+    else:
+        print(f"no projection: {result.projection_missing}", file=sys.stderr)
+    for w in result.warnings:
+        print(f"warning: {w}", file=sys.stderr)
     return 0

@@ -11,14 +11,14 @@ import math
 from typing import Any, Sequence
 
 from tlcore.config import LIMITS, FinetuneConfig, field_help, limit_text, option_name
-from tlcore.experiments.configs import ClusterConfig, CurveConfig, DiagnoseConfig, RankConfig
+from tlcore.experiments.configs import AuditConfig, ClusterConfig, CurveConfig, DiagnoseConfig, LabelNextConfig, RankConfig
 from tlcore.experiments.sweep import SweepConfig
 
 #: The config each generated subcommand is built from, and the fields it leaves out (``cluster``: ``out`` is the run
 #: folder of the app's background runs; the CLI writes the report with --json instead).
 GENERATED: dict[str, tuple[type, tuple[str, ...]]] = {
     "finetune": (FinetuneConfig, ()), "sweep": (SweepConfig, ()), "diagnose": (DiagnoseConfig, ()),
-    "rank": (RankConfig, ()), "cluster": (ClusterConfig, ("out",)),
+    "rank": (RankConfig, ()), "audit": (AuditConfig, ()), "cluster": (ClusterConfig, ("out",)), "label-next": (LabelNextConfig, ()),
 }
 
 
@@ -151,6 +151,13 @@ def build_parser() -> argparse.ArgumentParser:
     add_config_flags(rk, *GENERATED["rank"])
     _report_flags(rk)
 
+    au = sub.add_parser("audit", help="label issues and data problems: likely mislabeled items, duplicates, outliers "
+                                      "(cleanlab on cross-validated probes of the pretrained features)")
+    add_config_flags(au, *GENERATED["audit"])
+    _report_flags(au)
+    au.add_argument("--csv", help="also write the issues as CSV here (one row per item and issue); a fine-tuning run "
+                                  "takes it as --exclude to leave the flagged training items out")
+
     cv = sub.add_parser("curve", help="data-efficiency curve: accuracy vs labeled examples per class, pretrained vs scratch")
     add_config_flags(cv, FinetuneConfig, skip=("out", "seed", "seeds", "max_per_class", "baselines", "unlabeled"))
     add_config_flags(cv, CurveConfig, only=CURVE_FIELDS)
@@ -164,6 +171,13 @@ def build_parser() -> argparse.ArgumentParser:
     cl = sub.add_parser("cluster", help="unsupervised transfer: cluster unlabeled data on pretrained features vs raw inputs")
     add_config_flags(cl, *GENERATED["cluster"])
     _report_flags(cl)
+
+    ln = sub.add_parser("label-next", help="which unlabeled items to label next: a ranked list (TypiClust, margin x "
+                                           "k-center...) and the accuracy projected for N more labels")
+    add_config_flags(ln, *GENERATED["label-next"])
+    ln.add_argument("--csv", help="also write the ranked list here as CSV (rank,item,name,suggested,uncertainty,label), "
+                                  "with an empty label column to fill in")
+    _report_flags(ln, what="the ranking")
 
     gcp = sub.add_parser("gc", help="remove stale temporary files and evict the feature / unzip caches past the cap")
     gcp.add_argument("--dry-run", action="store_true", help="list what would be removed; remove nothing")

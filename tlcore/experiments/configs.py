@@ -30,6 +30,7 @@ from tlcore.config import (
 from tlcore.diagnostics.embedding_map import MAP_METHODS
 from tlcore.errors import ConfigError
 from tlcore.experiments.curve import DEFAULT_SHOTS
+from tlcore.experiments.label_next import LABEL_NEXT_STRATEGIES, NEEDS_LABELS
 from tlcore.experiments.rank_validation import check_rank_validation
 from tlcore.experiments.sweep import SweepConfig
 from tlcore.models.registry import resolve_backbone_name
@@ -147,6 +148,36 @@ class RankConfig(_Settings):
                               "eval out")
         _check_path(self.target, "the target data")
         _check_path(self.eval, "the eval data")
+        return self
+
+
+@dataclass
+class AuditConfig(_Settings):
+    """Label issues and data problems of a labeled set, before training (``python -m tlcore audit``,
+    :func:`tlcore.api.audit`, the Data page's "Audit labels"): likely mislabeled items, duplicates, outliers."""
+
+    WHAT = "a label audit"
+
+    modality: str = config_field(None, MODALITY_HELP, choices=MODALITIES, required=True)
+    target: str = config_field("", "Labeled target data (folder, .zip or table) whose labels are checked.",
+                               required=True)
+    eval: Optional[str] = config_field(None, "Labeled eval data: training items identical or nearly identical to an "
+                                       "eval item are flagged (the eval set itself is not audited or changed).")
+    source: Optional[str] = config_field(None, "Labeled source-domain data, audited too (optional).")
+    backbone: Optional[str] = config_field(None, "Backbone whose pretrained features the probes and the duplicate and "
+                                           "outlier checks use; default per modality.")
+    task: Optional[str] = config_field(None, TASK_HELP, choices=TASKS)
+    seed: int = config_field(0, "Random seed (the cross-validation folds): same seed, same data, same report.",
+                             **LIMITS["seed"])
+
+    def validate(self) -> "AuditConfig":
+        """Refuse settings no audit can use, with a message that says what to change. Returns ``self``."""
+        _check_fields(self)
+        resolve_backbone_name(self.backbone, self.modality)
+        _check_task(self.task, self.modality)
+        _check_path(self.target, "the target data")
+        _check_path(self.eval, "the eval data")
+        _check_path(self.source, "the source data")
         return self
 
 
@@ -274,5 +305,52 @@ class CurveConfig(_Settings):
         return self
 
 
-__all__ = ["MAX_CURVE_RUNS", "MAX_CURVE_SHOTS", "ClusterConfig", "CurveConfig", "DiagnoseConfig", "RankConfig",
-           "SweepConfig", "check_curve_plan"]
+@dataclass
+class LabelNextConfig(_Settings):
+    """Which unlabeled items to label next (``python -m tlcore label-next``, :func:`tlcore.api.label_next`, the app's
+    Data page): rank ``budget`` items of ``pool`` and project the accuracy more labels would bring
+    (:mod:`tlcore.experiments.label_next`)."""
+
+    WHAT = "a label-next ranking"
+
+    modality: str = config_field(None, MODALITY_HELP, choices=MODALITIES, required=True)
+    pool: str = config_field("", "Unlabeled data to choose from (folder, .zip or table), e.g. the set's unlabeled split; "
+                             "at most 20,000 items.", required=True)
+    target: Optional[str] = config_field(None, "Labeled target data you already have (optional): the margin "
+                                         "strategies' probe is trained on it, and the projection's curve is measured "
+                                         "on it. Part is held out for eval unless eval is given.")
+    eval: Optional[str] = config_field(None, "Labeled held-out data the projection's curve is scored on (else a split "
+                                       "of the target).")
+    budget: int = config_field(20, "How many items to rank (the labels you can afford next).", **LIMITS["budget"])
+    strategy: str = config_field("typiclust", "typiclust (default; suits a label or a few per class, needs no labels), "
+                                 "margin_kcenter, margin, kcenter or random (the margin strategies need a labeled "
+                                 "target of two classes or more).", choices=LABEL_NEXT_STRATEGIES)
+    backbone: Optional[str] = config_field(None, "Backbone whose pretrained features are compared; default per "
+                                           "modality.")
+    curve: Optional[str] = config_field(None, "A data-efficiency curve run (folder or report.json) to fit the "
+                                        "projection to; else a linear-probe curve is measured on the target.")
+    seed: int = config_field(0, "Random seed (k-means, the curve's subsets, the bootstrap).", **LIMITS["seed"])
+    eval_fraction: float = config_field(0.3, "Share of the target held out for the projection's eval when no eval "
+                                        "set is given.", **LIMITS["eval_fraction"])
+    on_bad_file: str = config_field("skip", "What to do with unreadable files: skip or refuse.",
+                                    choices=("skip", "refuse"))
+
+    def validate(self) -> "LabelNextConfig":
+        """Refuse settings no ranking can use, with a message that says what to change. Returns ``self``."""
+        _check_fields(self)
+        resolve_backbone_name(self.backbone, self.modality)
+        if self.strategy in NEEDS_LABELS and not self.target:
+            raise ConfigError(f"strategy {self.strategy} reads a classifier's uncertainty: give a labeled target "
+                              "(two classes or more), or use typiclust")
+        if self.eval and not self.target:
+            raise ConfigError("eval scores the projection's curve, which is measured on the labeled target: give "
+                              "target too, or leave eval out")
+        _check_path(self.pool, "the pool")
+        _check_path(self.target, "the target data")
+        _check_path(self.eval, "the eval data")
+        _check_path(self.curve, "the curve run")
+        return self
+
+
+__all__ = ["MAX_CURVE_RUNS", "MAX_CURVE_SHOTS", "AuditConfig", "ClusterConfig", "CurveConfig", "DiagnoseConfig", "LabelNextConfig",
+           "RankConfig", "SweepConfig", "check_curve_plan"]

@@ -20,6 +20,8 @@ from tlcore.data.dataset import Dataset
 from tlcore.data.loaders import check_trainable, load_dataset
 from tlcore.data.overlap import content_keys, item_kind, other_overlaps, overlap_warnings
 from tlcore.errors import DataError
+from tlcore.evaluation.calibration import softmax
+from tlcore.evaluation.errors import CE_DEFINITION, cross_entropy, loss_block
 from tlcore.evaluation.metrics import (
     classification_metrics,
     flipped_examples,
@@ -86,7 +88,8 @@ class Job(TaskJob):
                                                             seed=self.cfg.seed)
         head = BeforeHead(self.w0, self.b0, "softmax")
         self.save_before = lambda folder: head.save(folder, kind=BEFORE_KIND)
-        return Outcome(head.scores(self.f["eval"]).argmax(1), kind=BEFORE_KIND)
+        self.before_proba = head.scores(self.f["eval"])        # softmax: the per-item losses (eval_losses)
+        return Outcome(self.before_proba.argmax(1), kind=BEFORE_KIND)
 
     def after(self) -> Outcome:
         cfg, f = self.cfg, self.f
@@ -99,6 +102,7 @@ class Job(TaskJob):
         self.model = TransferModel(self.backbone, self.classes, backbone_name=self.backbone_name, strategy=cfg.strategy,
                                    head_hidden=adapted.head_hidden)
         self.model.head.load_state_dict(adapted.head_state)
+        self.eval_logits = adapted.eval_scores
         if not cfg.adapt_backbone:
             return Outcome(adapted.eval_scores.argmax(1), info)
         # End to end: the head restarts from the source probe; the trade-off is the one chosen on frozen features.
@@ -113,7 +117,8 @@ class Job(TaskJob):
         self.backbone.pretrained = False   # modified weights: never share the features cache
         info["backbone"] = {"adapted": True, "trade_off": trade_off, "lr": lr, "epochs_run": trained.epochs_run,
                             "history": trained.history}
-        return Outcome(self.model.predict_proba(self.eval.items, batch_size=64).argmax(1), info)
+        self.eval_logits = self.model.predict_logits(self.eval.items, batch_size=64)
+        return Outcome(self.eval_logits.argmax(1), info)
 
     def baseline(self, name: str) -> Outcome:
         """k-NN on the pretrained source features, or the classical model trained on the source labels."""
@@ -152,6 +157,8 @@ class Job(TaskJob):
                                         self.eval.names),
             "eval_predictions": {"true": self.ye.tolist(), **{k: v.tolist() for k, v in preds.items()},
                                  "items": [str(x) for x in self.eval.items], "names": self.eval.names},
+            "eval_losses": loss_block(CE_DEFINITION, cross_entropy(softmax(self.eval_logits), self.ye),
+                                      cross_entropy(self.before_proba, self.ye)),
         }
 
     def save_model(self, folder: Path) -> None:

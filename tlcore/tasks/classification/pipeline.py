@@ -25,10 +25,13 @@ import torch
 
 from tlcore.config import FinetuneConfig
 from tlcore.data.dataset import Dataset
+from tlcore.data.exclude import exclude_training_items, read_exclusions
 from tlcore.data.loaders import case_only_labels, check_trainable, load_dataset
 from tlcore.data.overlap import conflicting_labels, content_key, item_kind, overlap_warnings, split_overlaps
 from tlcore.data.split import cap_per_class, eval_split
 from tlcore.errors import ConfigError, DataError
+from tlcore.evaluation.calibration import softmax
+from tlcore.evaluation.errors import CE_DEFINITION, cross_entropy, loss_block
 from tlcore.evaluation.metrics import (
     MAX_CONFUSION_CLASSES,
     classification_metrics,
@@ -61,6 +64,8 @@ from tlcore.training.trainer import TrainConfig
 FT_HEAD_LR_FACTOR = 1.0
 FT_SCHEDULE = "warmup_cosine"
 PROBE_TUNING = "C chosen by k-fold cross-validation of the training items (every run; --tune adds nothing to it)"
+#: ``FinetuneConfig.exclude`` (training items left out, e.g. those the label audit flagged) is applied by this task.
+EXCLUDES_ITEMS = True
 
 
 def _load(path: Optional[str], cfg: FinetuneConfig, what: str, labeled: bool) -> Optional[Dataset]:
@@ -96,6 +101,7 @@ class RunData:
     split_file: Optional[Path]
     problems: list[str]
     conflicts: Optional[dict] = None   # identical target items under different labels (conflicting_labels)
+    excluded: Optional[dict] = None    # training items left out by cfg.exclude, and why (exclude_training_items)
 
 
 def prepare_data(cfg: FinetuneConfig) -> RunData:
@@ -118,6 +124,12 @@ def prepare_data(cfg: FinetuneConfig) -> RunData:
                                                                       "unlabeled": unlabeled and unlabeled.items},
                                    train_keys=[key_of[x] for x in train_ds.items])
     train_ds = train_ds.subset(keep)
+    excluded = None
+    if cfg.exclude:     # training items only: the eval split (held out or given) stays exactly as it is
+        train_ds, excluded = exclude_training_items(train_ds, cfg.exclude, held_out=() if cfg.eval else eval_ds.names)
+        if len(set(train_ds.labels or [])) < 2:
+            raise DataError(f"--exclude {cfg.exclude} leaves {len(train_ds)} training item(s) with fewer than two "
+                            "classes: exclude fewer items")
     train_ds = cap_per_class(train_ds, cfg.max_per_class, seed=cfg.seed)
     # over the whole target: a contradiction whose copies the split put on both sides is still one
     shown = target.items if kind == "text" else target.names or target.items     # texts, or files by their names
@@ -128,7 +140,7 @@ def prepare_data(cfg: FinetuneConfig) -> RunData:
         raise DataError(f"eval classes {unseen} do not occur in the target training data; add examples of them to --target")
     problems = [str(p) for d in (target, source, eval_ds, unlabeled) if d is not None for p in d.problems]
     return RunData(target, source, unlabeled, train_ds, eval_ds, classes, _indices(train_ds.labels, classes),
-                   _indices(eval_ds.labels, classes), overlap, split_file, problems, conflicts)
+                   _indices(eval_ds.labels, classes), overlap, split_file, problems, conflicts, excluded)
 
 
 def _indices(labels: list[str], classes: list[str]) -> np.ndarray:
@@ -157,6 +169,8 @@ def check_config(cfg: FinetuneConfig) -> None:
         raise ConfigError("pass --target with labeled target data (a few examples per class); with only a labeled "
                           f"--source and --unlabeled target, pick an adaptation strategy ({adaptation}); with no labels "
                           "at all use `python -m tlcore cluster`")
+    if cfg.exclude:
+        read_exclusions(cfg.exclude)    # the file exists and has a 'name' column
     resolve_backbone_name(cfg.backbone, cfg.modality)
 
 
@@ -179,6 +193,11 @@ class Job(TaskJob):
         self.ctx.warnings += (overlap_warnings(d.overlap, len(d.eval)) + _conflict_warnings(d.conflicts)
                               + _group_warnings(d.train, d.eval) + _class_warnings(d.classes))
         self.ctx.warnings += [f"{len(d.problems)} file(s)/row(s) skipped: see data.problems"] * bool(d.problems)
+        if d.excluded is not None:
+            x = d.excluded
+            kept = f"; {x['kept_in_eval']} listed item(s) are in the eval split and stay there" if x["kept_in_eval"] else ""
+            self.ctx.warnings.append(f"{x['removed']} training item(s) left out as listed in {x['file']} (--exclude; the "
+                                     f"eval split is unchanged{kept}): see data.excluded for which and why")
         return f"{len(d.train)} train / {len(d.eval)} eval items, {len(d.classes)} classes"
 
     def before(self) -> Outcome:
@@ -318,14 +337,24 @@ class Job(TaskJob):
                      "eval_split_file": str(d.split_file) if d.split_file else None, "problems": d.problems,
                      "eval_overlap": d.overlap, "target": cfg.target, "source_path": cfg.source, "eval_path": cfg.eval,
                      "groups": {name: len(set(ds.groups)) if ds.groups is not None else None
-                                for name, ds in (("train", d.train), ("eval", d.eval))}},
+                                for name, ds in (("train", d.train), ("eval", d.eval))},
+                     **({"excluded": d.excluded} if d.excluded is not None else {})},
             "flipped": flipped_examples(d.y_eval, preds["before"], preds["after"], d.classes, d.eval.items,
                                         d.eval.names),
             "eval_predictions": {"true": d.y_eval.tolist(), **{k: v.tolist() for k, v in preds.items()},
                                  "items": [str(x) for x in d.eval.items], "names": d.eval.names,
                                  **({"groups": d.eval.groups} if d.eval.groups is not None else {})},
+            "eval_losses": self._eval_losses(),
             "calibration": calibrate_run(self, outcomes),      # also sets the temperature save_model saves
         }
+
+    def _eval_losses(self) -> dict:
+        """Per eval item, the cross-entropy of "after" and (when it scores probabilities) "before": the Compare
+        page's top losses (:mod:`tlcore.evaluation.errors`)."""
+        y, head = self.d.y_eval, self.before_head
+        before = cross_entropy(head.scores(self.f["eval"]), y) if head.score == "softmax" else None
+        return loss_block(CE_DEFINITION, cross_entropy(softmax(self.eval_logits), y), before,
+                          "the before model (nearest class mean) scores cosine similarities, not probabilities")
 
     def save_model(self, folder: Path) -> None:
         self.model.save_pretrained(folder)

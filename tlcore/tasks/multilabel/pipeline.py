@@ -29,6 +29,7 @@ import torch
 from tlcore.config import MIN_VAL_ITEMS, FinetuneConfig
 from tlcore.data.overlap import item_kind, overlap_warnings, split_overlaps
 from tlcore.errors import ConfigError, DataError
+from tlcore.evaluation.errors import BCE_DEFINITION, binary_cross_entropy, loss_block
 from tlcore.evaluation.neighbours import knn_shares
 from tlcore.models.before import BeforeHead
 from tlcore.models.features import extract_features
@@ -178,14 +179,17 @@ class Job(TaskJob):
             ws, bs, _ = fit_sigmoid_head(f["source"], d.source.multi_hot(d.labels), seed=self.cfg.seed)
             head = BeforeHead(ws, bs, "sigmoid")
             kind = "source-trained model (multi-label linear probe on source features, threshold 0.5)"
-            pred = (sigmoid(f["eval"] @ ws.numpy().T + bs.numpy()) > 0.5).astype(np.int64)
+            proba = sigmoid(f["eval"] @ ws.numpy().T + bs.numpy())
+            pred = (proba > 0.5).astype(np.int64)
             thresholds = np.full(len(d.labels), 0.5)
         else:
             head = centroid_head(f["train"][self.fit], self.y_fit)
             kind = ("training-free reference: per label, cosine to the mean of its positive items minus cosine to "
                     "the mean of its negatives, on the pretrained features (no training)")
             pred, thresholds = _predict(head.scores(f["eval"]), head.scores(f["train"][self.val]), self.y_val, 0.0)
+            proba = None        # centroid contrasts, not probabilities: no loss
         self.thresholds = {"before": thresholds}
+        self.eval_proba = {"before": proba}     # per-item losses (eval_losses)
 
         def save_before(folder: Path) -> None:
             head.save(folder, kind=kind)
@@ -217,10 +221,14 @@ class Job(TaskJob):
             for p in model.parameters():
                 p.requires_grad_(False)
             info.update(_history(result), lr=lr, schedule=tcfg.schedule)
-            pred, self.thresholds["after"] = self._predict_model(model)
+            self.eval_proba["after"] = sigmoid(model_logits(model, d.eval.items))
+            pred, self.thresholds["after"] = _predict(self.eval_proba["after"],
+                                                      sigmoid(model_logits(model, [d.train.items[i] for i in val])),
+                                                      self.y_val, 0.5)
         else:
             info.update(epochs_run=0)
-            pred, self.thresholds["after"] = _predict(sigmoid(f["eval"] @ w.numpy().T + b.numpy()),
+            self.eval_proba["after"] = sigmoid(f["eval"] @ w.numpy().T + b.numpy())
+            pred, self.thresholds["after"] = _predict(self.eval_proba["after"],
                                                       sigmoid(f["train"][val] @ w.numpy().T + b.numpy()), self.y_val,
                                                       0.5)
         return Outcome(pred, info)
@@ -279,7 +287,16 @@ class Job(TaskJob):
                                      d.eval.names),
             "eval_predictions": {"true": idx(d.y_eval), **{k: idx(o.pred) for k, o in outcomes.items()},
                                  "items": [str(x) for x in d.eval.items], "names": d.eval.names},
+            "eval_losses": self._eval_losses(),
         }
+
+    def _eval_losses(self) -> dict:
+        """Per eval item, the mean binary cross-entropy of "after" and (when it scores probabilities) "before": the
+        Compare page's top losses (:mod:`tlcore.evaluation.errors`)."""
+        before = self.eval_proba["before"]
+        return loss_block(BCE_DEFINITION, binary_cross_entropy(self.eval_proba["after"], self.d.y_eval),
+                          None if before is None else binary_cross_entropy(before, self.d.y_eval),
+                          "the training-free reference scores centroid contrasts, not probabilities")
 
     def save_model(self, folder: Path) -> None:
         self.model.save_pretrained(folder)
