@@ -167,6 +167,9 @@ TABLES: dict[str, tuple[tuple[str, ...], Callable[[], str]]] = {
     "shift": (("shift_tables_a.json", "shift_tables_b.json", "rank_tables.json", "curve_tables.json"),
               render_shift_tables),
     "compat": (("compat_matrix.json",), lambda: render_compat_matrix(_load("compat_matrix.json"))),
+    "audit": (("audit_table.json",), lambda: __import__("audit_table").render(_load("audit_table.json"))),
+    "label-next": (("label_next_table.json",),
+                   lambda: __import__("label_next_table").render(_load("label_next_table.json"))),
 }
 
 
