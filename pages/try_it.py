@@ -117,6 +117,8 @@ elif kind == "entities":
     if table["entity"]:
         st.markdown("**Entities found**")
         st.dataframe(table, hide_index=True, width="stretch", key="try-spans")
+        if ti.spans_have_confidence(result.after):
+            st.caption(ti.SPAN_CONFIDENCE_NOTE)
     else:
         st.caption("Neither model found an entity.")
 

@@ -186,15 +186,27 @@ def entities_html(row: dict) -> str:
     return f'<div style="line-height:1.9">{body}</div>'
 
 
+#: What the number beside a found span means (a tagger's spans carry a confidence since issue 19).
+SPAN_CONFIDENCE_NOTE = ("The number beside ✓ is the span's confidence: the probability of its least confident word's "
+                        "tag (after: calibrated by the run's temperature when one was fitted).")
+
+
+def spans_have_confidence(rows: Sequence[dict]) -> bool:
+    """Do these NER prediction rows' spans carry a confidence (runs' models since issue 19 do)?"""
+    return any(s.get("confidence") is not None for row in rows for s in row.get("spans") or [])
+
+
 def spans_table(before: Optional[Sequence[dict]], after: Sequence[dict]) -> dict[str, list]:
-    """One row per entity span found by either model: sentence, text, type, and whether before / after found it."""
+    """One row per entity span found by either model: sentence, text, type, and whether before / after found it
+    (``✓``, with the span's confidence when the prediction carries one)."""
     rows: dict[tuple, dict] = {}
     for which, preds in (("before", before or []), ("after", after)):
         for n, row in enumerate(preds, 1):
             for s in row.get("spans") or []:
                 key = (n, s["start"], s["end"], s["type"])
+                found = "✓" if s.get("confidence") is None else f"✓ {float(s['confidence']):.2f}"
                 rows.setdefault(key, {"sentence": n, "entity": s.get("text", ""), "type": s["type"],
-                                      "before": "—", "after": "—"})[which] = "✓"
+                                      "before": "—", "after": "—"})[which] = found
     ordered = [rows[k] for k in sorted(rows)]
     columns = ["sentence", "entity", "type"] + (["before"] if before is not None else []) + ["after"]
     return {c: [r[c] for r in ordered] for c in columns}

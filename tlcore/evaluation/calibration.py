@@ -19,6 +19,13 @@ interval, reliability-diagram data, and temperature scaling.
   It changes no prediction: ``argmax(z / T) == argmax(z)``, so accuracy and every confusion count stay the same.
 
 Shapes: ``probs`` and ``logits`` are (n, classes); ``y`` is (n,) integer class indices.
+
+The ECE, its interval and the bins are computed on **events**: a confidence ``c_i`` in [0, 1] and an outcome
+``a_i`` in {0, 1} each. Single-label items (and NER's tokens) give top-class events (:func:`top_label_events`);
+multi-label items give one event per (item, label) pair, its sigmoid probability and whether the item has the label
+(:func:`label_events`: the class-wise calibration of Kull et al., NeurIPS 2019, pooled over labels). ``units`` (one
+per event) are what the bootstrap resamples when events are not independent: an eval group, a sentence's tokens, an
+item's labels.
 """
 
 from __future__ import annotations
@@ -66,16 +73,66 @@ def _ece_rows(conf: np.ndarray, correct: np.ndarray, n_bins: int) -> np.ndarray:
     return np.abs(np.add.reduceat(gap, starts, axis=1)).sum(1) / n
 
 
-def expected_calibration_error(probs: np.ndarray, y: Sequence[int], *, n_bins: int = N_BINS) -> float:
-    """ECE of the top-class confidence with ``n_bins`` equal-mass bins (module docstring); 0 for no items."""
+def top_label_events(probs: np.ndarray, y: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+    """((n,) top-class confidences ``max_k p_ik``, (n,) 1.0 where the top class is ``y_i``) of (n, classes) ``probs``."""
     p, yt = np.asarray(probs, dtype=np.float64), np.asarray(y)
     if len(yt) == 0:
+        return np.zeros(0), np.zeros(0)
+    return p.max(1), (p.argmax(1) == yt).astype(np.float64)
+
+
+def label_events(probs: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Multi-label: one event per (item, label) pair, item-major: ((n * L,) probabilities ``p_il``, (n * L,) the 0/1
+    truth ``y_il``) of (n, L) ``probs`` and (n, L) ``y``."""
+    return np.asarray(probs, dtype=np.float64).ravel(), np.asarray(y, dtype=np.float64).ravel()
+
+
+def events_ece(conf: np.ndarray, outcome: np.ndarray, *, n_bins: int = N_BINS) -> float:
+    """ECE of (n,) confidences against (n,) 0/1 outcomes with ``n_bins`` equal-mass bins; 0 for no events."""
+    c = np.asarray(conf, dtype=np.float64)
+    if len(c) == 0:
         return 0.0
-    return float(_ece_rows(p.max(1)[None], (p.argmax(1) == yt).astype(np.float64)[None], n_bins)[0])
+    return float(_ece_rows(c[None], np.asarray(outcome, dtype=np.float64)[None], n_bins)[0])
+
+
+def expected_calibration_error(probs: np.ndarray, y: Sequence[int], *, n_bins: int = N_BINS) -> float:
+    """ECE of the top-class confidence with ``n_bins`` equal-mass bins (module docstring); 0 for no items."""
+    return events_ece(*top_label_events(probs, y), n_bins=n_bins)
 
 
 #: Resampled item indices held at once by :func:`ece_interval` (bounded memory on large eval splits).
 _BLOCK_ITEMS = 2_000_000
+
+
+def events_ece_interval(conf: np.ndarray, outcome: np.ndarray, *, seed: int = 0, n_boot: int = N_BOOT,
+                        n_bins: int = N_BINS, units: Optional[Sequence] = None) -> list[float]:
+    """Percentile 95% bootstrap interval of :func:`events_ece`: ``n_boot`` resamples of the ``n`` events with
+    replacement, or (with ``units``, one per event) of as many whole units as there are, drawn with replacement, each
+    bringing all its events. Units of one size (a multi-label item's L labels) are resampled in blocks of rows."""
+    conf, correct = np.asarray(conf, dtype=np.float64), np.asarray(outcome, dtype=np.float64)
+    n = len(conf)
+    if n == 0:
+        return [0.0, 0.0]
+    rng = np.random.default_rng(seed)
+    block = max(1, _BLOCK_ITEMS // n)
+    if units is None:
+        eces = np.concatenate([_ece_rows(conf[idx], correct[idx], n_bins) for idx in
+                               (rng.integers(0, n, size=(min(block, n_boot - start), n))
+                                for start in range(0, n_boot, block))])
+    else:
+        unit = np.unique(np.asarray(units, dtype=str), return_inverse=True)[1]
+        members = [np.flatnonzero(unit == u) for u in range(unit.max() + 1)]
+        draws = (rng.integers(0, len(members), size=len(members)) for _ in range(n_boot))   # one resample each
+        if len({len(m) for m in members}) == 1:       # equal units: a resample is a row of a (units, size) table
+            table = np.stack(members)
+            rows = [np.stack([next(draws) for _ in range(min(block, n_boot - start))]) for start in
+                    range(0, n_boot, block)]
+            eces = np.concatenate([_ece_rows(conf[idx], correct[idx], n_bins) for idx in
+                                   (table[r].reshape(len(r), -1) for r in rows)])
+        else:
+            eces = np.array([_ece_rows(conf[idx][None], correct[idx][None], n_bins)[0] for idx in
+                             (np.concatenate([members[u] for u in d]) for d in draws)])
+    return [float(np.quantile(eces, 0.025)), float(np.quantile(eces, 0.975))]
 
 
 def ece_interval(probs: np.ndarray, y: Sequence[int], *, seed: int = 0, n_boot: int = N_BOOT, n_bins: int = N_BINS,
@@ -83,35 +140,23 @@ def ece_interval(probs: np.ndarray, y: Sequence[int], *, seed: int = 0, n_boot: 
     """Percentile 95% bootstrap interval of :func:`expected_calibration_error`: ``n_boot`` resamples of ``n`` items
     with replacement, or (with ``groups``) of as many whole groups as there are, drawn with replacement, each bringing
     all its items."""
-    p, yt = np.asarray(probs, dtype=np.float64), np.asarray(y)
-    n = len(yt)
-    if n == 0:
-        return [0.0, 0.0]
-    conf, correct = p.max(1), (p.argmax(1) == yt).astype(np.float64)
-    rng = np.random.default_rng(seed)
-    if groups is None:
-        block = max(1, _BLOCK_ITEMS // n)
-        eces = np.concatenate([_ece_rows(conf[idx], correct[idx], n_bins) for idx in
-                               (rng.integers(0, n, size=(min(block, n_boot - start), n))
-                                for start in range(0, n_boot, block))])
-    else:
-        unit = np.unique(np.asarray(groups, dtype=str), return_inverse=True)[1]
-        members = [np.flatnonzero(unit == u) for u in range(unit.max() + 1)]
-        eces = np.array([_ece_rows(conf[idx][None], correct[idx][None], n_bins)[0] for idx in
-                         (np.concatenate([members[u] for u in rng.integers(0, len(members), size=len(members))])
-                          for _ in range(n_boot))])
-    return [float(np.quantile(eces, 0.025)), float(np.quantile(eces, 0.975))]
+    return events_ece_interval(*top_label_events(probs, y), seed=seed, n_boot=n_boot, n_bins=n_bins, units=groups)
+
+
+def events_bins(conf: np.ndarray, outcome: np.ndarray, *, n_bins: int = N_BINS) -> list[dict]:
+    """Reliability-diagram data of events: per equal-mass bin (by increasing confidence) its mean ``confidence``, the
+    mean outcome (``accuracy``), the ``count`` of its events and the bin's confidence range (``lower``, ``upper``)."""
+    conf, correct = np.asarray(conf, dtype=np.float64), np.asarray(outcome, dtype=np.float64)
+    if len(conf) == 0:
+        return []
+    return [{"confidence": float(conf[b].mean()), "accuracy": float(correct[b].mean()), "count": int(len(b)),
+             "lower": float(conf[b].min()), "upper": float(conf[b].max())} for b in _bins(conf, n_bins)]
 
 
 def reliability_bins(probs: np.ndarray, y: Sequence[int], *, n_bins: int = N_BINS) -> list[dict]:
     """Reliability-diagram data: per equal-mass bin (by increasing confidence) its mean top-class ``confidence``, the
     ``accuracy`` of its items, their ``count`` and the bin's confidence range (``lower``, ``upper``)."""
-    p, yt = np.asarray(probs, dtype=np.float64), np.asarray(y)
-    if len(yt) == 0:
-        return []
-    conf, correct = p.max(1), (p.argmax(1) == yt).astype(np.float64)
-    return [{"confidence": float(conf[b].mean()), "accuracy": float(correct[b].mean()), "count": int(len(b)),
-             "lower": float(conf[b].min()), "upper": float(conf[b].max())} for b in _bins(conf, n_bins)]
+    return events_bins(*top_label_events(probs, y), n_bins=n_bins)
 
 
 def negative_log_likelihood(probs: np.ndarray, y: Sequence[int]) -> float:
@@ -120,18 +165,44 @@ def negative_log_likelihood(probs: np.ndarray, y: Sequence[int]) -> float:
     return float(-np.log(np.maximum(p[np.arange(len(yt)), yt], 1e-12)).mean()) if len(yt) else 0.0
 
 
+def events_summary(conf: np.ndarray, outcome: np.ndarray, nll: float, *, seed: int = 0,
+                   units: Optional[Sequence] = None) -> dict:
+    """One model's calibration from its events: ``{"ece", "ece_ci95", "nll", "bins"}`` (``nll`` as given)."""
+    return {"ece": events_ece(conf, outcome), "ece_ci95": events_ece_interval(conf, outcome, seed=seed, units=units),
+            "nll": float(nll), "bins": events_bins(conf, outcome)}
+
+
 def calibration_summary(probs: np.ndarray, y: Sequence[int], *, seed: int = 0,
                         groups: Optional[Sequence[str]] = None) -> dict:
-    """One model's calibration on the eval split: ``{"ece", "ece_ci95", "nll", "bins"}``."""
-    return {"ece": expected_calibration_error(probs, y), "ece_ci95": ece_interval(probs, y, seed=seed, groups=groups),
-            "nll": negative_log_likelihood(probs, y), "bins": reliability_bins(probs, y)}
+    """One model's calibration on the eval split: ``{"ece", "ece_ci95", "nll", "bins"}`` of its top-class events;
+    ``groups`` (one per item): the interval resamples them whole."""
+    return events_summary(*top_label_events(probs, y), negative_log_likelihood(probs, y), seed=seed, units=groups)
 
 
-def ece_method(groups: Optional[Sequence[str]]) -> dict:
-    """How the report's ECE and its interval were computed."""
-    return {"ece_definition": f"expected calibration error of the top-class confidence, {N_BINS} equal-mass bins "
-                              "(items sorted by confidence, cut into bins of equal count)",
-            "n_bins": N_BINS, **ci_method(groups)}
+def binary_calibration_summary(probs: np.ndarray, y: np.ndarray, *, seed: int = 0,
+                               groups: Optional[Sequence[str]] = None) -> dict:
+    """Multi-label: the same block over every (item, label) event of (n, L) sigmoid ``probs`` and 0/1 ``y``
+    (:func:`label_events`); the interval resamples whole items (all their labels together), or whole ``groups`` (one
+    per item) when given. ``nll``: the binary cross-entropy averaged over the events."""
+    p, t = np.asarray(probs, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    n_labels = p.shape[1] if p.ndim == 2 else 1
+    per_item = np.arange(len(p)).astype(str) if groups is None else np.asarray(groups, dtype=str)
+    q = np.clip(p, 1e-12, 1 - 1e-12)
+    nll = float(-(t * np.log(q) + (1 - t) * np.log(1 - q)).mean()) if p.size else 0.0
+    return events_summary(*label_events(p, t), nll, seed=seed, units=np.repeat(per_item, n_labels))
+
+
+def ece_method(groups: Optional[Sequence[str]], *, events: str = "the top-class confidence", counted: str = "items",
+               units: str = "") -> dict:
+    """How the report's ECE and its interval were computed: ``events`` says what was binned, ``counted`` what a bin
+    holds; ``units`` (when given) names what the bootstrap resampled instead of
+    :func:`~tlcore.evaluation.metrics.ci_method`'s items / groups."""
+    out = {"ece_definition": f"expected calibration error of {events}, {N_BINS} equal-mass bins "
+                             f"({counted} sorted by confidence, cut into bins of equal count)",
+           "n_bins": N_BINS, **ci_method(groups)}
+    if units:
+        out["ci_method"] = f"percentile bootstrap over {units} ({N_BOOT} resamples)"
+    return out
 
 
 def fit_temperature(logits: np.ndarray, y: Sequence[int], *, tolerance: float = 1e-6) -> float:
@@ -153,3 +224,18 @@ def fit_temperature(logits: np.ndarray, y: Sequence[int], *, tolerance: float = 
     lo, hi = np.log(T_BOUNDS[0]), np.log(T_BOUNDS[1])
     found = minimize_scalar(nll, bounds=(lo, hi), method="bounded", options={"xatol": tolerance})
     return float(np.exp(np.clip(found.x, lo, hi)))
+
+
+def fit_binary_temperature(logits: np.ndarray, y: np.ndarray) -> float:
+    """Multi-label: the one temperature ``T`` minimising the mean binary cross-entropy of ``sigmoid(z / T)`` over every
+    (item, label) pair of (n, L) held-out ``logits`` and 0/1 ``y``. A sigmoid is the softmax of the two logits
+    ``(0, z)``, so this is :func:`fit_temperature` on those pairs."""
+    z = np.asarray(logits, dtype=np.float64).ravel()
+    return fit_temperature(np.stack([np.zeros_like(z), z], 1), np.asarray(y).astype(int).ravel())
+
+
+def sigmoid(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
+    """``sigmoid(logits / temperature)`` elementwise, in float64 (the scaled logits clipped at ±60, as multi-label's
+    :func:`~tlcore.tasks.multilabel.model.sigmoid`, so it never overflows)."""
+    z = np.asarray(logits, dtype=np.float64) / float(temperature)
+    return 1.0 / (1.0 + np.exp(-np.clip(z, -60, 60)))

@@ -159,7 +159,9 @@ def export_onnx(run: str | Path, *, out: Optional[str | Path] = None, rel_tolera
                "labels": f"labels.json: the {'tag' if spec.token_level else 'class'} of each logit, in order; "
                          + (f"softmax(logits / {temperature:g}) over the last axis (temperature scaling, fitted on held-out "
                             "training items) gives the probabilities TransferLab shows" if spec.output == "softmax"
-                            else "the sigmoid of each logit gives that label's probability (thresholds: model/thresholds.json)"),
+                            else f"sigmoid(logits / {temperature:g}) gives each label's probability (temperature scaling, "
+                                 "fitted on the validation items; the thresholds in model/thresholds.json are on "
+                                 "these probabilities)"),
                "tlcore": {"task": task, "modality": modality, "kind": kind, "attrs": attrs, "temperature": temperature}}
         doc["python"] = doc["python"] + [
             "import onnxruntime as ort",

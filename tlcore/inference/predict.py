@@ -171,7 +171,8 @@ class LoadedRun:
     def predict(self, inputs: Sequence[Any], *, model: str = "after", top_k: int = 3, names: Sequence[str] = (),
                 backend: str = "torch") -> list[dict]:
         """One dict per input: classification ``{"input", "prediction", "top": [[class, score], ...], "score"}``
-        (``score`` says "probability" or "cosine"), NER ``{"text", "tokens", "tags", "spans"}``, ASR
+        (``score`` says "probability" or "cosine"), NER ``{"text", "tokens", "tags", "confidences", "spans"}`` (each
+        word's tag probability, calibrated by the run's temperature), ASR
         ``{"input", "path", "transcript", ...}``. Inputs: texts, or image / audio file paths. ``backend="onnx"``
         runs the "after" model's ONNX export instead of PyTorch (same output)."""
         if model not in MODELS:

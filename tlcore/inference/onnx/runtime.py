@@ -22,7 +22,7 @@ from tlcore.inference.onnx.layout import (
     read_json,
 )
 from tlcore.tasks import task_of
-from tlcore.tasks.ner.model import TokenTagger
+from tlcore.tasks.ner.model import TokenTagger, word_logits_of
 
 _ORT_TYPES = {"tensor(float)": np.float32, "tensor(int64)": np.int64, "tensor(int32)": np.int32,
               "tensor(double)": np.float64, "tensor(float16)": np.float16, "tensor(bool)": np.bool_}
@@ -93,10 +93,16 @@ class OnnxTagger(OnnxGraph):
         super().__init__(folder)
         self.tokenizer = AutoTokenizer.from_pretrained(self.folder)
         self.max_length = int(self.attrs["max_length"])
+        # the temperature of the run's tag probabilities (calibration.json); an export made before it has none: T = 1
+        self.temperature = float((self.doc.get("tlcore") or {}).get("temperature") or 1.0)
 
     @property
     def tags(self) -> list[str]:
         return self.labels
+
+    def word_logits(self, enc, *, batch_size: int = BATCH_SIZE) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`TokenTagger.word_logits` through onnxruntime (the same words, read the same way)."""
+        return word_logits_of(self.logits, self.collate, enc, len(self.tags), batch_size=batch_size)
 
     def collate(self, enc, idx):
         return TokenTagger.collate(self, enc, idx)   # type: ignore[arg-type]  # uses only .tokenizer

@@ -210,6 +210,7 @@ class Job(TaskJob):
             "scoring": "WER/CER on normalised text: lower case, numbers as words, punctuation removed "
                        "(tlcore.tasks.asr.metrics)",
             "recognizer": self.kind.kind,
+            "calibration": {"skipped": CALIBRATION_SKIPPED},
             **self.recognizer.report(),
         }
 
@@ -217,6 +218,12 @@ class Job(TaskJob):
         self.recognizer.save(folder)
         (folder / MARKER).write_text(json.dumps({"task": "asr", "backbone": self.backbone_name,
                                                  "strategy": self.cfg.strategy, "recognizer": self.kind.kind}))
+
+
+#: Why an ASR report has no calibration block (issue 19): what it scores is a transcript, not a class.
+CALIBRATION_SKIPPED = ("speech recognition is scored by word and character error rates of whole transcripts, "
+                       "decoded one token at a time: there is no single probability per utterance of being right "
+                       "to calibrate, so no expected calibration error is measured and no temperature is fitted")
 
 
 def _forgetting_warnings(d: dict) -> list[dict]:

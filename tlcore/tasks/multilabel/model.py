@@ -10,7 +10,9 @@
   the scratch twin); validation scores by the loss (threshold-free), micro-F1 at 0.5 is logged beside it.
 
 The thresholds are saved next to the model (``thresholds.json``) and used by ``predict``, Try it and the ONNX
-export's consumers; scores above a label's threshold mean the label is predicted.
+export's consumers; scores above a label's threshold mean the label is predicted. The model's scores are
+``sigmoid(logits / T)`` with the temperature ``T`` saved in ``calibration.json`` (1 without it;
+:mod:`tlcore.tasks.multilabel.calibrate`), and the thresholds are on that scale.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from sklearn.model_selection import KFold
 from torch import nn
 
 from tlcore.device import autocast_for, module_device, small_problem_threads, sum_over_processes, to_device
+from tlcore.evaluation.calibration import sigmoid  # noqa: F401 - sigmoid(logits, T): this task's scores, re-exported
 from tlcore.models.batches import BatchSource, augment_seed
 from tlcore.models.before import BeforeHead
 from tlcore.strategies.linear_probe import C_GRID, standardize
@@ -96,10 +99,6 @@ def centroid_head(features: np.ndarray, y: np.ndarray) -> BeforeHead:
         mp, mn = x[pos].mean(0), x[neg].mean(0)
         weight[j] = mp / (np.linalg.norm(mp) + 1e-8) - mn / (np.linalg.norm(mn) + 1e-8)
     return BeforeHead(torch.from_numpy(weight), torch.from_numpy(bias), "cosine")
-
-
-def sigmoid(logits: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-np.clip(logits, -60, 60)))
 
 
 @torch.no_grad()

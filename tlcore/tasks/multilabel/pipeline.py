@@ -12,7 +12,9 @@ the training-free reference). The report's ``training.validation`` says which ru
 * before — with ``--source``: the linear probe fitted on the source features (the source model as it stands,
   threshold 0.5); without: the training-free reference, the per-label centroid contrast of the pretrained features.
 * after — the linear probe (a sigmoid per label, :func:`~tlcore.tasks.multilabel.model.fit_sigmoid_head`), or for
-  partial / full / LoRA that probe as the head (LP-FT) trained on with binary cross-entropy at the strategy's lr.
+  partial / full / LoRA that probe as the head (LP-FT) trained on with binary cross-entropy at the strategy's lr;
+  its temperature is fitted on the validation part and its thresholds chosen on the calibrated probabilities there
+  (:mod:`tlcore.tasks.multilabel.calibrate`; the report's ``calibration`` block).
 * baselines — k-NN on the pretrained features (the share of the k nearest fit items carrying each label);
   the random-init twin of the backbone trained with the same items, epochs, batch size and validation rule.
 """
@@ -39,6 +41,8 @@ from tlcore.strategies import check_backbone, get_strategy
 from tlcore.strategies.finetune import prepare_full
 from tlcore.tasks.job import Outcome, TaskJob
 from tlcore.tasks.multilabel import SPEC
+from tlcore.tasks.multilabel.calibrate import METHOD as CALIBRATION_METHOD
+from tlcore.tasks.multilabel.calibrate import calibration_block, fit_on_validation
 from tlcore.tasks.multilabel.data import MultiLabelData, check_trainable, eval_split, load_multilabel
 from tlcore.tasks.multilabel.metrics import (
     choose_thresholds,
@@ -221,16 +225,19 @@ class Job(TaskJob):
             for p in model.parameters():
                 p.requires_grad_(False)
             info.update(_history(result), lr=lr, schedule=tcfg.schedule)
-            self.eval_proba["after"] = sigmoid(model_logits(model, d.eval.items))
-            pred, self.thresholds["after"] = _predict(self.eval_proba["after"],
-                                                      sigmoid(model_logits(model, [d.train.items[i] for i in val])),
-                                                      self.y_val, 0.5)
+            self.eval_logits = model_logits(model, d.eval.items)
+            val_logits = model_logits(model, [d.train.items[i] for i in val])
         else:
             info.update(epochs_run=0)
-            self.eval_proba["after"] = sigmoid(f["eval"] @ w.numpy().T + b.numpy())
-            pred, self.thresholds["after"] = _predict(self.eval_proba["after"],
-                                                      sigmoid(f["train"][val] @ w.numpy().T + b.numpy()), self.y_val,
-                                                      0.5)
+            self.eval_logits = f["eval"] @ w.numpy().T + b.numpy()
+            val_logits = f["train"][val] @ w.numpy().T + b.numpy()
+        self.eval_proba["after"] = sigmoid(self.eval_logits)      # uncalibrated: the per-item losses' (eval_losses)
+        # the temperature is fitted on the validation items first, then the thresholds on their calibrated scores
+        self.temperature, self.fitted_on = fit_on_validation(val_logits, self.y_val, self.rule)
+        t = self.temperature or 1.0
+        if self.temperature is not None:
+            model.temperature, model.calibration = t, {"method": CALIBRATION_METHOD, "fitted_on": self.fitted_on}
+        pred, self.thresholds["after"] = _predict(sigmoid(self.eval_logits, t), sigmoid(val_logits, t), self.y_val, 0.5)
         return Outcome(pred, info)
 
     def baseline(self, name: str) -> Outcome:
@@ -288,6 +295,9 @@ class Job(TaskJob):
             "eval_predictions": {"true": idx(d.y_eval), **{k: idx(o.pred) for k, o in outcomes.items()},
                                  "items": [str(x) for x in d.eval.items], "names": d.eval.names},
             "eval_losses": self._eval_losses(),
+            "calibration": calibration_block(before_proba=self.eval_proba["before"], eval_logits=self.eval_logits,
+                                             y_eval=d.y_eval, temperature=self.temperature, fitted=self.fitted_on,
+                                             seed=cfg.seed, groups=d.eval.groups),
         }
 
     def _eval_losses(self) -> dict:

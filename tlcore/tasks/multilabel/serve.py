@@ -1,7 +1,8 @@
 """A finished multi-label run, served (the ``serve`` part of the task, see :mod:`tlcore.tasks.spec`): the model
 after transfer is the saved :class:`TransferModel` with one sigmoid per label and ``thresholds.json`` beside it; the
 model before transfer is the pretrained backbone with the ``before/`` head and its thresholds. A prediction is the
-set of labels whose score passes its threshold, with every label's score."""
+set of labels whose score passes its threshold, with every label's score: after transfer the calibrated probability
+``sigmoid(logits / T)`` (the temperature saved with the model, :mod:`tlcore.tasks.multilabel.calibrate`)."""
 
 from __future__ import annotations
 
@@ -45,10 +46,12 @@ def classes(run) -> list[str]:
 @torch.no_grad()
 def _scores(run, items: list, model: str, backend: str) -> tuple[np.ndarray, np.ndarray, str]:
     """(scores (n, L), thresholds (L,), what the scores are)."""
-    if backend == "onnx":
-        return sigmoid(run.onnx_model.predict_logits(items)), _thresholds(run.path / "model"), "probability"
-    if model == "after":
-        return sigmoid(model_logits(run.after_model, items)), _thresholds(run.path / "model"), "probability"
+    if backend == "onnx":      # the export carries the run's temperature (calibration.json), as the model does
+        onnx = run.onnx_model
+        return sigmoid(onnx.predict_logits(items), onnx.temperature), _thresholds(run.path / "model"), "probability"
+    if model == "after":       # sigmoid(logits / T): the calibrated probabilities its thresholds were chosen on
+        after = run.after_model
+        return sigmoid(model_logits(after, items), after.temperature), _thresholds(run.path / "model"), "probability"
     backbone, head, thresholds = run.before_model
     raw = head.scores(before_features(run, backbone, head, items))
     return (sigmoid(raw), thresholds, "probability") if head.score == "sigmoid" else (raw, thresholds, "cosine")

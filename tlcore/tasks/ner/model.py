@@ -1,7 +1,9 @@
 """The token tagger (backbone + linear head over every sub-token's hidden state) and its training.
 
 * :class:`TokenTagger` — ``head(backbone.net(...).last_hidden_state)``: logits (B, T, n_tags); a word's tag is
-  read at its first sub-token. Saved in ``save_pretrained`` form like :class:`TransferModel`.
+  read at its first sub-token. Saved in ``save_pretrained`` form like :class:`TransferModel`, with the temperature
+  of its tag probabilities, ``softmax(logits / T)``, in ``calibration.json`` when one was fitted
+  (:mod:`tlcore.tasks.ner.calibrate`; T = 1 without it).
 * :func:`fit_head_on_features` — the linear probe: frozen backbone, head trained on cached word features.
 * :func:`train_tagger` — fine-tuning with the one trainer (:mod:`tlcore.training.trainer`); the tagging task
   supplies the token cross-entropy and the validation entity F1.
@@ -11,7 +13,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 import numpy as np
 import torch
@@ -20,7 +22,8 @@ from torch import nn
 
 from tlcore.device import module_device, to_device
 from tlcore.errors import Cancelled, ConfigError
-from tlcore.models.transfer_model import load_backbone_from_folder, save_model_folder
+from tlcore.evaluation.calibration import softmax
+from tlcore.models.transfer_model import CALIBRATION_FILE, load_backbone_from_folder, read_calibration, save_model_folder
 from tlcore.progress import CancelFn, ProgressFn, never_cancel, no_progress
 from tlcore.tasks.ner.data import IGNORE, Encoded, align_labels
 from tlcore.tasks.ner.metrics import entity_scores
@@ -38,6 +41,10 @@ class TokenTagger(nn.Module):
         self.head = nn.Linear(backbone.feature_dim, len(self.tags))
         self.backbone_name = backbone_name or getattr(backbone, "backbone_name", "")
         self.strategy = strategy
+        # temperature scaling of the tag probabilities (a plain attribute, saved in calibration.json as
+        # TransferModel's): the tags, argmax of the logits, are the same at any T
+        self.temperature = 1.0
+        self.calibration: Optional[dict] = None
 
     @property
     def tokenizer(self):
@@ -81,18 +88,21 @@ class TokenTagger(nn.Module):
     # ------------------------------------------------------------ prediction
 
     @torch.no_grad()
-    def predict_ids(self, enc: Encoded, *, batch_size: int = 32) -> list[list[int]]:
-        """Tag ids per word; words cut off by the max length get ``O`` (id 0)."""
+    def word_logits(self, enc: Encoded, *, batch_size: int = 32) -> tuple[np.ndarray, np.ndarray]:
+        """Logits at each word's first sub-token: (n_words, n_tags) and their (n_words, 2) (sentence, word) index;
+        words cut off by the max length (or with no sub-token) have no row."""
         was_training = self.training
         self.eval()
-        out: list[list[int]] = []
         device = module_device(self)            # a model loaded for predict on a GPU runs there
-        for start in range(0, len(enc), batch_size):
-            idx = list(range(start, min(start + batch_size, len(enc))))
-            batch, _ = self.collate(enc, idx)
-            out += self.read_words(enc, idx, self(**to_device(batch, device)).cpu())
+        out = word_logits_of(lambda batch: self(**to_device(batch, device)).float().cpu().numpy(), self.collate, enc,
+                             len(self.tags), batch_size=batch_size)
         self.train(was_training)
         return out
+
+    def predict_ids(self, enc: Encoded, *, batch_size: int = 32) -> list[list[int]]:
+        """Tag ids per word; words cut off by the max length get ``O`` (id 0)."""
+        logits, where = self.word_logits(enc, batch_size=batch_size)
+        return word_ids_from(logits.argmax(1), where, enc.n_words)
 
     @staticmethod
     def read_words(enc: Encoded, idx: Sequence[int], logits: torch.Tensor) -> list[list[int]]:
@@ -131,10 +141,14 @@ class TokenTagger(nn.Module):
     # ------------------------------------------------------------ save / load
 
     def save_pretrained(self, folder: str | Path, *, extra: Optional[dict] = None) -> Path:
-        return save_model_folder(self, self.backbone, folder, {
+        folder = save_model_folder(self, self.backbone, folder, {
             "architecture": ARCHITECTURE, "task": "ner", "modality": "text", "backbone": self.backbone_name,
             "tags": self.tags, "entity_types": sorted({t[2:] for t in self.tags if t != "O"}),
             "strategy": self.strategy, "feature_dim": self.backbone.feature_dim, **(extra or {})})
+        if self.calibration is not None or self.temperature != 1.0:
+            (folder / CALIBRATION_FILE).write_text(json.dumps(
+                {**(self.calibration or {}), "temperature": float(self.temperature)}, indent=2))
+        return folder
 
     @classmethod
     def from_pretrained(cls, folder: str | Path) -> "TokenTagger":
@@ -145,8 +159,42 @@ class TokenTagger(nn.Module):
         backbone = load_backbone_from_folder(folder, config["backbone_spec"])
         model = cls(backbone, config["tags"], backbone_name=config.get("backbone", ""), strategy=config.get("strategy", ""))
         model.load_state_dict(load_file(str(folder / "model.safetensors")))
+        model.temperature, model.calibration = read_calibration(folder)
         model.eval()
         return model
+
+
+def word_logits_of(logits_fn: Callable[[dict], np.ndarray], collate: Callable, enc: Encoded, n_tags: int, *,
+                   batch_size: int = 32) -> tuple[np.ndarray, np.ndarray]:
+    """:meth:`TokenTagger.word_logits` of any tagger backend: ``collate(enc, idx)`` builds a batch, ``logits_fn``
+    gives its (B, T, n_tags) logits as numpy (the torch model's, or an ONNX export's)."""
+    rows, where = [], []
+    for start in range(0, len(enc), batch_size):
+        idx = list(range(start, min(start + batch_size, len(enc))))
+        logits = logits_fn(collate(enc, idx)[0])
+        for row, i in enumerate(idx):
+            pos = enc.first_positions(i)
+            rows.append(np.asarray(logits[row, pos], dtype=np.float32).reshape(-1, n_tags))
+            where += [(i, enc.word_ids[i][p]) for p in pos]
+    return (np.concatenate(rows) if rows else np.zeros((0, n_tags), np.float32),
+            np.array(where, dtype=np.int64).reshape(-1, 2))
+
+
+def word_ids_from(ids: np.ndarray, where: np.ndarray, n_words: Sequence[int]) -> list[list[int]]:
+    """Per sentence, the tag id of each word from (rows,) ``ids`` at (rows, 2) ``where``; words without a row are
+    ``O`` (id 0)."""
+    seqs = [[0] * n for n in n_words]
+    for k, (i, w) in zip(ids, where):
+        seqs[i][w] = int(k)
+    return seqs
+
+
+def word_probabilities(tagger, enc: Encoded, *, batch_size: int = 32) -> tuple[np.ndarray, np.ndarray]:
+    """(n_words, n_tags) calibrated tag probabilities ``softmax(logits / T)`` of the words :meth:`TokenTagger.
+    word_logits` reads, and their (sentence, word) index, for a :class:`TokenTagger` or its ONNX export (both carry
+    the run's ``temperature``)."""
+    logits, where = tagger.word_logits(enc, batch_size=batch_size)
+    return softmax(logits, float(getattr(tagger, "temperature", 1.0))), where
 
 
 def read_tagger_config(folder: str | Path) -> Optional[dict]:

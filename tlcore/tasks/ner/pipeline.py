@@ -31,6 +31,8 @@ from tlcore.progress import CancelFn, Progress, ProgressFn
 from tlcore.strategies import check_backbone, get_strategy
 from tlcore.tasks.job import Outcome, TaskJob
 from tlcore.tasks.ner import SPEC
+from tlcore.tasks.ner.calibrate import METHOD as CALIBRATION_METHOD
+from tlcore.tasks.ner.calibrate import calibration_block, fit_on_validation
 from tlcore.tasks.ner.data import NerData, encode, eval_split_ner, find_ner_file, load_ner, tag_vocabulary
 from tlcore.tasks.ner.metrics import (
     extract_spans,
@@ -39,7 +41,15 @@ from tlcore.tasks.ner.metrics import (
     paired_f1_difference,
     sentence_counts,
 )
-from tlcore.tasks.ner.model import TokenTagger, fit_head_on_features, read_tagger_config, train_tagger, word_targets
+from tlcore.tasks.ner.model import (
+    TokenTagger,
+    fit_head_on_features,
+    read_tagger_config,
+    train_tagger,
+    word_ids_from,
+    word_probabilities,
+    word_targets,
+)
 from tlcore.training.trainer import TrainConfig
 
 NER_STRATEGIES = SPEC.strategies
@@ -186,7 +196,8 @@ class Job(TaskJob):
         else:
             self.training["linear_probe"] = self.trainer.probe(model, self.train, "train")
             kind = "linear probe trained on the target train set (frozen pretrained backbone)"
-        pred = model.predict_tags(self.eval_enc)
+        self.eval_logits = {"before": model.word_logits(self.eval_enc)}   # the calibration block's (calibrate.py)
+        pred = self._tags(self.eval_logits["before"])
         self.ctx.writer.save_folder("before", model.save_pretrained)   # Try it runs exactly this model as "before"
         # linear_probe without a source: "after" is this very model, so there is nothing to compare
         return Outcome(pred, kind=kind, comparable=not (cfg.strategy == "linear_probe" and self.source is None))
@@ -201,7 +212,28 @@ class Job(TaskJob):
         else:
             self.ctx.notes.append("strategy linear_probe without --source: 'after' is the same model as 'before'")
         self.model.strategy = cfg.strategy
-        return Outcome(self.model.predict_tags(self.eval_enc), self.training)
+        self.eval_logits["after"] = self.model.word_logits(self.eval_enc)
+        return Outcome(self._tags(self.eval_logits["after"]), self.training)
+
+    def _tags(self, word_logits: tuple[np.ndarray, np.ndarray]) -> list[list[str]]:
+        """The eval sentences' predicted tags from the model's word logits (as ``predict_tags``, one forward pass)."""
+        ids = word_ids_from(word_logits[0].argmax(1), word_logits[1], self.eval_enc.n_words)
+        return [[self.model.tags[k] for k in seq] for seq in ids]
+
+    def _calibrate(self) -> dict:
+        """The report's ``calibration`` block; fits the temperature on the validation sentences of "after"'s training
+        (the same ``_val_split`` its trainer or probe held out) and sets it on the model ``save_model`` saves."""
+        cfg, n = self.cfg, len(self.train)
+        val = _val_split(n, cfg)[1]
+        assert self.train.tags is not None and self.eval.tags is not None
+        t, fitted = fit_on_validation(self.model, [self.train.sentences[i] for i in val],
+                                      [self.train.tags[i] for i in val],
+                                      f"{n} training sentences at --val-fraction {cfg.val_fraction:g}; a validation "
+                                      "split needs at least 8 sentences and 2 of them held out")
+        if t is not None:
+            self.model.temperature, self.model.calibration = t, {"method": CALIBRATION_METHOD, "fitted_on": fitted}
+        return calibration_block(logits=self.eval_logits, gold=self.eval.tags, tags=self.model.tags,
+                                 n_words=sum(self.eval_enc.n_words), temperature=t, fitted=fitted, seed=cfg.seed)
 
     def baseline(self, name: str) -> Outcome:
         """The random-init twin, fully trained on the target train set with the same epochs."""
@@ -234,6 +266,7 @@ class Job(TaskJob):
                                          outcomes["after"].pred),
             "eval_predictions": {"tokens": self.eval.sentences, "gold": self.eval.tags,
                                  **{k: o.pred for k, o in outcomes.items()}},
+            "calibration": self._calibrate(),      # also sets the temperature save_model saves
         }
 
     def save_model(self, folder: Path) -> None:
@@ -257,15 +290,28 @@ def load_model(run_dir: str | Path) -> TokenTagger:
 
 
 def predict_tokens(model: TokenTagger, sentences: list[list[str]]) -> list[dict]:
-    """``{"tokens", "tags", "spans": [{"type", "start", "end", "text"}]}`` per sentence (``end`` exclusive, in words)."""
+    """``{"tokens", "tags", "confidences", "spans": [{"type", "start", "end", "text", "confidence"}]}`` per sentence
+    (``end`` exclusive, in words). A word's confidence is the probability of its tag, ``softmax(logits / T)`` with the
+    run's temperature (calibrated when one was fitted; None for a word cut off by the max length, tagged O); a span's
+    is its least confident word's."""
     keep = [i for i, s in enumerate(sentences) if s]
-    tags_by_index = dict(zip(keep, model.predict_tags(encode(model.tokenizer, [sentences[i] for i in keep], model.max_length))
-                             if keep else []))
+    if not keep:
+        return [{"tokens": list(words), "tags": [], "confidences": [], "spans": []} for words in sentences]
+    enc = encode(model.tokenizer, [sentences[i] for i in keep], model.max_length)
+    probs, where = word_probabilities(model, enc)
+    ids = word_ids_from(probs.argmax(1), where, enc.n_words)
+    conf: list[list[Optional[float]]] = [[None] * n for n in enc.n_words]
+    for p, (i, w) in zip(probs.max(1), where):
+        conf[i][w] = round(float(p), 4)
+    by_index = dict(zip(keep, zip(ids, conf)))
     out = []
     for i, words in enumerate(sentences):
-        tags = tags_by_index.get(i, [])
-        out.append({"tokens": list(words), "tags": tags,
-                    "spans": [{"type": t, "start": s, "end": e, "text": " ".join(words[s:e])} for t, s, e in extract_spans(tags)]})
+        seq, confidences = by_index.get(i, ([], []))
+        tags = [model.tags[k] for k in seq]
+        out.append({"tokens": list(words), "tags": tags, "confidences": confidences,
+                    "spans": [{"type": t, "start": s, "end": e, "text": " ".join(words[s:e]),
+                               "confidence": min((c for c in confidences[s:e] if c is not None), default=None)}
+                              for t, s, e in extract_spans(tags)]})
     return out
 
 
