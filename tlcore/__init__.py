@@ -2,7 +2,8 @@
 
 The engine never imports Streamlit; it is usable from notebooks, the CLI (``python -m tlcore``) and the app.
 The public API (:mod:`tlcore.api`): ``finetune``, ``sweep``, ``diagnose``, ``rank``, ``audit``, ``cluster``, ``curve``,
-``label_next``, ``load_run`` and ``FinetuneConfig``; it is imported on first use, so ``import tlcore`` stays light.
+``label_next``, ``error_analysis``, ``load_run`` and ``FinetuneConfig``; it is imported on first use, so
+``import tlcore`` stays light.
 """
 
 import os
@@ -17,8 +18,8 @@ from tlcore.version import __version__
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 _API = ("AuditConfig", "AuditResult", "ClusterConfig", "ClusteringResult", "CurveConfig", "CurveResult", "DiagnoseConfig", "DiagnosisResult",
-        "FinetuneConfig", "LabelNextConfig", "LabelNextResult", "LoadedRun", "RankConfig", "RankResult", "RunResult", "SweepConfig", "audit", "cluster", "cluster_job",
-        "curve", "curve_job", "diagnose", "export_hf", "export_onnx", "finetune", "label_next", "load_onnx_model", "load_run", "rank",
+        "ErrorAnalysisResult", "FinetuneConfig", "LabelNextConfig", "LabelNextResult", "LoadedRun", "RankConfig", "RankResult", "RunResult", "SweepConfig", "audit", "cluster", "cluster_job",
+        "curve", "curve_job", "diagnose", "error_analysis", "export_hf", "export_onnx", "finetune", "label_next", "load_onnx_model", "load_run", "rank",
         "sweep", "sweep_job")
 
 

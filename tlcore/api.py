@@ -40,6 +40,7 @@ from tlcore.experiments.curve import DEFAULT_SHOTS, data_efficiency_curve, write
 from tlcore.experiments.label_next import LabelNextResult, run_label_next
 from tlcore.experiments.rank_validation import validated_rank
 from tlcore.experiments.sweep import SWEEP_STRATEGIES, SweepConfig, run_sweep, sweep_job
+from tlcore.inference.error_report import error_report, read_run_report
 from tlcore.inference.hub_export import export_hf
 from tlcore.inference.onnx_export import export_onnx, load_onnx_model
 from tlcore.inference.predict import LoadedRun, load_run
@@ -128,6 +129,21 @@ class CurveResult(_Result):
     """Eval accuracy against labeled examples per class, pretrained vs scratch (mean ± std over seeds)."""
 
     points: list = field(default_factory=list)
+
+
+@dataclass
+class ErrorAnalysisResult(_Result):
+    """The error analysis of a finished run on its eval split, as :func:`error_analysis` returns it. ``report`` (what
+    ``to_dict()`` and the CLI's ``errors --json`` give) holds ``task``, ``run_dir``, ``top`` and the task's part:
+    classification and multi-label ``models`` (per model, "after" and "before": ``errors``, ``error_cells``, the
+    ``largest_cells`` of the confusion matrix with their items, ``per_class`` missed / spurious counts),
+    ``top_losses`` and ``loss_rose`` (items with their truth, both predictions and both losses); NER ``counts`` of
+    entity errors per model and kind and the ``errors`` with their sentences; ASR the ``worst`` utterances and the
+    most frequent ``substitutions``, ``deletions`` and ``insertions``. ``summary``: the same in a few lines of text."""
+
+    run_dir: Path = Path()
+    task: str = DEFAULT_TASK
+    summary: list = field(default_factory=list)
 
 
 def _typed(cls: type, report: dict, **fixed: Any) -> Any:
@@ -268,6 +284,22 @@ def label_next(pool: Optional[str | Path] = None, *, modality: Optional[str] = N
                           curve=cfg.curve, on_bad_file=cfg.on_bad_file, progress=progress or no_progress)
 
 
+def error_analysis(run_dir: str | Path, *, top: Optional[int] = 10) -> ErrorAnalysisResult:
+    """The error analysis of the finished fine-tuning run in ``run_dir`` (what Compare's "Errors" shows), from its
+    report's per-item eval predictions: classification and multi-label the largest confusion cells with their items
+    and the items of highest loss after transfer and of most risen loss; NER entity errors by kind (missed, spurious,
+    wrong type, wrong boundary) with their sentences; ASR the worst utterances and the most frequent word
+    substitutions. ``top``: entries kept per ranked list, 1 to 1000 (None: all; counts are always whole). Loads no
+    model. DataError (one line) for a folder without a finished run, or a run saved before per-item predictions were
+    stored."""
+    check_option("top_k", top, flag="top")
+    top = None if top is None else int(top)
+    report = read_run_report(run_dir)
+    data, lines = error_report(report, top=top)
+    return ErrorAnalysisResult(report={"run_dir": str(run_dir), **data}, run_dir=Path(run_dir), task=data["task"],
+                               summary=lines)
+
+
 def curve(config: Optional[FinetuneConfig] = None, *, shots: Optional[Sequence[int]] = None, seeds: Sequence[int] = (0, 1, 2),
           scratch: bool = True, progress: Optional[ProgressFn] = None, **settings: Any) -> CurveResult:
     """Data-efficiency curve: accuracy per labeled examples per class (0 = all), pretrained vs scratch."""
@@ -320,6 +352,6 @@ curve_job.config_class = CurveConfig       # type: ignore[attr-defined]
 
 
 __all__ = ["MAX_CURVE_RUNS", "MAX_CURVE_SHOTS", "AuditConfig", "AuditResult", "ClusterConfig", "ClusteringResult",
-           "CurveConfig", "CurveResult", "DiagnoseConfig", "DiagnosisResult", "FinetuneConfig", "LabelNextConfig", "LabelNextResult", "LoadedRun", "RankConfig", "RankResult", "RunResult",
+           "CurveConfig", "CurveResult", "DiagnoseConfig", "DiagnosisResult", "ErrorAnalysisResult", "FinetuneConfig", "LabelNextConfig", "LabelNextResult", "LoadedRun", "RankConfig", "RankResult", "RunResult",
            "SweepConfig", "audit", "check_curve_plan", "cluster", "cluster_job", "curve", "curve_job", "diagnose",
-           "export_hf", "export_onnx", "finetune", "label_next", "load_onnx_model", "load_run", "rank", "sweep", "sweep_job"]
+           "error_analysis", "export_hf", "export_onnx", "finetune", "label_next", "load_onnx_model", "load_run", "rank", "sweep", "sweep_job"]

@@ -1,4 +1,4 @@
-"""The command line (DESIGN.md): ``python -m tlcore demo|backbones|finetune|predict|export|worker ...``.
+"""The command line (DESIGN.md): ``python -m tlcore demo|backbones|finetune|predict|errors|export|worker ...``.
 
 Bad input exits with code 2 and one line on stderr (no traceback); progress bars go to stderr. The flags are in
 :mod:`~tlcore.cli.parser`, the commands that run the API in :mod:`~tlcore.cli.commands`, the others in
@@ -23,7 +23,8 @@ os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 HANDLERS = {"demo": tools.cmd_demo, "backbones": tools.cmd_backbones, "finetune": commands.cmd_finetune,
             "predict": tools.cmd_predict, "diagnose": commands.cmd_diagnose, "rank": commands.cmd_rank,
             "curve": commands.cmd_curve, "cluster": commands.cmd_cluster, "export": tools.cmd_export,
-            "gc": tools.cmd_gc, "sweep": commands.cmd_sweep, "audit": commands.cmd_audit, "label-next": commands.cmd_label_next}
+            "gc": tools.cmd_gc, "sweep": commands.cmd_sweep, "audit": commands.cmd_audit, "label-next": commands.cmd_label_next,
+            "errors": commands.cmd_errors}
 
 __all__ = ["HANDLERS", "build_parser", "main"]
 

@@ -1,7 +1,7 @@
-"""The commands that run the engine's API (:mod:`tlcore.api`): finetune, sweep, diagnose, rank, curve and cluster. Each
-builds its config from its flags (:func:`~tlcore.cli.parser.config_values`) and validates it — the same check, and
-words, as the API's and the app's — then runs with a progress bar, writes the report as JSON (``--json`` or stdout)
-and says the headline on stderr."""
+"""The commands that run the engine's API (:mod:`tlcore.api`): finetune, sweep, diagnose, rank, curve, cluster, audit,
+label-next and errors. Each builds its config from its flags (:func:`~tlcore.cli.parser.config_values`) and validates
+it — the same check, and words, as the API's and the app's — then runs with a progress bar, writes the report as JSON
+(``--json`` or stdout) and says the headline on stderr."""
 
 from __future__ import annotations
 
@@ -223,4 +223,15 @@ def cmd_label_next(args: argparse.Namespace) -> int:
         print(f"no projection: {result.projection_missing}", file=sys.stderr)
     for w in result.warnings:
         print(f"warning: {w}", file=sys.stderr)
+    return 0
+
+
+def cmd_errors(args: argparse.Namespace) -> int:
+    top = check_option("top_k", args.top_k, flag="--top")       # before anything is read
+    json_path = json_target(args.json)
+    result = api.error_analysis(args.run, top=top)
+    write_report(result.to_dict(), json_path)
+    print(f"run: {args.run} ({get_task(result.task).description})", file=sys.stderr)
+    for line in result.summary:
+        print(line, file=sys.stderr)
     return 0

@@ -179,6 +179,14 @@ def build_parser() -> argparse.ArgumentParser:
                                   "with an empty label column to fill in")
     _report_flags(ln, what="the ranking")
 
+    er = sub.add_parser("errors", help="error analysis of a finished run: the largest confusion cells and top-loss "
+                                       "items (NER: entity errors by kind; ASR: worst utterances, word substitutions)")
+    er.add_argument("run", metavar="RUN_DIR", help="a finished run folder (the --out of `finetune`)")
+    er.add_argument("--top", type=whole_number, default=10, dest="top_k", metavar="N",
+                    help="entries kept per ranked list (confusion cells, losses, errors, utterances, word edits); "
+                         f"counts are always whole (allowed: {limit_text(LIMITS['top_k'])})")
+    er.add_argument("--json", metavar="FILE", help="write the analysis here (else to stdout)")
+
     gcp = sub.add_parser("gc", help="remove stale temporary files and evict the feature / unzip caches past the cap")
     gcp.add_argument("--dry-run", action="store_true", help="list what would be removed; remove nothing")
     gcp.add_argument("--max-gb", type=float, help="cache cap in GB (default $TRANSFERLAB_CACHE_MAX_GB or 20)")
