@@ -170,6 +170,8 @@ TABLES: dict[str, tuple[tuple[str, ...], Callable[[], str]]] = {
     "audit": (("audit_table.json",), lambda: __import__("audit_table").render(_load("audit_table.json"))),
     "label-next": (("label_next_table.json",),
                    lambda: __import__("label_next_table").render(_load("label_next_table.json"))),
+    "calibration": (("calibration_table.json",),
+                    lambda: __import__("calibration_table").render(_load("calibration_table.json"))),
 }
 
 
