@@ -95,30 +95,29 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_diagnose(args: argparse.Namespace) -> int:
-    cfg = DiagnoseConfig.from_dict(config_values(args, DiagnoseConfig)).validate()
+def _analysis(args: argparse.Namespace, cls: type, run, **validate: bool):
+    """What the analysis commands share: their config from the flags, checked (and ``--json`` before any work), then
+    ``run(config=cfg, progress=bar)`` with a progress bar, the report written as JSON; returns the result."""
+    cfg = cls.from_dict(config_values(args, cls)).validate(**validate)
     json_path = json_target(args.json)
     bar = ProgressBar(args.quiet)
     try:
-        result = api.diagnose(config=cfg, progress=bar)
+        result = run(config=cfg, progress=bar)
     finally:
         bar.close()
     write_report(result.to_dict(), json_path)
-    v = result.verdict
+    return result
+
+
+def cmd_diagnose(args: argparse.Namespace) -> int:
+    v = _analysis(args, DiagnoseConfig, api.diagnose).verdict
     print(f"verdict: {v['severity']} shift. {v['summary']}\nrecommendation: {v['recommendation']}", file=sys.stderr)
     return 0
 
 
 def cmd_rank(args: argparse.Namespace) -> int:
-    cfg = RankConfig.from_dict(config_values(args, RankConfig)).validate()
-    json_path = json_target(args.json)
-    bar = ProgressBar(args.quiet)
-    try:
-        result = api.rank(config=cfg, progress=bar)
-    finally:
-        bar.close()
+    result = _analysis(args, RankConfig, api.rank)
     report = result.to_dict()
-    write_report(report, json_path)
     for row in result.ranking:
         cells = "  ".join(f"{k} {v['point']:.3f} [{v['lo']:.3f}, {v['hi']:.3f}]" for k, v in row["scores"].items())
         print(f"{row['rank']}. {row['backbone']}: {cells}", file=sys.stderr)
@@ -137,14 +136,8 @@ def _out_file(path: str | None, flag: str):
 
 
 def cmd_audit(args: argparse.Namespace) -> int:
-    cfg = AuditConfig.from_dict(config_values(args, AuditConfig)).validate()
-    json_path, csv_path = json_target(args.json), _out_file(args.csv, "--csv")
-    bar = ProgressBar(args.quiet)
-    try:
-        result = api.audit(config=cfg, progress=bar)
-    finally:
-        bar.close()
-    write_report(result.to_dict(), json_path)
+    csv_path = _out_file(args.csv, "--csv")
+    result = _analysis(args, AuditConfig, api.audit)
     if csv_path:
         try:
             csv_path.write_text(result.csv(), encoding="utf-8")
@@ -182,14 +175,7 @@ def cmd_curve(args: argparse.Namespace) -> int:
 
 
 def cmd_cluster(args: argparse.Namespace) -> int:
-    cfg = ClusterConfig.from_dict(config_values(args, ClusterConfig)).validate(need_out=False)
-    json_path = json_target(args.json)
-    bar = ProgressBar(args.quiet)
-    try:
-        result = api.cluster(config=cfg, progress=bar)
-    finally:
-        bar.close()
-    write_report(result.to_dict(), json_path)
+    result = _analysis(args, ClusterConfig, api.cluster, need_out=False)
     for side, r in (("pretrained", result.pretrained), ("raw", result.raw)):
         scores = f"  NMI {r['nmi']:.3f}  ARI {r['ari']:.3f}" if "nmi" in r else ""
         silhouette = "n/a" if r.get("silhouette") is None else f"{r['silhouette']:.3f}"
@@ -198,14 +184,7 @@ def cmd_cluster(args: argparse.Namespace) -> int:
 
 
 def cmd_label_next(args: argparse.Namespace) -> int:
-    cfg = LabelNextConfig.from_dict(config_values(args, LabelNextConfig)).validate()
-    json_path = json_target(args.json)
-    bar = ProgressBar(args.quiet)
-    try:
-        result = api.label_next(config=cfg, progress=bar)
-    finally:
-        bar.close()
-    write_report(result.to_dict(), json_path)
+    result = _analysis(args, LabelNextConfig, api.label_next)
     if args.csv:
         with open(args.csv, "w", encoding="utf-8", newline="") as f:
             f.write(ranked_csv(result))
