@@ -36,9 +36,11 @@ sys.path.insert(0, str(ROOT))
 
 from tlcore.data.demos import demo_dir  # noqa: E402  (after the sys.path line above)
 from tlcore.data.loaders import load_dataset  # noqa: E402
-from tlcore.experiments.label_next import LABEL_NEXT_STRATEGIES, fit_probe, select  # noqa: E402
+from tlcore.experiments.label_next import LABEL_NEXT_STRATEGIES, select  # noqa: E402
+from tlcore.experiments.selection import margin_uncertainty  # noqa: E402
 from tlcore.models.features import extract_features  # noqa: E402
 from tlcore.models.registry import build_backbone  # noqa: E402
+from tlcore.tasks.classification.label_next import fit_probe  # noqa: E402
 
 JSON = ROOT / "docs" / "label_next_table.json"
 DOC = ROOT / "docs" / "benchmarks.md"
@@ -116,7 +118,8 @@ def measure_demo(name: str, seeds: int) -> dict:
         for n in BUDGETS:
             for strategy in ["random", *STRATEGIES]:
                 t0 = time.perf_counter()
-                chosen, _ = select(strategy, feats["pool"], sf, n, probs=probs, seed=seed)
+                chosen, _ = select(strategy, feats["pool"], sf, n, seed=seed,
+                                   uncertainty=None if probs is None else margin_uncertainty(probs))
                 if strategy != "random":
                     seconds[strategy] += time.perf_counter() - t0
                 acc[strategy][n].append(accuracy(np.vstack([sf, feats["pool"][chosen]]),

@@ -269,19 +269,21 @@ def label_next(pool: Optional[str | Path] = None, *, modality: Optional[str] = N
                target: Optional[str | Path] = None, eval: Optional[str | Path] = None, budget: Optional[int] = None,
                strategy: Optional[str] = None, backbone: Optional[str] = None, curve: Optional[str | Path] = None,
                seed: Optional[int] = None, eval_fraction: Optional[float] = None, on_bad_file: Optional[str] = None,
-               config: Optional[LabelNextConfig] = None, progress: Optional[ProgressFn] = None) -> LabelNextResult:
+               task: Optional[str] = None, config: Optional[LabelNextConfig] = None,
+               progress: Optional[ProgressFn] = None) -> LabelNextResult:
     """Which unlabeled items of ``pool`` to label next: ``budget`` items ranked by ``strategy`` (default TypiClust) on
     the pretrained features, each with the probe's suggested label when a labeled ``target`` is given, and the
     projected accuracy with N more labels (a band fitted to a data-efficiency curve; ``projection_missing`` says
-    why there is none). Settings as keywords or a :class:`LabelNextConfig`; ``result.to_dict()`` is the JSON report
-    and :func:`tlcore.experiments.label_next.ranked_csv` the list to fill in."""
+    why there is none). Classification and multi-label sets (``task``: detected from the target, else the pool;
+    multi-label suggests label sets and projects micro-F1). Settings as keywords or a :class:`LabelNextConfig`;
+    ``result.to_dict()`` is the JSON report and :func:`tlcore.experiments.label_next.ranked_csv` the list to fill in."""
     cfg = _config(LabelNextConfig, config, {"pool": pool, "modality": modality, "target": target, "eval": eval,
                                             "budget": budget, "strategy": strategy, "backbone": backbone,
                                             "curve": curve, "seed": seed, "eval_fraction": eval_fraction,
-                                            "on_bad_file": on_bad_file}).validate()
+                                            "on_bad_file": on_bad_file, "task": task}).validate()
     return run_label_next(cfg.modality, cfg.pool, target=cfg.target, eval=cfg.eval, backbone=cfg.backbone,
                           strategy=cfg.strategy, budget=cfg.budget, seed=cfg.seed, eval_fraction=cfg.eval_fraction,
-                          curve=cfg.curve, on_bad_file=cfg.on_bad_file, progress=progress or no_progress)
+                          curve=cfg.curve, on_bad_file=cfg.on_bad_file, task=cfg.task, progress=progress or no_progress)
 
 
 def error_analysis(run_dir: str | Path, *, top: Optional[int] = 10) -> ErrorAnalysisResult:

@@ -11,7 +11,9 @@ Multi-process training goes through Hugging Face Accelerate: a process started b
 
 from __future__ import annotations
 
+import atexit
 import contextvars
+import functools
 import os
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
@@ -224,7 +226,22 @@ def distributed_state():
     from accelerate import PartialState
 
     cpu = not torch.cuda.is_available() or os.environ.get("ACCELERATE_USE_CPU", "").lower() in ("1", "true", "yes")
-    return PartialState(cpu=cpu)
+    state = PartialState(cpu=cpu)
+    _leave_group_at_exit()
+    return state
+
+
+@functools.cache
+def _leave_group_at_exit() -> None:
+    """Leave the process group when this process exits (once per process). Left to the interpreter's shutdown, the
+    gloo group's threads were sometimes destroyed while running: "terminate called without an active exception",
+    SIGABRT, and a finished run's rank reported as failed by the launcher."""
+
+    def leave() -> None:
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
+
+    atexit.register(leave)
 
 
 def world_size() -> int:

@@ -136,7 +136,9 @@ def reliability_diagram(curves: Mapping[str, Sequence[Mapping]], title: str = ""
                                       "<extra></extra>")
     fig.update_xaxes(title="mean confidence (top class)", range=[0, 1.02])
     fig.update_yaxes(title="accuracy", range=[0, 1.02])
-    return _layout(fig, title)
+    # the legend (up to four curves: two rows) goes under the axis title: above the plot it ran into the title
+    return _layout(fig, title, height=420).update_layout(legend=dict(orientation="h", yanchor="top", y=-0.22, x=0),
+                                                         margin=dict(b=90))
 
 
 def strategy_ladder(rows: Sequence[Mapping], metric: str = "accuracy", title: str = "",
@@ -327,8 +329,10 @@ def rank_intervals(ranking: Sequence[Mapping], title: str = "") -> go.Figure:
 def label_projection(projection: Mapping, title: str = "") -> go.Figure:
     """"Expected accuracy with N more labels": the fitted curve as a dashed line in a shaded 95% band, both named
     *projection*, over the measured curve's points (markers, named *measured*). ``projection`` is a label-next
-    report's ``projection`` (``n_now``, ``more_labels``, ``mean``, ``low``, ``high``, ``points``)."""
+    report's ``projection`` (``n_now``, ``more_labels``, ``mean``, ``low``, ``high``, ``points``; ``metric``, the
+    curve's metric, default accuracy: multi-label's is micro-F1)."""
     n_now = projection["n_now"]
+    metric = projection.get("metric", "accuracy")
     x = [n_now + m for m in projection["more_labels"]]
     fig = go.Figure()
     fig.add_scatter(x=x + x[::-1], y=list(projection["high"]) + list(projection["low"])[::-1], fill="toself",
@@ -343,5 +347,5 @@ def label_projection(projection: Mapping, title: str = "") -> go.Figure:
                     hovertemplate="%{x} labels: %{y:.3f} measured<extra></extra>")
     fig.add_vline(x=n_now, line=dict(color=BASELINE_COLOR, dash="dot"), annotation_text="labeled now")
     fig.update_xaxes(title="labeled training examples")
-    fig.update_yaxes(title="accuracy", range=[0, 1.02])
-    return _layout(fig, title or "Projection: expected accuracy with N more labels (not a measurement)")
+    fig.update_yaxes(title=metric, range=[0, 1.02])
+    return _layout(fig, title or f"Projection: expected {metric} with N more labels (not a measurement)")

@@ -10,16 +10,20 @@ import streamlit as st
 import tlcore
 from tlcore import plots
 from tlcore.config import FinetuneConfig
-from tlcore.data.label_list import labeled_version, read_label_list
-from tlcore.data.split import eval_split
-from tlcore.errors import TransferLabError
+from tlcore.errors import ConfigError, TransferLabError
 from tlcore.experiments.configs import LabelNextConfig
-from tlcore.experiments.label_next import LABEL_NEXT_STRATEGIES, MAX_BUDGET, MAX_POOL, ranked_csv
+from tlcore.experiments.label_next import (
+    LABEL_NEXT_STRATEGIES,
+    MAX_BUDGET,
+    MAX_POOL,
+    new_version_files,
+    ranked_csv,
+    task_part,
+)
 from tlcore.paths import owner_scope
 from ui import datasets
 from ui.auth import current_user
 from ui.media import item_grid
-from ui.tasks import spec_of
 
 STRATEGY_TITLES = {"typiclust": "TypiClust (typical items of uncovered clusters; best for a few labels per class)",
                    "margin_kcenter": "margin × k-center (uncertain and spread out)",
@@ -53,14 +57,12 @@ def _show_ranked(modality: str, ranked: list) -> None:
 
 
 def _new_version(choice: datasets.DataChoice, pool_path: str, from_unlabeled: bool, text: str) -> str:
-    """Save the labels of the uploaded list as a new upload set; returns its reference (the old set is unchanged)."""
-    pool = datasets.load(pool_path, choice.modality)
-    picked, labels = read_label_list(text, pool)
-    target = datasets.load(choice.splits["target"], choice.modality)
-    held = None
-    if "eval" not in choice.splits:   # keep the very items the earlier runs were scored on as the eval split
-        target, held, _ = eval_split(target, FinetuneConfig().eval_fraction)
-    files = labeled_version(target, pool, picked, labels, eval=held)
+    """Save the labels of the uploaded list as a new upload set (in the set's own format: label folders, or a
+    multi-label table); returns its reference (the old set is unchanged). Without an eval split the very items the
+    earlier runs were scored on become the new version's eval split."""
+    files, n_picked = new_version_files(choice.modality, choice.splits["target"], pool_path, text,
+                                        eval=choice.splits.get("eval"), eval_fraction=FinetuneConfig().eval_fraction,
+                                        task=choice.task)
     saved: list = []
     paths = {}
     for split, (name, data) in files.items():
@@ -68,7 +70,7 @@ def _new_version(choice: datasets.DataChoice, pool_path: str, from_unlabeled: bo
         saved.append(paths[split])
     splits = {k: v for k, v in choice.splits.items() if not (from_unlabeled and k == "unlabeled")}
     splits.update(paths)
-    return datasets.save_upload_set(choice.modality, splits, name=f"{choice.name} + {len(picked)} labels",
+    return datasets.save_upload_set(choice.modality, splits, name=f"{choice.name} + {n_picked} labels",
                                     task=choice.task)
 
 
@@ -78,15 +80,17 @@ def _open(ref: str) -> None:
 
 
 def render_label_next(choice: datasets.DataChoice) -> None:
-    """The section for one data set (classification sets; others get a line saying so)."""
+    """The section for one data set (classification and multi-label sets; others get a line saying why not)."""
     st.subheader("What to label next")
-    if spec_of(choice.task).detected:
-        st.caption("Ranking items to label is available for classification sets.")
+    try:
+        part = task_part(choice.task)
+    except ConfigError as exc:
+        st.caption(f"Ranking items to label is not available here: {exc}.")
         return
     st.caption("Ranks unlabeled items by how much labeling them should help, on the backbone's pretrained features "
                "(TypiClust by default: Hacohen et al., ICML 2022, made for budgets of a few labels per class). "
-               "Download the list, fill in the `label` column, and upload it below: the labels come back as a new "
-               "version of this set.")
+               f"Download the list, fill in the `label` column with {part.LIST_HINT}, and upload it below: the "
+               "labels come back as a new version of this set.")
     sources = (["the set's unlabeled split"] if choice.splits.get("unlabeled") else []) + ["upload a pool"]
     source = st.radio("Pool", sources, horizontal=True, key="ln-source")
     if source == "upload a pool":
@@ -104,7 +108,8 @@ def render_label_next(choice: datasets.DataChoice) -> None:
         st.info("This strategy needs the set's labeled target; pick TypiClust or k-center.")
         return
     settings = LabelNextConfig(modality=choice.modality, pool=pool_path, target=choice.splits.get("target"),
-                               eval=choice.splits.get("eval"), budget=int(budget), strategy=strategy).to_dict()
+                               eval=choice.splits.get("eval"), budget=int(budget), strategy=strategy,
+                               task=choice.task).to_dict()
     if st.session_state.get("ln-key") != settings:
         if not st.button("Rank the pool", icon=":material/format_list_numbered:", key="ln-run"):
             return
@@ -124,7 +129,8 @@ def render_label_next(choice: datasets.DataChoice) -> None:
                        icon=":material/download:", key="ln-download")
     proj = report.get("projection")
     if proj:
-        st.markdown(f"**Expected accuracy with {proj['more_labels'][-1]} more labels: {proj['mean'][-1]:.3f}** "
+        st.markdown(f"**Expected {proj.get('metric', 'accuracy')} with {proj['more_labels'][-1]} more labels: "
+                    f"{proj['mean'][-1]:.3f}** "
                     f"(projection; 95% band {proj['low'][-1]:.3f}–{proj['high'][-1]:.3f}), from {proj['mean'][0]:.3f} "
                     f"projected at the {proj['n_now']} labels there are now.")
         st.plotly_chart(plots.label_projection(proj), key="ln-projection", width="stretch")

@@ -58,6 +58,14 @@ def test_image_demo_shows_before_after_then_the_scratch_baseline(app_server, pag
     assert spread["seeds"] == [0, 1] and sorted(spread["retrained"]) == ["after", "classical", "scratch"]
     screenshot(page, "compare_seeds")
 
+    # Calibration: the reliability diagram (perfect calibration, before, after, after temperature scaling)
+    diagram = page.locator(".st-key-cmp-reliability .js-plotly-plot")
+    diagram.first.scroll_into_view_if_needed()
+    diagram.locator(".scatterlayer .trace").nth(2).wait_for()
+    calibration = json.loads((store.get(run_id).out / "report.json").read_text())["calibration"]
+    assert page.get_by_text(f"Temperature T = {calibration['temperature']:.3f}").count() >= 1
+    screenshot(page, "compare_reliability")
+
     open_page(page, app_server.url, "TransferLab")
     # Home names the strongest baseline without pretrained weights: the twin or the classical model
     best = max(("scratch", "classical"), key=lambda b: report["baselines"].get(b, {}).get("accuracy", -1.0))

@@ -195,7 +195,8 @@ def cmd_label_next(args: argparse.Namespace) -> int:
         print(f"     ... {len(result.ranked) - 10} more" + (f" in {args.csv}" if args.csv else ""), file=sys.stderr)
     p = result.projection
     if p:
-        print(f"projection (not a measurement): {p['mean'][0]:.3f} now ({p['n_now']} labels); with "
+        print(f"projection (not a measurement) of {p.get('metric', 'accuracy')}: {p['mean'][0]:.3f} now "
+              f"({p['n_now']} labels); with "
               f"{p['more_labels'][-1]} more {p['mean'][-1]:.3f} (95% band {p['low'][-1]:.3f}-{p['high'][-1]:.3f})",
               file=sys.stderr)
     else:

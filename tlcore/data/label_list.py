@@ -46,12 +46,13 @@ def read_label_list(text: str, pool: Dataset) -> tuple[list[int], list[str]]:
     return list(picked), list(picked.values())
 
 
-def _unique(name: str, used: set[str]) -> str:
+def unique_name(name: str, used: set[str]) -> str:
+    """``name``, or ``<stem>-<k><suffix>`` in the same folder when ``used`` holds it already; adds it to ``used``."""
     stem, suffix, k = PurePosixPath(name).stem, PurePosixPath(name).suffix, 1
     out = name
     while out in used:
         k += 1
-        out = f"{stem}-{k}{suffix}"
+        out = str(PurePosixPath(name).with_name(f"{stem}-{k}{suffix}"))   # in the same folder
     used.add(out)
     return out
 
@@ -72,7 +73,7 @@ def _media_zip(items: list, labels: list | None, groups: list | None) -> bytes:
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
         for i, path in enumerate(items):
             name = Path(path).name
-            rel = _unique(f"{labels[i]}/{name}" if labels is not None else name, used)
+            rel = unique_name(f"{labels[i]}/{name}" if labels is not None else name, used)
             z.write(path, rel)
             rows.append((rel, groups[i] if groups is not None else ""))
         if groups is not None:

@@ -324,9 +324,12 @@ class LabelNextConfig(_Settings):
     budget: int = config_field(20, "How many items to rank (the labels you can afford next).", **LIMITS["budget"])
     strategy: str = config_field("typiclust", "typiclust (default; suits a label or a few per class, needs no labels), "
                                  "margin_kcenter, margin, kcenter or random (the margin strategies need a labeled "
-                                 "target of two classes or more).", choices=LABEL_NEXT_STRATEGIES)
+                                 "target: classification's margin, multi-label's smallest per-label margin).",
+                                 choices=LABEL_NEXT_STRATEGIES)
     backbone: Optional[str] = config_field(None, "Backbone whose pretrained features are compared; default per "
                                            "modality.")
+    task: Optional[str] = config_field(None, TASK_HELP + " Detected from the labeled target (else the pool) when not "
+                                       "given; classification and multi-label sets.", choices=TASKS)
     curve: Optional[str] = config_field(None, "A data-efficiency curve run (folder or report.json) to fit the "
                                         "projection to; else a linear-probe curve is measured on the target.")
     seed: int = config_field(0, "Random seed (k-means, the curve's subsets, the bootstrap).", **LIMITS["seed"])
@@ -339,9 +342,10 @@ class LabelNextConfig(_Settings):
         """Refuse settings no ranking can use, with a message that says what to change. Returns ``self``."""
         _check_fields(self)
         resolve_backbone_name(self.backbone, self.modality)
+        _check_task(self.task, self.modality)
         if self.strategy in NEEDS_LABELS and not self.target:
             raise ConfigError(f"strategy {self.strategy} reads a classifier's uncertainty: give a labeled target "
-                              "(two classes or more), or use typiclust")
+                              "(two classes or more; for multi-label, two labels or more), or use typiclust")
         if self.eval and not self.target:
             raise ConfigError("eval scores the projection's curve, which is measured on the labeled target: give "
                               "target too, or leave eval out")

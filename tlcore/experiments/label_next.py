@@ -4,15 +4,20 @@
 features (cached), chooses ``budget`` pool items with a strategy of :mod:`tlcore.experiments.selection` and, when the
 labeled data allows, projects "expected accuracy with N more labels" from a data-efficiency curve
 (:mod:`tlcore.experiments.projection`). The curve is a curve run's report (``curve``) or, without one, measured here
-cheaply: a linear probe (:func:`~tlcore.strategies.linear_probe.fit_linear_head`) on the pretrained features of
-seeded subsets of the labeled training items, 3 seeds per size, scored on the eval split (the set's eval data, else
-the split every run of the set holds out). The projection assumes new labels like the curve's (drawn at random), so
-it is reported as a projection, never as a measurement.
+cheaply: the task's linear probe on the pretrained features of seeded subsets of the labeled training items, 3 seeds
+per size, scored by the task's metric on the eval split (the set's eval data, else the split every run of the set
+holds out). The projection assumes new labels like the curve's (drawn at random), so it is reported as a projection,
+never as a measurement.
+
+What depends on the task — its labeled data, the probe, its uncertainty, the suggested label, the curve's metric, the
+labeled list as a new version of the set — is the task's ``label_next`` part (``tlcore/tasks/<task>/label_next.py``:
+classification's softmax probe, margin and accuracy; multi-label's sigmoid probe, min-margin over labels and
+micro-F1). The task is ``task``, else detected from the labeled target (else the pool).
 
 Strategies: ``typiclust`` (default: suits budgets of about a label or a few per class, needs no labels),
 ``margin_kcenter``, ``margin``, ``kcenter`` and ``random``; ``margin`` and ``margin_kcenter`` need a labeled target
-of two classes or more (their uncertainty comes from a probe trained on it). Measured against random selection in
-docs/benchmarks.md (benchmarks/label_next_table.py).
+(their uncertainty comes from a probe trained on it). Measured against random selection in docs/benchmarks.md
+(benchmarks/label_next_table.py).
 """
 
 from __future__ import annotations
@@ -22,23 +27,21 @@ import io
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Optional
+from types import ModuleType
+from typing import Any, Optional
 
 import numpy as np
-from scipy.special import softmax
 
 from tlcore.config import LIMITS
-from tlcore.data.dataset import Dataset
-from tlcore.data.loaders import load_dataset
 from tlcore.data.overlap import content_key, item_kind
-from tlcore.data.split import eval_split
-from tlcore.errors import DataError
+from tlcore.errors import ConfigError, DataError
 from tlcore.experiments.projection import fit_learning_curve
-from tlcore.experiments.selection import kcenter_greedy, margin_select, margin_uncertainty, random_select, typiclust
+from tlcore.experiments.selection import kcenter_greedy, random_select, typiclust
 from tlcore.models.features import extract_features
 from tlcore.models.registry import build_backbone
 from tlcore.progress import Progress, ProgressFn, no_progress
-from tlcore.strategies.linear_probe import fit_linear_head
+from tlcore.tasks import DEFAULT_TASK, get_task
+from tlcore.tasks.detect import resolve_task
 
 #: The most pool items one ranking takes (k-means, k-center distances and typicality stay within seconds to a minute).
 MAX_POOL = 20_000
@@ -66,6 +69,7 @@ class LabelNextResult:
     projection_missing: Optional[str] = None
     warnings: list = field(default_factory=list)
     method: str = ""
+    task: str = DEFAULT_TASK
 
     def to_dict(self) -> dict:
         return {"kind": "label_next", **asdict(self)}
@@ -75,45 +79,39 @@ METHODS = {
     "typiclust": "TypiClust (Hacohen, Dekel & Weinshall, ICML 2022): k-means into labeled + budget clusters, then the "
                  "most typical item (inverse mean distance to its 20 nearest neighbours) of the largest cluster with "
                  "the fewest labels, one per pick",
-    "margin_kcenter": "margin x k-center greedy: argmax of (1 - (p1 - p2)) x distance to the nearest labeled or chosen "
-                      "item (margin: Scheffer et al. 2001; k-center greedy: Sener & Savarese, ICLR 2018)",
-    "margin": "margin sampling (Scheffer et al., IDA 2001): the smallest gap between the probe's top two classes",
+    "margin_kcenter": "margin x k-center greedy: argmax of uncertainty x distance to the nearest labeled or chosen "
+                      "item (k-center greedy: Sener & Savarese, ICLR 2018); uncertainty: {margin}",
+    "margin": "{margin}",
     "kcenter": "k-center greedy (Sener & Savarese, ICLR 2018): the item farthest from every labeled or chosen item",
     "random": "uniformly at random (the baseline)",
 }
 
 
-def _load_labeled(path: str, modality: str, on_bad_file: str, what: str) -> Dataset:
-    ds = load_dataset(path, modality, on_error=on_bad_file)
-    if ds.labels is None:
-        raise DataError(f"the {what} {path} has no labels; give labeled data (e.g. <label>/<file> folders or a "
-                        "'label' column), or leave it out")
-    return ds
+def task_part(task: str) -> ModuleType:
+    """The task's ``label_next`` part (module docstring); ConfigError for a task that has none."""
+    spec = get_task(task)
+    try:
+        return spec.part("label_next")
+    except ConfigError:
+        raise ConfigError(f"what to label next covers classification and multi-label sets; task {spec.name!r} "
+                          f"({spec.description}) has none in this version") from None
 
 
-def fit_probe(train_f: np.ndarray, y: np.ndarray, n_classes: int, seed: int):
-    """The linear probe (:func:`~tlcore.strategies.linear_probe.fit_linear_head`, its L2 strength cross-validated on
-    the training items only) fitted on (``train_f``, ``y``), as a function from (n, d) features to (n, classes)
-    probabilities."""
-    weight, bias, _ = fit_linear_head(train_f, y, n_classes, seed=seed)
-    w, b = weight.numpy().astype(np.float64), bias.numpy().astype(np.float64)
-    return lambda f: softmax(np.asarray(f, dtype=np.float64) @ w.T + b, axis=1)
-
-
-def select(strategy: str, pool_f: np.ndarray, labeled_f: np.ndarray, budget: int, *, probs: Optional[np.ndarray] = None,
-           seed: int = 0) -> tuple[list[int], Optional[np.ndarray]]:
-    """(chosen pool indices in order, a per-pool-item score or None) of one strategy. ``probs``: (n, classes) class
-    probabilities of the pool items, needed by the margin strategies."""
-    if strategy in NEEDS_LABELS and probs is None:
-        raise DataError(f"strategy {strategy} needs a labeled target with two classes or more; give one, or use "
+def select(strategy: str, pool_f: np.ndarray, labeled_f: np.ndarray, budget: int, *,
+           uncertainty: Optional[np.ndarray] = None, seed: int = 0) -> tuple[list[int], Optional[np.ndarray]]:
+    """(chosen pool indices in order, a per-pool-item score or None) of one strategy. ``uncertainty``: (n,) the
+    probe's uncertainty of each pool item (higher: less certain; the task part's ``uncertainty``), needed by the
+    margin strategies."""
+    if strategy in NEEDS_LABELS and uncertainty is None:
+        raise DataError(f"strategy {strategy} needs a labeled target (a probe's uncertainty); give one, or use "
                         "typiclust")
     if strategy == "typiclust":
         return typiclust(pool_f, labeled_f, budget, seed=seed), None
     if strategy == "margin":
-        return margin_select(probs, budget), margin_uncertainty(probs)   # type: ignore[arg-type]
+        u = np.asarray(uncertainty, dtype=np.float64)
+        return [int(i) for i in np.lexsort((np.arange(len(u)), -u))[:budget]], u
     if strategy == "margin_kcenter":
-        u = margin_uncertainty(probs)   # type: ignore[arg-type]
-        return kcenter_greedy(pool_f, labeled_f, budget, weights=u, seed=seed), u
+        return kcenter_greedy(pool_f, labeled_f, budget, weights=uncertainty, seed=seed), uncertainty
     if strategy == "kcenter":
         return kcenter_greedy(pool_f, labeled_f, budget, seed=seed), None
     if strategy == "random":
@@ -121,29 +119,21 @@ def select(strategy: str, pool_f: np.ndarray, labeled_f: np.ndarray, budget: int
     raise DataError(f"unknown strategy {strategy!r}; known: {', '.join(LABEL_NEXT_STRATEGIES)}")
 
 
-def curve_subset(y: np.ndarray, size: int, seed: int) -> np.ndarray:
-    """``size`` training indices: one of each class (so the probe sees every class), the rest at random."""
-    rng = np.random.default_rng(seed)
-    first = [int(rng.choice(np.flatnonzero(y == c))) for c in np.unique(y)]
-    rest = rng.permutation(np.setdiff1d(np.arange(len(y)), first))[:max(0, size - len(first))]
-    return np.sort(np.concatenate([first, rest]).astype(int))
-
-
-def probe_curve(train_f: np.ndarray, y: np.ndarray, eval_f: np.ndarray, eval_y: np.ndarray, n_classes: int, *,
-                seeds=CURVE_SEEDS, sizes: Optional[list[int]] = None) -> list[dict]:
-    """Measured points ``{"train": n, "values": [accuracy per seed]}``: a linear probe on ``n`` seeded training items
-    (:func:`curve_subset`), scored on the eval features, at ``sizes`` (default: up to :data:`CURVE_SIZES` sizes spaced
-    geometrically from one per class to every training item)."""
-    n_train, lo = len(y), len(np.unique(y))
+def probe_curve(part: ModuleType, train_f: np.ndarray, y: np.ndarray, eval_f: np.ndarray, eval_y: np.ndarray,
+                n_classes: int, *, seeds=CURVE_SEEDS, sizes: Optional[list[int]] = None) -> list[dict]:
+    """Measured points ``{"train": n, "values": [metric per seed]}``: the task's probe on ``n`` seeded training items
+    (its ``curve_subset``), scored by its metric on the eval features, at ``sizes`` (default: up to
+    :data:`CURVE_SIZES` sizes spaced geometrically from the task's smallest subset to every training item)."""
+    n_train, lo = len(y), part.smallest_curve_size(y)
     if sizes is None:
         sizes = sorted({int(round(s)) for s in np.geomspace(max(lo, 2), n_train, CURVE_SIZES)})
     points = []
     for size in sizes:
         values = []
         for seed in seeds:
-            idx = curve_subset(y, size, seed) if size < n_train else np.arange(n_train)
-            predict = fit_probe(train_f[idx], y[idx], n_classes, seed)
-            values.append(float((predict(eval_f).argmax(1) == eval_y).mean()))
+            idx = part.curve_subset(y, size, seed) if size < n_train else np.arange(n_train)
+            predict = part.fit_probe(train_f[idx], y[idx], n_classes, seed)
+            values.append(float(part.score(predict(eval_f), eval_y)))
             if size >= n_train:
                 break      # every training item: the seeds draw the same subset
         points.append({"train": int(size), "values": values, "mean": float(np.mean(values))})
@@ -177,38 +167,44 @@ def project(points: list[dict], n_now: int, budget: int, *, seed: int = 0) -> di
     return {**fit, "n_now": n_now, "more_labels": extra} if "missing" not in fit else fit
 
 
+def resolve_label_next_task(task: Optional[str], modality: str, pool: str, target: Optional[str]) -> str:
+    """The task of a ranking: ``task`` when given, else the one detected from the labeled target, else the pool (an
+    unlabeled pool can look like any task's data; a labeled target says which task it is)."""
+    return resolve_task(task, modality, ("target", target) if target else ("pool", pool))
+
+
 def run_label_next(modality: str, pool: str, *, target: Optional[str] = None, eval: Optional[str] = None,
                    backbone: Optional[str] = None, strategy: str = "typiclust", budget: int = 20, seed: int = 0,
                    eval_fraction: float = 0.3, curve: Optional[str] = None, on_bad_file: str = "skip",
-                   progress: ProgressFn = no_progress) -> LabelNextResult:
+                   task: Optional[str] = None, progress: ProgressFn = no_progress) -> LabelNextResult:
     """Rank ``budget`` items of ``pool`` to label next (see the module docstring). Raises ``DataError`` for an empty
-    pool, a pool over :data:`MAX_POOL` items, a labeled target of one class, and data that cannot be read."""
+    pool, a pool over :data:`MAX_POOL` items, a labeled target the probe cannot learn from (one class; one label, or
+    a label on every item), and data that cannot be read; ``ConfigError`` for a task without this analysis."""
+    task = resolve_label_next_task(task, modality, pool, target)
+    part = task_part(task)
     progress(Progress("data", 0, 1, "loading the pool"))
-    pool_ds = load_dataset(pool, modality, on_error=on_bad_file)
+    pool_ds, pool_labeled = part.load_pool(pool, modality, on_bad_file)
     if len(pool_ds) == 0:
         raise DataError(f"the pool {pool} holds no items; give unlabeled data to rank")
     if len(pool_ds) > MAX_POOL:
         raise DataError(f"the pool {pool} has {len(pool_ds):,} items; at most {MAX_POOL:,} are ranked at once: rank a "
                         "sample or part of it")
     warnings = [f"the pool's labels were not used ({pool} is labeled); the ranking treats it as unlabeled"] \
-        if pool_ds.labels is not None else []
-    train = eval_ds = None
+        if pool_labeled else []
+    train: Any = None
+    eval_data: Any = None
     if target:
-        full = _load_labeled(target, modality, on_bad_file, "labeled target")
-        if len(full.classes) < 2:
-            raise DataError(f"the labeled target {target} holds one class ({full.classes[0]!r}); the probe behind "
-                            "the suggested labels, the margin strategies and the projection needs two or more: label "
-                            "examples of another class, or leave the target out (typiclust ranks without labels)")
+        full = part.load_labeled(target, modality, on_bad_file, "labeled target")
         if eval:
-            train, eval_ds = full, _load_labeled(eval, modality, on_bad_file, "eval data")
+            train, eval_data = full, part.load_labeled(eval, modality, on_bad_file, "eval data")
         else:
-            train, eval_ds, _ = eval_split(full, eval_fraction)
+            train, eval_data = part.split(full, eval_fraction)
     elif strategy in NEEDS_LABELS:
-        raise DataError(f"strategy {strategy} needs a labeled target with two classes or more; give one, or use "
+        raise DataError(f"strategy {strategy} needs a labeled target (a probe's uncertainty); give one, or use "
                         "typiclust")
     # pool items that are already labeled (same content as a training or eval item) are not offered again
     kind = item_kind(modality)
-    known = {content_key(x, kind) for d in (train, eval_ds) if d is not None for x in d.items}
+    known = {content_key(x, kind) for d in (train, eval_data) if d is not None for x in d.items}
     keep = [i for i, x in enumerate(pool_ds.items) if content_key(x, kind) not in known] if known else \
         list(range(len(pool_ds)))
     if len(keep) < len(pool_ds):
@@ -225,50 +221,51 @@ def run_label_next(modality: str, pool: str, *, target: Optional[str] = None, ev
     labeled_f = np.zeros((0, pool_f.shape[1]), np.float32)
     probs = classes = None
     labeled: dict = {"path": target, "n": 0}
-    if train is not None and eval_ds is not None:
-        classes = sorted(set(train.labels or []) | set(eval_ds.labels or []))
-        y = np.array([classes.index(c) for c in train.labels])   # type: ignore[union-attr]
-        labeled_f = extract_features(bb, train, progress=progress, stage="features")
-        probs = fit_probe(labeled_f, y, len(classes), seed)(pool_f)
-        labeled = {"path": target, "n": len(train), "eval": len(eval_ds), "classes": classes,
+    if train is not None and eval_data is not None:
+        classes = part.vocabulary(train, eval_data)
+        labeled_f = extract_features(bb, part.features_data(train), progress=progress, stage="features")
+        probs = part.fit_probe(labeled_f, part.targets(train, classes), len(classes), seed)(pool_f)
+        labeled = {"path": target, "n": len(train), "eval": len(eval_data), "classes": classes,
                    "eval_from": eval or f"{eval_fraction:.0%} of the target, held out as every run holds it out"}
     progress(Progress("select", 0, 1, f"choosing {min(budget, len(pool_ds))} items ({strategy})"))
-    chosen, score = select(strategy, pool_f, labeled_f, budget, probs=probs, seed=seed)
+    chosen, score = select(strategy, pool_f, labeled_f, budget,
+                           uncertainty=None if probs is None else part.uncertainty(probs), seed=seed)
+    suggested = part.suggest(probs[chosen], classes) if probs is not None else None
     ranked = []
     for rank, i in enumerate(chosen, 1):
         row = {"rank": rank, "item": pool_ds.items[i], "name": pool_ds.names[i] if pool_ds.names else str(i)}
         if score is not None:
             row["uncertainty"] = round(float(score[i]), 4)
-        if probs is not None:
-            row["suggested"], row["suggested_p"] = classes[int(probs[i].argmax())], round(float(probs[i].max()), 4)  # type: ignore[index]
+        if suggested is not None:
+            row["suggested"], row["suggested_p"] = suggested[rank - 1][0], round(suggested[rank - 1][1], 4)
         ranked.append(row)
     progress(Progress("select", 1, 1, "chosen"))
     result = LabelNextResult(modality, getattr(bb, "backbone_name", str(backbone)), strategy, budget,
                              {"path": pool, "n": len(pool_ds)}, labeled, ranked, warnings=warnings,
-                             method=METHODS[strategy])
+                             method=METHODS[strategy].format(margin=part.MARGIN), task=task)
     progress(Progress("projection", 0, 1, "fitting the learning curve"))
-    _add_projection(result, curve, train, eval_ds, labeled_f, bb, classes, progress, budget, seed)
+    _add_projection(result, part, curve, train, eval_data, labeled_f, bb, classes, progress, budget, seed)
     progress(Progress("done", 1, 1, "ranked"))
     return result
 
 
-def _add_projection(result: LabelNextResult, curve: Optional[str], train: Optional[Dataset],
-                    eval_ds: Optional[Dataset], train_f: np.ndarray, bb, classes, progress: ProgressFn, budget: int,
-                    seed: int) -> None:
+def _add_projection(result: LabelNextResult, part: ModuleType, curve: Optional[str], train: Any, eval_data: Any,
+                    train_f: np.ndarray, bb, classes, progress: ProgressFn, budget: int, seed: int) -> None:
+    metric = part.METRIC
     if curve:
         points, source = curve_points_from_report(curve)
         n_now = len(train) if train is not None else max(p["train"] for p in points)
-    elif train is not None and eval_ds is not None:
-        y = np.array([classes.index(c) for c in train.labels])
-        eval_f = extract_features(bb, eval_ds, progress=progress, stage="features")
-        eval_y = np.array([classes.index(c) for c in eval_ds.labels])
-        if len(train) < len(classes) + 2:
+    elif train is not None and eval_data is not None:
+        y = part.targets(train, classes)
+        if len(train) < part.smallest_curve_size(y) + 2:
             result.projection_missing = (f"the labeled training part has {len(train)} items for {len(classes)} "
-                                         "classes: too few to measure a curve; label a few more, or give a curve run")
+                                         f"{'labels' if y.ndim > 1 else 'classes'}: too few to measure a curve; "
+                                         "label a few more, or give a curve run")
             return
-        points = probe_curve(train_f, y, eval_f, eval_y, len(classes))
-        source = ("measured here: a linear probe on the pretrained features of random subsets of the labeled training "
-                  f"items ({len(CURVE_SEEDS)} seeds per size), scored on the eval split")
+        eval_f = extract_features(bb, part.features_data(eval_data), progress=progress, stage="features")
+        points = probe_curve(part, train_f, y, eval_f, part.targets(eval_data, classes), len(classes))
+        source = ("measured here: the linear probe on the pretrained features of random subsets of the labeled "
+                  f"training items ({len(CURVE_SEEDS)} seeds per size), {metric} on the eval split")
         n_now = len(train)
     else:
         result.projection_missing = ("no labeled target and no curve run: the projection is fitted to a measured "
@@ -278,14 +275,25 @@ def _add_projection(result: LabelNextResult, curve: Optional[str], train: Option
     if "missing" in proj:
         result.projection_missing = proj["missing"]
         return
-    result.projection = {**proj, "points": points, "source": source, "kind": "projection",
+    result.projection = {**proj, "points": points, "source": source, "kind": "projection", "metric": metric,
                          "assumes": "new labels drawn like the curve's (at random); the chosen items may do better "
                                     "or worse"}
 
 
+def new_version_files(modality: str, target: str, pool: str, sheet: str, *, eval: Optional[str] = None,
+                      eval_fraction: float = 0.3, task: Optional[str] = None) -> tuple[dict[str, tuple[str, bytes]], int]:
+    """(the files of a new version of the set, how many items were labeled): the target plus the pool items whose
+    ``label`` the filled-in list ``sheet`` (:func:`ranked_csv`) gives, in the task's own format (the task part's
+    ``new_version``); the rest of the pool, and without ``eval`` the target's held-out eval items (so the new version
+    is scored on the very same items). The caller stores them as a new set; the old one is never changed."""
+    part = task_part(resolve_label_next_task(task, modality, pool, target))
+    return part.new_version(target, pool, sheet, modality=modality, eval=eval, eval_fraction=eval_fraction)
+
+
 def ranked_csv(result: LabelNextResult | dict) -> str:
     """The ranked list as CSV: ``rank,item,name,suggested,uncertainty,label`` (``item``: the text, or the file's
-    path; ``label`` left empty for the labeler to fill in and bring back on the Data page)."""
+    path; ``suggested``: the probe's class, or for multi-label its label set as ``a|b``; ``label`` left empty for the
+    labeler to fill in, in the same form, and bring back on the Data page)."""
     rows = (result.to_dict() if isinstance(result, LabelNextResult) else result)["ranked"]
     out = io.StringIO()
     writer = csv.writer(out)

@@ -5,29 +5,33 @@ whose ``__init__.py`` exports ``SPEC``, and one line in :mod:`tlcore.tasks`. The
 *fact* (modalities, metrics and their direction, units, strategies, upload types, how its data is described);
 the task's *code* lives in the folder's modules, found by convention through :meth:`TaskSpec.part`:
 
-============  ==========================================================================================
-``pipeline``  ``Job``: the task's :class:`~tlcore.tasks.job.TaskJob` (its data, before, after, baselines, scores
-              and report, run by :func:`tlcore.settings.pipeline.run_stages`);
-              ``check_config(cfg)``: the task's cross-field rules (strategy, which sets are needed); optionally
-              ``default_strategy(backbone) -> str``: the strategy when none is given, when it depends on the backbone
-              (read through :meth:`TaskSpec.strategy_for`).
-``formats``   ``detect(path, modality) -> bool``: is this data of the task (the fallback task has none);
-              ``load(path)``: load one split of the task's data.
-``serve``     a finished run folder (``run``: its :class:`~tlcore.inference.predict.LoadedRun`):
-              ``is_run(run_dir, model_config) -> bool`` (a run without a report: is its model the task's);
-              ``BEFORE_FOLDER``: the "before" model is saved in ``before/`` (False: rebuilt, nothing to check);
-              ``load_after(run, folder)``, ``load_before(run, folder)``: the models (on ``run.device``);
-              ``predict(run, inputs, *, model, top_k, names, backend) -> list[dict]``;
-              ``predict_input(run, value, *, model, top_k, backend) -> list[dict]``: a CLI ``--input``;
-              optionally ``classes(run)``: the class of each score.
-``card``      ``detail(report) -> list[str]``: the task's sections of the model card (markdown lines).
-``errors``    ``error_analysis(report)``: the error analysis of a finished run's report (Compare's "Errors":
-              confusion cells with their items and top losses, entity errors by kind, worst utterances); a
-              one-line DataError when the report lacks per-item predictions.
-``diagnosis`` before training: ``diagnose(modality, source, target, *, backbone, seed, n_permutations, progress,
-              map_method) -> report``, ``rank(modality, target, names, *, seed, n_boot, progress) -> (report,
-              scores)``, and optionally ``candidates(modality) -> names`` (default: the backbone registry's).
-============  ==========================================================================================
+==============  ==========================================================================================
+``pipeline``    ``Job``: the task's :class:`~tlcore.tasks.job.TaskJob` (its data, before, after, baselines, scores
+                and report, run by :func:`tlcore.settings.pipeline.run_stages`);
+                ``check_config(cfg)``: the task's cross-field rules (strategy, which sets are needed); optionally
+                ``default_strategy(backbone) -> str``: the strategy when none is given, when it depends on the backbone
+                (read through :meth:`TaskSpec.strategy_for`).
+``formats``     ``detect(path, modality) -> bool``: is this data of the task (the fallback task has none);
+                ``load(path)``: load one split of the task's data.
+``serve``       a finished run folder (``run``: its :class:`~tlcore.inference.predict.LoadedRun`):
+                ``is_run(run_dir, model_config) -> bool`` (a run without a report: is its model the task's);
+                ``BEFORE_FOLDER``: the "before" model is saved in ``before/`` (False: rebuilt, nothing to check);
+                ``load_after(run, folder)``, ``load_before(run, folder)``: the models (on ``run.device``);
+                ``predict(run, inputs, *, model, top_k, names, backend) -> list[dict]``;
+                ``predict_input(run, value, *, model, top_k, backend) -> list[dict]``: a CLI ``--input``;
+                optionally ``classes(run)``: the class of each score.
+``card``        ``detail(report) -> list[str]``: the task's sections of the model card (markdown lines).
+``errors``      ``error_analysis(report)``: the error analysis of a finished run's report (Compare's "Errors":
+                confusion cells with their items and top losses, entity errors by kind, worst utterances); a
+                one-line DataError when the report lacks per-item predictions.
+``diagnosis``   before training: ``diagnose(modality, source, target, *, backbone, seed, n_permutations, progress,
+                map_method) -> report``, ``rank(modality, target, names, *, seed, n_boot, progress) -> (report,
+                scores)``, and optionally ``candidates(modality) -> names`` (default: the backbone registry's).
+``label_next``  what to label next (:mod:`tlcore.experiments.label_next`): ``load_pool``, ``load_labeled``,
+                ``split``, ``features_data``, ``vocabulary``, ``targets``, ``fit_probe``, ``uncertainty``,
+                ``suggest``, ``score``, ``curve_subset``, ``smallest_curve_size``, ``new_version``; ``METRIC``,
+                ``MARGIN``, ``LIST_HINT`` (classification's and multi-label's; a task without it has none).
+==============  ==========================================================================================
 
 Code outside ``tlcore/tasks/`` asks the spec (``spec.metric``, ``spec.part("serve")``, ``spec.token_level``...);
 it never compares a task name. The specs import nothing heavy: the registry sits below the config layer.
