@@ -242,3 +242,27 @@ def test_text_that_postgresql_refuses_is_stored_the_same_on_every_backend(store)
         store.create_run({"modality": "text"}, "long dataset", dataset="d" * 301)
     assert [r.name for r in store.list_runs()] == ["nan metrics", "a\ufffdb"]  # nothing stored for the refused ones
     assert sorted(p.name for p in store.artifacts_root.iterdir()) == sorted([run.id, done.id])  # nor a folder
+
+
+def test_follow_ups_go_after_runs_a_user_waits_for_and_more_seeds_after_scratch_baselines(store):
+    """Claim order: runs a user waits for, then scratch follow-ups, then more seeds (oldest first within each); a
+    running seeds job gives way to a queued scratch follow-up (another demo's Compare waits for it), a scratch
+    follow-up does not give way to more seeds."""
+    from tlcore.runs import queue
+    from tlcore.runs.models import SCRATCH_JOB, SEEDS_JOB
+
+    def queued(name: str, job: str):
+        run = store.create_run({"parent_out": "p", "out": "", "seeds": 3} if job == SEEDS_JOB else
+                               {"parent_out": "p", "out": ""}, name, job=job)
+        store.enqueue(run.id)
+        return run.id
+
+    seeds = queued("seeds of demo A", SEEDS_JOB)
+    scratch = queued("scratch of demo B", SCRATCH_JOB)
+    claim = queue.claim_next(store)
+    assert claim.run_id == scratch                       # queued later, but a scratch baseline goes first
+    assert not queue.should_yield(store, claim)          # the queued seeds job does not interrupt it
+    claim = queue.claim_next(store)
+    assert claim.run_id == seeds and not queue.should_yield(store, claim)
+    queued("scratch of demo C", SCRATCH_JOB)
+    assert queue.should_yield(store, claim)              # more seeds give way to another scratch baseline

@@ -17,7 +17,7 @@ from datetime import timedelta
 
 from sqlalchemy import or_, select, update
 
-from tlcore.runs.models import FOLLOWUP_JOBS, RunRow, utcnow
+from tlcore.runs.models import FOLLOWUP_JOBS, SEEDS_JOB, RunRow, utcnow
 from tlcore.runs.records import Run
 from tlcore.runs.store import RunStore
 
@@ -63,9 +63,10 @@ def claim_next(store: RunStore, *, pid: int | None = None, host: str = HOST, gpu
     """Atomically take the oldest queued run that fits what this worker offers (``gpus``, ``memory_gb``);
     None when no such run is queued."""
     pid = os.getpid() if pid is None else pid
-    # Runs a user waits for go before follow-ups (which complete an already finished run), then oldest first.
+    # Runs a user waits for go before follow-ups (which complete an already finished run), the scratch baselines
+    # before more seeds (another demo's scratch is what its Compare waits for), then oldest first.
     oldest = (select(RunRow.id).where(RunRow.status == "queued", RunRow.queued_at.is_not(None), *fits(gpus, memory_gb))
-              .order_by(RunRow.job.in_(FOLLOWUP_JOBS), RunRow.queued_at, RunRow.id).limit(1))
+              .order_by(RunRow.job.in_(FOLLOWUP_JOBS), RunRow.job == SEEDS_JOB, RunRow.queued_at, RunRow.id).limit(1))
     with store.session() as s:  # cheap read first, so idle polling takes no write lock
         if s.scalar(oldest) is None:
             return None
@@ -152,8 +153,10 @@ def should_yield(store: RunStore, claim: Claim) -> bool:
     check and goes back to the queue (:func:`requeue_yielded`), resuming from its checkpoints afterwards."""
     if claim.job not in FOLLOWUP_JOBS:
         return False
+    # more seeds also give way to a scratch follow-up: the runs they complete are on screen already
+    before = [SEEDS_JOB] if claim.job == SEEDS_JOB else list(FOLLOWUP_JOBS)
     waiting = (select(RunRow.id).where(RunRow.status == "queued", RunRow.queued_at.is_not(None),
-                                       RunRow.job.not_in(FOLLOWUP_JOBS), *fits(claim.gpus, claim.memory_gb))
+                                       RunRow.job.not_in(before), *fits(claim.gpus, claim.memory_gb))
                .limit(1))
     with store.session() as s:
         return s.scalar(waiting) is not None
