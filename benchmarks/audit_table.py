@@ -18,7 +18,6 @@ import argparse
 import datetime
 import json
 import platform
-import re
 import sys
 import time
 from pathlib import Path
@@ -26,10 +25,11 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+import doc_blocks  # noqa: E402  (after the sys.path line above)
+
 JSON_PATH = ROOT / "docs" / "audit_table.json"
-DOC = ROOT / "docs" / "benchmarks.md"
-BLOCK = re.compile(r"(<!-- table:audit [^\n]*-->\n)(.*?)(\n<!-- /table:audit -->)", re.S)
-HEADER = ("<!-- table:audit (written by benchmarks/audit_table.py from docs/audit_table.json: do not edit by hand) -->")
 
 
 def flip_labels(y: np.ndarray, n_classes: int, rate: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -107,20 +107,12 @@ def render(table: dict) -> str:
 
 
 def write_block(table: dict) -> None:
-    text = DOC.read_text()
-    body = "\n" + render(table) + "\n"
-    if BLOCK.search(text):
-        text = BLOCK.sub(lambda m: m.group(1) + body + m.group(3), text)
-    else:
-        text = (text.rstrip("\n") + "\n\n## Label audit: precision and recall of the label-issue detection\n\n"
-                "`PYTHONPATH=. .venv/bin/python benchmarks/audit_table.py` (issue 19, part 5).\n\n"
-                f"{HEADER}\n{body}\n<!-- /table:audit -->\n")
-    DOC.write_text(text)
+    doc_blocks.write_block("audit", render(table), script="benchmarks/audit_table.py", source="docs/audit_table.json",
+                           section="Label audit: precision and recall of the label-issue detection")
 
 
 def block_matches() -> bool:
-    m = BLOCK.search(DOC.read_text())
-    return m is not None and m.group(2) == "\n" + render(json.loads(JSON_PATH.read_text())) + "\n"
+    return doc_blocks.block_matches("audit", render(json.loads(JSON_PATH.read_text())))
 
 
 def main() -> int:

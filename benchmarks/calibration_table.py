@@ -27,7 +27,6 @@ import datetime
 import json
 import os
 import platform
-import re
 import sys
 import tempfile
 import time
@@ -40,15 +39,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from parallel_runs import run_jobs  # noqa: E402  (after the sys.path lines above)
+import doc_blocks  # noqa: E402  (after the sys.path lines above)
+from parallel_runs import run_jobs  # noqa: E402
 
 JSON_PATH = ROOT / "docs" / "calibration_table.json"
-DOC = ROOT / "docs" / "benchmarks.md"
 DEMOS = ("digits", "emoji", "sentiment", "spoken-digits")
 STRATEGIES = ("linear_probe", "full")
-BLOCK = re.compile(r"(<!-- table:calibration [^\n]*-->\n)(.*?)(\n<!-- /table:calibration -->)", re.S)
-HEADER = ("<!-- table:calibration (written by benchmarks/calibration_table.py from docs/calibration_table.json: do not "
-          "edit by hand) -->")
 
 
 def _side(block: dict) -> dict:
@@ -214,20 +210,12 @@ def summary(rows: list[dict]) -> str:
 
 
 def write_block(table: dict) -> None:
-    text = DOC.read_text()
-    body = "\n" + render(table) + "\n"
-    if BLOCK.search(text):
-        text = BLOCK.sub(lambda m: m.group(1) + body + m.group(3), text)
-    else:
-        text = (text.rstrip("\n") + "\n\n## Calibration: ECE before and after temperature scaling (issue 19)\n\n"
-                "`PYTHONPATH=. .venv/bin/python benchmarks/calibration_table.py` (issue 19, part 5).\n\n"
-                f"{HEADER}\n{body}\n<!-- /table:calibration -->\n")
-    DOC.write_text(text)
+    doc_blocks.write_block("calibration", render(table), script="benchmarks/calibration_table.py", source="docs/calibration_table.json",
+                           section="Calibration: ECE before and after temperature scaling (issue 19)")
 
 
 def block_matches() -> bool:
-    m = BLOCK.search(DOC.read_text())
-    return m is not None and m.group(2) == "\n" + render(json.loads(JSON_PATH.read_text())) + "\n"
+    return doc_blocks.block_matches("calibration", render(json.loads(JSON_PATH.read_text())))
 
 
 def main() -> int:

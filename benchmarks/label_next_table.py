@@ -23,7 +23,6 @@ import html
 import json
 import os
 import platform
-import re
 import sys
 import time
 from pathlib import Path
@@ -33,8 +32,11 @@ from scipy.stats import t
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from tlcore.data.demos import demo_dir  # noqa: E402  (after the sys.path line above)
+import doc_blocks  # noqa: E402  (after the sys.path lines above)
+
+from tlcore.data.demos import demo_dir  # noqa: E402
 from tlcore.data.loaders import load_dataset  # noqa: E402
 from tlcore.experiments.label_next import LABEL_NEXT_STRATEGIES, select  # noqa: E402
 from tlcore.experiments.selection import margin_uncertainty  # noqa: E402
@@ -43,7 +45,6 @@ from tlcore.models.registry import build_backbone  # noqa: E402
 from tlcore.tasks.classification.label_next import fit_probe  # noqa: E402
 
 JSON = ROOT / "docs" / "label_next_table.json"
-DOC = ROOT / "docs" / "benchmarks.md"
 DEMOS = {"digits": "image", "sentiment": "text"}
 BUDGETS = (10, 20, 50)
 START = {"digits": 20, "sentiment": 10}
@@ -184,17 +185,9 @@ def verdict_text(table: dict) -> str:
 
 
 def write_doc(table: dict) -> None:
-    head = ("<!-- table:label-next (written by benchmarks/label_next_table.py from docs/label_next_table.json: do not "
-            "edit by hand) -->")
-    block = f"{head}\n\n{render(table)}\n\n<!-- /table:label-next -->"
-    text = DOC.read_text()
-    pattern = re.compile(r"<!-- table:label-next [^\n]*-->\n.*?\n<!-- /table:label-next -->", re.S)
-    if pattern.search(text):
-        text = pattern.sub(lambda m: block, text)
-    else:
-        text = text.rstrip("\n") + ("\n\n## Label next — N selected labels vs N random labels (issue 19)\n\n"
-                                    f"{block}\n")
-    DOC.write_text(text)
+    doc_blocks.write_block("label-next", render(table), script="benchmarks/label_next_table.py",
+                           source="docs/label_next_table.json",
+                           section="Label next — N selected labels vs N random labels (issue 19)")
 
 
 def main() -> int:
