@@ -56,12 +56,15 @@ def test_image_demo_shows_before_after_then_the_scratch_baseline(app_server, pag
     store.request_cancel(seeds.id)
     spread = json.loads((store.get(run_id).out / "report.json").read_text())["seeds"]
     assert spread["seeds"] == [0, 1] and sorted(spread["retrained"]) == ["after", "classical", "scratch"]
+    # the page reruns once more when the job stops (or, had the cancel come after its last check, when it is done)
+    page.get_by_text("The seeds follow-up cancelled").or_(page.get_by_text("Over 3 training seeds")).first.wait_for()
+    wait_idle(page)
     screenshot(page, "compare_seeds")
 
     # Calibration: the reliability diagram (perfect calibration, before, after, after temperature scaling)
     diagram = page.locator(".st-key-cmp-reliability .js-plotly-plot")
-    diagram.first.scroll_into_view_if_needed()
     diagram.locator(".scatterlayer .trace").nth(2).wait_for()
+    diagram.first.scroll_into_view_if_needed()
     calibration = json.loads((store.get(run_id).out / "report.json").read_text())["calibration"]
     assert page.get_by_text(f"Temperature T = {calibration['temperature']:.3f}").count() >= 1
     screenshot(page, "compare_reliability")
