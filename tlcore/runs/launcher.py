@@ -84,6 +84,15 @@ def worker_pid(store: RunStore | None = None) -> int | None:
     return None
 
 
+def package_env(**extra: str) -> dict[str, str]:
+    """This process's environment plus ``extra``, with the folder that holds the tlcore package first on
+    ``PYTHONPATH``: a child ``python -m tlcore...`` imports this very engine (it need not be pip-installed)."""
+    env = dict(os.environ, **extra)
+    package_parent = str(Path(__file__).resolve().parents[2])
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (package_parent, env.get("PYTHONPATH")) if p)
+    return env
+
+
 def ensure_worker(store: RunStore | None = None, *, idle_exit_s: float | None = 600.0,
                   poll_s: float = 1.0, warm_demos: Sequence[str] = ()) -> int:
     """Make sure a background worker serves ``store``; start a detached one if none is alive.
@@ -108,9 +117,7 @@ def ensure_worker(store: RunStore | None = None, *, idle_exit_s: float | None = 
         cmd += ["--idle-exit", str(idle_exit_s)]
     if warm_demos:
         cmd += ["--warm-demos", ",".join(warm_demos)]
-    package_parent = str(Path(__file__).resolve().parents[2])
-    env = dict(os.environ, TRANSFERLAB_DB_URL=store.url)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (package_parent, env.get("PYTHONPATH")) if p)
+    env = package_env(TRANSFERLAB_DB_URL=store.url)
     with open(path.with_suffix(".log"), "ab") as logfile:
         proc = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, stdout=logfile, stderr=subprocess.STDOUT,
                                 start_new_session=True, close_fds=True)

@@ -33,7 +33,7 @@ from tlcore.paths import owner_scope
 from tlcore.runs import queue, sync
 from tlcore.runs.job_paths import job_config, resolve_job
 from tlcore.runs.jobs import CancelCheck, Heartbeat, ProgressWriter, headline_metrics, read_report
-from tlcore.runs.launcher import acquire_lock
+from tlcore.runs.launcher import acquire_lock, package_env
 from tlcore.runs.queue import Claim
 from tlcore.runs.store import RunStore
 from tlcore.storage import storage_problem
@@ -190,6 +190,7 @@ class Worker:
 #: renders, before the first click).
 WARM_MODULES = ("tlcore.api", "torch._dynamo")
 
+
 def warm_imports(modules: Sequence[str] = WARM_MODULES, demos: Sequence[str] = ()) -> None:
     """Import ``modules``, then, in a low-priority child process, make the built-in ``demos``' data (the app's Home
     demos: a click then finds them made) and convert the bundled Whisper weights.
@@ -212,16 +213,14 @@ def warm_imports(modules: Sequence[str] = WARM_MODULES, demos: Sequence[str] = (
 
 def _prepare_in_background(demos: Sequence[str]) -> None:
     """Run :func:`prepare` in a child process at low priority and wait for it (from the warm-up thread)."""
-    root = str(Path(__file__).resolve().parents[2])     # the folder that holds the tlcore package
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])))
     code = "import sys; from tlcore.runs.worker import prepare; prepare(sys.argv[1:])"
     try:
-        done = subprocess.run([sys.executable, "-c", code, *demos], env=env, capture_output=True, text=True,
+        done = subprocess.run([sys.executable, "-c", code, *demos], env=package_env(), capture_output=True, text=True,
                               preexec_fn=lambda: os.nice(10), check=False)
     except OSError:
         log.info("the demos and Whisper weights were not prepared ahead of the first job", exc_info=True)
         return
-    for line in done.stderr.strip().splitlines()[-3:] if done.returncode else []:
+    for line in done.stderr.strip().splitlines()[-5:]:     # what prepare() skipped (it exits 0), or a crash's end
         log.info("preparing ahead of the first job: %s", line)
 
 
