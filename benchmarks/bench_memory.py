@@ -46,6 +46,12 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+import doc_blocks  # noqa: E402  (after the sys.path line above)
+from doc_blocks import write_block  # noqa: E402
+
+JSON_PATH = ROOT / "docs" / "bench_memory.json"
+BLOCK = "memory"
 CLASSES = [f"c{i}" for i in range(10)]
 WORDS = ["alpha", "beta", "gamma", "delta", "omega", "sigma", "kappa", "lambda", "theta", "zeta"]
 #: The explicit eval set's size, as a share of the target: what the automatic split holds out (--eval-fraction).
@@ -192,9 +198,14 @@ def main(argv=None) -> int:
     ap.add_argument("--backbone-image", default="tiny-image")
     ap.add_argument("--backbone-text", default="tiny-text")
     ap.add_argument("--work", default="/tmp/tl-p6")
-    ap.add_argument("--json", default=str(ROOT / "docs" / "bench_memory.json"),
+    ap.add_argument("--json", default=str(JSON_PATH),
                     help="results file (rows of combinations not re-run are kept); '' = none")
+    ap.add_argument("--render", action="store_true",
+                    help="only rewrite docs/benchmarks.md's P6 table from the results file (no measuring)")
     args = ap.parse_args(argv)
+    if args.render:
+        render(load_rows(Path(args.json)))
+        return 0
     combos = list(COMBOS) if args.combos == "all" else [c.strip() for c in args.combos.split(",") if c.strip()]
     unknown = [c for c in combos if c not in COMBOS]
     if unknown:
@@ -237,7 +248,19 @@ def main(argv=None) -> int:
                    "ratio": round(ratio, 3), "measured": datetime.date.today().isoformat()}
             rows = save_row(json_path, row) if json_path else {**rows, (modality, combo): row}
     print(table(sorted(rows.values(), key=_order)))
+    if json_path == JSON_PATH:
+        render(rows)
     return 0 if ok else 1
+
+
+def render(rows: dict) -> None:
+    """Docs/benchmarks.md's P6 block from the results (every combination measured, in table order)."""
+    write_block(BLOCK, table(sorted(rows.values(), key=_order)), script="benchmarks/bench_memory.py",
+                source="docs/bench_memory.json", section="P6 — peak memory at 10× the data (goal ≤ 1.3×)")
+
+
+def block_matches() -> bool:
+    return doc_blocks.block_matches(BLOCK, table(sorted(load_rows(JSON_PATH).values(), key=_order)))
 
 
 if __name__ == "__main__":

@@ -13,12 +13,20 @@ its source sentences, 10 epochs; accent-asr with its source accent, 5 epochs, wh
 each task spec's ``lr_grid``, scored by entity F1 and by 1 - WER; the rule is the same. Their evidence goes to
 ``docs/task_default_lrs.json``.
 
+The recipe's other settings (``--recipe``; :mod:`tlcore.recipe`: schedule, head initialisation, layer decay,
+augmentation, the early-stopping threshold): the same development data and protocol, each strategy at its derived
+learning rate, one setting varied at a time around the prior recipe (the values the code shipped with), partial, full
+and LoRA on the development demos of the learning rates (digits, fashion-shift, sentiment, spoken-digits). Rule: per setting, the value with the
+highest mean development accuracy over every cell it applies to; a tie keeps the prior. Evidence:
+``docs/recipe.json``; with ``--write``, the choice goes to ``tlcore/recipe.json``.
+
 Writes ``docs/default_lrs.json`` (every run: demo, strategy, lr, development accuracy, sizes) and, with ``--write``,
 the chosen rates to ``tlcore/strategies/default_lrs.json``, which the strategies read (``Strategy.lr_for``; the task
 specs read ``tlcore/tasks/default_lrs.json``); ``tests/test_default_lrs.py`` checks that the two agree with the rule above.
 
 Usage: .venv/bin/python benchmarks/derive_defaults.py [--demos digits,sentiment] [--workers 2] [--write]
        .venv/bin/python benchmarks/derive_defaults.py --tasks ner,asr [--workers 2] [--write]
+       .venv/bin/python benchmarks/derive_defaults.py --recipe [--workers 2] [--write] [--cache runs.jsonl]
 """
 
 from __future__ import annotations
@@ -36,6 +44,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from parallel_runs import run_jobs  # noqa: E402  (after the sys.path lines above)
 
+from tlcore.recipe import PRIOR  # noqa: E402
 from tlcore.strategies.defaults import GRIDS, choose_lrs  # noqa: E402
 
 #: Development data: the training splits of these demos (emoji, a third image demo, was left out for time).
@@ -45,6 +54,9 @@ EVIDENCE = ROOT / "docs" / "default_lrs.json"
 TASK_EVIDENCE = ROOT / "docs" / "task_default_lrs.json"
 CHOSEN = ROOT / "tlcore" / "strategies" / "default_lrs.json"
 TASK_CHOSEN = ROOT / "tlcore" / "tasks" / "default_lrs.json"
+RECIPE_EVIDENCE = ROOT / "docs" / "recipe.json"
+#: the development demos of the recipe's settings
+RECIPE_DEMOS = DEMOS
 #: the development score each task's rule maximises (speech recognition: 1 - WER, so lower WER wins)
 TASK_SCORES = {"ner": "entity F1", "asr": "1 - WER"}
 #: task -> (demo, modality, epochs, training seeds): the configuration of the README's task tables
@@ -98,6 +110,57 @@ def _run_task(job: dict) -> dict:
             "seconds": round(time.time() - t0, 1)}
 
 
+def _run_recipe(job: dict) -> dict:
+    """One development run of the recipe derivation: every setting at its prior except ``factor`` = ``value``."""
+    import torch
+
+    torch.set_num_threads(1)
+    from tlcore.config import FinetuneConfig
+    from tlcore.data.demos import demo_dir
+    from tlcore.recipe import override, setting
+    from tlcore.settings.inductive import run_finetune
+
+    target = demo_dir(job["demo"]) / "target"
+    changed = {} if job["factor"] == "base" else {job["factor"]: job["value"]}
+    with override(**{**PRIOR, **changed}), tempfile.TemporaryDirectory() as out:
+        t0 = time.time()
+        r = run_finetune(FinetuneConfig(modality=job["modality"], target=str(target), eval=None, eval_fraction=0.3,
+                                        strategy=job["strategy"], epochs=job["epochs"], seed=0, baselines=[], out=out,
+                                        layer_decay=setting("layer_decay"), augment=setting("augment")))
+        recipe = {name: setting(name) for name in PRIOR}
+    return {**job, "data": f"{job['demo']} demo, target split (eval_path: {r['data']['eval_path']})", "recipe": recipe,
+            "lr": r["training"].get("lr"), "dev_accuracy": r["after"]["accuracy"], "train": r["data"]["train"],
+            "dev": r["data"]["eval"], "backbone": r["backbone"], "seconds": round(time.time() - t0, 1)}
+
+
+def _derive_recipe(a: argparse.Namespace) -> None:
+    from tlcore.data.demos import DEMOS as REGISTERED
+    from tlcore.recipe import CHOSEN_FILE, FACTORS, applies, choose_recipe
+
+    jobs = []
+    for demo in RECIPE_DEMOS:
+        modality = REGISTERED.get(demo).modality
+        for strategy in STRATEGIES:
+            jobs.append({"demo": demo, "modality": modality, "strategy": strategy, "factor": "base",
+                         "value": None, "epochs": a.epochs})
+            jobs += [{"demo": demo, "modality": modality, "strategy": strategy, "factor": name, "value": value,
+                      "epochs": a.epochs}
+                     for name, values in FACTORS.items() if applies(name, strategy, modality) for value in values[1:]]
+    runs = run_jobs(_run_recipe, jobs, key=("demo", "strategy", "factor", "value", "epochs"), workers=a.workers,
+                    cache=a.cache, describe=lambda r: f"{r['demo']} {r['strategy']} {r['factor']}={r['value']}: dev "
+                                                      f"accuracy {r['dev_accuracy']:.3f} ({r['train']} train / "
+                                                      f"{r['dev']} dev, {r['seconds']:.0f} s)")
+    chosen = choose_recipe(runs)
+    rule = " ".join(p.replace("\n", " ") for p in __doc__.split("\n\n")[1:4:2])
+    evidence = {"derived": time.strftime("%Y-%m-%d"), "rule": rule, "factors": FACTORS, "prior": PRIOR,
+                "runs": runs, "chosen": chosen}
+    RECIPE_EVIDENCE.write_text(json.dumps(evidence, indent=2) + "\n")
+    print(json.dumps(chosen, indent=2))
+    if a.write:
+        CHOSEN_FILE.write_text(json.dumps({"derived": evidence["derived"], "evidence": "docs/recipe.json",
+                                           "recipe": chosen}, indent=2) + "\n")
+
+
 def _derive_tasks(a: argparse.Namespace) -> None:
     from tlcore.tasks import get_task
 
@@ -136,7 +199,10 @@ def main() -> None:
     ap.add_argument("--cache", help="JSON-lines file of finished runs: appended as runs finish, and the runs it holds "
                                     "are not run again (an interrupted derivation goes on where it stopped)")
     ap.add_argument("--tasks", help="derive NER's / speech recognition's rates instead (ner,asr)")
+    ap.add_argument("--recipe", action="store_true", help="derive the recipe's other settings instead (tlcore/recipe.py)")
     a = ap.parse_args()
+    if a.recipe:
+        return _derive_recipe(a)
     if a.tasks:
         return _derive_tasks(a)
     from tlcore.data.demos import DEMOS as REGISTERED

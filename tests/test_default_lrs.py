@@ -57,3 +57,44 @@ def test_ner_and_speech_recognition_rates_follow_the_rule_from_development_runs_
         assert get_task(task).lrs == chosen[task] and set(chosen[task]) == set(grid)
     assert {r["seed"] for r in runs if r["task"] == "ner"} == {0, 1, 2}    # NER: the mean over three training seeds
     assert WhisperRecognizer.lrs == get_task("asr").lrs
+
+
+def test_the_recipe_follows_the_rule_from_development_runs_that_never_read_an_eval_split():
+    from tlcore import recipe
+    from tlcore.config import MIN_VAL_ITEMS, FinetuneConfig
+
+    evidence = json.loads((ROOT / "docs" / "recipe.json").read_text())
+    chosen = json.loads(recipe.CHOSEN_FILE.read_text())["recipe"]
+    assert chosen == recipe.choose_recipe(evidence["runs"]) == evidence["chosen"]
+    assert evidence["factors"] == {k: list(v) for k, v in recipe.FACTORS.items()} and evidence["prior"] == recipe.PRIOR
+    runs = evidence["runs"]
+    assert runs and all("target split (eval_path: None)" in r["data"] and 0 < r["dev"] < r["train"] for r in runs)
+    for r in runs:            # each run changed one setting (or none) and trained at the strategy's derived rate
+        changed = {k for k, v in r["recipe"].items() if v != recipe.PRIOR[k]}
+        assert changed == (set() if r["factor"] == "base" else {r["factor"]})
+        assert r["lr"] == get_strategy(r["strategy"]).lr_for(r["modality"])
+    for name, value in chosen.items():      # every value tried where it applies, and the code runs with the choice
+        cells = {(r["demo"], r["strategy"]) for r in runs if r["factor"] == "base"
+                 and recipe.applies(name, r["strategy"], r["modality"])}
+        tried = {(r["demo"], r["strategy"], r["value"]) for r in runs if r["factor"] == name}
+        assert cells and tried == {(*c, v) for c in cells for v in recipe.FACTORS[name][1:]}
+        assert recipe.setting(name) == value
+    cfg = FinetuneConfig()
+    assert (cfg.layer_decay, cfg.augment, MIN_VAL_ITEMS) == (chosen["layer_decay"], chosen["augment"],
+                                                             chosen["min_val_items"])
+
+
+def test_the_recipe_rule_takes_the_best_mean_over_cells_and_keeps_the_prior_on_a_tie():
+    from tlcore.recipe import choose_recipe
+
+    def run(demo, factor, value, acc, strategy="partial", modality="image"):
+        return {"demo": demo, "strategy": strategy, "modality": modality, "factor": factor, "value": value,
+                "dev_accuracy": acc}
+
+    runs = [run("a", "base", None, 0.8), run("b", "base", None, 0.6),
+            run("a", "layer_decay", 1.0, 0.9), run("b", "layer_decay", 1.0, 0.6),     # mean 0.75 > 0.7: wins
+            run("a", "layer_decay", 0.65, 0.7), run("b", "layer_decay", 0.65, 0.7),
+            run("a", "schedule", "constant", 0.6), run("b", "schedule", "constant", 0.8),   # 0.7: a tie, prior kept
+            run("a", "augment", "none", 1.0, strategy="lora", modality="text")]             # text: not augmented
+    chosen = choose_recipe(runs)
+    assert chosen["layer_decay"] == 1.0 and chosen["schedule"] == "warmup_cosine" and chosen["augment"] == "standard"

@@ -9,6 +9,7 @@ import pytest
 import torch
 from conftest import write_image_set, write_text_set
 
+from tlcore import recipe
 from tlcore.config import AUGMENT_LEVELS, FinetuneConfig
 from tlcore.errors import ConfigError
 from tlcore.models.batches import BatchSource
@@ -16,7 +17,6 @@ from tlcore.models.registry import build_backbone
 from tlcore.models.transfer_model import TransferModel
 from tlcore.settings.inductive import run_finetune
 from tlcore.tasks.classification import pipeline as inductive
-from tlcore.tasks.classification import scratch
 from tlcore.tasks.classification.pipeline import probe_recommendation
 
 
@@ -65,7 +65,7 @@ def test_augmentation_touches_training_batches_only(tmp_path, images, monkeypatc
         return plain_forward(self, pixel_values)
 
     monkeypatch.setattr(EfficientNetLiteBackbone, "forward", recording_forward)
-    monkeypatch.setattr(scratch, "FT_MIN_VAL_ITEMS", 1)    # keep a (tiny) validation split to check it
+    monkeypatch.setitem(recipe._override, "min_val_items", 1)    # keep a (tiny) validation split to check it
     report = run_finetune(_cfg(tmp_path, images, baselines=["scratch", "knn"], patience=10))
     t = report["training"]
     assert t["augment"] == "standard" and t["val_size"] > 0

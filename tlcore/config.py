@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from tlcore.errors import ConfigError
+from tlcore.recipe import setting
 from tlcore.tasks import DEFAULT_TASK, get_task, task_names
 
 MODALITIES = ("image", "text", "audio")
@@ -15,7 +16,7 @@ BASELINES = ("scratch", "knn", "classical")
 #: The baselines that use no pretrained weights: what "does transfer help?" is measured against.
 NO_PRETRAINING = ("scratch", "classical")
 AUGMENT_LEVELS = ("none", "light", "standard")   # training-time image augmentation, see tlcore/models/image.py
-MIN_VAL_ITEMS = 50   # fewest validation items partial/full/lora stop early on (tlcore/tasks/classification/pipeline.py)
+MIN_VAL_ITEMS = setting("min_val_items")   # fewest validation items loop models stop early on (tlcore/recipe.py)
 
 #: The limits of every numeric option, in one place: the config fields below carry them as ``min``/``max`` metadata,
 #: and the options that are not config fields (the CLI's ``predict --top-k``, ``cluster --k``, ``curve --seeds`` ...,
@@ -89,9 +90,9 @@ class FinetuneConfig:
     eval_fraction: float = config_field(0.3, "Share of the labeled target held out for evaluation when --eval is not given.", **LIMITS["eval_fraction"])
     partial_blocks: int = config_field(2, "partial: number of top backbone blocks to unfreeze.", **LIMITS["partial_blocks"])
     lora_r: int = config_field(8, "lora: rank of the low-rank update.", **LIMITS["lora_r"])
-    layer_decay: float = config_field(0.8, "partial/full: discriminative learning rates; each backbone block trains at this factor "
+    layer_decay: float = config_field(setting("layer_decay"), "partial/full: discriminative learning rates; each backbone block trains at this factor "
                             "of the lr of the block above it (1 = the same lr everywhere).", **LIMITS["layer_decay"])
-    augment: str = config_field("standard", "Image fine-tuning (partial, full, lora): augment the training batches: none, light or "
+    augment: str = config_field(setting("augment"), "Image fine-tuning (partial, full, lora): augment the training batches: none, light or "
                       "standard (random resized crop, small rotation and shift, colour jitter; no flips). Never applied "
                       "to eval, validation or the linear probe's features; text and audio runs ignore it.",
                       choices=AUGMENT_LEVELS)

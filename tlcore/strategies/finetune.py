@@ -10,8 +10,8 @@ from torch import nn
 
 from tlcore.strategies.base import STRATEGIES, Strategy, freeze, unfreeze
 
-# Default learning rates (of the top block, layer decay 0.8 below it; AdamW, LP-FT): derived on development data,
-# see tlcore/strategies/defaults.py; ``default_lr`` is the fallback for a modality none was derived for.
+# Default learning rates (of the top block, with the recipe's layer decay below it, tlcore/recipe.py; AdamW, LP-FT): derived
+# on development data, see tlcore/strategies/defaults.py; ``default_lr`` is the fallback for a modality none was derived for.
 
 
 def _after_blocks(backbone) -> list[nn.Module]:

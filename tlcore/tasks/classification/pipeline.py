@@ -9,7 +9,8 @@ The loop strategies (partial, full, lora) are LP-FT (Kumar et al., "Fine-Tuning 
 and Underperform Out-of-Distribution", ICLR 2022): the head starts as the linear probe fitted on the cached
 features, then head and backbone train together at the strategy's small lr (the head too: a large head lr would
 undo the probe and drag the features after it), partial/full with layer-wise lr decay, warm-up + cosine decay,
-and image batches augmented (``cfg.augment``). The probe is scored on the eval split as well; when the
+and image batches augmented (``cfg.augment``): the recipe of :mod:`tlcore.recipe`, each setting chosen on development
+data. The probe is scored on the eval split as well; when the
 fine-tuned model does not beat it beyond the paired 95% interval, the report's notes recommend the probe.
 """
 
@@ -47,6 +48,7 @@ from tlcore.models.features import extract_features
 from tlcore.models.registry import build_backbone, resolve_backbone_name
 from tlcore.models.transfer_model import TransferModel
 from tlcore.progress import Progress
+from tlcore.recipe import setting
 from tlcore.strategies import STRATEGIES, check_backbone, get_strategy
 from tlcore.strategies.defaults import PROVENANCE as DEFAULT_LR_PROVENANCE
 from tlcore.strategies.linear_probe import fit_linear_head
@@ -62,7 +64,6 @@ from tlcore.training.trainer import TrainConfig
 # LP-FT: the head starts from the linear probe and trains at the backbone's (top block's) lr times this. It was
 # max(lr, 1e-3): 5-20x the backbone's, which moves the probe's decision boundary first and the features after it.
 FT_HEAD_LR_FACTOR = 1.0
-FT_SCHEDULE = "warmup_cosine"
 PROBE_TUNING = "C chosen by k-fold cross-validation of the training items (every run; --tune adds nothing to it)"
 #: ``FinetuneConfig.exclude`` (training items left out, e.g. those the label audit flagged) is applied by this task.
 EXCLUDES_ITEMS = True
@@ -266,11 +267,13 @@ class Job(TaskJob):
         model = TransferModel(backbone, d.classes, backbone_name=self.backbone_name, strategy=cfg.strategy)
         # the head starts from a probe that has not seen the early-stopping items: a probe fitted on them scores
         # ~100% there, and early stopping would then stop on a validation split that cannot tell
-        w, b, head_info = probe or fit_linear_head(self.f["train"][fit_idx], d.y_train[fit_idx], len(d.classes),
-                                                   seed=cfg.seed)
-        _set_head(model, w, b)
+        head_info = None
+        if setting("head_init") == "probe":
+            w, b, head_info = probe or fit_linear_head(self.f["train"][fit_idx], d.y_train[fit_idx], len(d.classes),
+                                                       seed=cfg.seed)
+            _set_head(model, w, b)
         tcfg = TrainConfig(epochs=cfg.epochs, batch_size=cfg.batch_size, lr=lr, head_lr=lr * FT_HEAD_LR_FACTOR,
-                           patience=cfg.patience, seed=cfg.seed, schedule=FT_SCHEDULE, keep_best=bool(len(val_idx)))
+                           patience=cfg.patience, seed=cfg.seed, schedule=setting("schedule"), keep_best=bool(len(val_idx)))
         modules = strategy.prepare(model, partial_blocks=cfg.partial_blocks, lora_r=cfg.lora_r, seed=cfg.seed)  # type: ignore[misc]
         groups = (strategy.param_groups(model, lr=tcfg.lr, head_lr=tcfg.head_lr, layer_decay=cfg.layer_decay)
                   if strategy.param_groups else None)
@@ -293,7 +296,7 @@ class Job(TaskJob):
                     resumed_from_epoch=result.resumed_from_epoch, train_size=len(fit_idx), val_size=len(val_idx),
                     lr=tcfg.lr, head_lr=tcfg.head_lr, schedule=tcfg.schedule,
                     layer_decay=cfg.layer_decay if groups else None, augment=augment, augment_flip=flip)
-        if len(val_idx):
+        if len(val_idx) and head_info is not None:
             info["head_init"] = head_info
         if not augmented and cfg.modality != "image" and (cfg.augment != "none" or cfg.augment_flip):
             info["augment_ignored"] = f"{cfg.modality} inputs are not augmented (image fine-tuning only)"

@@ -13,13 +13,14 @@ from typing import Optional
 import numpy as np
 import torch
 
-from tlcore.config import MIN_VAL_ITEMS, FinetuneConfig
+from tlcore.config import FinetuneConfig
 from tlcore.data.dataset import Dataset
 from tlcore.data.split import holdout_split
 from tlcore.device import current as current_runtime
 from tlcore.models.registry import build_backbone
 from tlcore.models.transfer_model import TransferModel
 from tlcore.progress import CancelFn, Progress, ProgressFn
+from tlcore.recipe import setting
 from tlcore.strategies.finetune import prepare_full
 from tlcore.tasks.classification.train import train_classifier
 from tlcore.tasks.classification.tune import tune_lr, tuning_split
@@ -27,7 +28,6 @@ from tlcore.training.trainer import TrainConfig
 
 SCRATCH_LR = 1e-3
 # Early stopping of the loop strategies needs at least this many validation items (else: the whole schedule).
-FT_MIN_VAL_ITEMS = MIN_VAL_ITEMS
 
 
 def accuracy_of(y: np.ndarray, pred: np.ndarray) -> float:
@@ -40,7 +40,8 @@ def loop_validation(labels: list[str], cfg: FinetuneConfig,
     (fit indices, validation indices, the rule in words).
 
     A stratified ``val_fraction`` of the *training* items (never the eval split) is held out for early stopping when
-    it holds at least ``FT_MIN_VAL_ITEMS`` items. Below that, epochs differ by a few points while the accuracy of n
+    it holds at least the recipe's ``min_val_items`` (:mod:`tlcore.recipe`). Below that, epochs differ by a few
+    points while the accuracy of n
     validation items has a 95% interval of about ±100/sqrt(n) points (±22 for 20 items), so stopping on it picks an
     epoch at random (measured on the image demos: 1-4 points lost against the end of the schedule): the model then
     trains the whole schedule on every training item and keeps the last epoch. With ``groups`` (two or more) whole
@@ -55,9 +56,10 @@ def loop_validation(labels: list[str], cfg: FinetuneConfig,
             f"items); trained the whole schedule on all {len(labels)} training items and kept the last epoch")
     grouped = groups is not None and len(set(groups)) >= 2
     keep, held = holdout_split(labels, groups, cfg.val_fraction, seed=cfg.seed)
-    if len(held) < FT_MIN_VAL_ITEMS:
+    min_val = setting("min_val_items")
+    if len(held) < min_val:
         return everything, np.array([], dtype=np.int64), (
-            f"off: {len(held)} validation items cannot tell epochs apart (needs {FT_MIN_VAL_ITEMS}); trained the "
+            f"off: {len(held)} validation items cannot tell epochs apart (needs {min_val}); trained the "
             f"whole schedule on all {len(labels)} training items and kept the last epoch")
     return np.array(keep), np.array(held), (
         f"on: {len(keep)} training items fitted, {len(held)} held out of them{' (whole groups)' * grouped} (never "

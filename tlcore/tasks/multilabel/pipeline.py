@@ -37,6 +37,7 @@ from tlcore.models.before import BeforeHead
 from tlcore.models.features import extract_features
 from tlcore.models.registry import build_backbone, resolve_backbone_name
 from tlcore.models.transfer_model import TransferModel
+from tlcore.recipe import setting
 from tlcore.strategies import check_backbone, get_strategy
 from tlcore.strategies.finetune import prepare_full
 from tlcore.tasks.job import Outcome, TaskJob
@@ -215,7 +216,7 @@ class Job(TaskJob):
         if strategy.uses_loop:
             lr = cfg.lr or self.default_lr()
             tcfg = TrainConfig(epochs=cfg.epochs, batch_size=cfg.batch_size, lr=lr, head_lr=lr, patience=cfg.patience,
-                               seed=cfg.seed, schedule="warmup_cosine")
+                               seed=cfg.seed, schedule=setting("schedule"))
             modules = strategy.prepare(model, partial_blocks=cfg.partial_blocks, lora_r=cfg.lora_r, seed=cfg.seed)  # type: ignore[misc]
             groups = (strategy.param_groups(model, lr=lr, head_lr=lr, layer_decay=cfg.layer_decay)
                       if strategy.param_groups else None)
