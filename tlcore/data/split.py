@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import os
 import warnings
-from collections import defaultdict
+from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
@@ -50,7 +50,13 @@ def grouped_split(labels: Sequence[str], groups: Sequence[str], fraction: float,
     if len(names) < 2:
         raise DataError(f"all {len(groups)} items are in one group ({names[0]!r}), so no group can be held out for "
                         "evaluation; give an --eval set, more groups, or no groups")
-    folds = min(len(names), max(2, int(round(1 / max(fraction, 1e-9)))))
+    # scikit-learn refuses more folds than the largest class has items: with small classes the held-out fold is then
+    # a larger share (1 / the largest class size) rather than an error
+    largest = max(Counter(labels).values())
+    if largest < 2:
+        raise DataError(f"every class has one item ({len(labels)} items), so none can be held out with its class "
+                        "still in training; give an --eval set or add examples")
+    folds = min(len(names), max(2, int(round(1 / max(fraction, 1e-9)))), largest)
     splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
     with warnings.catch_warnings():       # "the least populated class has fewer members than n_splits": expected here
         warnings.simplefilter("ignore", UserWarning)
