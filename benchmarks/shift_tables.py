@@ -107,6 +107,7 @@ def main() -> None:
                                      epochs=5, out="")
                 res["curve"] = data_efficiency_curve(cfg, shots=(1, 2, 5, 10, 0), seeds=(0, 1, 2))
         res["seconds"] = time.time() - t0
+        res["measured"] = time.strftime("%Y-%m-%d")
         out[demo] = res
         print(f"{demo} done in {res['seconds']:.0f} s", file=sys.stderr, flush=True)
         if a.json:
