@@ -270,7 +270,10 @@ def _fit_out_of_core(modality: str, items: list, y: np.ndarray, *, seed: int) ->
         store = _Descriptors(modality, items, Path(folder))
         # C on a stratified subsample (the descriptors of every item would not fit in memory at this size)
         _, sample = holdout_split([str(v) for v in y_index], None, STREAM_ABOVE / len(items), seed=seed)
-        sample = np.sort(np.asarray(sample, dtype=np.int64))
+        sample = np.asarray(sample, dtype=np.int64)
+        if len(sample) > STREAM_ABOVE:          # the per-class rounding can overshoot by an item or two
+            sample = np.random.default_rng(seed).choice(sample, STREAM_ABOVE, replace=False)
+        sample = np.sort(sample)
         x_sample = store.rows(sample)
         best_c, tuned = _choose_c(x_sample, y_index[sample], modality, seed,
                                   f"a stratified subsample of {len(sample)} of the {len(items)} training items")
