@@ -91,10 +91,12 @@ class FinetuneConfig:
     partial_blocks: int = config_field(2, "partial: number of top backbone blocks to unfreeze.", **LIMITS["partial_blocks"])
     lora_r: int = config_field(8, "lora: rank of the low-rank update.", **LIMITS["lora_r"])
     layer_decay: float = config_field(setting("layer_decay"), "partial/full: discriminative learning rates; each backbone block trains at this factor "
-                            "of the lr of the block above it (1 = the same lr everywhere).", **LIMITS["layer_decay"])
+                            "of the lr of the block above it (1 = the same lr everywhere). Default "
+                            f"{setting('layer_decay')}: chosen on development data (tlcore/recipe.py).", **LIMITS["layer_decay"])
     augment: str = config_field(setting("augment"), "Image fine-tuning (partial, full, lora): augment the training batches: none, light or "
                       "standard (random resized crop, small rotation and shift, colour jitter; no flips). Never applied "
-                      "to eval, validation or the linear probe's features; text and audio runs ignore it.",
+                      "to eval, validation or the linear probe's features; text and audio runs ignore it. Default "
+                      f"{setting('augment')}: chosen on development data (tlcore/recipe.py).",
                       choices=AUGMENT_LEVELS)
     augment_flip: bool = config_field(False, "Image fine-tuning: also flip training images left-right at random; only for data "
                             "whose labels survive mirroring (not digits, letters or arrows).")
