@@ -48,7 +48,6 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 import doc_blocks  # noqa: E402  (after the sys.path line above)
-from doc_blocks import write_block  # noqa: E402
 
 JSON_PATH = ROOT / "docs" / "bench_memory.json"
 BLOCK = "memory"
@@ -255,7 +254,7 @@ def main(argv=None) -> int:
 
 def render(rows: dict) -> None:
     """Docs/benchmarks.md's P6 block from the results (every combination measured, in table order)."""
-    write_block(BLOCK, table(sorted(rows.values(), key=_order)), script="benchmarks/bench_memory.py",
+    doc_blocks.write_block(BLOCK, table(sorted(rows.values(), key=_order)), script="benchmarks/bench_memory.py",
                 source="docs/bench_memory.json", section="P6 — peak memory at 10× the data (goal ≤ 1.3×)")
 
 

@@ -64,8 +64,10 @@ TASK_SCORES = {"ner": "entity F1", "asr": "1 - WER"}
 TASK_DEMOS = {"ner": ("ner-shift", "text", 10, (0, 1, 2)), "asr": ("accent-asr", "audio", 5, (0,))}
 
 
-def _run(job: dict) -> dict:
-    """One development run (in a worker process with one torch thread)."""
+def _develop(job: dict, **config) -> dict:
+    """One development run in a worker process with one torch thread: trained on 70% of the demo's target split
+    (and whatever ``config`` adds, e.g. its source), scored on the other 30% (whole groups where the demo has them);
+    the eval split is never read. The report's fields every evidence row records, and the report as ``report``."""
     import torch
 
     torch.set_num_threads(1)
@@ -73,64 +75,46 @@ def _run(job: dict) -> dict:
     from tlcore.data.demos import demo_dir
     from tlcore.settings.inductive import run_finetune
 
-    target = demo_dir(job["demo"]) / "target"
     with tempfile.TemporaryDirectory() as out:
         t0 = time.time()
-        r = run_finetune(FinetuneConfig(modality=job["modality"], target=str(target), eval=None, eval_fraction=0.3,
-                                        strategy=job["strategy"], lr=job["lr"], epochs=job["epochs"], seed=0,
-                                        baselines=[], out=out))
-    return {**job, "data": f"{job['demo']} demo, target split (eval_path: {r['data']['eval_path']})",
-            "dev_accuracy": r["after"]["accuracy"], "train": r["data"]["train"], "dev": r["data"]["eval"],
-            "backbone": r["backbone"], "seconds": round(time.time() - t0, 1)}
-
-
-def _run_task(job: dict) -> dict:
-    """One NER / speech recognition development run: trained on the demo's source and 70% of its target split, scored
-    on the other 30% of the target split (whole speakers for speech); the eval split is never read."""
-    import torch
-
-    torch.set_num_threads(1)
-    from tlcore.config import FinetuneConfig
-    from tlcore.data.demos import demo_dir
-    from tlcore.settings.inductive import run_finetune
-
-    d = demo_dir(job["demo"])
-    with tempfile.TemporaryDirectory() as out:
-        t0 = time.time()
-        r = run_finetune(FinetuneConfig(modality=job["modality"], task=job["task"], source=str(d / "source"),
-                                        target=str(d / "target"), eval=None, eval_fraction=0.3,
-                                        strategy=job["strategy"], lr=job["lr"], epochs=job["epochs"], seed=job["seed"],
-                                        baselines=[], out=out))
-    after = r["after"]
-    value = after["entity_f1"] if job["task"] == "ner" else after["wer"]
-    return {**job, "data": f"{job['demo']} demo, target split (eval_path: {r['data']['eval_path']})",
-            "dev_metric": "entity_f1" if job["task"] == "ner" else "wer", "dev_value": value,
-            "dev_score": value if job["task"] == "ner" else 1.0 - value,
+        r = run_finetune(FinetuneConfig(modality=job["modality"], target=str(demo_dir(job["demo"]) / "target"),
+                                        eval=None, eval_fraction=0.3, strategy=job["strategy"], epochs=job["epochs"],
+                                        baselines=[], out=out, **config))
+    return {"report": r, "data": f"{job['demo']} demo, target split (eval_path: {r['data']['eval_path']})",
             "train": r["data"]["train"], "dev": r["data"]["eval"], "backbone": r["backbone"],
             "seconds": round(time.time() - t0, 1)}
 
 
+def _run(job: dict) -> dict:
+    """One development run of a learning rate."""
+    run = _develop(job, lr=job["lr"], seed=0)
+    r = run.pop("report")
+    return {**job, "dev_accuracy": r["after"]["accuracy"], **run}
+
+
+def _run_task(job: dict) -> dict:
+    """One NER / speech recognition development run: trained on the demo's source and 70% of its target split, scored
+    on the other 30% of the target split (whole speakers for speech)."""
+    from tlcore.data.demos import demo_dir
+
+    run = _develop(job, task=job["task"], source=str(demo_dir(job["demo"]) / "source"), lr=job["lr"], seed=job["seed"])
+    after = run.pop("report")["after"]
+    value = after["entity_f1"] if job["task"] == "ner" else after["wer"]
+    return {**job, "dev_metric": "entity_f1" if job["task"] == "ner" else "wer",
+            "dev_value": value, "dev_score": value if job["task"] == "ner" else 1.0 - value, **run}
+
+
 def _run_recipe(job: dict) -> dict:
     """One development run of the recipe derivation: every setting at its prior except ``factor`` = ``value``."""
-    import torch
-
-    torch.set_num_threads(1)
-    from tlcore.config import FinetuneConfig
-    from tlcore.data.demos import demo_dir
     from tlcore.recipe import override, setting
-    from tlcore.settings.inductive import run_finetune
 
-    target = demo_dir(job["demo"]) / "target"
     changed = {} if job["factor"] == "base" else {job["factor"]: job["value"]}
-    with override(**{**PRIOR, **changed}), tempfile.TemporaryDirectory() as out:
-        t0 = time.time()
-        r = run_finetune(FinetuneConfig(modality=job["modality"], target=str(target), eval=None, eval_fraction=0.3,
-                                        strategy=job["strategy"], epochs=job["epochs"], seed=0, baselines=[], out=out,
-                                        layer_decay=setting("layer_decay"), augment=setting("augment")))
+    with override(**{**PRIOR, **changed}):
+        run = _develop(job, seed=0, layer_decay=setting("layer_decay"), augment=setting("augment"))
         recipe = {name: setting(name) for name in PRIOR}
-    return {**job, "data": f"{job['demo']} demo, target split (eval_path: {r['data']['eval_path']})", "recipe": recipe,
-            "lr": r["training"].get("lr"), "dev_accuracy": r["after"]["accuracy"], "train": r["data"]["train"],
-            "dev": r["data"]["eval"], "backbone": r["backbone"], "seconds": round(time.time() - t0, 1)}
+    r = run.pop("report")
+    return {**job, "recipe": recipe, "lr": r["training"].get("lr"),
+            "dev_accuracy": r["after"]["accuracy"], **run}
 
 
 def _derive_recipe(a: argparse.Namespace) -> None:

@@ -160,43 +160,31 @@ def render_compat_matrix(table: dict) -> str:
 
 def render_recipe(evidence: dict) -> str:
     """The recipe's settings: each value's mean development accuracy over the cells it applies to
-    (``docs/recipe.json``, ``benchmarks/derive_defaults.py --recipe``)."""
+    (``docs/recipe.json``, ``benchmarks/derive_defaults.py --recipe``; the cells and scores of
+    :func:`tlcore.recipe.value_scores`, the rule's own)."""
+    from tlcore.recipe import value_scores
+
     runs = evidence["runs"]
-    base = {(r["demo"], r["strategy"]): r for r in runs if r["factor"] == "base"}
     lines = [f"Derived {evidence['derived']}: {len(runs)} development runs (10 epochs, seed 0, each strategy at its "
              "derived learning rate; the demos' target splits with 30% held out, never an eval split). Mean "
              "development accuracy of each value over the (demo, strategy) cells the setting applies to, with the "
              "cells it won / lost against the prior value; **bold** = chosen (best mean; a tie keeps the prior).", "",
              "| setting | cells | value: mean development accuracy (cells won / lost against the prior) |",
              "|---|---|---|"]
-    for name, values in evidence["factors"].items():
-        prior = evidence["prior"][name]
-        cells = sorted(c for c, r in base.items() if name in _applies(evidence, r, name))
-        shown = []
-        for value in values:
-            scores = []
-            for cell in cells:
-                if value == prior:
-                    scores.append((base[cell]["dev_accuracy"], base[cell]["dev_accuracy"]))
-                else:
-                    match = [r for r in runs if (r["demo"], r["strategy"]) == cell and r["factor"] == name
-                             and r["value"] == value]
-                    scores += [(match[0]["dev_accuracy"], base[cell]["dev_accuracy"])] if match else []
+    for name, by_value in value_scores(runs).items():
+        prior, shown = evidence["prior"][name], []
+        for value in evidence["factors"][name]:
+            scores = by_value.get(value)
             if not scores:
                 continue
-            mean = sum(a for a, _ in scores) / len(scores)
-            won, lost = sum(a > b for a, b in scores), sum(a < b for a, b in scores)
+            mean = sum(a for a, _, _ in scores) / len(scores)
+            won, lost = sum(a > b for a, b, _ in scores), sum(a < b for a, b, _ in scores)
             text = f"{value}: {mean:.3f}" + ("" if value == prior else f" ({won}/{lost})")
             shown.append(f"**{text}**" if value == evidence["chosen"][name] else text)
-        strategies = sorted({s for _, s in cells})
+        cells = by_value[prior]
+        strategies = sorted({cell[1] for _, _, cell in cells})
         lines.append(f"| `{name}` | {len(cells)} ({', '.join(strategies)}) | " + "; ".join(shown) + " |")
     return "\n".join(lines)
-
-
-def _applies(evidence: dict, base_run: dict, name: str) -> set:
-    """{name} when some run varied setting ``name`` in the cell of ``base_run`` (it applies there)."""
-    cell = (base_run["demo"], base_run["strategy"])
-    return {name} if any((r["demo"], r["strategy"]) == cell and r["factor"] == name for r in evidence["runs"]) else set()
 
 
 #: block name -> (the JSON files in docs/ it is written from, its renderer)

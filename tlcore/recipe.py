@@ -45,7 +45,6 @@ APPLIES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "min_val_items": (("partial", "full", "lora"), ("image", "text", "audio")),
 }
 CHOSEN_FILE = Path(__file__).with_name("recipe.json")
-PROVENANCE = "chosen on development data (the demos' training splits, never an eval split; docs/recipe.json)"
 
 _override: dict[str, Any] = {}
 
@@ -55,24 +54,33 @@ def applies(name: str, strategy: str, modality: str) -> bool:
     return strategy in strategies and modality in modalities
 
 
-def choose_recipe(runs: Iterable[Mapping]) -> dict[str, Any]:
-    """The rule. ``runs``: ``demo``, ``strategy``, ``modality``, ``factor`` (a setting's name, or ``"base"`` for the
-    run with every setting at its prior), ``value`` and ``dev_accuracy``. Per setting, the mean development accuracy
-    of each value over the cells (demo, strategy) the setting applies to that have a base run — the prior value's
-    score in a cell is its base run's — and the best mean wins; a tie keeps the prior."""
+def value_scores(runs: Iterable[Mapping]) -> dict[str, dict[Any, list[tuple[float, float, tuple]]]]:
+    """Per setting and value, one ``(dev_accuracy, the prior's dev_accuracy, cell)`` per (demo, strategy) cell the
+    setting applies to that has a base run. ``runs``: ``demo``, ``strategy``, ``modality``, ``factor`` (a setting's
+    name, or ``"base"`` for the run with every setting at its prior), ``value`` and ``dev_accuracy``; the prior value's
+    score in a cell is its base run's."""
     runs = list(runs)
     base = {(r["demo"], r["strategy"]): float(r["dev_accuracy"]) for r in runs if r["factor"] == "base"}
-    chosen: dict[str, Any] = {}
+    out: dict[str, dict[Any, list[tuple[float, float, tuple]]]] = {}
     for name, values in FACTORS.items():
-        scores: dict[Any, list[float]] = {PRIOR[name]: []}
+        scores: dict[Any, list[tuple[float, float, tuple]]] = {PRIOR[name]: []}
         for r in runs:
             cell = (r["demo"], r["strategy"])
             if cell in base and applies(name, r["strategy"], r["modality"]):
                 if r["factor"] == "base":
-                    scores[PRIOR[name]].append(base[cell])
+                    scores[PRIOR[name]].append((base[cell], base[cell], cell))
                 elif r["factor"] == name and r["value"] in values:
-                    scores.setdefault(r["value"], []).append(float(r["dev_accuracy"]))
-        mean = {v: sum(s) / len(s) for v, s in scores.items() if s}
+                    scores.setdefault(r["value"], []).append((float(r["dev_accuracy"]), base[cell], cell))
+        out[name] = scores
+    return out
+
+
+def choose_recipe(runs: Iterable[Mapping]) -> dict[str, Any]:
+    """The rule: per setting, the mean development accuracy of each value over its cells (:func:`value_scores`);
+    the best mean wins, a tie keeps the prior."""
+    chosen: dict[str, Any] = {}
+    for name, scores in value_scores(runs).items():
+        mean = {v: sum(a for a, _, _ in s) / len(s) for v, s in scores.items() if s}
         if not mean:
             chosen[name] = PRIOR[name]
             continue

@@ -162,8 +162,10 @@ class _Descriptors:
                 df += np.bincount(raw.indices, minlength=df.size)
             else:
                 total, squares = total + raw.sum(0, dtype=np.float64), squares + (raw.astype(np.float64) ** 2).sum(0)
+            self.width = raw.shape[1]
         if df is not None:
             self.columns = np.flatnonzero(df)
+            self.width = self.columns.size
             self.column_of = np.full(df.size, -1, dtype=np.int64)
             self.column_of[self.columns] = np.arange(self.columns.size)
             self.idf = (np.log((1.0 + self.n) / (1.0 + df[self.columns])) + 1.0).astype(np.float32)   # smooth_idf
@@ -174,7 +176,7 @@ class _Descriptors:
             self.scale[self.scale == 0] = 1.0                               # StandardScaler's rule for constant columns
         if modality != "image":          # written again as the model's features: each pass of the fit only reads them
             for k in range(len(self.starts)):
-                self._save(k, self.features(self._load(k)))
+                self._save(k, self.features(self.chunk(k)))
 
     def _path(self, k: int) -> Path:
         return self.folder / (f"{k:05d}.npz" if self.modality == "text" else f"{k:05d}.npy")
@@ -206,13 +208,10 @@ class _Descriptors:
         else:
             np.save(self._path(k), x)
 
-    def _load(self, k: int):
+    def chunk(self, k: int):
+        """The ``k``-th chunk of training items as stored: the model's features once the constructor is done."""
         path = self._path(k)
         return scipy.sparse.load_npz(path) if self.modality == "text" else np.load(path)
-
-    def chunk(self, k: int):
-        """The model's features of the ``k``-th chunk of training items."""
-        return self._load(k)
 
     def rows(self, index: np.ndarray):
         """The features of the training items ``index`` (sorted), read chunk by chunk."""
@@ -278,10 +277,11 @@ def _fit_out_of_core(modality: str, items: list, y: np.ndarray, *, seed: int) ->
         best_c, tuned = _choose_c(x_sample, y_index[sample], modality, seed,
                                   f"a stratified subsample of {len(sample)} of the {len(items)} training items")
         # start from the subsample's fit at that C, then fit every item
-        start = LogisticRegression(C=best_c, max_iter=5000).fit(x_sample, y_index[sample])
+        with small_problem_threads(x_sample):
+            start = LogisticRegression(C=best_c, max_iter=5000).fit(x_sample, y_index[sample])
         del x_sample
         k = len(classes)
-        coef = np.zeros((k, store.chunk(0).shape[1]))
+        coef = np.zeros((k, store.width))
         intercept = np.zeros(k)
         if k == 2:                  # scikit-learn keeps one row for two classes: the same decision function
             coef[1], intercept[1] = start.coef_[0], start.intercept_[0]

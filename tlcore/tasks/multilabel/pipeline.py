@@ -4,8 +4,8 @@ One validation rule for every model the report compares (before, after, k-NN, th
 items are split once (seeded) into a *fit* part and a *validation* part (``--val-fraction``, never the eval split).
 Every model is fitted on the fit part only, and every model's per-label decision thresholds are chosen on the
 validation part (the F1-maximising cut of its own scores, :func:`~tlcore.tasks.multilabel.metrics.choose_thresholds`);
-loop models (partial, full, LoRA, the scratch twin) also stop early on it when it holds at least ``MIN_VAL_ITEMS``
-items, else they train the whole schedule. With fewer than ``MIN_THRESHOLD_ITEMS`` validation items there is no
+loop models (partial, full, LoRA, the scratch twin) also stop early on it when it holds at least the recipe's
+``min_val_items`` items (:mod:`tlcore.recipe`), else they train the whole schedule. With fewer than ``MIN_THRESHOLD_ITEMS`` validation items there is no
 validation part: every model fits on all training items and uses its default threshold (0.5 for probabilities, 0 for
 the training-free reference). The report's ``training.validation`` says which rule ran, with the sizes.
 
@@ -28,7 +28,7 @@ from typing import Optional
 import numpy as np
 import torch
 
-from tlcore.config import MIN_VAL_ITEMS, FinetuneConfig
+from tlcore.config import FinetuneConfig
 from tlcore.data.overlap import item_kind, overlap_warnings, split_overlaps
 from tlcore.errors import ConfigError, DataError
 from tlcore.evaluation.errors import BCE_DEFINITION, binary_cross_entropy, loss_block
@@ -139,8 +139,9 @@ def validation_split(n: int, cfg: FinetuneConfig) -> tuple[np.ndarray, np.ndarra
             f"{MIN_THRESHOLD_ITEMS}): every model fitted on all {n} training items with its default threshold")
     order = np.random.default_rng(cfg.seed).permutation(n)
     fit, val = np.sort(order[n_val:]), np.sort(order[:n_val])
-    stop = ("loop models stopped early on it (best epoch kept)" if n_val >= MIN_VAL_ITEMS else
-            f"loop models trained the whole schedule (early stopping needs {MIN_VAL_ITEMS} validation items)")
+    min_val = setting("min_val_items")
+    stop = ("loop models stopped early on it (best epoch kept)" if n_val >= min_val else
+            f"loop models trained the whole schedule (early stopping needs {min_val} validation items)")
     return fit, val, (f"every model fitted on the same {len(fit)} training items; per-label thresholds chosen on the "
                       f"other {len(val)} (never the eval split); {stop}")
 
@@ -258,7 +259,7 @@ class Job(TaskJob):
 
     def _train_loop(self, model: TransferModel, tcfg: TrainConfig, modules, groups, *, stage: str):
         d, fit, val = self.d, self.fit, self.val
-        use_val = len(val) >= MIN_VAL_ITEMS
+        use_val = len(val) >= setting("min_val_items")
         task = MultiLabelTask(model, [d.train.items[i] for i in fit], d.y_train[fit],
                               val_items=[d.train.items[i] for i in val] if use_val else (),
                               val_y=d.y_train[val] if use_val else None, batch_size=tcfg.batch_size,
