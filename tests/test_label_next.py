@@ -26,8 +26,8 @@ from tlcore.experiments import label_next as ln
 from tlcore.experiments.projection import fit_learning_curve, power_law
 from tlcore.experiments.selection import (
     kcenter_greedy,
-    margin_select,
     margin_uncertainty,
+    most_uncertain,
     random_select,
     typicality,
     typiclust,
@@ -46,7 +46,7 @@ def _directions(degrees) -> np.ndarray:
 def test_margin_is_one_minus_the_gap_between_the_top_two_classes():
     probs = np.array([[0.5, 0.5, 0.0], [0.9, 0.05, 0.05], [0.2, 0.5, 0.3]])
     assert np.allclose(margin_uncertainty(probs), [1.0, 0.15, 0.8])
-    assert margin_select(probs, 2) == [0, 2]
+    assert most_uncertain(margin_uncertainty(probs), 2) == [0, 2]
     with pytest.raises(ValueError):
         margin_uncertainty(np.ones((3, 1)))
 

@@ -36,7 +36,7 @@ from tlcore.config import LIMITS
 from tlcore.data.overlap import content_key, item_kind
 from tlcore.errors import ConfigError, DataError
 from tlcore.experiments.projection import fit_learning_curve
-from tlcore.experiments.selection import kcenter_greedy, random_select, typiclust
+from tlcore.experiments.selection import kcenter_greedy, most_uncertain, random_select, typiclust
 from tlcore.models.features import extract_features
 from tlcore.models.registry import build_backbone
 from tlcore.progress import Progress, ProgressFn, no_progress
@@ -108,8 +108,7 @@ def select(strategy: str, pool_f: np.ndarray, labeled_f: np.ndarray, budget: int
     if strategy == "typiclust":
         return typiclust(pool_f, labeled_f, budget, seed=seed), None
     if strategy == "margin":
-        u = np.asarray(uncertainty, dtype=np.float64)
-        return [int(i) for i in np.lexsort((np.arange(len(u)), -u))[:budget]], u
+        return most_uncertain(uncertainty, budget), np.asarray(uncertainty, dtype=np.float64)
     if strategy == "margin_kcenter":
         return kcenter_greedy(pool_f, labeled_f, budget, weights=uncertainty, seed=seed), uncertainty
     if strategy == "kcenter":

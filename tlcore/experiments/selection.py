@@ -57,9 +57,9 @@ def margin_uncertainty(probs: np.ndarray) -> np.ndarray:
     return 1.0 - (top[:, 1] - top[:, 0])
 
 
-def margin_select(probs: np.ndarray, budget: int) -> list[int]:
-    """The ``budget`` items with the smallest margin (ties: the lower index first)."""
-    u = margin_uncertainty(probs)
+def most_uncertain(uncertainty: np.ndarray, budget: int) -> list[int]:
+    """The ``budget`` items of highest uncertainty, e.g. the smallest margin (ties: the lower index first)."""
+    u = np.asarray(uncertainty, dtype=np.float64)
     return [int(i) for i in np.lexsort((np.arange(len(u)), -u))[:budget]]
 
 
