@@ -17,7 +17,7 @@ from tlcore.models.registry import build_backbone
 from tlcore.models.transfer_model import TransferModel
 from tlcore.settings.inductive import run_finetune
 from tlcore.tasks.classification import pipeline as inductive
-from tlcore.tasks.classification.pipeline import probe_recommendation
+from tlcore.tasks.classification.notices import probe_recommendation
 
 
 @pytest.fixture(autouse=True)

@@ -27,21 +27,19 @@ import torch
 from tlcore.config import FinetuneConfig
 from tlcore.data.dataset import Dataset
 from tlcore.data.exclude import exclude_training_items, read_exclusions
-from tlcore.data.loaders import case_only_labels, check_trainable, load_dataset
+from tlcore.data.loaders import check_trainable, load_dataset
 from tlcore.data.overlap import conflicting_labels, content_key, item_kind, overlap_warnings, split_overlaps
 from tlcore.data.split import cap_per_class, eval_split
 from tlcore.errors import ConfigError, DataError
 from tlcore.evaluation.calibration import softmax
 from tlcore.evaluation.errors import CE_DEFINITION, cross_entropy, loss_block
 from tlcore.evaluation.metrics import (
-    MAX_CONFUSION_CLASSES,
     classification_metrics,
     flipped_examples,
     paired_difference,
     seeded_paired_difference,
 )
 from tlcore.evaluation.neighbours import knn_vote
-from tlcore.evaluation.policy import alert
 from tlcore.models.batches import can_augment
 from tlcore.models.before import BeforeHead, nearest_class_mean
 from tlcore.models.features import extract_features
@@ -55,6 +53,12 @@ from tlcore.strategies.linear_probe import fit_linear_head
 from tlcore.tasks.classification.calibrate import calibrate_run
 from tlcore.tasks.classification.classical import NAMES as CLASSICAL_NAMES
 from tlcore.tasks.classification.classical import classical_predictions
+from tlcore.tasks.classification.notices import (
+    class_warnings,
+    conflict_warnings,
+    group_warnings,
+    probe_recommendation,
+)
 from tlcore.tasks.classification.scratch import accuracy_of, loop_validation, scratch_twin
 from tlcore.tasks.classification.train import train_classifier
 from tlcore.tasks.classification.tune import tune_lr, tuning_split
@@ -191,8 +195,8 @@ class Job(TaskJob):
             sets = {"train": d.train, "eval": d.eval, **({"source": d.source} if d.source is not None else {})}
             self.f = {name: extract_features(self.backbone, ds, stage=f"features: {name}", progress=self.ctx.progress,
                                              should_cancel=self.ctx.should_cancel) for name, ds in sets.items()}
-        self.ctx.warnings += (overlap_warnings(d.overlap, len(d.eval)) + _conflict_warnings(d.conflicts)
-                              + _group_warnings(d.train, d.eval) + _class_warnings(d.classes))
+        self.ctx.warnings += (overlap_warnings(d.overlap, len(d.eval)) + conflict_warnings(d.conflicts)
+                              + group_warnings(d.train, d.eval) + class_warnings(d.classes))
         self.ctx.warnings += [f"{len(d.problems)} file(s)/row(s) skipped: see data.problems"] * bool(d.problems)
         if d.excluded is not None:
             x = d.excluded
@@ -367,62 +371,3 @@ def _set_head(model: TransferModel, w: torch.Tensor, b: torch.Tensor) -> None:
     with torch.no_grad():
         model.head.weight.copy_(w)
         model.head.bias.copy_(b)
-
-
-def _group_warnings(train: Dataset, eval_ds: Dataset) -> list[dict]:
-    """Groups declared on one side only, or shared by training and eval (a given --eval set: the automatic split
-    never shares one): the eval numbers then measure seen objects/speakers, not new ones."""
-    if (train.groups is None) != (eval_ds.groups is None):
-        side = "eval" if train.groups is None else "training"
-        return [alert("groups_one_side", f"only the {side} data declares groups; intervals "
-                      f"{'resample eval groups' if eval_ds.groups is not None else 'resample single eval items'}, and "
-                      "whether eval groups also occur in training cannot be checked")]
-    if train.groups is None or eval_ds.groups is None:
-        return []
-    shared = sorted(set(train.groups) & set(eval_ds.groups))
-    if not shared:
-        return []
-    return [alert("groups_shared", f"{len(shared)} of {len(set(eval_ds.groups))} eval groups also occur in the training "
-                  f"data (e.g. {shared[0]!r}): the eval numbers partly measure groups the model has seen; hold out "
-                  "whole groups for an honest estimate on new ones")]
-
-
-def _conflict_warnings(clash: Optional[dict]) -> list[dict]:
-    if not clash:
-        return []
-    shown = "; ".join(f"{item!r}: {', '.join(labs)}" for item, labs in clash["examples"])
-    return [alert("conflicting_labels", f"{clash['items']} target item(s) appear under two or more labels "
-                  f"({clash['rows']} rows, e.g. {shown}); they train as contradictions — relabel or remove them if "
-                  "they are mistakes")]
-
-
-def _class_warnings(classes: list[str]) -> list[dict]:
-    """Classes whose names differ only in letter case, and a class count past what the report's confusion matrices
-    hold: the run goes on, and says so."""
-    out = [alert("case_only_labels", f"the classes {', '.join(map(repr, group))} differ only in letter case: they are "
-                 "trained as separate classes here, but are one folder on macOS and Windows; rename them if they are "
-                 "one class") for group in case_only_labels(classes)]
-    if len(classes) > MAX_CONFUSION_CLASSES:
-        out.append(alert("report_size", f"{len(classes)} classes: the report stores per-class scores but no "
-                         f"confusion matrix (at most {MAX_CONFUSION_CLASSES} classes; {len(classes)} x {len(classes)} "
-                         "counts per model would make a report of many MB)"))
-    return out
-
-
-def probe_recommendation(strategy: str, after_accuracy: float, probe_accuracy: float, comparison: dict) -> Optional[str]:
-    """A note recommending the linear probe when the fine-tuned model does not beat it beyond the 95% interval of
-    the paired difference on the same eval items (``comparison`` = ``paired_difference(after, probe)``); None when
-    fine-tuning won clearly. Driven only by the numbers of the run."""
-    lo, hi = comparison["ci95"]
-    if lo > 0:
-        return None
-    gain = 100 * comparison["difference"]
-    if hi < 0:
-        verdict, why = "is worse than", "fine-tuning lost accuracy that the frozen pretrained features had"
-    else:
-        verdict, why = ("is not clearly better than", "fine-tuning has not shown that it earns its extra cost (more "
-                        "labeled eval data would narrow the interval)")
-    return (f"linear probe recommended: the {strategy} fine-tuned model ({after_accuracy:.3f} accuracy) {verdict} the "
-            f"linear probe on the same pretrained features ({probe_accuracy:.3f}) on the same eval items (difference "
-            f"{gain:+.1f} points, 95% CI {100 * lo:+.1f} to {100 * hi:+.1f}); on this data {why}. Use strategy "
-            "linear_probe: features computed once, no backbone to train or store")
