@@ -154,3 +154,10 @@ def test_progress_events_cover_stages(tmp_path, datasets):
                                 epochs=1, out=str(tmp_path / "r")), progress=events.append)
     stages = {e.stage for e in events}
     assert {"data", "features: train", "features: eval", "before", "train", "scratch", "done"} <= stages
+
+
+def test_every_alignment_a_strategy_names_is_a_loss_the_adaptation_code_implements():
+    from tlcore.adaptation.trainer import ALIGNMENT_LOSSES
+
+    named = {STRATEGIES.get(n).alignment for n in STRATEGIES.names()} - {None}
+    assert named == set(ALIGNMENT_LOSSES), named

@@ -20,13 +20,11 @@ import torch
 from torch import nn
 
 from tlcore.adaptation.dann import DomainDiscriminator
-from tlcore.adaptation.trainer import AlignmentTask, _split_source
+from tlcore.adaptation.trainer import ALIGNMENT_LOSSES, AlignmentTask, _split_source
 from tlcore.device import module_device, to_device
 from tlcore.models.batches import BatchSource
 from tlcore.progress import CancelFn, ProgressFn, never_cancel, no_progress
 from tlcore.training.trainer import TrainConfig, Trainer, TrainResult
-
-BACKBONE_METHODS = ("dann", "coral", "mcc")
 
 
 class _BackboneAlignTask(AlignmentTask):
@@ -73,8 +71,8 @@ def adapt_backbone(model: nn.Module, source_items: Sequence[Any], source_y: np.n
                    source_val_fraction: float = 0.2, checkpoint_dir: Optional[Path] = None, resume: bool = False,
                    progress: ProgressFn = no_progress, should_cancel: CancelFn = never_cancel) -> TrainResult:
     """Adapt ``model`` (a :class:`TransferModel` whose head holds the source probe) end to end, in place."""
-    if method not in BACKBONE_METHODS:
-        raise ValueError(f"end-to-end adaptation supports {', '.join(BACKBONE_METHODS)}; got {method!r}")
+    if method not in ALIGNMENT_LOSSES:
+        raise ValueError(f"end-to-end adaptation supports {', '.join(ALIGNMENT_LOSSES)}; got {method!r}")
     train_idx, val_idx = _split_source(np.asarray(source_y), source_val_fraction, seed)
     disc = None
     if method == "dann":

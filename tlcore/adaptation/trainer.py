@@ -45,7 +45,10 @@ from tlcore.progress import ProgressFn, no_progress
 from tlcore.training.trainer import TrainConfig, Trainer
 
 Method = Literal["source_only", "dann", "coral", "mcc"]
-METHODS: tuple[str, ...] = ("source_only", "dann", "coral", "mcc")
+#: The alignment losses this module implements (:func:`alignment_objective`); a strategy names one as its
+#: ``alignment`` (tlcore/strategies/adaptation.py).
+ALIGNMENT_LOSSES: tuple[str, ...] = ("dann", "coral", "mcc")
+METHODS: tuple[str, ...] = ("source_only", *ALIGNMENT_LOSSES)
 TRADE_OFF_GRID: tuple[float, ...] = (0.3, 1.0, 3.0)
 #: With ``epochs=None`` training runs at least this many steps (and at least 30 epochs): the adversarial and
 #: alignment terms need a few hundred updates to act, whatever the size of the source.
