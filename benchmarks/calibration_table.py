@@ -28,7 +28,6 @@ import json
 import os
 import platform
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Optional
@@ -40,7 +39,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import doc_blocks  # noqa: E402  (after the sys.path lines above)
-from parallel_runs import run_jobs  # noqa: E402
+from parallel_runs import demo_run, run_jobs  # noqa: E402
 
 JSON_PATH = ROOT / "docs" / "calibration_table.json"
 DEMOS = ("digits", "emoji", "sentiment", "spoken-digits")
@@ -56,20 +55,7 @@ def _side(block: dict) -> dict:
 
 def _run(job: dict) -> dict:
     """One run (in a worker process with one torch thread): its accuracy and calibration block."""
-    import torch
-
-    torch.set_num_threads(1)
-    from tlcore.config import FinetuneConfig
-    from tlcore.data.demos import demo_dir
-    from tlcore.settings.inductive import run_finetune
-
-    d = demo_dir(job["demo"])
-    with tempfile.TemporaryDirectory() as out:
-        t0 = time.time()
-        r = run_finetune(FinetuneConfig(modality=job["modality"], source=str(d / "source"), target=str(d / "target"),
-                                        eval=str(d / "eval"), strategy=job["strategy"], seed=job["seed"],
-                                        baselines=[], out=out))
-        seconds = time.time() - t0
+    r, seconds = demo_run(job, seed=job["seed"], baselines=[])
     cal = r["calibration"]
     return {**job, "backbone": r["backbone"], "epochs": (r.get("config") or {}).get("epochs"), "train": r["data"]["train"],
             "val": r["data"].get("val", 0), "eval": r["data"]["eval"], "accuracy_before": r["before"]["accuracy"],

@@ -23,7 +23,6 @@ import json
 import os
 import platform
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -33,7 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from parallel_runs import run_jobs  # noqa: E402  (after the sys.path lines above)
+from parallel_runs import demo_run, run_jobs  # noqa: E402  (after the sys.path lines above)
 
 from tlcore.config import NO_PRETRAINING  # noqa: E402
 from tlcore.evaluation.metrics import seeded_paired_difference  # noqa: E402
@@ -47,20 +46,7 @@ OUT = ROOT / "docs" / "demo_table.json"
 
 def _run(job: dict) -> dict:
     """One run (in a worker process with one torch thread): the report's numbers this table needs."""
-    import torch
-
-    torch.set_num_threads(1)
-    from tlcore.config import FinetuneConfig
-    from tlcore.data.demos import demo_dir
-    from tlcore.settings.inductive import run_finetune
-
-    d = demo_dir(job["demo"])
-    with tempfile.TemporaryDirectory() as out:
-        t0 = time.time()
-        r = run_finetune(FinetuneConfig(modality=job["modality"], source=str(d / "source"), target=str(d / "target"),
-                                        eval=str(d / "eval"), strategy=job["strategy"], epochs=job["epochs"],
-                                        seeds=job["seeds"], baselines=job["baselines"], out=out))
-        seconds = time.time() - t0
+    r, seconds = demo_run(job, epochs=job["epochs"], seeds=job["seeds"], baselines=job["baselines"])
     s = r["seeds"]
     return {**job, "backbone": r["backbone"], "train": r["data"]["train"], "eval": r["data"]["eval"],
             "groups": r["data"]["groups"]["eval"], "before": r["before"]["accuracy"], "scores": s["scores"],

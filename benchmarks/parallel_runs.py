@@ -30,3 +30,26 @@ def run_jobs(run: Callable[[dict], dict], jobs: Sequence[dict], *, key: Sequence
                     fh.write(json.dumps(row) + "\n")
             print(describe(row), file=sys.stderr, flush=True)
     return done
+
+
+def demo_run(job: dict, **settings) -> tuple[dict, float]:
+    """One fine-tuning run on a built-in demo (``job``'s ``demo``, ``modality``, ``strategy``; ``settings`` are the
+    other FinetuneConfig fields), in a worker process with one torch thread and a throw-away run folder: its report
+    and its wall time in seconds."""
+    import tempfile
+    import time
+
+    import torch
+
+    torch.set_num_threads(1)
+    from tlcore.config import FinetuneConfig
+    from tlcore.data.demos import demo_dir
+    from tlcore.settings.inductive import run_finetune
+
+    d = demo_dir(job["demo"])
+    with tempfile.TemporaryDirectory() as out:
+        t0 = time.time()
+        report = run_finetune(FinetuneConfig(modality=job["modality"], source=str(d / "source"),
+                                             target=str(d / "target"), eval=str(d / "eval"), strategy=job["strategy"],
+                                             out=out, **settings))
+        return report, time.time() - t0
