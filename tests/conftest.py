@@ -1,5 +1,7 @@
 import csv
+import json
 import os
+import random
 import shutil
 import wave
 from pathlib import Path
@@ -101,6 +103,40 @@ def write_audio_set(folder: Path, n_per_class: int = 8, seed: int = 0) -> Path:
         for i in range(n_per_class):
             write_wav(folder / label / f"{label}_{i}.wav", base * (1 + 0.1 * rng.random()), sr=22050 if i % 2 else 16000)
     return folder
+
+
+#: Multi-label reviews: each aspect's give-away words (write_reviews).
+REVIEW_WORDS = {"price": ["cheap", "expensive", "cost", "value"], "quality": ["sturdy", "broke", "solid", "flimsy"],
+         "delivery": ["late", "shipping", "arrived", "courier"], "service": ["staff", "rude", "helpful", "support"]}
+
+
+def write_reviews(path: Path, n: int = 60, seed: int = 0, fmt: str = "csv") -> Path:
+    """Short texts whose words give away their aspects (1-2 of four labels each)."""
+    rng = random.Random(seed)
+    rows = []
+    for i in range(n):
+        labels = rng.sample(sorted(REVIEW_WORDS), rng.choice([1, 1, 2]))
+        words = [rng.choice(REVIEW_WORDS[y]) for y in labels for _ in range(2)] + rng.sample(["the", "it", "was", "item"], 2)
+        rng.shuffle(words)
+        rows.append((" ".join(words) + f" {seed}-{i}", labels))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if fmt == "jsonl":
+        path.write_text("".join(json.dumps({"text": t, "labels": ys}) + "\n" for t, ys in rows), encoding="utf-8")
+    else:
+        path.write_text("text,labels\n" + "".join(f'"{t}",{"|".join(ys)}\n' for t, ys in rows), encoding="utf-8")
+    return path
+
+
+
+def write_ner(path: Path) -> Path:
+    """Twelve tagged sentences (PER, LOC, ORG), one JSON object per line."""
+    people, cities, orgs = ["Anna", "Bob", "Maria", "Omar", "Lena", "Ravi"], ["Paris", "Berlin", "Leeds", "Oslo", "Lima", "Rome"], \
+        ["Acme", "Tesco", "Greggs"]
+    with open(path, "w", encoding="utf-8") as f:
+        for i in range(12):
+            tokens = [people[i % 6], "flew", "to", cities[(i * 5) % 6], "for", orgs[i % 3], "today" if i % 2 else "again"]
+            f.write(json.dumps({"tokens": tokens, "tags": ["B-PER", "O", "O", "B-LOC", "O", "B-ORG", "O"]}) + "\n")
+    return path
 
 
 # ---------------------------------------------------------------- shared by the ASR, Diagnose and Try it tests

@@ -10,8 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import write_asr_clips
-from test_multilabel import write_reviews
+from conftest import write_asr_clips, write_reviews
 
 import tlcore
 from tlcore.config import FinetuneConfig

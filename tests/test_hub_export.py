@@ -14,11 +14,9 @@ from pathlib import Path
 
 import huggingface_hub
 import pytest
-from conftest import write_asr_clips, write_text_set
+from conftest import write_asr_clips, write_ner, write_reviews, write_text_set
 from huggingface_hub import ModelCard
 from huggingface_hub.repocard import metadata_load
-from test_multilabel import write_reviews
-from test_onnx_export import write_ner
 
 import tlcore
 from tlcore.cli import main

@@ -4,13 +4,13 @@ validation data only, runs end to end (CLI, API, predict, ONNX), the image demo,
 from __future__ import annotations
 
 import json
-import random
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import REVIEW_WORDS, write_reviews
 from sklearn.metrics import accuracy_score, f1_score, precision_recall_fscore_support
 
 import tlcore
@@ -21,25 +21,6 @@ from tlcore.tasks.multilabel.data import eval_split, load_multilabel, parse_labe
 from tlcore.tasks.multilabel.metrics import choose_thresholds, multilabel_metrics, paired_micro_f1_difference
 
 ROOT = Path(__file__).resolve().parents[1]
-WORDS = {"price": ["cheap", "expensive", "cost", "value"], "quality": ["sturdy", "broke", "solid", "flimsy"],
-         "delivery": ["late", "shipping", "arrived", "courier"], "service": ["staff", "rude", "helpful", "support"]}
-
-
-def write_reviews(path: Path, n: int = 60, seed: int = 0, fmt: str = "csv") -> Path:
-    """Short texts whose words give away their aspects (1-2 of four labels each)."""
-    rng = random.Random(seed)
-    rows = []
-    for i in range(n):
-        labels = rng.sample(sorted(WORDS), rng.choice([1, 1, 2]))
-        words = [rng.choice(WORDS[y]) for y in labels for _ in range(2)] + rng.sample(["the", "it", "was", "item"], 2)
-        rng.shuffle(words)
-        rows.append((" ".join(words) + f" {seed}-{i}", labels))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if fmt == "jsonl":
-        path.write_text("".join(json.dumps({"text": t, "labels": ys}) + "\n" for t, ys in rows), encoding="utf-8")
-    else:
-        path.write_text("text,labels\n" + "".join(f'"{t}",{"|".join(ys)}\n' for t, ys in rows), encoding="utf-8")
-    return path
 
 
 # ---------------------------------------------------------------- data
@@ -61,7 +42,7 @@ def test_text_tables_load_and_are_detected_as_multilabel(tmp_path):
     jsonl_set = write_reviews(tmp_path / "b" / "data.jsonl", fmt="jsonl")
     for path in (csv_set, jsonl_set, csv_set.parent):
         data = load_multilabel(path, require_labels=True)
-        assert len(data) == 60 and data.modality == "text" and set(data.vocabulary()) == set(WORDS)
+        assert len(data) == 60 and data.modality == "text" and set(data.vocabulary()) == set(REVIEW_WORDS)
         assert detect_task(path, "text") == "multilabel"
     single = tmp_path / "c.csv"
     single.write_text("text,label\nhello,a\nbye,b\n")
@@ -149,7 +130,7 @@ def text_run(tmp_path_factory):
 def test_a_text_run_reports_every_model_under_one_validation_rule(text_run):
     _, _, result = text_run
     r = result.report
-    assert r["task"] == "multilabel" and r["data"]["classes"] == sorted(WORDS)
+    assert r["task"] == "multilabel" and r["data"]["classes"] == sorted(REVIEW_WORDS)
     for block in [r["before"], r["after"], *r["baselines"].values()]:
         assert {"micro_f1", "micro_f1_ci95", "macro_f1", "subset_accuracy", "per_class"} <= set(block)
     assert set(r["comparisons"]) == {"before", "scratch"} and set(r["baselines"]) == {"knn", "scratch"}

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import write_audio_set, write_image_set, write_text_set
+from conftest import write_audio_set, write_image_set, write_ner, write_text_set
 
 from tlcore.cli import main
 from tlcore.errors import ConfigError
@@ -22,17 +22,6 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 BACKBONES = {"image": "tiny-image", "text": "tiny-text", "audio": "tiny-audio", "ner": "tiny-text"}
 EXPORT_FILES = {"model.onnx", "labels.json", "preprocessing.json", "parity.json", "README.md"}
-
-
-def write_ner(path: Path) -> Path:
-    """Twelve tagged sentences (PER, LOC, ORG), one JSON object per line."""
-    people, cities, orgs = ["Anna", "Bob", "Maria", "Omar", "Lena", "Ravi"], ["Paris", "Berlin", "Leeds", "Oslo", "Lima", "Rome"], \
-        ["Acme", "Tesco", "Greggs"]
-    with open(path, "w", encoding="utf-8") as f:
-        for i in range(12):
-            tokens = [people[i % 6], "flew", "to", cities[(i * 5) % 6], "for", orgs[i % 3], "today" if i % 2 else "again"]
-            f.write(json.dumps({"tokens": tokens, "tags": ["B-PER", "O", "O", "B-LOC", "O", "B-ORG", "O"]}) + "\n")
-    return path
 
 
 def make_run(root: Path, kind: str) -> Path:
