@@ -3,12 +3,14 @@ grow with the data) — and it is the same model: same descriptors, same objecti
 
 from __future__ import annotations
 
+import os
 import re
 
 import numpy as np
 import pytest
 from conftest import write_audio_set, write_image_set, write_text_set
 
+from tlcore import storage
 from tlcore.data.loaders import load_dataset
 from tlcore.tasks.classification import classical
 
@@ -31,7 +33,13 @@ def test_the_out_of_core_fit_is_the_in_memory_model(tmp_path, monkeypatch, modal
     assert "fit" not in info
     monkeypatch.setattr(classical, "STREAM_ABOVE", len(train) - 1)      # now every fit streams ...
     monkeypatch.setattr(classical, "CHUNK", 7)                          # ... over several chunks on disk
+    folders = []
+    chunks = classical._Descriptors
+    monkeypatch.setattr(classical, "_Descriptors", lambda m, items, folder: folders.append(folder) or chunks(m, items, folder))
     streamed, info = classical.fit_classical(modality, train, y, seed=0)
+    # its chunks went to a folder gc can tell is this process's (removed by gc should the process be killed), now gone
+    assert [f.name.startswith(f"{storage.CLASSICAL_PREFIX}{os.getpid()}-") for f in folders] == [True]
+    assert not folders[0].exists()
     assert isinstance(streamed, classical.OutOfCoreLogistic)
     assert info["train_size"] == len(train) and info["C"] == 1.0 and "converged" in info["fit"]
     sample = re.search(r"subsample of (\d+) of the (\d+) training items", info["tuned"])

@@ -213,7 +213,7 @@ def test_killed_worker_run_resumes_on_the_other_host_from_the_s3_checkpoint(clus
         from tlcore import storage
 
         left = sorted(Path(tempfile.gettempdir()).glob(f"{storage.LAUNCH_PREFIX}{first.pid}-*"))
-        assert left and set(left) <= set(storage.orphan_launch_folders())
+        assert left and set(left) <= set(storage.orphan_scratch_folders())
         for folder in left:             # (gc removes it after an hour; this test leaves nothing behind)
             shutil.rmtree(folder)
     cluster["start_worker"]("host-b")   # another host, its own empty disk: only S3 has the checkpoint

@@ -2,6 +2,7 @@
 entry in use, never uploads or runs), and ``python -m tlcore gc`` (a dry run frees nothing)."""
 
 import os
+import shutil
 import time
 import zipfile
 from pathlib import Path
@@ -131,19 +132,24 @@ def test_gc_removes_the_launch_scratch_of_a_dead_launcher_only(tmp_path, monkeyp
     gone.wait()
     temp = Path(tempfile.gettempdir())
     dead = temp / f"{storage.LAUNCH_PREFIX}{gone.pid}-abc"
+    dead_fit = temp / f"{storage.CLASSICAL_PREFIX}{gone.pid}-jkl"     # an out-of-core classical fit's chunks
     live = temp / f"{storage.LAUNCH_PREFIX}{os.getpid()}-def"
+    live_fit = temp / f"{storage.CLASSICAL_PREFIX}{os.getpid()}-mno"
     young = temp / f"{storage.LAUNCH_PREFIX}{gone.pid}-ghi"
     other = temp / "tlcore-launch-notapid"
-    for folder in (dead, live, young, other):
+    for folder in (dead, dead_fit, live, live_fit, young, other):
         (folder / "logs").mkdir(parents=True)
         (folder / "logs" / "rank0.log").write_bytes(b"z" * 100)
     t = time.time() - 2 * HOUR
-    for folder in (dead, live, other):
+    for folder in (dead, dead_fit, live, live_fit, other):
         os.utime(folder, (t, t))
-    assert [p.name for p in storage.stale_temporaries()] == [dead.name]
+    assert [p.name for p in storage.stale_temporaries()] == sorted([dead.name, dead_fit.name])
     report = storage.gc()
-    assert str(dead) in {r.path for r in report.removed}
-    assert not dead.exists() and live.exists() and young.exists() and other.exists()
+    assert {str(dead), str(dead_fit)} <= {r.path for r in report.removed}
+    assert not dead.exists() and not dead_fit.exists()
+    assert live.exists() and live_fit.exists() and young.exists() and other.exists()
+    for folder in (live, live_fit, young, other):
+        shutil.rmtree(folder)
 
 
 def test_a_local_copy_of_a_stored_run_is_a_cache_entry_and_other_run_folders_are_not(tmp_path):

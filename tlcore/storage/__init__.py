@@ -29,7 +29,15 @@ One module a concern: :mod:`~tlcore.storage.disk_usage` (sizes and caps), :mod:`
 and :mod:`~tlcore.storage.disk_errors` (a full or read-only disk, said in one line).
 """
 
-from tlcore.storage.cleanup import LAUNCH_PREFIX, STALE_S, GcReport, gc, orphan_launch_folders, stale_temporaries
+from tlcore.storage.cleanup import (
+    CLASSICAL_PREFIX,
+    LAUNCH_PREFIX,
+    STALE_S,
+    GcReport,
+    gc,
+    orphan_scratch_folders,
+    stale_temporaries,
+)
 from tlcore.storage.disk_errors import storage_problem
 from tlcore.storage.disk_usage import (
     CACHE_PARTS,
@@ -56,7 +64,7 @@ from tlcore.storage.eviction import (
 from tlcore.storage.leases import LEASES, in_use, lease, leases_held, touch
 
 __all__ = ["CACHE_PARTS", "DEFAULT_CACHE_MAX_GB", "DEFAULT_STORE_FEATURES_MAX_GB", "EVICTABLE", "IN_USE_S",
-           "LAUNCH_PREFIX", "LEASES", "STALE_S", "Entry", "GcReport", "Removed", "cache_entries", "cache_max_bytes",
-           "evict", "evict_after_write", "gc", "human", "in_use", "lease", "leases_held", "orphan_launch_folders",
+           "CLASSICAL_PREFIX", "LAUNCH_PREFIX", "LEASES", "STALE_S", "Entry", "GcReport", "Removed", "cache_entries", "cache_max_bytes",
+           "evict", "evict_after_write", "gc", "human", "in_use", "lease", "leases_held", "orphan_scratch_folders",
            "run_copies", "runs_dir", "stale_temporaries", "storage_problem", "store_features_max_bytes",
            "stored_stamp", "touch", "usage", "usage_bytes"]

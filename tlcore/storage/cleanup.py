@@ -22,12 +22,15 @@ log = logging.getLogger(__name__)
 
 STALE_S = 3600           # temporary leftovers older than this are removed by gc
 LAUNCH_PREFIX = "tlcore-launch-"  # + "<launcher pid>-": a multi-process launch's scratch in the system temp folder
+CLASSICAL_PREFIX = "tlcore-classical-"  # + "<pid>-": an out-of-core classical fit's descriptor chunks (same folder)
+#: Scratch folders in the system temp folder named "<prefix><owner pid>-...": gc removes those whose owner is gone.
+SCRATCH_PREFIXES = (LAUNCH_PREFIX, CLASSICAL_PREFIX)
 
 
 def stale_temporaries(now: Optional[float] = None) -> list[Path]:
     """Leftovers of interrupted writes older than ``STALE_S``: ``.part`` uploads, ``.<hash>-*`` extraction folders,
     partial feature files and split files, half-downloaded or half-evicted run copies, and the scratch folders of
-    multi-process launches whose launcher died."""
+    multi-process launches and out-of-core classical fits whose process died."""
     now = time.time() if now is None else now
     root = home()
     found: list[Path] = []
@@ -45,7 +48,7 @@ def stale_temporaries(now: Optional[float] = None) -> list[Path]:
     if runs_dir().is_dir():             # interrupted downloads and evictions of run copies (never .<id>.partial-*)
         candidates += [p for p in runs_dir().iterdir() if p.name.startswith(".")
                        and ("-evicted-" in p.name or ".download-" in p.name)]
-    candidates += orphan_launch_folders()
+    candidates += orphan_scratch_folders()
     for p in candidates:
         try:
             if not p.is_symlink() and now - p.lstat().st_mtime > STALE_S:
@@ -55,15 +58,17 @@ def stale_temporaries(now: Optional[float] = None) -> list[Path]:
     return sorted(found)
 
 
-def orphan_launch_folders() -> list[Path]:
-    """Scratch folders of multi-process launches (this machine's temp folder) whose launching process is gone: a
-    launch removes its own, but a host killed with SIGKILL leaves it (logs, the other ranks' scratch)."""
+def orphan_scratch_folders() -> list[Path]:
+    """Scratch folders in this machine's temp folder (``SCRATCH_PREFIXES``: multi-process launches, out-of-core
+    classical fits) whose owning process is gone: each removes its own, but a process killed with SIGKILL leaves it
+    (a launch's logs and the other ranks' scratch; a classical fit's descriptor chunks, ~7 KB per training image)."""
     found = []
-    for p in Path(tempfile.gettempdir()).glob(f"{LAUNCH_PREFIX}*"):
-        pid = p.name[len(LAUNCH_PREFIX):].split("-", 1)[0]
-        if p.is_dir() and pid.isdigit() and not psutil.pid_exists(int(pid)):
-            found.append(p)
-    return found
+    for prefix in SCRATCH_PREFIXES:
+        for p in Path(tempfile.gettempdir()).glob(f"{prefix}*"):
+            pid = p.name[len(prefix):].split("-", 1)[0]
+            if p.is_dir() and pid.isdigit() and not psutil.pid_exists(int(pid)):
+                found.append(p)
+    return sorted(found)
 
 
 @dataclass
