@@ -346,6 +346,45 @@ def multilabel_repeated_label(folder):
     return run
 
 
+def multilabel_case_only_labels(folder):
+    """Labels "Price" and "price" in one multi-label table: two labels here, said in the report."""
+    path = folder / "data" / "ml.csv"
+    path.parent.mkdir(parents=True)
+    path.write_text("text,labels\n" + "".join(f"row {i},{['Price', 'price|b', 'b'][i % 3]}\n" for i in range(18)))
+    return _noticed(folder, "text", path.parent, "only in letter case", "--task", "multilabel")
+
+
+def multilabel_same_text_two_label_sets(folder):
+    """One text under the label set a and under a|b: a contradiction for every label it does not share."""
+    path = folder / "data" / "ml.csv"
+    path.parent.mkdir(parents=True)
+    path.write_text("text,labels\n" + "".join(f"row {i},{['a', 'b', 'a|b'][i % 3]}\n" for i in range(18))
+                    + "the same words,a\nthe same words,a|b\n")
+    return _noticed(folder, "text", path.parent, "two or more label sets", "--task", "multilabel")
+
+
+def _ner_lines(extra=()) -> str:
+    rows = [{"tokens": [name, "lives", "in", city], "tags": ["B-PER", "O", "O", "B-LOC"]}
+            for name, city in zip(["Anna", "Bob", "Omar", "Lena", "Ravi", "Mia"] * 2, ["Oslo", "Rome", "Lima"] * 4)]
+    return "".join(json.dumps(r) + "\n" for r in [*rows, *extra])
+
+
+def ner_case_only_types(folder):
+    """Entity types PER and Per: two types here (B-PER and B-Per tags), said in the report."""
+    path = folder / "data" / "ner.jsonl"
+    path.parent.mkdir(parents=True)
+    path.write_text(_ner_lines([{"tokens": ["Zoe", "lives", "in", "Kyiv"], "tags": ["B-Per", "O", "O", "B-LOC"]}] * 3))
+    return _noticed(folder, "text", path, "only in letter case", "--task", "ner")
+
+
+def ner_same_sentence_tagged_two_ways(folder):
+    path = folder / "data" / "ner.jsonl"
+    path.parent.mkdir(parents=True)
+    path.write_text(_ner_lines([{"tokens": ["Paris", "is", "big"], "tags": ["B-LOC", "O", "O"]},
+                                {"tokens": ["Paris", "is", "big"], "tags": ["B-PER", "O", "O"]}]))
+    return _noticed(folder, "text", path, "two or more tag sequences", "--task", "ner")
+
+
 def texts_differ_in_spaces(folder):
     rows = _text_rows(8) + [["  the same words  ", "positive"], ["the same words", "negative"]] * 3
     return _noticed(folder, "text", _table(folder, rows), "two or more labels")
@@ -366,6 +405,10 @@ NAMES = [
     # Decision: folders "Cat" and "cat" are two classes on Linux but one on macOS and Windows; they may be meant
     # (letters), so the run goes on and says so rather than refusing or merging them.
     Case("class folders that differ only in case", "names", case_only_class_folders, expect="notice",
+         notice_words=("only in letter case",)),
+    Case("multi-label: labels that differ only in case", "names", multilabel_case_only_labels, expect="notice",
+         notice_words=("only in letter case",)),
+    Case("NER: entity types that differ only in case", "names", ner_case_only_types, expect="notice",
          notice_words=("only in letter case",)),
     Case("file names that differ only in case", "names", case_only_file_names, expect="ok", notice_words=_USED),
     Case("file name with a newline", "names", newline_file_name, expect="ok", notice_words=_USED),
@@ -421,6 +464,10 @@ DUPLICATES = [
          notice_words=_USED),
     Case("texts that differ only in outer spaces, two labels", "duplicates", texts_differ_in_spaces, expect="notice",
          notice_words=("two or more labels",)),
+    Case("multi-label: one text under two label sets", "duplicates", multilabel_same_text_two_label_sets,
+         expect="notice", notice_words=("two or more label sets",)),
+    Case("NER: one sentence tagged two ways", "duplicates", ner_same_sentence_tagged_two_ways, expect="notice",
+         notice_words=("two or more tag sequences",)),
 ]
 
 CASES = NAMES + ENCODINGS + DUPLICATES

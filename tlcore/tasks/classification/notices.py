@@ -6,8 +6,8 @@ from __future__ import annotations
 from typing import Optional
 
 from tlcore.data.dataset import Dataset
-from tlcore.data.loaders import case_only_labels
 from tlcore.evaluation.metrics import MAX_CONFUSION_CLASSES
+from tlcore.evaluation.notices import case_only_warnings
 from tlcore.evaluation.policy import alert
 
 
@@ -29,21 +29,10 @@ def group_warnings(train: Dataset, eval_ds: Dataset) -> list[dict]:
                   "whole groups for an honest estimate on new ones")]
 
 
-def conflict_warnings(clash: Optional[dict]) -> list[dict]:
-    if not clash:
-        return []
-    shown = "; ".join(f"{item!r}: {', '.join(labs)}" for item, labs in clash["examples"])
-    return [alert("conflicting_labels", f"{clash['items']} target item(s) appear under two or more labels "
-                  f"({clash['rows']} rows, e.g. {shown}); they train as contradictions — relabel or remove them if "
-                  "they are mistakes")]
-
-
 def class_warnings(classes: list[str]) -> list[dict]:
     """Classes whose names differ only in letter case, and a class count past what the report's confusion matrices
     hold: the run goes on, and says so."""
-    out = [alert("case_only_labels", f"the classes {', '.join(map(repr, group))} differ only in letter case: they are "
-                 "trained as separate classes here, but are one folder on macOS and Windows; rename them if they are "
-                 "one class") for group in case_only_labels(classes)]
+    out = case_only_warnings(classes)
     if len(classes) > MAX_CONFUSION_CLASSES:
         out.append(alert("report_size", f"{len(classes)} classes: the report stores per-class scores but no "
                          f"confusion matrix (at most {MAX_CONFUSION_CLASSES} classes; {len(classes)} x {len(classes)} "

@@ -40,6 +40,7 @@ from tlcore.evaluation.metrics import (
     seeded_paired_difference,
 )
 from tlcore.evaluation.neighbours import knn_vote
+from tlcore.evaluation.notices import conflict_warnings
 from tlcore.models.batches import can_augment
 from tlcore.models.before import BeforeHead, nearest_class_mean
 from tlcore.models.features import extract_features
@@ -55,7 +56,6 @@ from tlcore.tasks.classification.classical import NAMES as CLASSICAL_NAMES
 from tlcore.tasks.classification.classical import classical_predictions
 from tlcore.tasks.classification.notices import (
     class_warnings,
-    conflict_warnings,
     group_warnings,
     probe_recommendation,
 )

@@ -29,10 +29,11 @@ import numpy as np
 import torch
 
 from tlcore.config import FinetuneConfig
-from tlcore.data.overlap import item_kind, overlap_warnings, split_overlaps
+from tlcore.data.overlap import conflicting_labels, content_key, item_kind, overlap_warnings, split_overlaps
 from tlcore.errors import ConfigError, DataError
 from tlcore.evaluation.errors import BCE_DEFINITION, binary_cross_entropy, loss_block
 from tlcore.evaluation.neighbours import knn_shares
+from tlcore.evaluation.notices import case_only_warnings, conflict_warnings
 from tlcore.models.before import BeforeHead
 from tlcore.models.features import extract_features
 from tlcore.models.registry import build_backbone, resolve_backbone_name
@@ -88,6 +89,7 @@ class RunData:
     overlap: dict
     split_file: Optional[Path]
     problems: list[str]
+    conflicts: Optional[dict] = None   # identical target items under different label sets (conflicting_labels)
 
 
 def _load(path: Optional[str], cfg: FinetuneConfig, what: str) -> Optional[MultiLabelData]:
@@ -117,8 +119,15 @@ def prepare_data(cfg: FinetuneConfig) -> RunData:
     else:
         train, eval_data, split_file = eval_split(target, cfg.eval_fraction)
     assert eval_data is not None
-    keep, overlap = split_overlaps(eval_data.items, train.items, train.names, kind=item_kind(cfg.modality),
-                                   eval_given=bool(cfg.eval), others={"source": source and source.items})
+    kind = item_kind(cfg.modality)
+    key_of = {x: content_key(x, kind) for x in target.items}      # each target file is read once
+    keep, overlap = split_overlaps(eval_data.items, train.items, train.names, kind=kind, eval_given=bool(cfg.eval),
+                                   others={"source": source and source.items},
+                                   train_keys=[key_of[x] for x in train.items])
+    # over the whole target: a contradiction whose copies the split put on both sides is still one
+    conflicts = conflicting_labels(target.items if kind == "text" else target.names,
+                                   ["|".join(sorted(s)) or "(no labels)" for s in target.label_sets or []],
+                                   [key_of[x] for x in target.items])
     train = train.subset(keep)
     check_trainable(train)
     labels = train.vocabulary()
@@ -127,7 +136,7 @@ def prepare_data(cfg: FinetuneConfig) -> RunData:
         raise DataError(f"eval labels {unseen} never occur in the target training data; add training items with them")
     problems = [str(p) for d in (target, source, eval_data) if d is not None for p in d.problems]
     return RunData(train, eval_data, source, labels, train.multi_hot(labels), eval_data.multi_hot(labels), overlap,
-                   split_file, problems)
+                   split_file, problems, conflicts)
 
 
 def validation_split(n: int, cfg: FinetuneConfig) -> tuple[np.ndarray, np.ndarray, str]:
@@ -174,7 +183,8 @@ class Job(TaskJob):
             self.f = {name: extract_features(self.backbone, ds.dataset(), stage=f"features: {name}",
                                              progress=self.ctx.progress, should_cancel=self.ctx.should_cancel)
                       for name, ds in sets.items()}
-        self.ctx.warnings += overlap_warnings(d.overlap, len(d.eval))
+        self.ctx.warnings += (overlap_warnings(d.overlap, len(d.eval)) + conflict_warnings(d.conflicts, "label sets")
+                              + case_only_warnings(d.labels, "labels"))
         self.ctx.warnings += [f"{len(d.problems)} file(s)/row(s) skipped: see data.problems"] * bool(d.problems)
         return f"{len(d.train)} train / {len(d.eval)} eval items, {len(d.labels)} labels"
 

@@ -24,8 +24,9 @@ import numpy as np
 import torch
 
 from tlcore.config import FinetuneConfig
-from tlcore.data.overlap import overlap_warnings, split_overlaps
+from tlcore.data.overlap import conflicting_labels, content_key, overlap_warnings, split_overlaps
 from tlcore.errors import ConfigError, DataError
+from tlcore.evaluation.notices import case_only_warnings, conflict_warnings
 from tlcore.models.registry import build_backbone, resolve_backbone_name
 from tlcore.progress import CancelFn, Progress, ProgressFn
 from tlcore.strategies import check_backbone, get_strategy
@@ -172,7 +173,11 @@ class Job(TaskJob):
         if unlabeled is not None:
             self.ctx.notes.append("unlabeled data is not used by NER fine-tuning in this version")
         self.tags = tag_vocabulary(types)
-        self.ctx.warnings += overlap_warnings(self.overlap, len(eval_data))
+        self.ctx.warnings += overlap_warnings(self.overlap, len(eval_data)) + case_only_warnings(types, "entity types")
+        # over the whole target: the same sentence tagged two ways (a split may have put the copies on both sides)
+        self.ctx.warnings += conflict_warnings(conflicting_labels(
+            [" ".join(s) for s in target.sentences], [" ".join(t) for t in target.tags],
+            [content_key(s, "tokens") for s in target.sentences]), "tag sequences")
         self.trainer = _Trainer(cfg, self.ctx.writer.out, self.ctx.resume, self.ctx.progress, self.ctx.should_cancel)
         self.lr = cfg.lr or (self.default_lr() if get_strategy(cfg.strategy).uses_loop else 0.0)   # probe: no backbone
         backbone = build_backbone(cfg.backbone, "text", pretrained=True)
