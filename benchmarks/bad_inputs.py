@@ -1,6 +1,9 @@
 """Reliability: the bad-input corpus (tests/corpus) run once, with the figures table of docs/reliability.md.
 
-    .venv/bin/python benchmarks/bad_inputs.py [--markdown] [-k SUBSTRING]
+    .venv/bin/python benchmarks/bad_inputs.py [--markdown] [--write] [-k SUBSTRING]
+
+``--write`` puts the measured figures into docs/reliability.md: the corpus line of its figures table and the
+corpus table (every case, as ``--markdown`` prints it).
 
 Each case builds its hostile input in a fresh folder and runs it through the CLI (in-process), the Python API or
 the app's upload functions; the outcome is a clear one-line error, a handled notice, ok, a traceback or a hang,
@@ -11,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import datetime
 import os
 import sys
 import tempfile
@@ -25,6 +29,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--markdown", action="store_true", help="also print every case as a markdown table row")
+    ap.add_argument("--write", action="store_true", help="write the figures into docs/reliability.md (whole corpus only)")
     ap.add_argument("-k", default="", help="only the kinds containing this text")
     args = ap.parse_args(argv)
     from corpus import all_cases, expected, run_case
@@ -46,11 +51,33 @@ def main(argv=None) -> int:
           f"{sum(bool(o.leaked) for _, o, _ in rows)} reads outside the data set, "
           f"{sum(bool(o.damaged) for _, o, _ in rows)} run folders damaged, "
           f"{sum(not ok for _, _, ok in rows)} not as expected")
+    table = [f"| {c.group} | {c.kind} | {o.result} | {o.message.replace('|', '/')[:160]} |" for c, o, _ in rows]
     if args.markdown:
         print("\n| group | input | outcome | message |\n|---|---|---|---|")
-        for c, o, _ in rows:
-            print(f"| {c.group} | {c.kind} | {o.result} | {o.message.replace('|', '/')[:160]} |")
+        print("\n".join(table))
+    if args.write and not args.k:
+        line = (f"| bad-input corpus: {len(rows)} kinds over the CLI, the API and the app's upload path (measured "
+                f"{datetime.date.today()}: {', '.join(f'{g} {n}' for g, n in sorted(groups.items()))}) | "
+                "`benchmarks/bad_inputs.py`, `tests/test_bad_input_corpus.py` | "
+                f"{by['error']} clear one-line errors (exit 2), {by['notice']} handled with a notice (also in the report's "
+                f"warnings), {by['ok']} valid-but-odd inputs handled correctly; **{by['traceback']} tracebacks, "
+                f"{by['hang']} hangs, {sum(not ok for _, _, ok in rows)} not as expected, "
+                f"{sum(bool(o.leaked) for _, o, _ in rows)} files read outside a data set, "
+                f"{sum(bool(o.damaged) for _, o, _ in rows)} run folders damaged** |")
+        write_figures(ROOT / "docs" / "reliability.md", line, table)
     return 0 if all(ok for _, _, ok in rows) else 1
+
+
+def write_figures(path: Path, corpus_line: str, table: list[str]) -> None:
+    """Replace the corpus line of the figures table and the rows of the corpus table in ``path``."""
+    lines = path.read_text(encoding="utf-8").splitlines()
+    lines = [corpus_line if line.startswith("| bad-input corpus:") else line for line in lines]
+    head = next(i for i, line in enumerate(lines) if line.startswith("| group | input | outcome |"))
+    end = head + 2
+    while end < len(lines) and lines[end].startswith("| "):
+        end += 1
+    lines[head + 2:end] = table
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
 if __name__ == "__main__":

@@ -10,11 +10,13 @@ from tlcore.data.loaders import case_only_labels
 from tlcore.evaluation.policy import alert
 
 
-def case_only_warnings(labels: Sequence[str], what: str = "classes") -> list[dict]:
-    """One warning per group of ``labels`` that differ only in letter case ("Cat", "cat"); ``what`` names them."""
+def case_only_warnings(labels: Sequence[str], what: str = "classes", *, folders: bool = False) -> list[dict]:
+    """One warning per group of ``labels`` that differ only in letter case ("Cat", "cat"); ``what`` names them;
+    ``folders``: they may be class folders (one folder on case-insensitive file systems)."""
+    where = ", but are one folder on macOS and Windows" if folders else ""
     return [alert("case_only_labels", f"the {what} {', '.join(map(repr, group))} differ only in letter case: they are "
-                  "trained as separate ones here, but are one folder on macOS and Windows; rename them if they are "
-                  "one") for group in case_only_labels(list(labels))]
+                  f"trained as separate {what} here{where}; rename them if they are one")
+            for group in case_only_labels(list(labels))]
 
 
 def conflict_warnings(clash: Optional[dict], what: str = "labels") -> list[dict]:

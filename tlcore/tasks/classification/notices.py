@@ -32,7 +32,7 @@ def group_warnings(train: Dataset, eval_ds: Dataset) -> list[dict]:
 def class_warnings(classes: list[str]) -> list[dict]:
     """Classes whose names differ only in letter case, and a class count past what the report's confusion matrices
     hold: the run goes on, and says so."""
-    out = case_only_warnings(classes)
+    out = case_only_warnings(classes, folders=True)
     if len(classes) > MAX_CONFUSION_CLASSES:
         out.append(alert("report_size", f"{len(classes)} classes: the report stores per-class scores but no "
                          f"confusion matrix (at most {MAX_CONFUSION_CLASSES} classes; {len(classes)} x {len(classes)} "
