@@ -11,7 +11,7 @@ from tlcore.recipe import setting
 from tlcore.tasks import DEFAULT_TASK, get_task, task_names
 
 MODALITIES = ("image", "text", "audio")
-TASKS = task_names()   # the registered tasks (tlcore/tasks/): classify, ner, asr
+TASKS = task_names()   # the registered tasks, read from the registry (tlcore/tasks/__init__.py)
 BASELINES = ("scratch", "knn", "classical")
 #: The baselines that use no pretrained weights: what "does transfer help?" is measured against.
 NO_PRETRAINING = ("scratch", "classical")

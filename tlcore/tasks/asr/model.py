@@ -169,7 +169,10 @@ def transcribe(model: nn.Module, tokenizer, features: torch.Tensor, *, batch_siz
         device = next(whisper.parameters()).device      # a model loaded for predict on a GPU runs there
         if device.type != "cpu":
             batch = batch.to(device)
-        ids = whisper.generate(input_features=batch, max_new_tokens=budget,
+        # every frame of the window is input (clips are padded with silence, as Whisper was trained): an all-ones
+        # mask, which also spares the "attention mask is not set" warning on every batch (same transcripts)
+        mask = torch.ones(batch.shape[0], batch.shape[-1], dtype=torch.long, device=batch.device)
+        ids = whisper.generate(input_features=batch, attention_mask=mask, max_new_tokens=budget,
                                num_beams=1, do_sample=False, **kwargs)
         out += [t.strip() for t in tokenizer.batch_decode(ids, skip_special_tokens=True)]
     return out
