@@ -79,3 +79,22 @@ def test_adapt_backbone_needs_an_alignment_strategy(tmp_path, domains):
     with pytest.raises(ConfigError, match="--adapt-backbone"):
         run_finetune(FinetuneConfig(modality="image", source=str(src), unlabeled=str(unl), eval=str(ev),
                                     backbone="tiny-image", strategy="coral", adapt_backbone=True, out=str(tmp_path / "r")))
+
+
+def test_adabn_on_a_backbone_without_batch_norm_is_refused_before_any_features(tmp_path, monkeypatch):
+    """A strategy the backbone cannot do is refused as soon as the backbone is loaded (issue 22), not after the
+    source, unlabeled and eval features were computed."""
+    from conftest import write_text_set
+
+    from tlcore.tasks.classification import adaptation
+
+    def no_features(*args, **kwargs):
+        raise AssertionError("features were computed before the refusal")
+
+    monkeypatch.setattr(adaptation, "extract_features", no_features)
+    src, unl, ev = (write_text_set(tmp_path / name, n_per_class=6, seed=i) for i, name in
+                    enumerate(("source", "unlabeled", "eval")))
+    with pytest.raises(ConfigError, match="no batch-norm layer.*efficientnet-lite0"):
+        run_finetune(FinetuneConfig(modality="text", source=str(src), unlabeled=str(unl), eval=str(ev),
+                                    backbone="tiny-text", strategy="adabn", out=str(tmp_path / "run")))
+    assert not (tmp_path / "run").exists()

@@ -65,6 +65,14 @@ def _self_training(x: AdaptInput) -> Adapted:
     return _linear(w, b, x.eval, {"self_training": info})
 
 
+def _no_batchnorm(backbone: Any) -> Optional[str]:
+    """AdaBN's refusal, asked before any features are computed (:func:`tlcore.strategies.check_backbone`)."""
+    if batchnorm_layers(backbone):
+        return None
+    return "AdaBN re-estimates batch-norm statistics and this backbone has no batch-norm layer; use a batch-norm " \
+           "backbone such as efficientnet-lite0, or another adaptation method (coral, deep_coral, dann, mcc, self_training)"
+
+
 def _adabn(x: AdaptInput, batch_size: int = 32) -> Adapted:
     if not batchnorm_layers(x.backbone):
         raise ConfigError("AdaBN needs a batch-norm backbone such as efficientnet-lite0; this backbone has none")
@@ -85,13 +93,14 @@ def _aligned(method: str) -> Callable[[AdaptInput], Adapted]:
     return adapt
 
 
-def _register(name: str, description: str, adapt: Callable[[AdaptInput], Adapted], alignment: Optional[str] = None):
+def _register(name: str, description: str, adapt: Callable[[AdaptInput], Adapted], alignment: Optional[str] = None,
+              backbone_problem: Optional[Callable[[Any], Optional[str]]] = None):
     STRATEGIES.register(name, Strategy(name, description, uses_loop=False, default_lr=0.0, needs_unlabeled=True,
-                                       alignment=alignment, adapt=adapt))
+                                       alignment=alignment, adapt=adapt, backbone_problem=backbone_problem))
 
 
 _register("adabn", "AdaBN (Li et al. 2016): re-estimate batch-norm statistics on the unlabeled target; source head.",
-          _adabn)
+          _adabn, backbone_problem=_no_batchnorm)
 _register("coral", "CORAL (Sun et al. 2016): re-colour source features with the target covariance, then a linear head.",
           _coral)
 _register("deep_coral", "Deep CORAL (Sun & Saenko 2016): MLP adapter trained with the covariance-alignment loss.",

@@ -34,7 +34,7 @@ from tlcore.models.features import extract_features
 from tlcore.models.registry import build_backbone
 from tlcore.models.transfer_model import TransferModel
 from tlcore.progress import Progress
-from tlcore.strategies import get_strategy
+from tlcore.strategies import check_backbone, get_strategy
 from tlcore.strategies.adaptation import AdaptInput
 from tlcore.strategies.linear_probe import fit_linear_head
 from tlcore.tasks.classification.classical import classical_predictions
@@ -75,6 +75,7 @@ class Job(TaskJob):
         with self.ctx.timed("features"):
             self.backbone = build_backbone(cfg.backbone, cfg.modality)
             self.backbone_name = self.backbone.backbone_name  # type: ignore[attr-defined]
+            check_backbone(cfg.strategy, self.backbone)     # a strategy this backbone cannot do: refused before work
             self.f = {name: extract_features(self.backbone, ds, stage=f"features: {name}", progress=self.ctx.progress,
                                              should_cancel=self.ctx.should_cancel)
                       for name, ds in (("source", self.source), ("unlabeled", self.unlabeled), ("eval", self.eval))}
