@@ -36,6 +36,7 @@ from tlcore.storage.cleanup import (
     GcReport,
     gc,
     orphan_scratch_folders,
+    owned_scratch_prefix,
     stale_temporaries,
 )
 from tlcore.storage.disk_errors import storage_problem
@@ -65,6 +66,6 @@ from tlcore.storage.leases import LEASES, in_use, lease, leases_held, touch
 
 __all__ = ["CACHE_PARTS", "DEFAULT_CACHE_MAX_GB", "DEFAULT_STORE_FEATURES_MAX_GB", "EVICTABLE", "IN_USE_S",
            "CLASSICAL_PREFIX", "LAUNCH_PREFIX", "LEASES", "STALE_S", "Entry", "GcReport", "Removed", "cache_entries", "cache_max_bytes",
-           "evict", "evict_after_write", "gc", "human", "in_use", "lease", "leases_held", "orphan_scratch_folders",
+           "evict", "evict_after_write", "gc", "human", "in_use", "lease", "leases_held", "orphan_scratch_folders", "owned_scratch_prefix",
            "run_copies", "runs_dir", "stale_temporaries", "storage_problem", "store_features_max_bytes",
            "stored_stamp", "touch", "usage", "usage_bytes"]

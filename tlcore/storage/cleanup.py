@@ -58,6 +58,12 @@ def stale_temporaries(now: Optional[float] = None) -> list[Path]:
     return sorted(found)
 
 
+def owned_scratch_prefix(prefix: str) -> str:
+    """The name prefix (``prefix`` from ``SCRATCH_PREFIXES`` + this process's pid + "-") of a scratch folder this
+    process makes in the temp folder: :func:`orphan_scratch_folders` reads the pid back once the process is gone."""
+    return f"{prefix}{os.getpid()}-"
+
+
 def orphan_scratch_folders() -> list[Path]:
     """Scratch folders in this machine's temp folder (``SCRATCH_PREFIXES``: multi-process launches, out-of-core
     classical fits) whose owning process is gone: each removes its own, but a process killed with SIGKILL leaves it

@@ -74,8 +74,9 @@ def _no_batchnorm(backbone: Any) -> Optional[str]:
 
 
 def _adabn(x: AdaptInput, batch_size: int = 32) -> Adapted:
-    if not batchnorm_layers(x.backbone):
-        raise ConfigError("AdaBN needs a batch-norm backbone such as efficientnet-lite0; this backbone has none")
+    why = _no_batchnorm(x.backbone)      # the job has refused it already; a direct caller gets the same words
+    if why:
+        raise ConfigError(why)
     items = x.unlabeled_set.items
     n_layers = adabn(x.backbone, (x.backbone.preprocess(items[i:i + batch_size]) for i in range(0, len(items), batch_size)))
     x.backbone.pretrained = False   # modified weights: never share the features cache

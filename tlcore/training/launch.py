@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Optional
 
 from tlcore.progress import CancelFn, Progress, ProgressFn, never_cancel, no_progress
-from tlcore.storage import LAUNCH_PREFIX
+from tlcore.storage import LAUNCH_PREFIX, owned_scratch_prefix
 
 CHILD_ENV = "TLCORE_LAUNCHED_CHILD"     # set in the processes this module starts: they leave reporting to it
 PROGRESS_ENV = "TLCORE_PROGRESS_FILE"   # where rank 0 of a launched run appends its progress events (JSON lines)
@@ -124,7 +124,7 @@ def launch_finetune(cfg, *, num_processes: int, resume: bool = False, overwrite:
     if should_cancel():
         raise Cancelled("cancelled before training")
     # the launcher's own folder (it would leave an empty torchelastic_* in /tmp per run) and rank 0's event file
-    scratch = tempfile.mkdtemp(prefix=f"{LAUNCH_PREFIX}{os.getpid()}-")  # gc removes it should this process die
+    scratch = tempfile.mkdtemp(prefix=owned_scratch_prefix(LAUNCH_PREFIX))  # gc removes it should this process die
     events_file = os.path.join(scratch, "progress.jsonl")
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={num_processes}",
            "--log-dir", os.path.join(scratch, "logs"), "-m", "tlcore", "finetune", *config_argv(cfg),

@@ -24,7 +24,6 @@ chunk by chunk on both paths.
 
 from __future__ import annotations
 
-import os
 import tempfile
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -46,7 +45,7 @@ from tlcore.data.audio import clip_mfcc
 from tlcore.data.images import load_rgb
 from tlcore.data.split import holdout_split
 from tlcore.device import small_problem_threads
-from tlcore.storage import CLASSICAL_PREFIX
+from tlcore.storage import CLASSICAL_PREFIX, owned_scratch_prefix
 from tlcore.strategies.linear_probe import C_GRID
 
 #: L2 strengths for TF-IDF rows and the image descriptor (unit-scale features: weaker regularisation is usual, Wang &
@@ -267,7 +266,7 @@ def _objective(store: _Descriptors, y: np.ndarray, n_classes: int, c: float):
 
 def _fit_out_of_core(modality: str, items: list, y: np.ndarray, *, seed: int) -> tuple[OutOfCoreLogistic, dict]:
     classes, y_index = np.unique(y, return_inverse=True)
-    with tempfile.TemporaryDirectory(prefix=f"{CLASSICAL_PREFIX}{os.getpid()}-") as folder:   # gc: if killed
+    with tempfile.TemporaryDirectory(prefix=owned_scratch_prefix(CLASSICAL_PREFIX)) as folder:   # gc: if killed
         store = _Descriptors(modality, items, Path(folder))
         # C on a stratified subsample (the descriptors of every item would not fit in memory at this size)
         _, sample = holdout_split([str(v) for v in y_index], None, STREAM_ABOVE / len(items), seed=seed)

@@ -126,7 +126,7 @@ def prepare_data(cfg: FinetuneConfig) -> RunData:
                                    train_keys=[key_of[x] for x in train.items])
     # over the whole target: a contradiction whose copies the split put on both sides is still one
     conflicts = conflicting_labels(target.items if kind == "text" else target.names,
-                                   ["|".join(sorted(s)) or "(no labels)" for s in target.label_sets or []],
+                                   ["|".join(sorted(s)) or "(no labels)" for s in target.label_sets],  # type: ignore[union-attr]
                                    [key_of[x] for x in target.items])
     train = train.subset(keep)
     check_trainable(train)
