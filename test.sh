@@ -9,7 +9,7 @@ export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 .venv/bin/lint-imports
 set +e
 # Two pytest workers (pytest-xdist), one test file each at a time, each on its share of the cores (tests/conftest.py):
-# the whole suite in about 17 minutes on 2 cores (19.5 with a fresh install).
+# the whole suite in 17-19 minutes on 2 cores (19.5-22 with a fresh install).
 .venv/bin/python -m pytest -q -n "${TEST_WORKERS:-2}" --dist loadfile "$@"
 rc=$?
 set -e
